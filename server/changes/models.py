@@ -1,0 +1,43 @@
+"""The changes table. Rows are only ever inserted; `seq` orders them and feeds pull cursors.
+
+On PostgreSQL, sequence values can become visible out of order (a transaction that took seq 10
+may commit after one that took seq 11); `txid` records the writing transaction so a cursor can
+stop below the oldest transaction still running and never skip a late commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import Base, JsonDocument, utcnow
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+SequenceNumber = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Change(Base):
+    __tablename__ = "changes"
+    __table_args__ = (
+        Index("ix_changes_village_seq", "village_code", "seq"),
+        Index("ix_changes_entity", "entity_type", "entity_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
+    entity_type: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[uuid.UUID]
+    field: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Any] = mapped_column(JsonDocument, nullable=True)
+    clock: Mapped[str] = mapped_column(String(96))
+    rev: Mapped[int]
+    # Village of the entity when the change was made: pull scopes by it.
+    village_code: Mapped[str] = mapped_column(String(12))
+    submission_id: Mapped[uuid.UUID | None]
+    device_id: Mapped[uuid.UUID | None]
+    user_id: Mapped[int | None]
+    txid: Mapped[int | None] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,148 @@
+"""Database plumbing: the declarative base with its naming convention, column types shared by the
+models, the engine setup for SQLite and PostgreSQL, and the unit of work — the only place that
+commits. Services receive a session and flush; they never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Engine, MetaData, Uuid, create_engine, event
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+JsonDocument = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every database (SQLite forgets the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def enum_type(enum_cls: type[Enum], name: str) -> SAEnum:
+    """Store an enumeration by its code in a VARCHAR with a CHECK constraint (portable, and adding a
+    member is a constraint change rather than a type migration)."""
+    return SAEnum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda cls: [member.value for member in cls],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it once, at class creation)
+        datetime: UtcDateTime(),
+        uuid.UUID: Uuid(),
+        dict[str, Any]: JsonDocument,
+        list[Any]: JsonDocument,
+    }
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Database:
+    """One engine and session factory per app. Never connects at construction."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = make_url(url)
+        self.kind = "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
+        if self.kind == "sqlite" and self.url.database and self.url.database != ":memory:":
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = _make_engine(url, self.kind, echo=echo)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def unit_of_work(self, *, write: bool = True) -> Iterator[Session]:
+        """A session inside one transaction, committed once when the block ends without error.
+
+        An exception rolls everything back, except an `AppError` whose `keeps_changes` is true
+        (e.g. a refused login must still count as an attempt): that one commits, then propagates.
+        `write=True` takes SQLite's write lock up front (BEGIN IMMEDIATE) so that two writers
+        never deadlock upgrading a read lock; PostgreSQL ignores it.
+        """
+        from server.errors import AppError
+
+        session = self.sessionmaker()
+        try:
+            if write and self.kind == "sqlite":
+                session.connection(execution_options={"fieldsync_write": True})
+            yield session
+            session.commit()
+        except AppError as exc:
+            if exc.keeps_changes:
+                session.commit()
+            else:
+                session.rollback()
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str, kind: str, *, echo: bool) -> Engine:
+    if kind != "sqlite":
+        return create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+    engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (the documented
+        # recipe for correct SQLite transactions), then set the pragmas we rely on.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get("fieldsync_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

@@ -1,0 +1,1 @@
+"""Tablets: registered on first login, revocable by an administrator."""

@@ -1,0 +1,38 @@
+"""Devices (tablets) and the submission sequence numbers they are known to be missing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import Base, utcnow
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    registered_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    # Highest `device_seq` received from this device; lower numbers never received are gaps.
+    highest_seq: Mapped[int] = mapped_column(default=0)
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class DeviceSequenceGap(Base):
+    """A `device_seq` the device must have completed but the server has never received."""
+
+    __tablename__ = "device_sequence_gaps"
+
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    noticed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Form definitions as the server keeps them: drafts, immutable published versions, retirement."""

@@ -1,0 +1,1 @@
+"""Liveness and readiness: version, database kind, migration state."""

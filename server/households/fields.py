@@ -1,0 +1,97 @@
+"""Register rows as the canonical field dictionaries of the protocol (`forms.register` names).
+
+Sensitive fields come out masked unless the caller asked to reveal and is allowed to — the caller
+records that reveal in the audit log. Money is sent as a JSON number, dates as ISO strings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from forms.register import HOUSEHOLD, MEMBER, EntitySpec
+from server.households.models import Household, Member
+from server.sensitive import SensitiveCodec
+
+
+def to_json_value(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _plain_fields(spec: EntitySpec, row: Household | Member) -> dict[str, Any]:
+    return {
+        name: to_json_value(getattr(row, name))
+        for name, field in spec.fields.items()
+        if not (field.sensitive and field.kind == "text")
+    }
+
+
+def household_fields(row: Household) -> dict[str, Any]:
+    fields = _plain_fields(HOUSEHOLD, row)
+    fields.update(row.extra)
+    return fields
+
+
+def member_fields(
+    row: Member, *, codec: SensitiveCodec | None = None, reveal: bool = False
+) -> dict[str, Any]:
+    """The member's fields; identity number and phone masked unless `reveal` (needs `codec`)."""
+    fields = _plain_fields(MEMBER, row)
+    for name in ("id_number", "phone"):
+        cipher = getattr(row, f"{name}_cipher")
+        if reveal and codec is not None and cipher:
+            fields[name] = codec.reveal(name, cipher)
+        else:
+            fields[name] = getattr(row, f"{name}_masked")
+    fields.update(row.extra)
+    return fields
+
+
+def set_field(row: Household | Member, name: str, value: Any, codec: SensitiveCodec) -> None:
+    """Store one canonical (JSON) field value into its column(s); unknown names go to `extra`.
+
+    The inverse of `household_fields` / `member_fields`: enums by code, money as Decimal, dates
+    parsed from ISO strings, sensitive text protected (hash, mask, ciphertext)."""
+    spec = HOUSEHOLD if isinstance(row, Household) else MEMBER
+    field = spec.fields.get(name)
+    if field is None:
+        row.extra = {**row.extra, name: value}
+        return
+    if field.sensitive and field.kind == "text":
+        if value in (None, ""):
+            for suffix in ("hash", "masked", "cipher"):
+                setattr(row, f"{name}_{suffix}", None)
+            return
+        protected = codec.protect(name, str(value))
+        setattr(row, f"{name}_hash", protected.hash)
+        setattr(row, f"{name}_masked", protected.masked)
+        setattr(row, f"{name}_cipher", protected.cipher)
+        return
+    setattr(row, name, _column_value(field.kind, field.choices, name, value))
+
+
+def _column_value(kind: str, choices: Any, name: str, value: Any) -> Any:
+    if value is None:
+        return [] if kind == "select_multiple" else None
+    if kind == "select_one" and choices is not None:
+        return choices(value)
+    if kind == "select_multiple":
+        return sorted(str(v) for v in value)
+    if kind == "decimal":
+        return Decimal(str(value))
+    if kind == "date":
+        return value if isinstance(value, date) else date.fromisoformat(str(value))
+    if name in {"head_member_id", "household_id"}:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    return value

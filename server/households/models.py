@@ -1,0 +1,113 @@
+"""Register tables: households and members.
+
+Every canonical field of `forms.register` is a column here (a test holds them to each other).
+Each row also carries its revision `rev`, the HLC stamp of the write that set each field
+(`clocks`) and the revision at which each field last changed (`field_revs`): the state the
+field-level merge needs. Sensitive fields are stored as a keyed hash (for matching), a masked form
+(for display) and a ciphertext (for the roles allowed to reveal them) — never in clear.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from forms.register import (
+    Category,
+    Disability,
+    EducationLevel,
+    Employment,
+    Health,
+    LaborCapacity,
+    MonitoringStatus,
+    MonitoringType,
+    Relation,
+    Sex,
+)
+from server.db import Base, enum_type, utcnow
+
+Money = Numeric(14, 2)
+
+
+class Versioned:
+    """Columns every register entity carries for the merge."""
+
+    rev: Mapped[int] = mapped_column(default=0)
+    clocks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    field_revs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deleted: Mapped[bool] = mapped_column(default=False)
+    # Answers bound to properties the register has no column for (form extension properties).
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Household(Versioned, Base):
+    __tablename__ = "households"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    household_no: Mapped[str | None] = mapped_column(String(32), index=True)
+    village_code: Mapped[str] = mapped_column(String(12), ForeignKey("regions.code"), index=True)
+    address: Mapped[str | None] = mapped_column(String(255))
+    # No foreign key: the head is often created by the same submission, after the household.
+    head_member_id: Mapped[uuid.UUID | None]
+    category: Mapped[Category | None] = mapped_column(enum_type(Category, "household_category"))
+    monitoring_type: Mapped[MonitoringType | None] = mapped_column(
+        enum_type(MonitoringType, "monitoring_type")
+    )
+    monitoring_status: Mapped[MonitoringStatus] = mapped_column(
+        enum_type(MonitoringStatus, "monitoring_status"), default=MonitoringStatus.NOT_MONITORED
+    )
+    risk_causes: Mapped[list[Any]] = mapped_column(default=list)
+    annual_income: Mapped[Decimal | None] = mapped_column(Money)
+    per_capita_income: Mapped[Decimal | None] = mapped_column(Money)
+    rigid_expenditure: Mapped[Decimal | None] = mapped_column(Money)
+    food_clothing_ok: Mapped[bool | None]
+    education_ok: Mapped[bool | None]
+    medical_ok: Mapped[bool | None]
+    housing_ok: Mapped[bool | None]
+    water_ok: Mapped[bool | None]
+    relocated: Mapped[bool | None]
+    receives_minimum_allowance: Mapped[bool | None]
+    receives_extreme_poverty_support: Mapped[bool | None]
+    helper: Mapped[str | None] = mapped_column(String(64))
+    # Set when this household was merged into another (a duplicate): the survivor.
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("households.id"))
+    # Invariant problems a merge produced (e.g. two heads), kept for review, never auto-fixed.
+    review_flags: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Member(Versioned, Base):
+    __tablename__ = "members"
+    __table_args__ = (Index("ix_members_household_id", "household_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"))
+    name: Mapped[str | None] = mapped_column(String(64))
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(32))
+    id_number_cipher: Mapped[str | None] = mapped_column(Text)
+    relation: Mapped[Relation | None] = mapped_column(enum_type(Relation, "member_relation"))
+    sex: Mapped[Sex | None] = mapped_column(enum_type(Sex, "member_sex"))
+    birth_date: Mapped[date | None]
+    in_school: Mapped[bool | None]
+    education_level: Mapped[EducationLevel | None] = mapped_column(
+        enum_type(EducationLevel, "education_level")
+    )
+    health: Mapped[Health | None] = mapped_column(enum_type(Health, "member_health"))
+    disability: Mapped[Disability | None] = mapped_column(
+        enum_type(Disability, "member_disability")
+    )
+    labor_capacity: Mapped[LaborCapacity | None] = mapped_column(
+        enum_type(LaborCapacity, "labor_capacity")
+    )
+    insured: Mapped[bool | None]
+    employment: Mapped[Employment | None] = mapped_column(enum_type(Employment, "employment"))
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(32))
+    phone_cipher: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,34 @@
+"""Every table of fieldsync, imported in one place so the metadata is complete (alembic, tests)."""
+
+from server.audit.models import AuditEntry
+from server.auth.models import LoginAttempt, Token
+from server.changes.models import Change
+from server.conflicts.models import Conflict
+from server.db import Base
+from server.devices.models import Device, DeviceSequenceGap
+from server.forms.models import Form, FormVersion
+from server.households.models import Household, Member
+from server.regions.models import Region
+from server.submissions.models import Submission
+from server.users.models import RegionGrant, User
+
+metadata = Base.metadata
+
+__all__ = [
+    "AuditEntry",
+    "Change",
+    "Conflict",
+    "Device",
+    "DeviceSequenceGap",
+    "Form",
+    "FormVersion",
+    "Household",
+    "LoginAttempt",
+    "Member",
+    "Region",
+    "RegionGrant",
+    "Submission",
+    "Token",
+    "User",
+    "metadata",
+]

@@ -1,0 +1,92 @@
+"""Decoding request bodies: content type, gzip, size limits and JSON, with a clear 4xx for each
+way a body can be wrong. The decompressed size is limited as strictly as the raw size, so a small
+gzip bomb cannot exhaust memory. Routes call `json_object()`; nothing else reads request bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from flask import request
+from marshmallow import Schema, ValidationError
+
+from server.errors import BadRequest, TooLarge, UnsupportedMediaType, ValidationFailed
+from sync_protocol.messages import validation_details
+
+_CHUNK = 64 * 1024
+
+
+def json_object(max_size: int) -> dict[str, Any]:
+    """The request body as a JSON object, or a BadRequest/TooLarge/UnsupportedMediaType error."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(
+            "request body must be application/json",
+            details={"content_type": request.mimetype or None},
+        )
+    encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding not in {"identity", "gzip"}:
+        raise UnsupportedMediaType(
+            "only gzip content encoding is accepted", details={"content_encoding": encoding}
+        )
+    raw = request.get_data(cache=False)  # Werkzeug enforces MAX_CONTENT_LENGTH (413) while reading
+    if len(raw) > max_size:
+        raise TooLarge(
+            "request body is larger than the configured limit", details={"limit": max_size}
+        )
+    if encoding == "gzip":
+        raw = gunzip_limited(raw, max_size)
+    return parse_json_object(raw)
+
+
+def gunzip_limited(raw: bytes, max_size: int) -> bytes:
+    """Decompress gzip data, refusing (413) as soon as the output would exceed `max_size`."""
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = bytearray()
+    data = raw
+    try:
+        while data:
+            out += decompressor.decompress(data, _CHUNK)
+            if len(out) > max_size:
+                raise TooLarge(
+                    "decompressed request body is larger than the configured limit",
+                    details={"limit": max_size},
+                )
+            data = decompressor.unconsumed_tail
+        out += decompressor.flush()
+    except zlib.error as exc:
+        raise BadRequest("body is not valid gzip data as Content-Encoding claims") from exc
+    if not decompressor.eof:
+        raise BadRequest("gzip body is truncated")
+    if len(out) > max_size:
+        raise TooLarge("decompressed request body is larger than the configured limit")
+    return bytes(out)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise BadRequest("body is not UTF-8") from exc
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise BadRequest("body must be a JSON object")
+    return value
+
+
+def load_with(schema: Schema, payload: Mapping[str, Any]) -> Any:
+    """`payload` loaded by a marshmallow schema, or a 422 listing every `{path, code, message}`."""
+    try:
+        return schema.load(payload)
+    except ValidationError as err:
+        raise ValidationFailed(
+            "request is well-formed but invalid", validation_details(err)
+        ) from err

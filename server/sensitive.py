@@ -1,0 +1,71 @@
+"""Protection of sensitive personal data (identity numbers, phones): a keyed hash to match on, a
+masked form to show, and AES-GCM ciphertext for the few roles allowed to reveal the whole value.
+Never log or return a clear value from here except through `reveal`, whose callers audit it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+@dataclass(frozen=True)
+class Protected:
+    hash: str
+    masked: str
+    cipher: str
+
+
+def normalize_id_number(value: str) -> str:
+    return value.strip().replace(" ", "").upper()
+
+
+def mask_id_number(value: str) -> str:
+    """`452802199001011234` → `4528**********1234`: region start and last four only."""
+    value = normalize_id_number(value)
+    if len(value) <= 8:
+        return "*" * len(value)
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+
+
+def mask_phone(value: str) -> str:
+    """`13812345678` → `138****5678`."""
+    value = value.strip().replace(" ", "")
+    if len(value) <= 7:
+        return "*" * len(value)
+    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+_MASKS = {"id_number": mask_id_number, "phone": mask_phone}
+
+
+class SensitiveCodec:
+    """Hashes, masks and encrypts sensitive values with keys derived from one 32-byte data key."""
+
+    def __init__(self, data_key: bytes) -> None:
+        self._hash_key = hmac.new(data_key, b"fieldsync:hash", hashlib.sha256).digest()
+        self._aead = AESGCM(hmac.new(data_key, b"fieldsync:encrypt", hashlib.sha256).digest())
+
+    def lookup_hash(self, kind: str, value: str) -> str:
+        """The keyed hash used to find a record by its identity number without storing it."""
+        normalized = normalize_id_number(value) if kind == "id_number" else value.strip()
+        message = f"{kind}:{normalized}".encode()
+        return hmac.new(self._hash_key, message, hashlib.sha256).hexdigest()
+
+    def protect(self, kind: str, value: str) -> Protected:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, value.encode(), kind.encode())
+        return Protected(
+            hash=self.lookup_hash(kind, value),
+            masked=_MASKS[kind](value),
+            cipher=base64.b64encode(nonce + sealed).decode("ascii"),
+        )
+
+    def reveal(self, kind: str, cipher: str) -> str:
+        raw = base64.b64decode(cipher)
+        return self._aead.decrypt(raw[:12], raw[12:], kind.encode()).decode()

@@ -1,0 +1,1 @@
+"""Submissions: every upload, kept verbatim and forever, with its outcome (or quarantine)."""

@@ -1,0 +1,48 @@
+"""The submissions table. The register is derived from it; nothing a field worker sent is lost."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from forms.register import LabelledEnum
+from server.db import Base, enum_type, utcnow
+
+
+class SubmissionStatus(LabelledEnum):
+    ACCEPTED = ("accepted", "已接收", "Accepted")
+    REJECTED = ("rejected", "已隔离", "Rejected (quarantined)")
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        Index("ix_submissions_device_seq", "device_id", "device_seq"),
+        Index("ix_submissions_status_village", "status", "village_code"),
+    )
+
+    instance_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    form_id: Mapped[str] = mapped_column(String(64))
+    form_version: Mapped[int]
+    collected_at: Mapped[datetime | None]
+    hlc: Mapped[str] = mapped_column(String(96))
+    device_seq: Mapped[int | None]
+    # The submission exactly as received, and the hash that tells a resend from a different one.
+    payload: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[SubmissionStatus] = mapped_column(
+        enum_type(SubmissionStatus, "submission_status")
+    )
+    # The per-item result sent back, replayed verbatim for a duplicate.
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+    quarantine_reason: Mapped[str | None] = mapped_column(String(255))
+    village_code: Mapped[str | None] = mapped_column(String(12))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""People who use fieldsync: their roles and the regions granted to them."""
