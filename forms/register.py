@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Literal
 
 
-class LabelledEnum(str, Enum):
+class LabelledEnum(str, Enum):  # noqa: UP042 - StrEnum would change str() of members
     """A string enumeration whose members carry `zh` and `en` labels.
 
     Members are declared as `NAME = ("code", "中文", "English")`; the code is the value stored and
@@ -51,7 +51,11 @@ class MonitoringType(LabelledEnum):
 
     UNSTABLE_LIFTED = ("unstable_lifted", "脱贫不稳定户", "Unstable lifted household")
     MARGINAL = ("marginal", "边缘易致贫户", "Marginal household at risk of poverty")
-    SUDDEN_DIFFICULTY = ("sudden_difficulty", "突发严重困难户", "Household in sudden severe difficulty")
+    SUDDEN_DIFFICULTY = (
+        "sudden_difficulty",
+        "突发严重困难户",
+        "Household in sudden severe difficulty",
+    )
 
 
 class MonitoringStatus(LabelledEnum):
@@ -208,23 +212,31 @@ HOUSEHOLD = EntitySpec(
         RegisterField("head_member_id", "text", "户主", "Head of household (member id)"),
         RegisterField("category", "select_one", "户类别", "Category", choices=Category),
         RegisterField(
-            "monitoring_type", "select_one", "监测对象类型", "Monitoring type",
-            choices=MonitoringType, server_owned=True,
+            "monitoring_type",
+            "select_one",
+            "监测对象类型",
+            "Monitoring type",
+            choices=MonitoringType,
+            server_owned=True,
         ),
         RegisterField(
-            "monitoring_status", "select_one", "监测状态", "Monitoring status",
-            choices=MonitoringStatus, server_owned=True,
+            "monitoring_status",
+            "select_one",
+            "监测状态",
+            "Monitoring status",
+            choices=MonitoringStatus,
+            server_owned=True,
         ),
         RegisterField(
             "risk_causes", "select_multiple", "风险类型", "Risk causes", choices=RiskCause
         ),
-        RegisterField("annual_income", "decimal", "家庭年收入（元）", "Annual household income (yuan)"),
+        RegisterField(
+            "annual_income", "decimal", "家庭年收入（元）", "Annual household income (yuan)"
+        ),
         RegisterField(
             "per_capita_income", "decimal", "人均纯收入（元）", "Per-capita net income (yuan)"
         ),
-        RegisterField(
-            "rigid_expenditure", "decimal", "刚性支出（元）", "Rigid expenditure (yuan)"
-        ),
+        RegisterField("rigid_expenditure", "decimal", "刚性支出（元）", "Rigid expenditure (yuan)"),
         RegisterField("food_clothing_ok", "boolean", "不愁吃不愁穿", "Food and clothing secure"),
         RegisterField("education_ok", "boolean", "义务教育有保障", "Compulsory education secure"),
         RegisterField("medical_ok", "boolean", "基本医疗有保障", "Basic medical care secure"),
@@ -234,7 +246,9 @@ HOUSEHOLD = EntitySpec(
         RegisterField(
             "receives_minimum_allowance", "boolean", "享受低保", "Receives minimum living allowance"
         ),
-        RegisterField("receives_extreme_poverty_support", "boolean", "特困供养", "Extreme-poverty support"),
+        RegisterField(
+            "receives_extreme_poverty_support", "boolean", "特困供养", "Extreme-poverty support"
+        ),
         RegisterField("helper", "text", "帮扶责任人", "Responsible helper"),
         RegisterField("deleted", "boolean", "已删除", "Deleted"),
     ),

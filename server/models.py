@@ -1,8 +1,9 @@
 """Every table of fieldsync, imported in one place so the metadata is complete (alembic, tests)."""
 
+from server.attachments.models import Attachment, AttachmentRef
 from server.audit.models import AuditEntry
 from server.auth.models import LoginAttempt, Token
-from server.changes.models import Change
+from server.changes.models import Change, ScopeSnapshot
 from server.conflicts.models import Conflict
 from server.db import Base
 from server.devices.models import Device, DeviceSequenceGap
@@ -15,6 +16,8 @@ from server.users.models import RegionGrant, User
 metadata = Base.metadata
 
 __all__ = [
+    "Attachment",
+    "AttachmentRef",
     "AuditEntry",
     "Change",
     "Conflict",
@@ -26,6 +29,7 @@ __all__ = [
     "LoginAttempt",
     "Member",
     "Region",
+    "ScopeSnapshot",
     "RegionGrant",
     "Submission",
     "Token",

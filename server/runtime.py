@@ -14,6 +14,7 @@ from server.auth.passwords import PasswordHasher
 from server.config import Settings
 from server.db import Database
 from server.sensitive import SensitiveCodec
+from sync_protocol.clock import SERVER_NODE, HybridClock
 
 EXTENSION_KEY = "fieldsync"
 
@@ -24,6 +25,9 @@ class Runtime:
     db: Database
     codec: SensitiveCodec
     passwords: PasswordHasher
+    # This process's hybrid logical clock. Per process on purpose: HLC needs no coordination,
+    # every response carries it, and stamps only order writes, never decide access.
+    clock: HybridClock
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -35,6 +39,7 @@ class Runtime:
                 time_cost=settings.password_hash_time_cost,
                 memory_kib=settings.password_hash_memory_kib,
             ),
+            clock=HybridClock(SERVER_NODE),
         )
 
 

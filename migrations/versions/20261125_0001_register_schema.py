@@ -1,9 +1,10 @@
 """The register schema: regions, users and grants, devices, tokens, login attempts, households,
-members, forms and versions, submissions, the change log, conflicts and the audit log.
+members, forms and versions, submissions, the change log and scope snapshots, conflicts and the
+audit log.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 04:41:45.646961
+Create Date: 2026-11-25 04:55:06.774901
 """
 
 from collections.abc import Sequence
@@ -43,13 +44,14 @@ def upgrade() -> None:
         sa.Column("submission_id", sa.Uuid(), nullable=True),
         sa.Column("device_id", sa.Uuid(), nullable=True),
         sa.Column("user_id", sa.Integer(), nullable=True),
-        sa.Column("txid", sa.BigInteger(), nullable=True),
+        sa.Column("txid", sa.BigInteger(), nullable=False),
         sa.Column("changed_at", server.db.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_changes")),
     )
     op.create_index(
         "ix_changes_entity", "changes", ["entity_type", "entity_id", "seq"], unique=False
     )
+    op.create_index("ix_changes_txid_seq", "changes", ["txid", "seq"], unique=False)
     op.create_index("ix_changes_village_seq", "changes", ["village_code", "seq"], unique=False)
 
     op.create_table(
@@ -101,6 +103,17 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_regions_parent_code"), "regions", ["parent_code"], unique=False)
 
+    op.create_table(
+        "scope_snapshots",
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column(
+            "region_codes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", server.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("digest", name=op.f("pk_scope_snapshots")),
+    )
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -325,6 +338,16 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column(
+            "origins",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "sources",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column(
             "extra",
@@ -534,6 +557,16 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column(
+            "origins",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "sources",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column(
             "extra",
@@ -567,7 +600,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("content_hash", sa.String(length=64), nullable=False),
+        sa.Column("content_hash", sa.String(length=80), nullable=False),
         sa.Column(
             "status",
             sa.Enum(
@@ -669,6 +702,7 @@ def downgrade() -> None:
 
     op.drop_table("audit_log")
     op.drop_table("users")
+    op.drop_table("scope_snapshots")
     op.drop_index(op.f("ix_regions_parent_code"), table_name="regions")
 
     op.drop_table("regions")
@@ -678,6 +712,7 @@ def downgrade() -> None:
 
     op.drop_table("login_attempts")
     op.drop_index("ix_changes_village_seq", table_name="changes")
+    op.drop_index("ix_changes_txid_seq", table_name="changes")
     op.drop_index("ix_changes_entity", table_name="changes")
 
     op.drop_table("changes")

@@ -16,7 +16,8 @@ from server.users.models import Role
 
 @dataclass(frozen=True)
 class Actor:
-    user_id: int
+    # None for the command line and scheduled jobs, which act as the system itself.
+    user_id: int | None
     username: str
     role: Role
     region_codes: tuple[str, ...]
@@ -55,3 +56,8 @@ class Actor:
             return false()
         ranges = [code_range(code) for code in self.region_codes]
         return or_(*(and_(column >= low, column <= high) for low, high in ranges))
+
+
+def system_actor(name: str = "command-line") -> Actor:
+    """The actor for work started from the command line or the scheduler: an admin with no user."""
+    return Actor(user_id=None, username=name, role=Role.ADMIN, region_codes=())

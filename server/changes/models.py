@@ -1,8 +1,9 @@
 """The changes table. Rows are only ever inserted; `seq` orders them and feeds pull cursors.
 
 On PostgreSQL, sequence values can become visible out of order (a transaction that took seq 10
-may commit after one that took seq 11); `txid` records the writing transaction so a cursor can
-stop below the oldest transaction still running and never skip a late commit.
+may commit after one that took seq 11). `txid` records the writing transaction (PostgreSQL's
+transaction id; on SQLite, whose writers are serialised, a counter) so a pull cursor can stop
+below the oldest transaction still running and never skip a late commit (see server/sync/feed.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Change(Base):
     __table_args__ = (
         Index("ix_changes_village_seq", "village_code", "seq"),
         Index("ix_changes_entity", "entity_type", "entity_id", "seq"),
+        Index("ix_changes_txid_seq", "txid", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
@@ -39,5 +41,16 @@ class Change(Base):
     submission_id: Mapped[uuid.UUID | None]
     device_id: Mapped[uuid.UUID | None]
     user_id: Mapped[int | None]
-    txid: Mapped[int | None] = mapped_column(BigInteger)
+    txid: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScopeSnapshot(Base):
+    """A set of region grants a pull cursor was issued for, named by its digest, so that a cursor
+    stays short however many regions a user has, and scope changes can be followed exactly."""
+
+    __tablename__ = "scope_snapshots"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    region_codes: Mapped[list[Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

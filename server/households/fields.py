@@ -59,28 +59,34 @@ def member_fields(
 
 
 def set_field(row: Household | Member, name: str, value: Any, codec: SensitiveCodec) -> None:
-    """Store one canonical (JSON) field value into its column(s); unknown names go to `extra`.
+    """Store one canonical (JSON) field value into its column(s) of an ORM row."""
+    entity = "household" if isinstance(row, Household) else "member"
+    for column, column_value in column_values(entity, name, value, codec, extra=row.extra).items():
+        setattr(row, column, column_value)
+
+
+def column_values(
+    entity: str, name: str, value: Any, codec: SensitiveCodec, *, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The column values that store canonical field `name` = `value` (JSON form).
 
     The inverse of `household_fields` / `member_fields`: enums by code, money as Decimal, dates
-    parsed from ISO strings, sensitive text protected (hash, mask, ciphertext)."""
-    spec = HOUSEHOLD if isinstance(row, Household) else MEMBER
+    parsed from ISO strings, sensitive text protected (hash, mask, ciphertext); names the register
+    does not know go into `extra` (a new dict built from `extra`, which is not modified)."""
+    spec = HOUSEHOLD if entity == "household" else MEMBER
     field = spec.fields.get(name)
     if field is None:
-        row.extra = {**row.extra, name: value}
-        return
+        return {"extra": {**extra, name: value}}
     if field.sensitive and field.kind == "text":
         if value in (None, ""):
-            for suffix in ("hash", "masked", "cipher"):
-                setattr(row, f"{name}_{suffix}", None)
-            return
+            return dict.fromkeys((f"{name}_hash", f"{name}_masked", f"{name}_cipher"))
         protected = codec.protect(name, str(value))
-        setattr(row, f"{name}_hash", protected.hash)
-        setattr(row, f"{name}_masked", protected.masked)
-        setattr(row, f"{name}_cipher", protected.cipher)
-        return
-    setattr(row, name, _column_value(field.kind, field.choices, name, value))
-
-
+        return {
+            f"{name}_hash": protected.hash,
+            f"{name}_masked": protected.masked,
+            f"{name}_cipher": protected.cipher,
+        }
+    return {name: _column_value(field.kind, field.choices, name, value)}
 def _column_value(kind: str, choices: Any, name: str, value: Any) -> Any:
     if value is None:
         return [] if kind == "select_multiple" else None

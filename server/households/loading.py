@@ -15,6 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from server.changes.models import Change
+from server.sync.feed import transaction_marker
 from server.households.fields import set_field
 from server.households.models import Household, Member
 from server.sensitive import SensitiveCodec
@@ -49,7 +50,8 @@ def load_households(
             session.add(member)
     session.flush()
     if changes:
-        session.execute(insert(Change), changes)
+        txid = transaction_marker(session)
+        session.execute(insert(Change), [{**change, "txid": txid} for change in changes])
 
 
 def _fill(
@@ -69,6 +71,7 @@ def _fill(
     row.rev = 1
     row.clocks = dict.fromkeys(values, clock)
     row.field_revs = dict.fromkeys(values, 1)
+    row.origins = dict.fromkeys(values, f"user:{user_id}" if user_id is not None else "system")
     row.deleted = False
     for name, value in values.items():
         # The log never holds a sensitive value in clear: its masked form stands in.

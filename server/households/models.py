@@ -1,9 +1,9 @@
 """Register tables: households and members.
 
 Every canonical field of `forms.register` is a column here (a test holds them to each other).
-Each row also carries its revision `rev`, the HLC stamp of the write that set each field
-(`clocks`) and the revision at which each field last changed (`field_revs`): the state the
-field-level merge needs. Sensitive fields are stored as a keyed hash (for matching), a masked form
+Each row also carries its revision `rev` and, per field, the HLC stamp of the write that set it
+(`clocks`), the revision at which it last changed (`field_revs`) and its writer (`origins`): the
+state the field-level merge needs. Sensitive fields are stored as a keyed hash (for matching), a masked form
 (for display) and a ciphertext (for the roles allowed to reveal them) — never in clear.
 """
 
@@ -38,8 +38,13 @@ class Versioned:
     """Columns every register entity carries for the merge."""
 
     rev: Mapped[int] = mapped_column(default=0)
+    # Per field: the HLC stamp of the write that set it, the revision at which it last changed,
+    # and who wrote it (device id, or user:<id> for server-side edits).
     clocks: Mapped[dict[str, Any]] = mapped_column(default=dict)
     field_revs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    origins: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Per field: the submission (instance id) whose write set it, for conflict review.
+    sources: Mapped[dict[str, Any]] = mapped_column(default=dict)
     deleted: Mapped[bool] = mapped_column(default=False)
     # Answers bound to properties the register has no column for (form extension properties).
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -36,7 +36,7 @@ class Submission(Base):
     device_seq: Mapped[int | None]
     # The submission exactly as received, and the hash that tells a resend from a different one.
     payload: Mapped[dict[str, Any]]
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(80))  # "sha256:" + 64 hex
     status: Mapped[SubmissionStatus] = mapped_column(
         enum_type(SubmissionStatus, "submission_status")
     )

@@ -1,0 +1,227 @@
+"""What a well-formed answer of each field type looks like on the wire, and its typed value.
+
+Checks one value in isolation (type and shape only; no limits, choices or expressions). Never
+raises on bad input: it returns the issue code instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from forms.definition import FieldType
+from forms.expressions import Value
+from forms.issues import IssueCode
+
+MAX_TEXT_LENGTH = 10_000
+"""Longest text answer accepted at all, whatever the field says (keeps patterns cheap)."""
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE
+)
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*", re.IGNORECASE)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_ATTACHMENT_KEYS = frozenset({"attachment", "filename", "content_type"})
+_GEOPOINT_KEYS = frozenset({"latitude", "longitude", "altitude", "accuracy"})
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """A raw answer read as its type: `value` (None when unanswered or invalid) or an issue."""
+
+    value: Value
+    code: IssueCode | None = None
+    message: str = ""
+
+
+UNANSWERED = ParsedAnswer(None)
+
+
+def is_unanswered(raw: object) -> bool:
+    """Missing, null and '' all mean "no answer"; an empty list is an answer (nothing selected)."""
+    return raw is None or raw == ""
+
+
+def parse_answer(field_type: FieldType, raw: object) -> ParsedAnswer:
+    """Read `raw` (JSON data) as an answer of `field_type`.
+
+    text: a string. integer: a JSON integer, or a float without fraction; never a boolean.
+    decimal: a JSON number (not a string, not a boolean, finite). boolean: true/false.
+    date: `YYYY-MM-DD`. datetime: RFC 3339 with `Z` or an offset. select_one: a code string.
+    select_multiple: a list of distinct code strings. geopoint: `{"latitude", "longitude",
+    "altitude"?, "accuracy"?}` within range. attachment: `{"attachment": "sha256:<64 hex>",
+    "filename", "content_type"}`. Notes, repeats and calculations have no parsed value here.
+    """
+    if is_unanswered(raw):
+        return UNANSWERED
+    reader = _READERS.get(field_type)
+    if reader is None:
+        return UNANSWERED
+    return reader(raw)
+
+
+def is_valid_uuid(raw: object) -> bool:
+    """Whether `raw` is a UUID in its usual 8-4-4-4-12 hexadecimal text form."""
+    if not isinstance(raw, str) or not _UUID.fullmatch(raw):
+        return False
+    try:
+        uuid.UUID(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def _invalid(code: IssueCode, message: str) -> ParsedAnswer:
+    return ParsedAnswer(None, code, message)
+
+
+def _text(raw: object) -> ParsedAnswer:
+    if not isinstance(raw, str):
+        return _invalid(IssueCode.INVALID_TYPE, "expected text")
+    if len(raw) > MAX_TEXT_LENGTH:
+        return _invalid(IssueCode.TOO_LONG, f"text longer than {MAX_TEXT_LENGTH} characters")
+    return ParsedAnswer(raw)
+
+
+def _integer(raw: object) -> ParsedAnswer:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return _invalid(IssueCode.INVALID_TYPE, "expected a whole number")
+    if isinstance(raw, float):
+        if not math.isfinite(raw) or not raw.is_integer():
+            return _invalid(IssueCode.INVALID_TYPE, "expected a whole number")
+        raw = int(raw)
+    if abs(raw) > 10**15:
+        return _invalid(IssueCode.INVALID_TYPE, "number out of range")
+    return ParsedAnswer(raw)
+
+
+def _decimal(raw: object) -> ParsedAnswer:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return _invalid(IssueCode.INVALID_TYPE, "expected a number")
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return _invalid(IssueCode.INVALID_TYPE, "expected a finite number")
+    if abs(raw) > 10**15:
+        return _invalid(IssueCode.INVALID_TYPE, "number out of range")
+    return ParsedAnswer(raw)
+
+
+def _boolean(raw: object) -> ParsedAnswer:
+    if not isinstance(raw, bool):
+        return _invalid(IssueCode.INVALID_TYPE, "expected true or false")
+    return ParsedAnswer(raw)
+
+
+def parse_iso_date(raw: object) -> date | None:
+    """A date from `YYYY-MM-DD` text, or None."""
+    if not isinstance(raw, str) or not _DATE.fullmatch(raw):
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+def parse_rfc3339(raw: object) -> datetime | None:
+    """An aware datetime from RFC 3339 text with `Z` or an offset, or None."""
+    if not isinstance(raw, str):
+        return None
+    match = _DATETIME.fullmatch(raw)
+    if match is None:
+        return None
+    day, clock, fraction, offset = match.groups()
+    fraction = (fraction or "")[:7]  # Python keeps microseconds: at most 6 digits
+    offset = "+00:00" if offset.upper() == "Z" else offset
+    try:
+        return datetime.fromisoformat(f"{day}T{clock}{fraction}{offset}")
+    except ValueError:
+        return None
+
+
+def _date(raw: object) -> ParsedAnswer:
+    parsed = parse_iso_date(raw)
+    if parsed is None:
+        return _invalid(IssueCode.INVALID_DATE, "expected a date as YYYY-MM-DD")
+    return ParsedAnswer(parsed)
+
+
+def _datetime(raw: object) -> ParsedAnswer:
+    parsed = parse_rfc3339(raw)
+    if parsed is None:
+        return _invalid(IssueCode.INVALID_DATETIME, "expected an RFC 3339 date-time with an offset")
+    return ParsedAnswer(parsed)
+
+
+def _select_one(raw: object) -> ParsedAnswer:
+    if not isinstance(raw, str):
+        return _invalid(IssueCode.INVALID_TYPE, "expected one choice code")
+    return ParsedAnswer(raw)
+
+
+def _select_multiple(raw: object) -> ParsedAnswer:
+    if not isinstance(raw, list) or not all(isinstance(code, str) for code in raw):
+        return _invalid(IssueCode.INVALID_TYPE, "expected a list of choice codes")
+    if len(set(raw)) != len(raw):
+        return _invalid(IssueCode.INVALID_CHOICE, "a choice is selected more than once")
+    return ParsedAnswer(tuple(raw))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _geopoint(raw: object) -> ParsedAnswer:
+    if not isinstance(raw, dict) or not set(raw) <= _GEOPOINT_KEYS:
+        return _invalid(
+            IssueCode.INVALID_GEOPOINT,
+            "expected {latitude, longitude, altitude?, accuracy?}",
+        )
+    latitude, longitude = raw.get("latitude"), raw.get("longitude")
+    if not (_is_number(latitude) and _is_number(longitude)):
+        return _invalid(IssueCode.INVALID_GEOPOINT, "latitude and longitude must be numbers")
+    assert isinstance(latitude, int | float) and isinstance(longitude, int | float)
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        return _invalid(IssueCode.INVALID_GEOPOINT, "latitude or longitude out of range")
+    for key in ("altitude", "accuracy"):
+        if key in raw and not _is_number(raw[key]):
+            return _invalid(IssueCode.INVALID_GEOPOINT, f"{key} must be a number")
+    if "accuracy" in raw and raw["accuracy"] < 0:
+        return _invalid(IssueCode.INVALID_GEOPOINT, "accuracy must not be negative")
+    return ParsedAnswer(f"{latitude} {longitude}")
+
+
+def _attachment(raw: object) -> ParsedAnswer:
+    if not isinstance(raw, dict) or set(raw) != _ATTACHMENT_KEYS:
+        return _invalid(
+            IssueCode.INVALID_ATTACHMENT, "expected {attachment, filename, content_type}"
+        )
+    reference, filename, content_type = raw["attachment"], raw["filename"], raw["content_type"]
+    if not isinstance(reference, str) or not _SHA256.fullmatch(reference):
+        return _invalid(IssueCode.INVALID_ATTACHMENT, "attachment must be sha256:<64 hex digits>")
+    if (
+        not isinstance(filename, str)
+        or not 0 < len(filename) <= 255
+        or any(c in filename for c in "/\\\x00")
+    ):
+        return _invalid(IssueCode.INVALID_ATTACHMENT, "filename must be a plain file name")
+    if not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type):
+        return _invalid(IssueCode.INVALID_ATTACHMENT, "content_type must be a media type")
+    return ParsedAnswer(reference)
+
+
+_READERS = {
+    FieldType.TEXT: _text,
+    FieldType.INTEGER: _integer,
+    FieldType.DECIMAL: _decimal,
+    FieldType.BOOLEAN: _boolean,
+    FieldType.DATE: _date,
+    FieldType.DATETIME: _datetime,
+    FieldType.SELECT_ONE: _select_one,
+    FieldType.SELECT_MULTIPLE: _select_multiple,
+    FieldType.GEOPOINT: _geopoint,
+    FieldType.ATTACHMENT: _attachment,
+}

@@ -1,0 +1,49 @@
+"""Turning an uploaded XLSForm workbook into a form draft: a new form, or the next draft of an
+existing one. Unsupported features are refused with their sheet, row and column, never dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from forms.xlsform import ImportIssue, import_xlsform
+from server.auth.actor import Actor
+from server.errors import ValidationFailed
+from server.forms import service
+from server.forms.models import Form
+
+
+class XlsformReport:
+    def __init__(self, draft: service.DraftReport, warnings: list[ImportIssue]) -> None:
+        self.draft = draft
+        self.warnings = warnings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.draft.to_dict(), "warnings": [_detail(w) for w in self.warnings]}
+
+
+def _detail(issue: ImportIssue) -> dict[str, Any]:
+    where = issue.cell or (f"row {issue.row}" if issue.row else "")
+    return {
+        "path": f"{issue.sheet}!{where}" if where else issue.sheet,
+        "code": "xlsform_unsupported" if issue.blocking else "xlsform_ignored",
+        **issue.to_dict(),
+    }
+
+
+def import_xlsform_draft(
+    session: Session, actor: Actor, content: bytes
+) -> tuple[XlsformReport, bool]:
+    """The report on the draft made from `content`, and whether the form is new."""
+    result = import_xlsform(content)
+    if result.definition is None:
+        raise ValidationFailed(
+            "the XLSForm cannot be imported", [_detail(issue) for issue in result.issues]
+        )
+    warnings = [issue for issue in result.issues if not issue.blocking]
+    form_id = service.require_form_id(result.definition)
+    if session.get(Form, form_id) is None:
+        return XlsformReport(service.create_form(session, actor, result.definition), warnings), True
+    draft = service.replace_draft(session, actor, form_id, result.definition)
+    return XlsformReport(draft, warnings), False

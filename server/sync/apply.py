@@ -1,0 +1,401 @@
+"""The register write path shared by push and by server-side edits (conflict resolutions).
+
+A `Workspace` loads the current state of the entities a unit of work touches, merges writes into
+them in memory with the pure rules of `sync_protocol.merge`, re-checks household invariants, and
+finally writes everything set-based: new rows, changed rows, change-log rows and conflicts — a
+fixed number of statements however many submissions a batch holds. Callers must hold the
+household locks (`lock_households`) before loading, so no two transactions merge into the same
+household at once (no lost update from a read-modify-write race).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, or_, select, text, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.orm import Session
+
+from forms.register import ENTITIES
+from server.changes.models import Change
+from server.conflicts.models import Conflict
+from server.db import utcnow
+from server.households.fields import column_values, to_json_value
+from server.households.models import Household, Member
+from server.sensitive import SensitiveCodec
+from sync_protocol.clock import Hlc
+from sync_protocol.merge import EntityMergeOutcome, FieldState, IncomingWrite, merge_entity
+
+SENSITIVE = frozenset({"id_number", "phone"})
+TABLES: dict[str, Table] = {
+    "household": cast(Table, Household.__table__),
+    "member": cast(Table, Member.__table__),
+}
+
+
+def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> None:
+    """Serialise writers per household until the transaction ends.
+
+    PostgreSQL: transaction-scoped advisory locks, taken in one statement in a fixed (sorted)
+    order so two batches can never deadlock; they also cover households that do not exist yet.
+    SQLite: the write transaction already holds the database lock (BEGIN IMMEDIATE).
+    """
+    keys = sorted({int.from_bytes(hid.bytes[:8], "big", signed=True) for hid in household_ids})
+    if keys and session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
+            ),
+            {"keys": keys},
+        )
+
+
+@dataclass
+class EntityState:
+    """One register entity during a unit of work: its stored columns and its merged fields."""
+
+    type: str
+    id: uuid.UUID
+    is_new: bool
+    rev: int
+    fields: dict[str, FieldState]
+    columns: dict[str, Any]
+    sources: dict[str, str | None] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    old_village: str | None = None
+
+    def value(self, name: str) -> Any:
+        state = self.fields.get(name)
+        return None if state is None else state.value
+
+    @property
+    def key(self) -> str:
+        return f"{self.type}/{self.id}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return bool(self.value("deleted"))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who a write comes from: the merge origin (device id or `user:<id>`) and, for the change log
+    and conflict review, the submission, device and user behind it."""
+
+    origin: str
+    submission_id: uuid.UUID | None
+    device_id: uuid.UUID | None
+    user_id: int | None
+
+
+@dataclass(frozen=True)
+class AppliedConflict:
+    id: uuid.UUID
+    entity: str
+    entity_id: uuid.UUID
+    field: str
+    incoming_value: Any
+    other_value: Any
+    incoming_won: bool
+
+
+class Workspace:
+    def __init__(self, session: Session, codec: SensitiveCodec) -> None:
+        self.session = session
+        self.codec = codec
+        self.entities: dict[tuple[str, uuid.UUID], EntityState] = {}
+        self.members_of: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self._changes: list[dict[str, Any]] = []
+        self._conflicts: list[dict[str, Any]] = []
+        self._touched_households: set[uuid.UUID] = set()
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def load(self, household_ids: set[uuid.UUID], member_ids: set[uuid.UUID]) -> None:
+        """Load the households and members named, and every member of those households (the
+        household invariants look at all of them). Two queries."""
+        if household_ids:
+            for row in self.session.execute(
+                select(TABLES["household"]).where(Household.id.in_(household_ids))
+            ).mappings():
+                self._adopt("household", row)
+        if household_ids or member_ids:
+            query = select(TABLES["member"]).where(
+                or_(Member.household_id.in_(household_ids), Member.id.in_(member_ids))
+            )
+            for row in self.session.execute(query).mappings():
+                self._adopt("member", row)
+
+    def _adopt(self, entity_type: str, row: RowMapping) -> None:
+        columns = dict(row)
+        state = EntityState(
+            type=entity_type,
+            id=columns["id"],
+            is_new=False,
+            rev=columns["rev"],
+            fields=self._field_states(entity_type, columns),
+            columns=columns,
+            sources=dict(columns.get("sources") or {}),
+            old_village=columns.get("village_code"),
+        )
+        self.entities[(entity_type, state.id)] = state
+        if entity_type == "member":
+            self.members_of.setdefault(columns["household_id"], set()).add(state.id)
+
+    def _field_states(self, entity_type: str, columns: Mapping[str, Any]) -> dict[str, FieldState]:
+        clocks: dict[str, str] = columns["clocks"] or {}
+        revs: dict[str, int] = columns["field_revs"] or {}
+        origins: dict[str, str] = columns["origins"] or {}
+        extra: dict[str, Any] = columns["extra"] or {}
+        states = {}
+        for name, stamp in clocks.items():
+            if name in SENSITIVE:
+                cipher = columns.get(f"{name}_cipher")
+                value = self.codec.reveal(name, cipher) if cipher else None
+            elif name in ENTITIES[entity_type].fields:
+                value = to_json_value(columns[name])
+            else:
+                value = extra.get(name)
+            states[name] = FieldState(
+                value, Hlc.parse(stamp), revs.get(name, columns["rev"]), origins.get(name)
+            )
+        return states
+
+    def find(self, entity_type: str, entity_id: uuid.UUID) -> EntityState | None:
+        return self.entities.get((entity_type, entity_id))
+
+    def village_of(self, state: EntityState) -> str | None:
+        """The village an entity lives in now: its own, or its household's for a member."""
+        if state.type == "household":
+            value = state.value("village_code")
+            return str(value) if value else None
+        household_id = state.value("household_id")
+        if not household_id:
+            return None
+        household = self.find("household", uuid.UUID(str(household_id)))
+        return self.village_of(household) if household else None
+
+    # --- merging ------------------------------------------------------------------------------
+
+    def new_entity(self, entity_type: str, entity_id: uuid.UUID) -> EntityState:
+        return EntityState(
+            type=entity_type, id=entity_id, is_new=True, rev=0, fields={}, columns={}
+        )
+
+    def preview(
+        self,
+        state: EntityState,
+        values: Mapping[str, Any],
+        clock: Hlc,
+        base_rev: int | None,
+        origin: Origin,
+    ) -> EntityMergeOutcome:
+        """What merging `values` into `state` would give, without changing anything."""
+        writes = {
+            name: IncomingWrite(value, clock, base_rev, origin.origin)
+            for name, value in values.items()
+        }
+        return merge_entity(state.fields, writes, state.rev)
+
+    def commit(
+        self, state: EntityState, outcome: EntityMergeOutcome, clock: Hlc, origin: Origin
+    ) -> list[AppliedConflict]:
+        """Install a previewed merge: the new field states, change-log rows, conflict rows."""
+        stored_sources = dict(state.sources)  # who wrote the values this merge met
+        self.entities[(state.type, state.id)] = state
+        if state.type == "member":
+            self._follow_household(state, outcome)
+        else:
+            self._touched_households.add(state.id)
+        state.fields = outcome.fields
+        state.rev = outcome.rev
+        for name in outcome.changed_fields:
+            state.dirty.add(name)
+            state.sources[name] = str(origin.submission_id) if origin.submission_id else None
+        village = self.village_of(state) or ""
+        now = utcnow()
+        for name in outcome.changed_fields:
+            self._changes.append(
+                {
+                    "entity_type": state.type,
+                    "entity_id": state.id,
+                    "field": name,
+                    "value": self._shown(name, outcome.fields[name].value),
+                    "clock": str(clock),
+                    "rev": outcome.rev,
+                    "village_code": village,
+                    "submission_id": origin.submission_id,
+                    "device_id": origin.device_id,
+                    "user_id": origin.user_id,
+                    "changed_at": now,
+                }
+            )
+        moved = state.type == "household" and "village_code" in outcome.changed_fields
+        if moved and state.old_village and state.old_village != village:
+            # The old village's tablets must hear that the household left them.
+            self._changes.append({**self._changes[-1], "village_code": state.old_village})
+        applied = []
+        for name, record in outcome.conflicts:
+            conflict_id = uuid.uuid4()
+            stored = stored_sources.get(name)
+            stored_submission = uuid.UUID(stored) if stored else None
+            incoming_won = record.winner == "incoming"
+            self._conflicts.append(
+                {
+                    "id": conflict_id,
+                    "entity_type": state.type,
+                    "entity_id": state.id,
+                    "field": name,
+                    "village_code": village,
+                    "winner_value": self._protected(name, record.winning.value),
+                    "winner_clock": str(record.winning.clock or ""),
+                    "winner_submission_id": origin.submission_id
+                    if incoming_won
+                    else stored_submission,
+                    "loser_value": self._protected(name, record.losing.value),
+                    "loser_clock": str(record.losing.clock or ""),
+                    "loser_submission_id": stored_submission
+                    if incoming_won
+                    else origin.submission_id,
+                    "status": "open",
+                    "created_at": now,
+                }
+            )
+            applied.append(
+                AppliedConflict(
+                    conflict_id,
+                    state.type,
+                    state.id,
+                    name,
+                    self._shown(name, record.incoming.value),
+                    self._shown(name, record.current.value),
+                    incoming_won,
+                )
+            )
+        return applied
+
+    def _follow_household(self, member: EntityState, outcome: EntityMergeOutcome) -> None:
+        new = outcome.fields.get("household_id")
+        if new is None:
+            return
+        household_id = uuid.UUID(str(new.value))
+        old = member.columns.get("household_id")
+        if old is not None and old != household_id:
+            self.members_of.get(old, set()).discard(member.id)
+            self._touched_households.add(old)
+        self.members_of.setdefault(household_id, set()).add(member.id)
+        self._touched_households.add(household_id)
+
+    def _protected(self, name: str, value: Any) -> Any:
+        # Sensitive values stay protected in conflicts too: the mask to show, the ciphertext so a
+        # resolution can still choose the losing value.
+        if name in SENSITIVE and value not in (None, ""):
+            protected = self.codec.protect(name, str(value))
+            return {"masked": protected.masked, "cipher": protected.cipher}
+        return value
+
+    def _shown(self, name: str, value: Any) -> Any:
+        if name in SENSITIVE and value not in (None, ""):
+            return self.codec.protect(name, str(value)).masked
+        return value
+
+    # --- invariants ---------------------------------------------------------------------------
+
+    def household_flags(self, household: EntityState) -> list[str]:
+        """What is wrong with a household as a whole after field-wise merging (kept, flagged)."""
+        if household.is_deleted:
+            return []
+        members = [
+            m
+            for mid in sorted(self.members_of.get(household.id, set()))
+            if (m := self.find("member", mid)) is not None and not m.is_deleted
+        ]
+        heads = [m for m in members if m.value("relation") == "head"]
+        flags = []
+        if len(heads) > 1:
+            flags.append("multiple_heads")
+        if members and not heads:
+            flags.append("no_head")
+        head_id = household.value("head_member_id")
+        if head_id:
+            head = self.find("member", uuid.UUID(str(head_id)))
+            if head is None or head.is_deleted or head not in members:
+                flags.append("head_not_member")
+            elif head.value("relation") != "head":
+                flags.append("head_relation_mismatch")
+        return flags
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def flush(self, txid: int) -> None:
+        """Write every change of this unit of work, set-based."""
+        now = utcnow()
+        for household_id in self._touched_households:
+            household = self.find("household", household_id)
+            if household is None:
+                continue
+            flags = self.household_flags(household)
+            if flags != list(household.columns.get("review_flags") or []):
+                household.columns["review_flags"] = flags
+                household.dirty.add("review_flags")
+        for entity_type in ("household", "member"):
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for state in self.entities.values():
+                if state.type != entity_type or not state.dirty:
+                    continue
+                row = self._row(state, now)
+                (inserts if state.is_new else updates).append(row)
+            table = TABLES[entity_type]
+            if inserts:
+                self.session.execute(insert(table), inserts)
+            if updates:
+                names = [c for c in updates[0] if c != "id"]
+                statement = (
+                    update(table)
+                    .where(table.c.id == bindparam("_id"))
+                    .values({c: bindparam(c) for c in names})
+                )
+                self.session.connection().execute(
+                    statement,
+                    [
+                        {**{k: v for k, v in r.items() if k != "id"}, "_id": r["id"]}
+                        for r in updates
+                    ],
+                )
+        if self._changes:
+            self.session.execute(insert(Change), [{**c, "txid": txid} for c in self._changes])
+        if self._conflicts:
+            self.session.execute(insert(Conflict), self._conflicts)
+
+    def _row(self, state: EntityState, now: datetime) -> dict[str, Any]:
+        table = TABLES[state.type]
+        if state.is_new:
+            columns: dict[str, Any] = {c.name: None for c in table.columns}
+            columns.update(id=state.id, created_at=now, review_flags=[])
+            if state.type == "household":
+                columns.update(monitoring_status="not_monitored", risk_causes=[])
+        else:
+            columns = dict(state.columns)
+        extra = dict(columns.get("extra") or {})
+        for name in state.dirty - {"review_flags"}:
+            values = column_values(
+                state.type, name, state.fields[name].value, self.codec, extra=extra
+            )
+            extra = values.pop("extra", extra)
+            columns.update(values)
+        columns.update(
+            extra=extra,
+            rev=state.rev,
+            clocks={n: str(s.clock) for n, s in state.fields.items() if s.clock},
+            field_revs={n: s.changed_rev for n, s in state.fields.items()},
+            origins={n: s.origin for n, s in state.fields.items()},
+            sources={n: state.sources.get(n) for n in state.fields},
+            deleted=bool(state.value("deleted")),
+            updated_at=now,
+        )
+        return columns

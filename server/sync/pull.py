@@ -1,0 +1,301 @@
+"""Serving a tablet the register of its regions: a full first sync, then only what changed, paged,
+entities in their latest state, `removed` for what left the caller's scope or was merged away.
+
+The changes phase reads the change log by transaction (`txid`, see feed.py) and only below the
+visibility horizon, so a change committed late by a transaction that started early is still
+delivered: the cursor never skips. Cost follows the changes served, not the register's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, not_, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from server.auth.actor import Actor
+from server.changes.models import Change, ScopeSnapshot
+from server.db import Database
+from server.errors import ResyncRequired
+from server.households.fields import household_fields, member_fields
+from server.households.models import Household, Member
+from server.sensitive import SensitiveCodec
+from server.sync import cursor as cursors
+from server.sync.cursor import Cursor
+from server.sync.feed import visible_horizon
+from server.users.models import Role
+from sync_protocol.clock import HybridClock
+
+# Change rows read per page, per entity asked for (a visit writes a dozen fields at once).
+ROWS_PER_ENTITY = 8
+
+
+def scope_digest(actor: Actor) -> str:
+    regions = ["*"] if actor.is_admin else sorted(actor.region_codes)
+    return hashlib.sha256(json.dumps(regions).encode()).hexdigest()
+
+
+def _scope_actor(actor: Actor, regions: list[str]) -> Actor:
+    """An actor standing for a stored scope (to build the filters of a previous scope)."""
+    if regions == ["*"]:
+        return Actor(
+            user_id=actor.user_id, username=actor.username, role=Role.ADMIN, region_codes=()
+        )
+    return Actor(
+        user_id=actor.user_id,
+        username=actor.username,
+        role=Role.COLLECTOR,
+        region_codes=tuple(regions),
+    )
+
+
+def _save_scope(db: Database, digest: str, actor: Actor) -> None:
+    regions = ["*"] if actor.is_admin else sorted(actor.region_codes)
+    insert = pg_insert if db.kind == "postgresql" else sqlite_insert
+    with db.unit_of_work() as session:
+        session.execute(
+            insert(ScopeSnapshot)
+            .values(digest=digest, region_codes=regions)
+            .on_conflict_do_nothing(index_elements=["digest"])
+        )
+
+
+def pull_page(
+    db: Database,
+    actor: Actor,
+    codec: SensitiveCodec,
+    clock: HybridClock,
+    *,
+    cursor: str | None,
+    limit: int,
+    secret: str,
+) -> dict[str, Any]:
+    """One page of the pull for `actor`, from `cursor` (None: first sync)."""
+    digest = scope_digest(actor)
+    current = cursors.decode(cursor, secret, user_id=actor.user_id) if cursor else None
+    if current is None or current.scope != digest:
+        # A new scope snapshot is written in its own small transaction, before the read.
+        _save_scope(db, digest, actor)
+    with db.unit_of_work(write=False) as session:
+        removed: list[dict[str, str]] = []
+        if current is None:
+            current = Cursor(
+                user_id=actor.user_id, scope=digest, phase="initial", lo=visible_horizon(session)
+            )
+        elif current.scope != digest:
+            current, removed = _follow_scope_change(session, actor, current, digest)
+        if current.phase == "initial":
+            entities, more_removed, next_cursor, more = _initial_page(
+                session, actor, codec, current, limit
+            )
+        else:
+            entities, more_removed, next_cursor, more = _changes_page(
+                session, actor, codec, current, limit
+            )
+        removed.extend(more_removed)
+    return {
+        "entities": entities,
+        "removed": removed,
+        "cursor": cursors.encode(next_cursor, secret),
+        "more": more,
+        "clock": str(clock.now()),
+    }
+
+
+def _follow_scope_change(
+    session: Session, actor: Actor, cursor: Cursor, digest: str
+) -> tuple[Cursor, list[dict[str, str]]]:
+    """When grants changed since the cursor: what left the scope is `removed`, what joined it is
+    delivered in full (a backfill) before the change log goes on from where it was."""
+    old = session.get(ScopeSnapshot, cursor.scope)
+    if old is None:
+        raise ResyncRequired("the scope this cursor was issued for is unknown; pull from scratch")
+    before = _scope_actor(actor, list(old.region_codes))
+    gone = session.scalars(
+        select(Household.id).where(
+            before.region_filter(Household.village_code),
+            not_(actor.region_filter(Household.village_code)),
+        )
+    ).all()
+    removed = [{"entity": "household", "id": str(hid)} for hid in gone]
+    if gone:
+        removed += [
+            {"entity": "member", "id": str(mid)}
+            for mid in session.scalars(select(Member.id).where(Member.household_id.in_(gone)))
+        ]
+    # The change log goes on from where the old cursor was (an initial pass restarts from there).
+    backfill = Cursor(
+        user_id=actor.user_id,
+        scope=digest,
+        phase="initial",
+        lo=cursor.lo,
+        backfill_from=cursor.scope,
+    )
+    return backfill, removed
+
+
+def _initial_filter(session: Session, actor: Actor, cursor: Cursor) -> ColumnElement[bool]:
+    condition = actor.region_filter(Household.village_code)
+    if cursor.backfill_from:
+        old = session.get(ScopeSnapshot, cursor.backfill_from)
+        if old is None:
+            raise ResyncRequired("the scope this cursor was issued for is unknown")
+        before = _scope_actor(actor, list(old.region_codes))
+        condition = and_(condition, not_(before.region_filter(Household.village_code)))
+    return and_(condition, Household.merged_into_id.is_(None))
+
+
+def _initial_page(
+    session: Session, actor: Actor, codec: SensitiveCodec, cursor: Cursor, limit: int
+) -> tuple[list[dict[str, Any]], list[dict[str, str]], Cursor, bool]:
+    query = select(Household).where(_initial_filter(session, actor, cursor))
+    if cursor.after:
+        query = query.where(Household.id > uuid.UUID(cursor.after))
+    households = session.scalars(query.order_by(Household.id).limit(limit + 1)).all()
+    members_by_household: dict[uuid.UUID, list[Member]] = {}
+    if households:
+        for member in session.scalars(
+            select(Member)
+            .where(Member.household_id.in_([h.id for h in households[:limit]]))
+            .order_by(Member.id)
+        ):
+            members_by_household.setdefault(member.household_id, []).append(member)
+    entities: list[dict[str, Any]] = []
+    last: uuid.UUID | None = None
+    for household in households[:limit]:
+        members = members_by_household.get(household.id, [])
+        if entities and len(entities) + 1 + len(members) > limit:
+            break
+        entities.append(_household_entity(household))
+        entities.extend(_member_entity(m, codec) for m in members)
+        last = household.id
+    done = last is None or (len(households) <= limit and last == households[-1].id)
+    if done:
+        # Every entity has been sent in a state at least as new as horizon `lo`; from here on
+        # the change log (from `lo`) delivers what changed, re-sending at worst a few.
+        return (
+            entities,
+            [],
+            Cursor(user_id=actor.user_id, scope=cursor.scope, phase="changes", lo=cursor.lo),
+            False,
+        )
+    next_cursor = Cursor(
+        user_id=actor.user_id,
+        scope=cursor.scope,
+        phase="initial",
+        lo=cursor.lo,
+        after=str(last),
+        backfill_from=cursor.backfill_from,
+    )
+    return entities, [], next_cursor, True
+
+
+def _changes_page(
+    session: Session, actor: Actor, codec: SensitiveCodec, cursor: Cursor, limit: int
+) -> tuple[list[dict[str, Any]], list[dict[str, str]], Cursor, bool]:
+    hi = cursor.hi if cursor.hi is not None else visible_horizon(session)
+    query = select(Change.txid, Change.seq, Change.entity_type, Change.entity_id).where(
+        Change.txid >= cursor.lo, Change.txid < hi, actor.region_filter(Change.village_code)
+    )
+    if cursor.after:
+        after_txid, after_seq = cursor.after
+        query = query.where(
+            or_(Change.txid > after_txid, and_(Change.txid == after_txid, Change.seq > after_seq))
+        )
+    rows = session.execute(
+        query.order_by(Change.txid, Change.seq).limit(limit * ROWS_PER_ENTITY + 1)
+    ).all()
+    wanted: dict[tuple[str, uuid.UUID], None] = {}
+    position = cursor.after
+    exhausted = len(rows) <= limit * ROWS_PER_ENTITY
+    for index, row in enumerate(rows):
+        key = (row.entity_type, row.entity_id)
+        if key not in wanted and len(wanted) == limit:
+            exhausted = False
+            break
+        if index == limit * ROWS_PER_ENTITY:
+            break
+        wanted[key] = None
+        position = [row.txid, row.seq]
+    entities, removed = _current_states(session, actor, codec, wanted)
+    if exhausted:
+        return (
+            entities,
+            removed,
+            Cursor(user_id=actor.user_id, scope=cursor.scope, phase="changes", lo=hi),
+            False,
+        )
+    next_cursor = Cursor(
+        user_id=actor.user_id,
+        scope=cursor.scope,
+        phase="changes",
+        lo=cursor.lo,
+        hi=hi,
+        after=position,
+    )
+    return entities, removed, next_cursor, True
+
+
+def _current_states(
+    session: Session,
+    actor: Actor,
+    codec: SensitiveCodec,
+    wanted: Iterable[tuple[str, uuid.UUID]],
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Entities in their latest state, in the order asked; those now outside the caller's scope
+    or merged into another household are `removed` instead."""
+    keys = list(wanted)
+    household_ids = {eid for kind, eid in keys if kind == "household"}
+    member_ids = {eid for kind, eid in keys if kind == "member"}
+    members = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(member_ids)))}
+    household_ids |= {m.household_id for m in members.values()}
+    households = {
+        h.id: h for h in session.scalars(select(Household).where(Household.id.in_(household_ids)))
+    }
+    entities: list[dict[str, Any]] = []
+    removed: list[dict[str, str]] = []
+    for kind, entity_id in keys:
+        if kind == "household":
+            household = households.get(entity_id)
+            row: Household | Member | None = household
+        else:
+            member = members.get(entity_id)
+            row = member
+            household = households.get(member.household_id) if member else None
+        if row is None or household is None:
+            continue
+        if household.merged_into_id is not None or not actor.covers(household.village_code):
+            removed.append({"entity": kind, "id": str(entity_id)})
+        elif isinstance(row, Household):
+            entities.append(_household_entity(row))
+        else:
+            entities.append(_member_entity(row, codec))
+    return entities, removed
+
+
+def _household_entity(row: Household) -> dict[str, Any]:
+    return {
+        "entity": "household",
+        "id": str(row.id),
+        "rev": row.rev,
+        "deleted": row.deleted,
+        "fields": household_fields(row),
+        "clocks": dict(row.clocks),
+    }
+
+
+def _member_entity(row: Member, codec: SensitiveCodec) -> dict[str, Any]:
+    return {
+        "entity": "member",
+        "id": str(row.id),
+        "rev": row.rev,
+        "deleted": row.deleted,
+        "fields": member_fields(row, codec=codec),
+        "clocks": dict(row.clocks),
+    }

@@ -1,0 +1,544 @@
+"""Accepting a push: every submission of a batch is stored once, forever, with its outcome, and the
+accepted ones are merged field by field into the register — all in one transaction, so a batch is
+either wholly applied or not at all, and a retry after any failure completes it exactly once.
+
+Per-item outcomes: one bad submission never sinks the others. Work is set-based: a batch costs a
+fixed number of statements (locks, lookups, the merge's writes), not a few per submission.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from forms.bindings import EntityUpdate, derive_register_updates
+from forms.definition import FormDefinition
+from forms.definition_schema import load_definition
+from forms.register import ENTITIES
+from forms.validation import validate_submission
+from server.auth.actor import Actor
+from server.config import Settings
+from server.devices.models import Device, DeviceSequenceGap
+from server.errors import Forbidden
+from server.forms.models import FormVersion
+from server.forms.service import acceptance_of
+from server.regions.models import Region
+from server.sensitive import SensitiveCodec
+from server.submissions.models import Submission, SubmissionStatus
+from server.sync.apply import AppliedConflict, EntityState, Origin, Workspace, lock_households
+from server.sync.feed import transaction_marker
+from sync_protocol.clock import HybridClock, is_too_far_ahead
+from sync_protocol.errors import ItemErrorCode
+from sync_protocol.merge import EntityMergeOutcome, MergeInputError
+from sync_protocol.messages import (
+    PushRequest,
+    SubmissionItem,
+    entity_key,
+    referenced_attachments,
+    submission_fingerprint,
+)
+from sync_protocol.messages import (
+    Submission as LoadedSubmission,
+)
+
+# A device that skips absurdly far ahead gets at most this many gap records per batch.
+MAX_GAPS_PER_BATCH = 10_000
+
+_definitions: dict[str, FormDefinition] = {}
+
+
+def _definition(row: FormVersion) -> FormDefinition:
+    # Published versions never change, so caching them by content hash is always correct.
+    cached = _definitions.get(row.content_hash)
+    if cached is None:
+        cached = _definitions[row.content_hash] = load_definition(row.definition)
+    return cached
+
+
+@dataclass
+class ItemOutcome:
+    result: dict[str, Any]
+    store: bool = True  # False for re-sends: the first version is kept as it is
+    status: SubmissionStatus | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    village_code: str | None = None
+
+
+@dataclass(frozen=True)
+class PushResult:
+    batch_id: str
+    clock: str
+    results: list[dict[str, Any]]
+    missing_attachments: list[str]
+    attachment_refs: list[tuple[str, uuid.UUID, str | None]]
+
+
+def _error(code: str, message: str, path: str = "") -> dict[str, Any]:
+    return {"path": path, "code": code, "message": message}
+
+
+def _rejected(instance_id: str | None, errors: list[dict[str, Any]]) -> ItemOutcome:
+    return ItemOutcome(
+        result={"instance_id": instance_id, "status": "rejected", "errors": errors},
+        status=SubmissionStatus.REJECTED,
+        errors=errors,
+    )
+
+
+def accept_push(
+    session: Session,
+    actor: Actor,
+    settings: Settings,
+    codec: SensitiveCodec,
+    clock: HybridClock,
+    request: PushRequest,
+    *,
+    now: datetime,
+) -> PushResult:
+    """Apply one push batch for `actor` (whose token must be bound to the batch's device)."""
+    device_id = uuid.UUID(request["device_id"])
+    if actor.device_id != device_id:
+        raise Forbidden(
+            "push with a token bound to this device (log in with its device_id)",
+            details={"device_id": request["device_id"]},
+        )
+    items = request["submissions"]
+    valid = [item for item in items if item.submission is not None]
+    forms = _form_versions(session, valid)
+    now_ms = int(now.timestamp() * 1000)
+    skew_ms = settings.max_clock_skew * 1000
+    grace = timedelta(days=settings.form_retire_grace_days)
+
+    # 1. Pure checks and bindings, item by item (no database work).
+    planned: dict[int, list[EntityUpdate]] = {}
+    outcomes: dict[int, ItemOutcome] = {}
+    for item in items:
+        sub = item.submission
+        if sub is None:
+            outcomes[item.index] = _rejected(item.instance_id, [dict(e) for e in item.errors])
+            continue
+        if is_too_far_ahead(sub["hlc"], now_ms, skew_ms):
+            outcomes[item.index] = _rejected(
+                sub["instance_id"],
+                [
+                    _error(
+                        ItemErrorCode.CLOCK_AHEAD,
+                        "the submission's clock is more than "
+                        f"{settings.max_clock_skew} s ahead of the server's; fix the tablet's date",
+                        "hlc",
+                    )
+                ],
+            )
+            continue
+        row = forms.get((sub["form_id"], sub["form_version"]))
+        if row is None:
+            known = any(form_id == sub["form_id"] for form_id, _ in forms)
+            code = ItemErrorCode.UNKNOWN_FORM_VERSION if known else ItemErrorCode.UNKNOWN_FORM
+            outcomes[item.index] = _rejected(
+                sub["instance_id"],
+                [
+                    _error(
+                        code,
+                        f"no published form {sub['form_id']} version {sub['form_version']}",
+                        "form_version" if known else "form_id",
+                    )
+                ],
+            )
+            continue
+        acceptance = acceptance_of(row, now=now, grace=grace)
+        if not acceptance.accepted:
+            outcomes[item.index] = _rejected(
+                sub["instance_id"],
+                [
+                    _error(
+                        ItemErrorCode.FORM_VERSION_RETIRED,
+                        acceptance.reason or "retired",
+                        "form_version",
+                    )
+                ],
+            )
+            continue
+        definition = _definition(row)
+        collected = sub["collected_at"]
+        issues = validate_submission(definition, sub["data"], today=collected.date(), now=collected)
+        if issues:
+            outcomes[item.index] = _rejected(
+                sub["instance_id"], [{**issue.to_dict(), "path": issue.path} for issue in issues]
+            )
+            continue
+        updates = derive_register_updates(
+            definition, sub["data"], today=collected.date(), now=collected
+        )
+        read_only = [
+            _error(
+                ItemErrorCode.FIELD_READ_ONLY,
+                f"{u.type}.{name} is decided by the review "
+                "workflow and cannot be written by a submission",
+                u.path,
+            )
+            for u in updates
+            for name in u.fields
+            if ENTITIES[u.type].fields[name].server_owned
+        ]
+        if read_only:
+            outcomes[item.index] = _rejected(sub["instance_id"], read_only)
+            continue
+        planned[item.index] = updates
+
+    # 2. Lock the households this batch writes, then read what exists (in this order, so that a
+    #    concurrent copy of the same batch sees our committed submissions once it gets the locks).
+    household_ids, member_ids = _entity_ids(planned.values())
+    lock_households(session, household_ids)
+    device = session.scalars(select(Device).where(Device.id == device_id).with_for_update()).one()
+    stored = _stored_submissions(session, items)
+    workspace = Workspace(session, codec)
+    workspace.load(household_ids, member_ids)
+    villages = _known_villages(session, planned.values())
+    txid = transaction_marker(session)
+
+    # 3. Items in batch order: re-sends, then the merge.
+    seen: dict[str, tuple[str, dict[str, Any]]] = {
+        str(instance_id): (hash_, result) for instance_id, (hash_, result) in stored.items()
+    }
+    attachment_refs: list[tuple[str, uuid.UUID, str | None]] = []
+    results: list[dict[str, Any]] = []
+    new_rows: list[dict[str, Any]] = []
+    for item in items:
+        fingerprint = submission_fingerprint(item.raw)
+        instance_id = _storage_id(item, fingerprint)
+        key = str(instance_id)
+        if key in seen:
+            outcome = _resend(item, fingerprint, *seen[key])
+        else:
+            outcome = outcomes.get(item.index) or _merge_item(
+                workspace, actor, device_id, item, planned[item.index], villages
+            )
+            seen[key] = (fingerprint, outcome.result)
+            new_rows.append(
+                _submission_row(
+                    item,
+                    instance_id,
+                    fingerprint,
+                    outcome,
+                    actor,
+                    device_id,
+                    request["batch_id"],
+                    now,
+                )
+            )
+            if outcome.status is SubmissionStatus.ACCEPTED and item.submission is not None:
+                for digest in referenced_attachments(item.submission["data"]):
+                    attachment_refs.append((digest, instance_id, outcome.village_code))
+            if item.submission is not None and outcome.status is SubmissionStatus.ACCEPTED:
+                clock.observe(item.submission["hlc"])
+        results.append(outcome.result)
+
+    # 4. Write: register, change log, conflicts, submissions, device sequence bookkeeping.
+    workspace.flush(txid)
+    if new_rows:
+        session.execute(insert(Submission), new_rows)
+    _record_sequence(session, device, [r["device_seq"] for r in new_rows if r["device_seq"]], now)
+    if not is_too_far_ahead(request["clock"], now_ms, skew_ms):
+        clock.observe(request["clock"])
+    digests = sorted({digest for digest, _, _ in attachment_refs})
+    return PushResult(
+        batch_id=request["batch_id"],
+        clock=str(clock.now()),
+        results=results,
+        missing_attachments=digests,
+        attachment_refs=attachment_refs,
+    )
+
+
+def _form_versions(
+    session: Session, items: list[SubmissionItem]
+) -> dict[tuple[str, int], FormVersion]:
+    pairs = {
+        (i.submission["form_id"], i.submission["form_version"])
+        for i in items
+        if i.submission is not None
+    }
+    form_ids = {form_id for form_id, _ in pairs}
+    if not pairs:
+        return {}
+    rows = session.scalars(select(FormVersion).where(FormVersion.form_id.in_(form_ids)))
+    # Every version of each named form: also tells "unknown version" from "unknown form".
+    return {(row.form_id, row.version): row for row in rows}
+
+
+def _entity_ids(plans: Iterable[list[EntityUpdate]]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    households: set[uuid.UUID] = set()
+    members: set[uuid.UUID] = set()
+    for updates in plans:
+        for u in updates:
+            if u.type == "household":
+                households.add(uuid.UUID(u.id))
+            else:
+                members.add(uuid.UUID(u.id))
+                if u.parent is not None:
+                    households.add(uuid.UUID(u.parent[1]))
+    return households, members
+
+
+def _storage_id(item: SubmissionItem, fingerprint: str) -> uuid.UUID:
+    """The submission's key: its instance id, or for a submission too broken to have one, a name
+    derived from its content (so re-sending it is still recognised)."""
+    try:
+        return uuid.UUID(str(item.instance_id))
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"fieldsync:unidentified:{fingerprint}")
+
+
+def _stored_submissions(
+    session: Session, items: list[SubmissionItem]
+) -> dict[uuid.UUID, tuple[str, dict[str, Any]]]:
+    ids = {_storage_id(item, submission_fingerprint(item.raw)) for item in items}
+    rows = session.execute(
+        select(Submission.instance_id, Submission.content_hash, Submission.result).where(
+            Submission.instance_id.in_(ids)
+        )
+    )
+    return {row.instance_id: (row.content_hash, row.result) for row in rows}
+
+
+def _resend(
+    item: SubmissionItem, fingerprint: str, stored_hash: str, original: dict[str, Any]
+) -> ItemOutcome:
+    if fingerprint != stored_hash:
+        return ItemOutcome(
+            result={
+                "instance_id": item.instance_id,
+                "status": "rejected",
+                "errors": [
+                    _error(
+                        ItemErrorCode.INSTANCE_CONFLICT,
+                        "this instance_id was already received with different content; the first "
+                        "version is kept",
+                        "instance_id",
+                    )
+                ],
+            },
+            store=False,
+        )
+    if original.get("status") == "rejected":
+        return ItemOutcome(result=dict(original), store=False)
+    replay = {
+        "instance_id": original.get("instance_id"),
+        "status": "duplicate",
+        "revs": original.get("revs", {}),
+    }
+    if original.get("conflicts"):
+        replay["conflicts"] = original["conflicts"]
+    return ItemOutcome(result=replay, store=False)
+
+
+def _known_villages(session: Session, plans: Iterable[list[EntityUpdate]]) -> set[str]:
+    codes = {
+        str(u.fields["village_code"])
+        for updates in plans
+        for u in updates
+        if u.type == "household" and u.fields.get("village_code")
+    }
+    if not codes:
+        return set()
+    return set(session.scalars(select(Region.code).where(Region.code.in_(codes))))
+
+
+def _merge_item(
+    workspace: Workspace,
+    actor: Actor,
+    device_id: uuid.UUID,
+    item: SubmissionItem,
+    updates: list[EntityUpdate],
+    villages: set[str],
+) -> ItemOutcome:
+    """Merge one valid submission, all of it or (on any refusal) none of it."""
+    sub: LoadedSubmission = item.submission  # type: ignore[assignment]
+    origin = Origin(
+        origin=str(device_id),
+        submission_id=uuid.UUID(sub["instance_id"]),
+        device_id=device_id,
+        user_id=actor.user_id,
+    )
+    errors: list[dict[str, Any]] = []
+    staged: list[tuple[EntityState, EntityMergeOutcome]] = []
+    preview = _PreviewWorkspace(workspace)
+    for u in updates:
+        entity_id = uuid.UUID(u.id)
+        state = preview.find(u.type, entity_id)
+        if state is None:
+            if not u.create:
+                errors.append(
+                    _error(
+                        "not_found",
+                        f"{u.type} {u.id} is not in the register and this form may not create it",
+                        u.path,
+                    )
+                )
+                continue
+            state = workspace.new_entity(u.type, entity_id)
+        before = preview.village_of(state)
+        base_rev = sub["base_revs"].get(entity_key(u.type, u.id))
+        try:
+            outcome = workspace.preview(state, u.fields, sub["hlc"], base_rev, origin)
+        except MergeInputError as exc:
+            errors.append(
+                _error(
+                    ItemErrorCode.INVALID_BASE_REV,
+                    str(exc),
+                    f'base_revs["{entity_key(u.type, u.id)}"]',
+                )
+            )
+            continue
+        preview.stage(state, outcome)
+        after = preview.village_of_outcome(state, outcome)
+        errors.extend(_scope_errors(actor, u, before, after, villages))
+        staged.append((state, outcome))
+    if errors:
+        return _rejected(sub["instance_id"], errors)
+    revs: dict[str, int] = {}
+    conflicts: list[AppliedConflict] = []
+    for state, outcome in staged:
+        conflicts.extend(workspace.commit(state, outcome, sub["hlc"], origin))
+        revs[entity_key(state.type, str(state.id))] = outcome.rev
+    village = next((workspace.village_of(s) for s, _ in staged if s.type == "household"), None)
+    result: dict[str, Any] = {"instance_id": sub["instance_id"], "status": "accepted", "revs": revs}
+    if conflicts:
+        result["conflicts"] = [
+            {
+                "entity": c.entity,
+                "id": str(c.entity_id),
+                "field": c.field,
+                "value": c.incoming_value,
+                "other_value": c.other_value,
+                "winner": "this" if c.incoming_won else "other",
+                "conflict_id": str(c.id),
+            }
+            for c in conflicts
+        ]
+    return ItemOutcome(result=result, status=SubmissionStatus.ACCEPTED, village_code=village)
+
+
+def _scope_errors(
+    actor: Actor, u: EntityUpdate, before: str | None, after: str | None, villages: set[str]
+) -> list[dict[str, Any]]:
+    if after is None:
+        what = "a village_code" if u.type == "household" else "its household in the register"
+        return [_error("invalid_entity", f"a new {u.type} needs {what}", u.path)]
+    if u.type == "household" and u.fields.get("village_code") and after not in villages:
+        return [
+            _error(
+                "unknown_region", f"no village {after} in the register", f"{u.path}.village_code"
+            )
+        ]
+    for village in {v for v in (before, after) if v}:
+        if not actor.covers(village):
+            return [
+                _error(
+                    "forbidden",
+                    f"{u.type} {u.id} is in village {village}, outside your regions",
+                    u.path,
+                )
+            ]
+    return []
+
+
+class _PreviewWorkspace:
+    """The workspace as an item would leave it, for checking the item before anything is kept:
+    a member created by the same item belongs to a household the item also creates."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.staged: dict[tuple[str, uuid.UUID], tuple[EntityState, EntityMergeOutcome]] = {}
+
+    def find(self, entity_type: str, entity_id: uuid.UUID) -> EntityState | None:
+        staged = self.staged.get((entity_type, entity_id))
+        return staged[0] if staged else self.workspace.find(entity_type, entity_id)
+
+    def stage(self, state: EntityState, outcome: EntityMergeOutcome) -> None:
+        self.staged[(state.type, state.id)] = (state, outcome)
+
+    def _value(self, state: EntityState, name: str) -> Any:
+        staged = self.staged.get((state.type, state.id))
+        fields = staged[1].fields if staged else state.fields
+        field_state = fields.get(name)
+        return None if field_state is None else field_state.value
+
+    def village_of(self, state: EntityState) -> str | None:
+        if state.type == "household":
+            value = self._value(state, "village_code")
+            return str(value) if value else None
+        household_id = self._value(state, "household_id")
+        household = self.find("household", uuid.UUID(str(household_id))) if household_id else None
+        return self.village_of(household) if household else None
+
+    def village_of_outcome(self, state: EntityState, outcome: EntityMergeOutcome) -> str | None:
+        return self.village_of(state)
+
+
+def _submission_row(
+    item: SubmissionItem,
+    instance_id: uuid.UUID,
+    fingerprint: str,
+    outcome: ItemOutcome,
+    actor: Actor,
+    device_id: uuid.UUID,
+    batch_id: str,
+    now: datetime,
+) -> dict[str, Any]:
+    sub = item.submission
+    raw = item.raw if isinstance(item.raw, dict) else {"value": item.raw}
+    status = outcome.status or SubmissionStatus.REJECTED
+    return {
+        "instance_id": instance_id,
+        "batch_id": uuid.UUID(batch_id),
+        "device_id": device_id,
+        "user_id": actor.user_id,
+        "form_id": sub["form_id"] if sub else str(raw.get("form_id", ""))[:64],
+        "form_version": sub["form_version"] if sub else 0,
+        "collected_at": sub["collected_at"] if sub else None,
+        "hlc": str(sub["hlc"]) if sub else str(raw.get("hlc", ""))[:96],
+        "device_seq": sub["device_seq"] if sub else None,
+        "payload": raw,
+        "content_hash": fingerprint,
+        "status": status.value,
+        "result": outcome.result,
+        "errors": outcome.errors,
+        "quarantine_reason": outcome.errors[0]["message"][:255] if outcome.errors else None,
+        "village_code": outcome.village_code,
+        "received_at": now,
+    }
+
+
+def _record_sequence(session: Session, device: Device, seqs: list[int], now: datetime) -> None:
+    """Remember which `device_seq` numbers were never received (a tablet's lost submissions)."""
+    if not seqs:
+        return
+    received = set(seqs)
+    session.execute(
+        delete(DeviceSequenceGap).where(
+            DeviceSequenceGap.device_id == device.id, DeviceSequenceGap.seq.in_(received)
+        )
+    )
+    highest = max(received)
+    if highest > device.highest_seq:
+        missing = [s for s in range(device.highest_seq + 1, highest) if s not in received]
+        if missing:
+            session.execute(
+                insert(DeviceSequenceGap),
+                [
+                    {"device_id": device.id, "seq": s, "noticed_at": now}
+                    for s in missing[:MAX_GAPS_PER_BATCH]
+                ],
+            )
+        session.execute(
+            update(Device)
+            .where(Device.id == device.id)
+            .values(highest_seq=highest, last_seen_at=now)
+        )

@@ -1,0 +1,62 @@
+"""HTTP: `POST /api/v1/sync/push` and `GET /api/v1/sync/pull`, as the sync protocol says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+from marshmallow import ValidationError
+
+from server.auth.guard import authenticated, current_actor
+from server.db import utcnow
+from server.errors import TooLarge, ValidationFailed
+from server.request_body import json_object, load_with
+from server.runtime import runtime
+from server.sync import pull, push
+from sync_protocol.errors import ItemErrorCode
+from sync_protocol.messages import PullRequestSchema, PushRequestSchema, validation_details
+
+bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
+
+
+@bp.post("/push")
+@authenticated()
+def push_batch() -> dict[str, Any]:
+    rt = runtime()
+    body = json_object(rt.settings.max_body_size)
+    try:
+        batch = PushRequestSchema(max_submissions=rt.settings.max_batch_items).load(body)
+    except ValidationError as err:
+        details = validation_details(err)
+        if any(d["code"] == ItemErrorCode.TOO_MANY_ITEMS for d in details):
+            raise TooLarge(
+                f"a batch holds at most {rt.settings.max_batch_items} submissions",
+                details={"limit": rt.settings.max_batch_items},
+            ) from err
+        raise ValidationFailed("push request is well-formed but invalid", details) from err
+    with rt.db.unit_of_work() as session:
+        result = push.accept_push(
+            session, current_actor(), rt.settings, rt.codec, rt.clock, batch, now=utcnow()
+        )
+    return {
+        "batch_id": result.batch_id,
+        "clock": result.clock,
+        "results": result.results,
+        "missing_attachments": result.missing_attachments,
+    }
+
+
+@bp.get("/pull")
+@authenticated()
+def pull_page() -> dict[str, Any]:
+    rt = runtime()
+    args = load_with(PullRequestSchema(), request.args.to_dict())
+    return pull.pull_page(
+        rt.db,
+        current_actor(),
+        rt.codec,
+        rt.clock,
+        cursor=args.get("cursor"),
+        limit=args["limit"],
+        secret=rt.settings.secret_key,
+    )

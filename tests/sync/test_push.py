@@ -1,0 +1,188 @@
+"""Push through the real app on both databases: per-item outcomes, idempotence, field-level merge
+with conflicts, quarantine, scope, and clear errors for malformed batches."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from server.changes.models import Change
+from server.conflicts.models import Conflict
+from server.devices.models import DeviceSequenceGap
+from server.households.models import Household, Member
+from server.submissions.models import Submission
+from server.users.models import Role
+from tests.conftest import VILLAGE_A1
+from tests.sync.helpers import (
+    HOUSEHOLD_A,
+    HOUSEHOLD_B,
+    MEMBER_B,
+    MEMBERS_A,
+    SAMPLE,
+    Tablet,
+    load_register,
+    visit,
+)
+
+
+@pytest.fixture
+def tablet(client, rt, create_user_):
+    load_register(rt)
+    create_user_("collector", Role.COLLECTOR, [VILLAGE_A1])
+    return Tablet.login(client, "collector")
+
+
+def _count(rt, model, *where) -> int:
+    with rt.db.unit_of_work(write=False) as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_accepted_visit_updates_the_register_and_reports_revisions(tablet, rt):
+    response = tablet.push([tablet.submission(visit(annual_income=21000))])
+    assert response.status_code == 200
+    body = response.get_json()
+    [result] = body["results"]
+    assert result["status"] == "accepted", result
+    assert result["revs"][f"household/{HOUSEHOLD_A}"] == 2
+    assert set(result["revs"]) >= {f"member/{m}" for m in MEMBERS_A}
+    assert body["clock"].endswith("-server")
+    with rt.db.unit_of_work(write=False) as session:
+        household = session.get(Household, HOUSEHOLD_A)
+        assert household is not None
+        assert float(household.annual_income or 0) == 21000
+        assert household.rev == 2
+        assert household.clocks["annual_income"].endswith(tablet.device_id)
+        member = session.get(Member, MEMBERS_A[0])
+        assert member is not None and member.health is not None and member.health.value == "chronic"
+    assert _count(rt, Submission) == 1
+    assert _count(rt, Change, Change.submission_id.isnot(None)) > 0
+
+
+def test_resending_a_batch_gives_duplicates_and_changes_nothing(tablet, rt):
+    submissions = [tablet.submission(visit(annual_income=21000))]
+    batch_id = str(uuid.uuid4())
+    first = tablet.push(submissions, batch_id).get_json()
+    changes = _count(rt, Change)
+    again = tablet.push(submissions, batch_id).get_json()
+    assert again["results"][0]["status"] == "duplicate"
+    assert again["results"][0]["revs"] == first["results"][0]["revs"]
+    assert _count(rt, Change) == changes and _count(rt, Submission) == 1
+
+
+def test_same_instance_with_different_content_is_rejected_and_the_first_kept(tablet, rt):
+    first = tablet.submission(visit(annual_income=21000))
+    tablet.push([first])
+    altered = {**first, "data": visit(annual_income=99999)}
+    result = tablet.push([altered]).get_json()["results"][0]
+    assert result["status"] == "rejected"
+    assert result["errors"][0]["code"] == "instance_conflict"
+    with rt.db.unit_of_work(write=False) as session:
+        household = session.get(Household, HOUSEHOLD_A)
+        assert household is not None and float(household.annual_income or 0) == 21000
+
+
+def test_concurrent_edits_of_one_field_keep_the_later_clock_and_record_the_loser(
+    tablet, client, rt
+):
+    other = Tablet.login(client, "collector")
+    base = {f"household/{HOUSEHOLD_A}": 1}
+    early = tablet.submission(visit(annual_income=20000), base_revs=base)
+    late = other.submission(visit(annual_income=25000), base_revs=base)
+    assert late["hlc"] > early["hlc"]
+    # The later observation arrives first; the earlier one still loses, and is kept as a conflict.
+    assert other.push([late]).get_json()["results"][0]["status"] == "accepted"
+    result = tablet.push([early]).get_json()["results"][0]
+    assert result["status"] == "accepted"
+    income = [c for c in result["conflicts"] if c["field"] == "annual_income"]
+    assert income == [{**income[0], "entity": "household", "id": str(HOUSEHOLD_A),
+                       "value": 20000, "other_value": 25000, "winner": "other"}]
+    with rt.db.unit_of_work(write=False) as session:
+        household = session.get(Household, HOUSEHOLD_A)
+        assert household is not None and float(household.annual_income or 0) == 25000
+        conflict = session.get(Conflict, uuid.UUID(income[0]["conflict_id"]))
+        assert conflict is not None
+        assert (conflict.winner_value, conflict.loser_value) == (25000, 20000)
+        assert conflict.loser_submission_id == uuid.UUID(early["instance_id"])
+        assert conflict.winner_submission_id == uuid.UUID(late["instance_id"])
+
+
+def test_a_writer_that_saw_the_current_value_replaces_it_without_conflict(tablet, rt):
+    first = tablet.push([tablet.submission(visit(annual_income=20000))]).get_json()
+    rev = first["results"][0]["revs"][f"household/{HOUSEHOLD_A}"]
+    second = tablet.submission(visit(annual_income=23000),
+                               base_revs={f"household/{HOUSEHOLD_A}": rev})
+    result = tablet.push([second]).get_json()["results"][0]
+    assert result["status"] == "accepted" and "conflicts" not in result
+
+
+def test_bad_items_are_rejected_and_kept_while_the_rest_of_the_batch_goes_on(tablet, rt):
+    good = tablet.submission(visit(annual_income=21000))
+    invalid = tablet.submission(visit(annual_income=-5))
+    ahead = tablet.submission(visit(), hlc=f"{9_999_999_999_999:013d}-00000-{tablet.device_id}")
+    unknown_form = tablet.submission(visit(), form_id="no_such_form")
+    unknown_version = tablet.submission(visit(), version=7)
+    shapeless = {"instance_id": str(uuid.uuid4()), "form_id": "household_visit"}
+    results = tablet.push([good, invalid, ahead, unknown_form, unknown_version,
+                           shapeless]).get_json()["results"]
+    assert [r["status"] for r in results] == ["accepted"] + ["rejected"] * 5
+    codes = [{e["code"] for e in r.get("errors", [])} for r in results]
+    assert "below_min" in codes[1] and {e["path"] for e in results[1]["errors"]} == {
+        "data.annual_income"}
+    assert codes[2] == {"clock_ahead"}
+    assert codes[3] == {"unknown_form"} and codes[4] == {"unknown_form_version"}
+    assert "required" in codes[5]
+    # Everything is kept: the rejected ones in quarantine with their reasons.
+    with rt.db.unit_of_work(write=False) as session:
+        rows = {row.instance_id: row for row in session.scalars(select(Submission))}
+    assert len(rows) == 6
+    quarantined = [r for r in rows.values() if r.status.value == "rejected"]
+    assert len(quarantined) == 5 and all(r.quarantine_reason and r.errors for r in quarantined)
+
+
+def test_collector_cannot_change_a_household_outside_its_villages(tablet, rt):
+    member = {**SAMPLE["members"][0], "member_id": str(MEMBER_B)}  # type: ignore[index]
+    result = tablet.push([tablet.submission(visit(HOUSEHOLD_B, members=[member]))]).get_json()
+    assert result["results"][0]["status"] == "rejected"
+    assert result["results"][0]["errors"][0]["code"] == "forbidden"
+    with rt.db.unit_of_work(write=False) as session:
+        household = session.get(Household, HOUSEHOLD_B)
+        assert household is not None and household.rev == 1
+
+
+def test_device_sequence_gaps_are_recorded_and_filled(tablet, rt):
+    first = tablet.submission(visit())
+    tablet.seq += 3  # three completed submissions never arrive
+    later = tablet.submission(visit(annual_income=30000))
+    tablet.push([first, later])
+    with rt.db.unit_of_work(write=False) as session:
+        gaps = sorted(session.scalars(select(DeviceSequenceGap.seq)))
+    assert gaps == [2, 3, 4]
+
+
+def test_push_needs_a_token_bound_to_the_batch_device(tablet, client, login):
+    token = login("collector")  # no device_id: not bound
+    body = {"device_id": tablet.device_id, "batch_id": str(uuid.uuid4()),
+            "clock": str(tablet.clock.now()), "submissions": []}
+    response = client.post("/api/v1/sync/push", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"device_id": "x"}, 422),
+    ({"batch_id": str(uuid.uuid4()), "clock": "bad", "submissions": {}}, 422),
+])
+def test_malformed_batches_are_clear_errors_and_change_nothing(tablet, client, rt, body, status):
+    response = client.post("/api/v1/sync/push", json=body, headers=tablet.headers)
+    assert response.status_code == status
+    assert response.get_json()["error"]["details"]["errors"]
+    assert _count(rt, Submission) == 0
+
+
+def test_oversized_batch_is_413(tablet, client, rt):
+    body = {"device_id": tablet.device_id, "batch_id": str(uuid.uuid4()),
+            "clock": str(tablet.clock.now()),
+            "submissions": [{}] * (rt.settings.max_batch_items + 1)}
+    response = client.post("/api/v1/sync/push", json=body, headers=tablet.headers)
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "too_large"
