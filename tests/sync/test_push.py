@@ -14,6 +14,7 @@ from server.devices.models import DeviceSequenceGap
 from server.households.models import Household, Member
 from server.submissions.models import Submission
 from server.users.models import Role
+from sync_protocol.clock import Hlc
 from tests.conftest import VILLAGE_A1
 from tests.sync.helpers import (
     HOUSEHOLD_A,
@@ -89,6 +90,7 @@ def test_concurrent_edits_of_one_field_keep_the_later_clock_and_record_the_loser
     other = Tablet.login(client, "collector")
     base = {f"household/{HOUSEHOLD_A}": 1}
     early = tablet.submission(visit(annual_income=20000), base_revs=base)
+    other.clock.observe(Hlc.parse(early["hlc"]))  # the second observation is the later one
     late = other.submission(visit(annual_income=25000), base_revs=base)
     assert late["hlc"] > early["hlc"]
     # The later observation arrives first; the earlier one still loses, and is kept as a conflict.
