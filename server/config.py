@@ -63,6 +63,9 @@ class Settings:
     # Where attachments (photos, signatures) are stored. Default: instance/attachments.
     attachment_dir: Path = field(default=DEFAULT_INSTANCE_DIR / "attachments")
     max_attachment_size: int = 10 * 1024 * 1024
+    # Fault injection for crash tests: named points (e.g. push.before_commit) at which the
+    # process kills itself with SIGKILL. Empty in every real deployment.
+    failpoints: tuple[str, ...] = ()
     testing: bool = False
 
     def __post_init__(self) -> None:

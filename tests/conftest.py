@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
@@ -25,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from server import migrate
 from server.app import create_app
+from server.cli import CliState, main
 from server.config import Settings
 from server.models import metadata
 from server.regions.service import add_region
@@ -234,6 +236,19 @@ def login(client: FlaskClient) -> Login:
         return token
 
     return do_login
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Iterator[Callable[..., Any]]:
+    """`cli(*args, input=None)` runs the `fieldsync` command against the test database."""
+    state = CliState(settings)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> Any:
+        return runner.invoke(main, list(args), obj=state, input=input, catch_exceptions=False)
+
+    yield run
+    state.close()
 
 
 def bearer(token: str) -> dict[str, str]:

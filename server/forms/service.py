@@ -75,7 +75,7 @@ def require_form_id(raw: dict[str, Any], expected: str | None = None) -> str:
                 {
                     "path": "form_id",
                     "code": "invalid_form_id",
-                    "message": "lower-case letters, digits and '_', starting with a letter, 2–64 long",
+                    "message": "2–64 lower-case letters, digits or '_', starting with a letter",
                 }
             ],
         )
@@ -298,7 +298,8 @@ def acceptance_of(version: FormVersion, *, now: datetime, grace: timedelta) -> A
         False,
         (
             f"form {version.form_id} version {version.version} was retired on "
-            f"{version.retired_at.date().isoformat()} and its {grace.days}-day grace period has ended"
+            f"{version.retired_at.date().isoformat()} and its {grace.days}-day grace period "
+            "has ended"
         ),
     )
 

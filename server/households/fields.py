@@ -87,6 +87,8 @@ def column_values(
             f"{name}_cipher": protected.cipher,
         }
     return {name: _column_value(field.kind, field.choices, name, value)}
+
+
 def _column_value(kind: str, choices: Any, name: str, value: Any) -> Any:
     if value is None:
         return [] if kind == "select_multiple" else None

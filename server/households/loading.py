@@ -15,10 +15,10 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from server.changes.models import Change
-from server.sync.feed import transaction_marker
 from server.households.fields import set_field
 from server.households.models import Household, Member
 from server.sensitive import SensitiveCodec
+from server.sync.feed import transaction_marker
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Every canonical field of `forms.register` is a column here (a test holds them to each other).
 Each row also carries its revision `rev` and, per field, the HLC stamp of the write that set it
 (`clocks`), the revision at which it last changed (`field_revs`) and its writer (`origins`): the
-state the field-level merge needs. Sensitive fields are stored as a keyed hash (for matching), a masked form
-(for display) and a ciphertext (for the roles allowed to reveal them) — never in clear.
+state the field-level merge needs. Sensitive fields are stored as a keyed hash (for matching), a
+masked form (for display) and a ciphertext (for the roles allowed to reveal them), never in clear.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, request
 from marshmallow import ValidationError
 
+from server import failpoints
 from server.auth.guard import authenticated, current_actor
 from server.db import utcnow
 from server.errors import TooLarge, ValidationFailed
@@ -38,6 +39,8 @@ def push_batch() -> dict[str, Any]:
         result = push.accept_push(
             session, current_actor(), rt.settings, rt.codec, rt.clock, batch, now=utcnow()
         )
+        failpoints.reach(failpoints.PUSH_BEFORE_COMMIT, rt.settings)
+    failpoints.reach(failpoints.PUSH_AFTER_COMMIT, rt.settings)
     return {
         "batch_id": result.batch_id,
         "clock": result.clock,

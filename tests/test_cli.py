@@ -1,0 +1,290 @@
+"""The `fieldsync` command line on both databases: schema commands, user management (with its
+errors printed as `error: …` and exit status 1, never a traceback) and the development server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import create_engine
+
+from server import migrate
+from server.cli import CliState, main
+from server.config import PROJECT_ROOT, Settings
+from tests.conftest import COUNTY, PASSWORD, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1
+
+
+def _user_rows(cli):
+    """`users list` as {username: (role, active, regions)}."""
+    result = cli("users", "list")
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert header.split() == ["username", "role", "active", "regions"]
+    table = {}
+    for row in rows:
+        username, role, active, *codes = row.split()
+        table[username] = (role, active, [] if codes == ["-"] else codes)
+    return table
+
+
+def _create(cli, username, role="collector", *regions, password=PASSWORD):
+    region_args = [arg for code in regions for arg in ("--region", code)]
+    return cli("users", "create", username, "--role", role, *region_args, "--password", password)
+
+
+def _login(client, username, password=PASSWORD):
+    return client.post("/api/v1/auth/login", json={"username": username, "password": password})
+
+
+# -- db ----------------------------------------------------------------------------------------
+
+
+def _fresh_sqlite_cli(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new' / 'folder' / 'fieldsync.db'}"
+    settings = Settings(database_url=url, instance_dir=tmp_path, testing=True)
+    state = CliState(settings)
+    return url, state, lambda *args: CliRunner().invoke(main, list(args), obj=state)
+
+
+def test_db_upgrade_on_a_fresh_sqlite_file_creates_its_folder_and_a_current_schema(tmp_path):
+    url, state, run = _fresh_sqlite_cli(tmp_path)
+    result = run("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "folder" / "fieldsync.db").is_file()
+    engine = create_engine(url)
+    try:
+        assert migrate.migration_state(engine).is_current
+    finally:
+        engine.dispose()
+    status = run("db", "status")
+    assert f"current: {migrate.head_revision()}" in status.output
+    assert "up to date" in status.output
+    state.close()
+
+
+def test_db_status_of_an_empty_database_asks_for_an_upgrade(tmp_path):
+    _, state, run = _fresh_sqlite_cli(tmp_path)
+    result = run("db", "status")
+    assert result.exit_code == 0, result.output
+    assert "current: (empty database)" in result.output
+    assert "run `fieldsync db upgrade`" in result.output
+    state.close()
+
+
+def test_commands_refuse_a_database_that_is_not_migrated(tmp_path):
+    _, state, run = _fresh_sqlite_cli(tmp_path)
+    result = run("users", "list")
+    assert result.exit_code == 1
+    assert "run `fieldsync db upgrade` first" in result.stderr
+    state.close()
+
+
+def test_without_injected_settings_the_cli_reads_database_url_from_the_environment(tmp_path):
+    database = tmp_path / "from-env" / "fieldsync.db"
+    result = CliRunner().invoke(
+        main, ["db", "upgrade"], env={"DATABASE_URL": f"sqlite:///{database}"}
+    )
+    assert result.exit_code == 0, result.output
+    assert database.is_file()
+
+
+def test_a_malformed_setting_is_an_error_not_a_traceback(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}", "PASSWORD_HASH_TIME_COST": "many"}
+    result = CliRunner().invoke(main, ["users", "list"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: PASSWORD_HASH_TIME_COST must be")
+    assert "Traceback" not in result.output
+
+
+def test_upgrading_an_already_current_database_changes_nothing(cli, db_url):
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    engine = create_engine(db_url)
+    try:
+        assert migrate.migration_state(engine).is_current
+    finally:
+        engine.dispose()
+
+
+# -- users -------------------------------------------------------------------------------------
+
+
+def test_users_create_then_list_shows_role_active_and_regions(cli, regions):
+    result = _create(cli, "wang.fang", "collector", VILLAGE_B1, VILLAGE_A1)
+    assert result.exit_code == 0, result.output
+    _create(cli, "admin", "admin")
+    assert _user_rows(cli) == {
+        "admin": ("admin", "yes", []),
+        "wang.fang": ("collector", "yes", [VILLAGE_A1, VILLAGE_B1]),
+    }
+
+
+def test_created_user_logs_in_with_the_given_password(cli, regions, client):
+    _create(cli, "li.ming", "supervisor", COUNTY)
+    response = _login(client, "li.ming")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["user"]["regions"] == [COUNTY]
+
+
+def test_password_stdin_reads_one_line_without_its_newline(cli, regions, client):
+    stdin = f"{PASSWORD}\nignored second line\n"
+    result = cli(
+        "users", "create", "li.ming", "--role", "collector", "--password-stdin", input=stdin
+    )
+    assert result.exit_code == 0, result.output
+    assert _login(client, "li.ming").status_code == 200
+    assert _login(client, "li.ming", f"{PASSWORD}\n").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "flags", [[], ["--password", PASSWORD, "--password-stdin"]], ids=["neither", "both"]
+)
+def test_users_create_needs_exactly_one_password_source(cli, regions, flags):
+    result = cli("users", "create", "li.ming", "--role", "collector", *flags, input=PASSWORD)
+    assert result.exit_code == 2
+    assert "exactly one of --password and --password-stdin" in result.output
+    assert "li.ming" not in _user_rows(cli)
+
+
+def test_users_create_with_an_unknown_region_is_an_error_and_creates_nobody(cli, regions):
+    result = _create(cli, "li.ming", "collector", "990102009009")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: unknown region codes",
+        "  regions: no region 990102009009",
+    ]
+    assert "li.ming" not in _user_rows(cli)
+
+
+def test_users_create_of_an_existing_username_is_an_error(cli, regions):
+    _create(cli, "li.ming")
+    result = _create(cli, "li.ming", "admin")
+    assert result.exit_code == 1
+    assert "error: user 'li.ming' already exists" in result.stderr
+    assert _user_rows(cli)["li.ming"][0] == "collector"
+
+
+def test_users_create_with_a_short_password_lists_the_problem(cli, regions):
+    result = _create(cli, "li.ming", password="short")
+    assert result.exit_code == 1
+    assert "password: at least 8 characters" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_users_grant_and_revoke_change_the_listed_regions(cli, regions):
+    _create(cli, "li.ming", "collector", VILLAGE_A1)
+    assert cli("users", "grant", "li.ming", "--region", VILLAGE_B1).exit_code == 0
+    assert _user_rows(cli)["li.ming"][2] == [VILLAGE_A1, VILLAGE_B1]
+    assert cli("users", "revoke", "li.ming", "--region", VILLAGE_A1).exit_code == 0
+    assert _user_rows(cli)["li.ming"][2] == [VILLAGE_B1]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["grant", "nobody", "--region", VILLAGE_A1], "error: no user named 'nobody'"),
+        (["grant", "li.ming", "--region", "990102009009"], "error: unknown region codes"),
+        (
+            ["revoke", "li.ming", "--region", TOWNSHIP_A],
+            "error: li.ming has no grant on " + TOWNSHIP_A,
+        ),
+        (["disable", "nobody"], "error: no user named 'nobody'"),
+    ],
+    ids=["grant-unknown-user", "grant-unknown-region", "revoke-missing-grant", "disable-unknown"],
+)
+def test_user_changes_that_cannot_apply_are_errors_with_exit_status_1(cli, regions, args, message):
+    _create(cli, "li.ming")
+    result = cli("users", *args)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == message
+    assert _user_rows(cli)["li.ming"] == ("collector", "yes", [])
+
+
+def test_disabled_user_is_listed_inactive_and_cannot_log_in(cli, regions, client):
+    _create(cli, "li.ming")
+    assert _login(client, "li.ming").status_code == 200
+    result = cli("users", "disable", "li.ming")
+    assert result.exit_code == 0, result.output
+    assert _user_rows(cli)["li.ming"][1] == "no"
+    response = _login(client, "li.ming")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_disabling_a_user_ends_the_tokens_they_hold(cli, regions, client, login):
+    _create(cli, "li.ming")
+    token = login("li.ming")
+    cli("users", "disable", "li.ming")
+    response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+
+def test_serve_refuses_a_database_that_is_not_migrated(tmp_path):
+    _, state, run = _fresh_sqlite_cli(tmp_path)
+    result = run("serve", "--port", "1")
+    assert result.exit_code == 1
+    assert "run `fieldsync db upgrade` first" in result.stderr
+    state.close()
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
+    database = tmp_path / "serve.db"
+    database.write_bytes(Path(sqlite_template).read_bytes())
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from server.cli import main; main()", "serve", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        response = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert response is not None and response.status_code == 200
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert f"fieldsync listening on http://127.0.0.1:{port}/" in output
+
+
+def test_forms_install_publishes_the_bundled_forms_once(cli):
+    first = cli("forms", "install")
+    assert first.exit_code == 0, first.output
+    assert first.output.splitlines() == [
+        "household_register: version 1 (published)",
+        "household_visit: version 1 (published)",
+        "monitoring_application: version 1 (published)",
+    ]
+    again = cli("forms", "install", "household_visit")
+    assert again.output.splitlines() == ["household_visit: version 1 (already current)"]
+
+
+def test_forms_install_refuses_an_unknown_form(cli):
+    result = cli("forms", "install", "no_such_form")
+    assert result.exit_code == 2 and "no bundled form no_such_form" in result.output
