@@ -39,10 +39,21 @@ def create_app(config: Settings | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from server.attachments.routes import bp as attachments_bp
     from server.auth.routes import bp as auth_bp
+    from server.conflicts.routes import bp as conflicts_bp
     from server.forms.routes import bp as forms_bp
     from server.health.routes import bp as health_bp
     from server.households.routes import bp as households_bp
+    from server.submissions.routes import bp as submissions_bp
     from server.sync.routes import bp as sync_bp
 
-    for blueprint in (health_bp, auth_bp, forms_bp, households_bp, sync_bp, attachments_bp):
+    for blueprint in (
+        health_bp,
+        auth_bp,
+        forms_bp,
+        households_bp,
+        sync_bp,
+        attachments_bp,
+        conflicts_bp,
+        submissions_bp,
+    ):
         app.register_blueprint(blueprint)

@@ -90,3 +90,26 @@ def load_with(schema: Schema, payload: Mapping[str, Any]) -> Any:
         raise ValidationFailed(
             "request is well-formed but invalid", validation_details(err)
         ) from err
+
+
+def page_arguments(default_limit: int = 100, max_limit: int = 1000) -> tuple[int, int]:
+    """`?limit=&offset=` of a listing, checked (a 422 names the bad one)."""
+    values = {"limit": default_limit, "offset": 0}
+    for name in values:
+        raw = request.args.get(name)
+        if raw is None:
+            continue
+        if not raw.isdigit() or (name == "limit" and not 1 <= int(raw) <= max_limit):
+            raise ValidationFailed(
+                f"bad {name}",
+                [
+                    {
+                        "path": name,
+                        "code": "invalid_value",
+                        "message": f"{name} must be a whole number"
+                        + (f" from 1 to {max_limit}" if name == "limit" else ""),
+                    }
+                ],
+            )
+        values[name] = int(raw)
+    return values["limit"], values["offset"]

@@ -9,7 +9,9 @@ from flask import Blueprint, request
 
 from server.auth.guard import authenticated, current_actor
 from server.households import service
+from server.request_body import page_arguments
 from server.runtime import runtime
+from server.users.models import Role
 
 bp = Blueprint("households", __name__, url_prefix="/api/v1")
 
@@ -23,3 +25,12 @@ def get_household(household_id: uuid.UUID) -> dict[str, Any]:
         return service.get_household(
             session, current_actor(), rt.settings, rt.codec, household_id, reveal=reveal
         )
+
+
+@bp.get("/households/flagged")
+@authenticated(Role.SUPERVISOR, Role.ADMIN)
+def flagged_households() -> dict[str, Any]:
+    limit, offset = page_arguments()
+    with runtime().db.unit_of_work(write=False) as session:
+        rows = service.flagged_households(session, current_actor(), limit=limit, offset=offset)
+    return {"households": rows, "limit": limit, "offset": offset}

@@ -67,3 +67,28 @@ def get_household(
             for member in members
         ],
     }
+
+
+def flagged_households(
+    session: Session, actor: Actor, *, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """Households whose field-wise merge left them inconsistent as a whole (e.g. two heads),
+    in the caller's regions: kept as merged, listed here for a person to decide."""
+    rows = session.scalars(
+        select(Household)
+        .where(actor.region_filter(Household.village_code), Household.review_flags != [])
+        .order_by(Household.updated_at.desc(), Household.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [
+        {
+            "id": str(h.id),
+            "household_no": h.household_no,
+            "village_code": h.village_code,
+            "rev": h.rev,
+            "review_flags": list(h.review_flags),
+            "updated_at": h.updated_at.isoformat(),
+        }
+        for h in rows
+    ]

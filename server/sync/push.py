@@ -175,19 +175,9 @@ def accept_push(
         updates = derive_register_updates(
             definition, sub["data"], today=collected.date(), now=collected
         )
-        read_only = [
-            _error(
-                ItemErrorCode.FIELD_READ_ONLY,
-                f"{u.type}.{name} is decided by the review "
-                "workflow and cannot be written by a submission",
-                u.path,
-            )
-            for u in updates
-            for name in u.fields
-            if ENTITIES[u.type].fields[name].server_owned
-        ]
-        if read_only:
-            outcomes[item.index] = _rejected(sub["instance_id"], read_only)
+        refused = _refused_writes(updates)
+        if refused:
+            outcomes[item.index] = _rejected(sub["instance_id"], refused)
             continue
         planned[item.index] = updates
 
@@ -254,6 +244,33 @@ def accept_push(
         missing_attachments=digests,
         attachment_refs=attachment_refs,
     )
+
+
+def _refused_writes(updates: list[EntityUpdate]) -> list[dict[str, Any]]:
+    """Writes no submission may make: server-owned fields, and masked sensitive values (a tablet
+    only ever sees identity numbers masked; writing one back would destroy the real number)."""
+    errors = []
+    for u in updates:
+        for name, value in u.fields.items():
+            spec = ENTITIES[u.type].fields[name]
+            if spec.server_owned:
+                errors.append(
+                    _error(
+                        ItemErrorCode.FIELD_READ_ONLY,
+                        f"{u.type}.{name} is decided by the review "
+                        "workflow and cannot be written by a submission",
+                        f"{u.path}.{name}",
+                    )
+                )
+            elif spec.sensitive and isinstance(value, str) and "*" in value:
+                errors.append(
+                    _error(
+                        ItemErrorCode.INVALID_VALUE,
+                        f"{u.type}.{name} looks masked; send the full value or leave it unanswered",
+                        f"{u.path}.{name}",
+                    )
+                )
+    return errors
 
 
 def _form_versions(

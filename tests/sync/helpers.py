@@ -29,20 +29,47 @@ MEMBER_B = uuid.UUID("b4f6d8ea-2c3a-4b7d-9f1e-4a6b8c0d2e01")
 def load_register(rt: Runtime) -> None:
     """Bundled forms published; household A (3 members) in village A1, household B in B1."""
     members = [
-        (MEMBERS_A[0], {"name": "黄志强", "relation": "head", "sex": "male",
-                        "birth_date": "1978-03-12", "id_number": "990102197803120011"}),
-        (MEMBERS_A[1], {"name": "覃美兰", "relation": "spouse", "sex": "female",
-                        "birth_date": "1980-05-21"}),
-        (MEMBERS_A[2], {"name": "黄小雨", "relation": "child", "sex": "female",
-                        "birth_date": "2012-09-15"}),
+        (
+            MEMBERS_A[0],
+            {
+                "name": "黄志强",
+                "relation": "head",
+                "sex": "male",
+                "birth_date": "1978-03-12",
+                "id_number": "990102197803120011",
+            },
+        ),
+        (
+            MEMBERS_A[1],
+            {"name": "覃美兰", "relation": "spouse", "sex": "female", "birth_date": "1980-05-21"},
+        ),
+        (
+            MEMBERS_A[2],
+            {"name": "黄小雨", "relation": "child", "sex": "female", "birth_date": "2012-09-15"},
+        ),
     ]
     households = [
-        NewHousehold(HOUSEHOLD_A, {"village_code": VILLAGE_A1, "household_no": "A-001",
-                                   "category": "lifted", "head_member_id": str(MEMBERS_A[0]),
-                                   "annual_income": 18000}, members),
-        NewHousehold(HOUSEHOLD_B, {"village_code": VILLAGE_B1, "household_no": "B-001",
-                                   "category": "ordinary", "head_member_id": str(MEMBER_B)},
-                     [(MEMBER_B, {"name": "李国庆", "relation": "head", "sex": "male"})]),
+        NewHousehold(
+            HOUSEHOLD_A,
+            {
+                "village_code": VILLAGE_A1,
+                "household_no": "A-001",
+                "category": "lifted",
+                "head_member_id": str(MEMBERS_A[0]),
+                "annual_income": 18000,
+            },
+            members,
+        ),
+        NewHousehold(
+            HOUSEHOLD_B,
+            {
+                "village_code": VILLAGE_B1,
+                "household_no": "B-001",
+                "category": "ordinary",
+                "head_member_id": str(MEMBER_B),
+            },
+            [(MEMBER_B, {"name": "李国庆", "relation": "head", "sex": "male"})],
+        ),
     ]
     stamp = f"{int(time.time() * 1000) - 60_000:013d}-00000-server"
     with rt.db.unit_of_work() as session:
@@ -66,8 +93,10 @@ class Tablet:
     @classmethod
     def login(cls, client: FlaskClient, username: str) -> Tablet:
         device_id = str(uuid.uuid4())
-        response = client.post("/api/v1/auth/login", json={
-            "username": username, "password": PASSWORD, "device_id": device_id})
+        response = client.post(
+            "/api/v1/auth/login",
+            json={"username": username, "password": PASSWORD, "device_id": device_id},
+        )
         assert response.status_code == 200, response.get_json()
         return cls(client, response.get_json()["token"], device_id)
 
@@ -75,22 +104,39 @@ class Tablet:
     def headers(self) -> dict[str, str]:
         return bearer(self.token)
 
-    def submission(self, data: dict[str, Any], *, form_id: str = "household_visit",
-                   version: int = 1, base_revs: dict[str, int] | None = None,
-                   hlc: str | None = None) -> dict[str, Any]:
+    def submission(
+        self,
+        data: dict[str, Any],
+        *,
+        form_id: str = "household_visit",
+        version: int = 1,
+        base_revs: dict[str, int] | None = None,
+        hlc: str | None = None,
+    ) -> dict[str, Any]:
         self.seq += 1
         return {
-            "instance_id": str(uuid.uuid4()), "form_id": form_id, "form_version": version,
-            "collected_at": "2026-11-20T08:15:00+08:00", "hlc": hlc or str(self.clock.now()),
-            "device_seq": self.seq, "base_revs": base_revs or {}, "data": data,
+            "instance_id": str(uuid.uuid4()),
+            "form_id": form_id,
+            "form_version": version,
+            "collected_at": "2026-11-20T08:15:00+08:00",
+            "hlc": hlc or str(self.clock.now()),
+            "device_seq": self.seq,
+            "base_revs": base_revs or {},
+            "data": data,
         }
 
     def push(self, submissions: list[dict[str, Any]], batch_id: str | None = None) -> Any:
-        body = {"device_id": self.device_id, "batch_id": batch_id or str(uuid.uuid4()),
-                "clock": str(self.clock.now()), "submissions": submissions}
+        body = {
+            "device_id": self.device_id,
+            "batch_id": batch_id or str(uuid.uuid4()),
+            "clock": str(self.clock.now()),
+            "submissions": submissions,
+        }
         return self.client.post("/api/v1/sync/push", json=body, headers=self.headers)
 
-    def pull_all(self, cursor: str | None = None, limit: int = 1000) -> tuple[list[Any], list[Any], str]:
+    def pull_all(
+        self, cursor: str | None = None, limit: int = 1000
+    ) -> tuple[list[Any], list[Any], str]:
         entities: list[Any] = []
         removed: list[Any] = []
         while True:
@@ -105,8 +151,13 @@ class Tablet:
                 return entities, removed, cursor
 
 
-def visit(household_id: uuid.UUID = HOUSEHOLD_A, *, annual_income: float = 19800,
-          members: list[dict[str, Any]] | None = None, **answers: Any) -> dict[str, Any]:
+def visit(
+    household_id: uuid.UUID = HOUSEHOLD_A,
+    *,
+    annual_income: float = 19800,
+    members: list[dict[str, Any]] | None = None,
+    **answers: Any,
+) -> dict[str, Any]:
     """The bundled sample visit, for `household_id`, with the given answers changed."""
     data = copy.deepcopy(SAMPLE)
     data["household_id"] = str(household_id)

@@ -98,8 +98,16 @@ def test_concurrent_edits_of_one_field_keep_the_later_clock_and_record_the_loser
     result = tablet.push([early]).get_json()["results"][0]
     assert result["status"] == "accepted"
     income = [c for c in result["conflicts"] if c["field"] == "annual_income"]
-    assert income == [{**income[0], "entity": "household", "id": str(HOUSEHOLD_A),
-                       "value": 20000, "other_value": 25000, "winner": "other"}]
+    assert income == [
+        {
+            **income[0],
+            "entity": "household",
+            "id": str(HOUSEHOLD_A),
+            "value": 20000,
+            "other_value": 25000,
+            "winner": "other",
+        }
+    ]
     with rt.db.unit_of_work(write=False) as session:
         household = session.get(Household, HOUSEHOLD_A)
         assert household is not None and float(household.annual_income or 0) == 25000
@@ -113,8 +121,9 @@ def test_concurrent_edits_of_one_field_keep_the_later_clock_and_record_the_loser
 def test_a_writer_that_saw_the_current_value_replaces_it_without_conflict(tablet, rt):
     first = tablet.push([tablet.submission(visit(annual_income=20000))]).get_json()
     rev = first["results"][0]["revs"][f"household/{HOUSEHOLD_A}"]
-    second = tablet.submission(visit(annual_income=23000),
-                               base_revs={f"household/{HOUSEHOLD_A}": rev})
+    second = tablet.submission(
+        visit(annual_income=23000), base_revs={f"household/{HOUSEHOLD_A}": rev}
+    )
     result = tablet.push([second]).get_json()["results"][0]
     assert result["status"] == "accepted" and "conflicts" not in result
 
@@ -126,12 +135,14 @@ def test_bad_items_are_rejected_and_kept_while_the_rest_of_the_batch_goes_on(tab
     unknown_form = tablet.submission(visit(), form_id="no_such_form")
     unknown_version = tablet.submission(visit(), version=7)
     shapeless = {"instance_id": str(uuid.uuid4()), "form_id": "household_visit"}
-    results = tablet.push([good, invalid, ahead, unknown_form, unknown_version,
-                           shapeless]).get_json()["results"]
+    results = tablet.push(
+        [good, invalid, ahead, unknown_form, unknown_version, shapeless]
+    ).get_json()["results"]
     assert [r["status"] for r in results] == ["accepted"] + ["rejected"] * 5
     codes = [{e["code"] for e in r.get("errors", [])} for r in results]
     assert "below_min" in codes[1] and {e["path"] for e in results[1]["errors"]} == {
-        "data.annual_income"}
+        "data.annual_income"
+    }
     assert codes[2] == {"clock_ahead"}
     assert codes[3] == {"unknown_form"} and codes[4] == {"unknown_form_version"}
     assert "required" in codes[5]
@@ -165,16 +176,25 @@ def test_device_sequence_gaps_are_recorded_and_filled(tablet, rt):
 
 def test_push_needs_a_token_bound_to_the_batch_device(tablet, client, login):
     token = login("collector")  # no device_id: not bound
-    body = {"device_id": tablet.device_id, "batch_id": str(uuid.uuid4()),
-            "clock": str(tablet.clock.now()), "submissions": []}
-    response = client.post("/api/v1/sync/push", json=body, headers={"Authorization": f"Bearer {token}"})
+    body = {
+        "device_id": tablet.device_id,
+        "batch_id": str(uuid.uuid4()),
+        "clock": str(tablet.clock.now()),
+        "submissions": [],
+    }
+    response = client.post(
+        "/api/v1/sync/push", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("body,status", [
-    ({"device_id": "x"}, 422),
-    ({"batch_id": str(uuid.uuid4()), "clock": "bad", "submissions": {}}, 422),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        ({"device_id": "x"}, 422),
+        ({"batch_id": str(uuid.uuid4()), "clock": "bad", "submissions": {}}, 422),
+    ],
+)
 def test_malformed_batches_are_clear_errors_and_change_nothing(tablet, client, rt, body, status):
     response = client.post("/api/v1/sync/push", json=body, headers=tablet.headers)
     assert response.status_code == status
@@ -183,8 +203,11 @@ def test_malformed_batches_are_clear_errors_and_change_nothing(tablet, client, r
 
 
 def test_oversized_batch_is_413(tablet, client, rt):
-    body = {"device_id": tablet.device_id, "batch_id": str(uuid.uuid4()),
-            "clock": str(tablet.clock.now()),
-            "submissions": [{}] * (rt.settings.max_batch_items + 1)}
+    body = {
+        "device_id": tablet.device_id,
+        "batch_id": str(uuid.uuid4()),
+        "clock": str(tablet.clock.now()),
+        "submissions": [{}] * (rt.settings.max_batch_items + 1),
+    }
     response = client.post("/api/v1/sync/push", json=body, headers=tablet.headers)
     assert response.status_code == 413 and response.get_json()["error"]["code"] == "too_large"
