@@ -14,7 +14,7 @@ from server.runtime import EXTENSION_KEY, Runtime
 
 def create_app(config: Settings | None = None) -> Flask:
     settings = config if config is not None else Settings.from_env()
-    app = Flask("server", instance_path=str(settings.instance_dir))
+    app = Flask("server", instance_path=str(settings.instance_dir), static_folder=None)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         # Werkzeug refuses (413) a declared length over this, but silently truncates an undeclared
@@ -43,6 +43,7 @@ def _register_blueprints(app: Flask) -> None:
     from server.forms.routes import bp as forms_bp
     from server.health.routes import bp as health_bp
     from server.households.routes import bp as households_bp
+    from server.openapi import bp as openapi_bp
     from server.submissions.routes import bp as submissions_bp
     from server.sync.routes import bp as sync_bp
 
@@ -55,5 +56,6 @@ def _register_blueprints(app: Flask) -> None:
         attachments_bp,
         conflicts_bp,
         submissions_bp,
+        openapi_bp,
     ):
         app.register_blueprint(blueprint)
