@@ -21,13 +21,16 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
+from server.auth.actor import Actor
 from server.changes.models import Change
 from server.conflicts.models import Conflict
 from server.db import utcnow
+from server.errors import NotFound
 from server.households.fields import column_values, to_json_value
 from server.households.models import Household, Member
 from server.sensitive import SensitiveCodec
-from sync_protocol.clock import Hlc
+from server.sync.feed import transaction_marker
+from sync_protocol.clock import Hlc, HybridClock
 from sync_protocol.merge import EntityMergeOutcome, FieldState, IncomingWrite, merge_entity
 
 SENSITIVE = frozenset({"id_number", "phone"})
@@ -399,3 +402,51 @@ class Workspace:
             updated_at=now,
         )
         return columns
+
+
+@dataclass(frozen=True)
+class ServerWrite:
+    rev: int
+    clock: Hlc
+
+
+def apply_server_write(
+    session: Session,
+    actor: Actor,
+    entity_type: str,
+    entity_id: uuid.UUID,
+    field_name: str,
+    value: Any,
+    *,
+    clock: HybridClock,
+    codec: SensitiveCodec,
+) -> ServerWrite:
+    """Write one field from the server side (a supervisor resolving a conflict, a workflow step):
+    under the household lock, with a server clock stamped after the field's current one — so it
+    wins over the value it replaces even if another worker saw a tablet clock running ahead — and
+    logged in the change log, so tablets receive it on their next pull. Returns the new revision
+    and the clock used. NotFound for an unknown entity."""
+    if entity_type == "household":
+        household_id: uuid.UUID | None = entity_id
+    else:
+        household_id = session.scalar(select(Member.household_id).where(Member.id == entity_id))
+    if household_id is None:
+        raise NotFound(f"no {entity_type} {entity_id}")
+    lock_households(session, [household_id])
+    workspace = Workspace(session, codec)
+    workspace.load({household_id}, {entity_id} if entity_type == "member" else set())
+    state = workspace.find(entity_type, entity_id)
+    if state is None:
+        raise NotFound(f"no {entity_type} {entity_id}")
+    current = state.fields.get(field_name)
+    if current is not None and current.clock is not None:
+        clock.observe(current.clock)
+    stamp = clock.now()
+    origin = Origin(
+        origin=f"user:{actor.user_id}", submission_id=None, device_id=None, user_id=actor.user_id
+    )
+    # The writer has seen the entity as it is now: replacing its values is no new conflict.
+    outcome = workspace.preview(state, {field_name: value}, stamp, state.rev, origin)
+    workspace.commit(state, outcome, stamp, origin)
+    workspace.flush(transaction_marker(session))
+    return ServerWrite(outcome.rev, stamp)

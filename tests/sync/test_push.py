@@ -4,13 +4,19 @@ with conflicts, quarantine, scope, and clear errors for malformed batches."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy import update as sa_update
 
+from server.auth.actor import system_actor
 from server.changes.models import Change
 from server.conflicts.models import Conflict
+from server.db import utcnow
 from server.devices.models import DeviceSequenceGap
+from server.forms.models import FormVersion
+from server.forms.service import retire
 from server.households.models import Household, Member
 from server.submissions.models import Submission
 from server.users.models import Role
@@ -211,3 +217,22 @@ def test_oversized_batch_is_413(tablet, client, rt):
     }
     response = client.post("/api/v1/sync/push", json=body, headers=tablet.headers)
     assert response.status_code == 413 and response.get_json()["error"]["code"] == "too_large"
+
+
+def test_a_retired_version_is_accepted_during_grace_and_quarantined_after(tablet, rt):
+    with rt.db.unit_of_work() as session:
+        retire(session, system_actor(), "household_visit")
+    within = tablet.push([tablet.submission(visit(annual_income=20500))]).get_json()
+    assert within["results"][0]["status"] == "accepted"
+    with rt.db.unit_of_work() as session:
+        past = utcnow() - timedelta(days=rt.settings.form_retire_grace_days + 1)
+        session.execute(sa_update(FormVersion).values(retired_at=past))
+    late = tablet.submission(visit(annual_income=20600))
+    result = tablet.push([late]).get_json()["results"][0]
+    assert result["status"] == "rejected"
+    assert result["errors"][0]["code"] == "form_version_retired"
+    with rt.db.unit_of_work(write=False) as session:
+        kept = session.get(Submission, uuid.UUID(late["instance_id"]))
+        assert kept is not None and "grace period" in (kept.quarantine_reason or "")
+        household = session.get(Household, HOUSEHOLD_A)
+        assert household is not None and float(household.annual_income or 0) == 20500
