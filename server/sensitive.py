@@ -44,6 +44,11 @@ def mask_phone(value: str) -> str:
 _MASKS = {"id_number": mask_id_number, "phone": mask_phone}
 
 
+def mask(kind: str, value: str) -> str:
+    """The masked form of a sensitive value of `kind` (`id_number` or `phone`)."""
+    return _MASKS[kind](value)
+
+
 class SensitiveCodec:
     """Hashes, masks and encrypts sensitive values with keys derived from one 32-byte data key."""
 
@@ -62,10 +67,20 @@ class SensitiveCodec:
         sealed = self._aead.encrypt(nonce, value.encode(), kind.encode())
         return Protected(
             hash=self.lookup_hash(kind, value),
-            masked=_MASKS[kind](value),
+            masked=mask(kind, value),
             cipher=base64.b64encode(nonce + sealed).decode("ascii"),
         )
 
     def reveal(self, kind: str, cipher: str) -> str:
         raw = base64.b64decode(cipher)
         return self._aead.decrypt(raw[:12], raw[12:], kind.encode()).decode()
+
+
+def protected_for_review(codec: SensitiveCodec, kind: str | None, value: object) -> object:
+    """How a value is kept where people review it later (conflict rows): sensitive text as
+    `{"masked", "cipher"}` — shown masked, and still choosable as the real value — else as is.
+    `kind` is the sensitive field's name, or None for an ordinary field."""
+    if kind is None or value in (None, ""):
+        return value
+    protected = codec.protect(kind, str(value))
+    return {"masked": protected.masked, "cipher": protected.cipher}

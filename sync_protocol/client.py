@@ -1,10 +1,7 @@
-"""The reference tablet client: log in, fetch forms, fill them offline, push and pull.
-
-`TabletClient` ties the local replica (`replica`, `local_register`, `outbox`) to the server over
-HTTP (`transport`), following `docs/sync-protocol.md`. Every step is one local transaction around
-one exchange, so interrupting it anywhere and running it again finishes the job exactly once.
-Never imports Flask or a database library; usable by tools, tests and the `fieldsync-tablet` CLI.
-"""
+"""The reference tablet client (`TabletClient`): log in, fetch forms, fill them offline, push and
+pull, over `transport` and the local `replica`. Each step is one local transaction around one
+exchange, so running it again after any interruption finishes it exactly once. Never imports
+Flask or a database library."""
 
 from __future__ import annotations
 
@@ -348,26 +345,37 @@ class TabletClient:
         again first, identical (same batch_id and instance_ids), so the server answers
         `duplicate` for what it already has. Results are stored per submission (accepted,
         duplicate, rejected with errors), conflicts kept, the clock advanced, and attachments
-        the server lacks uploaded. Raises `NotLoggedIn`, `ServerError`, `ServerUnreachable` or
-        `ProtocolViolation`; what was not processed is sent again by the next push.
+        the server lacks uploaded. A batch the server finds too large (413: it had no effect)
+        is split and its submissions sent again in smaller batches. Raises `NotLoggedIn`,
+        `ServerError`, `ServerUnreachable` or `ProtocolViolation`; what was not processed is
+        sent again by the next push.
         """
         token = self._token()
         report = PushReport()
         self._upload_attachments(token, report)
+        limit = self.batch_size
         while True:
             with self.replica.transaction() as conn:
                 batch = outbox.open_batch(conn) or outbox.start_batch(
-                    conn, str(uuid.uuid4()), self.replica.stamp, self.batch_size
+                    conn, str(uuid.uuid4()), self.replica.stamp, limit
                 )
             if batch is None:
                 return report
-            response = self.transport.request(
-                "POST",
-                "/api/v1/sync/push",
-                token=token,
-                json_body=batch.request(self.device_id),
-                compress=True,
-            )
+            try:
+                response = self.transport.request(
+                    "POST",
+                    "/api/v1/sync/push",
+                    token=token,
+                    json_body=batch.request(self.device_id),
+                    compress=True,
+                )
+            except ServerError as error:
+                if error.status != 413 or len(batch.entries) == 1:
+                    raise
+                with self.replica.transaction() as conn:
+                    outbox.abandon_batch(conn, batch.batch_id)
+                limit = max(1, len(batch.entries) // 2)
+                continue
             self._apply_push_response(batch, _load(PushResponseSchema(), response), report)
             self._upload_attachments(token, report)
 
@@ -426,7 +434,8 @@ class TabletClient:
         false; each page is stored (with the cursor) in one transaction.
 
         Pulled entities replace the local server state; local writes not yet confirmed stay
-        shown where their clock is later. `removed` entities are dropped. On `410` the cursor
+        shown where their clock is later. `removed` entities are dropped. The clock advances past
+        the page's `clock` and every field clock pulled. On `410` the cursor
         and the pulled register are dropped and the pull starts over (once). Raises
         `NotLoggedIn`, `ServerError`, `ServerUnreachable` or `ProtocolViolation`.
         """
@@ -456,7 +465,10 @@ class TabletClient:
                 for gone in page["removed"]:
                     local_register.remove_entity(conn, gone["entity"], gone["id"])
                 self.replica.set_meta("pull_cursor", page["cursor"])
-                self.replica.observe(page["clock"])
+                # Field clocks too: a write stamped ahead of the worker answering this page (the
+                # server's clocks are per process) must still be behind this tablet's next write.
+                field_clocks = (c for e in page["entities"] for c in e["clocks"].values())
+                self.replica.observe(max([page["clock"], *field_clocks]))
             report.pages += 1
             report.entities += len(page["entities"])
             report.removed += len(page["removed"])

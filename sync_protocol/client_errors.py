@@ -1,8 +1,5 @@
-"""The errors the reference tablet client raises, one family under `ClientError`.
-
-Callers (the CLI, tools, tests) catch `ClientError` and show its message; the subclasses say what
-to do next. Never carries a password or a token in its message.
-"""
+"""The errors the reference tablet client raises, all under `ClientError`: callers show the
+message, the subclass says what to do next. Messages never carry a password or a token."""
 
 from __future__ import annotations
 

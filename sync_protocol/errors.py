@@ -57,7 +57,10 @@ class ItemErrorCode(str, Enum):  # noqa: UP042 (as ErrorCode)
     UNKNOWN_FORM = "unknown_form"
     UNKNOWN_FORM_VERSION = "unknown_form_version"
     FORM_VERSION_RETIRED = "form_version_retired"
-    OUT_OF_SCOPE = "out_of_scope"
+    FORBIDDEN = "forbidden"  # the entity is outside the caller's regions (a 403 for this item)
+    NOT_FOUND = "not_found"  # the entity does not exist and the form may not create it
+    INVALID_ENTITY = "invalid_entity"  # e.g. a new household without a village
+    UNKNOWN_REGION = "unknown_region"
     INVALID_SUBMISSION = "invalid_submission"
     INVALID_BASE_REV = "invalid_base_rev"  # a base revision the entity never had
 

@@ -1,14 +1,7 @@
-"""The tablet's copy of the household register: the server's state as last pulled, plus the
-tablet's own writes that the server has not confirmed yet, shown on top of it.
-
-Two tables: `entities` (exactly what the server sent: fields, per-field clocks, rev, deleted) and
-`local_writes` (one row per field a completed submission wrote). What the tablet shows is the
-server state with each local write merged in by the same last-writer-wins rule as the server
-(`sync_protocol.merge.merge_field`), so a pull never hides a value still waiting to be sent.
-A local write disappears when it was rejected, or once a pull delivered the entity at (or past)
-the revision the push reported for it. Functions take the open connection of a `Replica`
-transaction; none commits.
-"""
+"""The tablet's copy of the register: the server's state as last pulled (`entities`), with the
+tablet's own writes not yet confirmed by a pull (`local_writes`) shown on top by the server's own
+last-writer-wins rule, so a pull never hides a value still to be sent. Functions work inside a
+`Replica` transaction and never commit."""
 
 from __future__ import annotations
 
@@ -142,6 +135,11 @@ def record_writes(
             for w in writes
         ],
     )
+
+
+# A local write leaves `local_writes` when its submission is rejected, or once a pull delivered
+# its entity at (or past) the revision the push reported for it: until then the tablet's pulled
+# state may still predate it.
 
 
 def acknowledge_writes(conn: sqlite3.Connection, instance_id: str, revs: Mapping[str, int]) -> None:

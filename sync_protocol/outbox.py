@@ -1,11 +1,7 @@
-"""The tablet's outbox: completed submissions waiting to be pushed, the batches they travel in,
-their outcomes, and the conflicts the server reported.
-
-A batch is written down (id, clock, members) before it is sent and stays open until its response
-is processed, so a retry after a crash or a lost response re-sends the identical batch — same
-batch_id, same instance_ids, same bytes — and the idempotent server answers `duplicate`.
-Functions take the open connection of a `Replica` transaction; none commits.
-"""
+"""The outbox: completed submissions, the push batches they travel in, their results and the
+conflicts reported. A batch is persisted before it is sent and stays open until its answer is
+processed, so a retry re-sends it identically (same batch_id, instance_ids and bytes).
+Functions work inside a `Replica` transaction and never commit."""
 
 from __future__ import annotations
 
@@ -128,6 +124,16 @@ def record_result(conn: sqlite3.Connection, instance_id: str, result: Mapping[st
         "UPDATE outbox SET state = ?, result = ? WHERE instance_id = ?",
         (result["status"], to_json(dict(result)), instance_id),
     )
+
+
+def abandon_batch(conn: sqlite3.Connection, batch_id: str) -> None:
+    """Forget a batch the server refused as a whole without effect (413): its submissions go
+    back to pending, to travel in other batches (same instance_ids, so still idempotent)."""
+    conn.execute(
+        "UPDATE outbox SET state = ?, batch_id = NULL WHERE batch_id = ? AND state = ?",
+        (PENDING, batch_id, SENT),
+    )
+    conn.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
 
 
 def close_batch(conn: sqlite3.Connection, batch_id: str) -> None:

@@ -1,10 +1,6 @@
-"""The tablet's local SQLite file: identity, login, clock state, cached forms and attachments, and
-the transaction every other tablet module writes in.
-
-Every change happens inside `Replica.transaction()` (one SQLite transaction, fully synced), so a
-crash at any point leaves the file as it was before or after a whole step, never in between.
-Never talks to the network; the register and outbox tables are handled by their own modules.
-"""
+"""The tablet's SQLite file: identity, login, persisted clock, cached forms, attachments, and the
+one transaction every tablet module writes in (`Replica.transaction()`), so a crash leaves the
+file before or after a whole step, never in between. Never talks to the network."""
 
 from __future__ import annotations
 

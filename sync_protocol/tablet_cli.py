@@ -1,9 +1,6 @@
-"""`fieldsync-tablet`: the reference client as a command-line tablet simulator.
-
-Each command is one `TabletClient` call on the SQLite file given by `--db`. Failures print
-`error: …` on stderr and exit with status 1, never a traceback; passwords are read from a
-prompt or stdin and never stored or printed.
-"""
+"""`fieldsync-tablet`: the reference client as a command-line tablet simulator, one `TabletClient`
+call per command on the `--db` file. Failures print `error: …` and exit 1, never a traceback;
+passwords come from a prompt or stdin and are never stored or printed."""
 
 from __future__ import annotations
 
@@ -18,6 +15,7 @@ import click
 from sync_protocol.client import PullReport, PushReport, TabletClient
 from sync_protocol.client_errors import ClientError, InvalidSubmission
 from sync_protocol.tablet_samples import sample_answers
+from sync_protocol.transport import RetryPolicy
 
 
 class _TabletGroup(click.Group):
@@ -60,10 +58,17 @@ class _TabletGroup(click.Group):
     default=None,
     help="Server base URL, e.g. http://127.0.0.1:5000 (remembered in the file).",
 )
+@click.option(
+    "--retries",
+    default=RetryPolicy.max_attempts,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="Attempts per request when the network or server fails (with backoff).",
+)
 @click.pass_context
-def cli(ctx: click.Context, db_path: Path, server: str | None) -> None:
+def cli(ctx: click.Context, db_path: Path, server: str | None, retries: int) -> None:
     """A simulated field tablet speaking the fieldsync sync protocol."""
-    client = TabletClient(db_path, server)
+    client = TabletClient(db_path, server, retry=RetryPolicy(max_attempts=retries))
     ctx.call_on_close(client.close)
     ctx.obj = client
 

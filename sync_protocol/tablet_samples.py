@@ -1,9 +1,6 @@
-"""Sample answers for the tablet simulator: the bundled samples (`forms/library/samples/`) pointed
-at this tablet's own households, villages and attachments, so `fill --sample` makes a submission
-the server can accept.
-
-Only rewrites ids, the village and attachment references; never invents other answers.
-"""
+"""Sample answers for the tablet simulator: the bundled samples pointed at this tablet's own
+households, village and placeholder attachments, so `fill --sample` makes a submission the server
+can accept. Rewrites ids, the village and attachment references only."""
 
 from __future__ import annotations
 
@@ -28,7 +25,8 @@ def sample_answers(
 
     - An entity the form creates gets a fresh id (each fill makes a new household or member);
       one it only updates takes `household_id` for the household, and for members the ids of
-      that household's members in the local register (extra sample rows are dropped).
+      that household's members in the local register (extra sample rows are dropped; with no
+      member known locally the sample's rows stay, for the server to judge).
     - `village_code`, if the answers have one, becomes `village_code` (default: the user's first
       village-level region).
     - Attachment references are replaced by small placeholder files added to the tablet.
@@ -57,7 +55,7 @@ def sample_answers(
         if entity.create:
             for row in rows:
                 row[entity.id_field] = str(uuid.uuid4())
-        elif household_id is not None:
+        elif members:
             rows[:] = rows[: len(members)]
             for row, member_id in zip(rows, members, strict=False):
                 row[entity.id_field] = member_id

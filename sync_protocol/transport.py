@@ -1,10 +1,7 @@
-"""HTTP for the tablet client: one place that sends a request, retries what is safe to retry, and
-turns error answers into `ClientError`s.
-
-Retries connection errors, timeouts and 5xx with exponential backoff and jitter (bounded), and 429
-after `Retry-After`; never any other 4xx. Only idempotent calls go through here (the protocol
-makes push, attachment upload and login safe to repeat). Never logs tokens or bodies.
-"""
+"""HTTP for the tablet client: sends a request, retries connection errors, timeouts, 5xx (bounded
+exponential backoff with jitter) and 429 (after `Retry-After`) but never another 4xx, and turns
+error answers into `ClientError`s. Only for requests the protocol makes safe to repeat; never
+logs tokens or bodies."""
 
 from __future__ import annotations
 

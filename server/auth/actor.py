@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, true
 from sqlalchemy.orm import InstrumentedAttribute
@@ -45,7 +46,7 @@ class Actor:
             )
 
     def region_filter(
-        self, column: ColumnElement[str] | InstrumentedAttribute[str]
+        self, column: ColumnElement[Any] | InstrumentedAttribute[Any]
     ) -> ColumnElement[bool]:
         """A SQL condition keeping rows whose region code `column` the caller covers.
 

@@ -28,7 +28,7 @@ from server.db import utcnow
 from server.errors import NotFound
 from server.households.fields import column_values, to_json_value
 from server.households.models import Household, Member
-from server.sensitive import SensitiveCodec
+from server.sensitive import SensitiveCodec, mask, protected_for_review
 from server.sync.feed import transaction_marker
 from sync_protocol.clock import Hlc, HybridClock
 from sync_protocol.merge import EntityMergeOutcome, FieldState, IncomingWrite, merge_entity
@@ -294,16 +294,11 @@ class Workspace:
         self._touched_households.add(household_id)
 
     def _protected(self, name: str, value: Any) -> Any:
-        # Sensitive values stay protected in conflicts too: the mask to show, the ciphertext so a
-        # resolution can still choose the losing value.
-        if name in SENSITIVE and value not in (None, ""):
-            protected = self.codec.protect(name, str(value))
-            return {"masked": protected.masked, "cipher": protected.cipher}
-        return value
+        return protected_for_review(self.codec, name if name in SENSITIVE else None, value)
 
     def _shown(self, name: str, value: Any) -> Any:
         if name in SENSITIVE and value not in (None, ""):
-            return self.codec.protect(name, str(value)).masked
+            return mask(name, str(value))
         return value
 
     # --- invariants ---------------------------------------------------------------------------

@@ -31,13 +31,29 @@ def transaction_marker(session: Session) -> int:
     return int(highest or 0) + 1
 
 
+# The oldest transaction still running that could write to *this* database. Transaction ids are
+# cluster-wide, and a long write in another database on the same server (a bulk load, another
+# application) must not hold every tablet's pull back: running transactions known to belong to
+# another database are left out. Any running transaction not known to be elsewhere counts, so the
+# horizon can only come out too low (a delay), never too high (a skip).
+_POSTGRES_HORIZON = text("""
+    WITH snap AS (SELECT pg_current_snapshot() AS s),
+    elsewhere AS (
+        SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
+        WHERE backend_xid IS NOT NULL AND datname IS NOT NULL
+          AND datname <> current_database()
+    )
+    SELECT COALESCE(
+        (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x
+         WHERE x::text::bigint NOT IN (SELECT xid FROM elsewhere)),
+        (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap)
+    )
+""")
+
+
 def visible_horizon(session: Session) -> int:
     """Every change with `txid` below this is visible now and no other will ever appear."""
     if _is_postgres(session):
-        return int(
-            session.execute(
-                text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            ).scalar_one()
-        )
+        return int(session.execute(_POSTGRES_HORIZON).scalar_one())
     highest = session.execute(select(func.max(Change.txid))).scalar()
     return int(highest or 0) + 1

@@ -75,7 +75,7 @@ class PushResult:
     batch_id: str
     clock: str
     results: list[dict[str, Any]]
-    missing_attachments: list[str]
+    referenced_attachments: list[str]  # every digest the accepted submissions refer to
     attachment_refs: list[tuple[str, uuid.UUID, str | None]]
 
 
@@ -241,7 +241,7 @@ def accept_push(
         batch_id=request["batch_id"],
         clock=str(clock.now()),
         results=results,
-        missing_attachments=digests,
+        referenced_attachments=digests,
         attachment_refs=attachment_refs,
     )
 
@@ -393,7 +393,7 @@ def _merge_item(
             if not u.create:
                 errors.append(
                     _error(
-                        "not_found",
+                        ItemErrorCode.NOT_FOUND,
                         f"{u.type} {u.id} is not in the register and this form may not create it",
                         u.path,
                     )
@@ -447,18 +447,20 @@ def _scope_errors(
 ) -> list[dict[str, Any]]:
     if after is None:
         what = "a village_code" if u.type == "household" else "its household in the register"
-        return [_error("invalid_entity", f"a new {u.type} needs {what}", u.path)]
+        return [_error(ItemErrorCode.INVALID_ENTITY, f"a new {u.type} needs {what}", u.path)]
     if u.type == "household" and u.fields.get("village_code") and after not in villages:
         return [
             _error(
-                "unknown_region", f"no village {after} in the register", f"{u.path}.village_code"
+                ItemErrorCode.UNKNOWN_REGION,
+                f"no village {after} in the register",
+                f"{u.path}.village_code",
             )
         ]
     for village in {v for v in (before, after) if v}:
         if not actor.covers(village):
             return [
                 _error(
-                    "forbidden",
+                    ItemErrorCode.FORBIDDEN,
                     f"{u.type} {u.id} is in village {village}, outside your regions",
                     u.path,
                 )

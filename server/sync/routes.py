@@ -8,6 +8,8 @@ from flask import Blueprint, request
 from marshmallow import ValidationError
 
 from server import failpoints
+from server.attachments.service import missing_attachments, record_references
+from server.attachments.store import store_for
 from server.auth.guard import authenticated, current_actor
 from server.db import utcnow
 from server.errors import TooLarge, ValidationFailed
@@ -39,13 +41,16 @@ def push_batch() -> dict[str, Any]:
         result = push.accept_push(
             session, current_actor(), rt.settings, rt.codec, rt.clock, batch, now=utcnow()
         )
+        record_references(session, result.attachment_refs)
         failpoints.reach(failpoints.PUSH_BEFORE_COMMIT, rt.settings)
     failpoints.reach(failpoints.PUSH_AFTER_COMMIT, rt.settings)
     return {
         "batch_id": result.batch_id,
         "clock": result.clock,
         "results": result.results,
-        "missing_attachments": result.missing_attachments,
+        "missing_attachments": missing_attachments(
+            store_for(rt.settings), result.referenced_attachments
+        ),
     }
 
 

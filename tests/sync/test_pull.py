@@ -4,6 +4,7 @@ and cursors that cannot be honoured."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from server.users.models import Role
 from server.users.service import grant_region, revoke_region
@@ -98,3 +99,23 @@ def test_a_malformed_cursor_is_400_and_a_forged_or_foreign_one_is_410(tablet, cl
 def test_limits_outside_1_to_1000_are_422(tablet, client, limit):
     response = client.get(f"/api/v1/sync/pull?limit={limit}", headers=tablet.headers)
     assert response.status_code == 422
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_long_write_in_another_database_does_not_hold_pulls_back(tablet):
+    # Transaction ids are shared by every database of a server; one left open elsewhere (a bulk
+    # load, another application) must not stall every tablet's pull here.
+    from tests.conftest import _PG_ADMIN_URL
+
+    assert _PG_ADMIN_URL is not None
+    elsewhere = create_engine(_PG_ADMIN_URL)
+    with elsewhere.connect() as other:
+        other.execute(text("SELECT pg_current_xact_id()"))  # holds an xid, uncommitted
+        _, _, cursor = tablet.pull_all()
+        tablet.push([tablet.submission(visit(annual_income=26000))])
+        changed, _, _ = tablet.pull_all(cursor)
+        other.rollback()
+    elsewhere.dispose()
+    household = next(e for e in changed if e["entity"] == "household")
+    assert household["fields"]["annual_income"] == 26000

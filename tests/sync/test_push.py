@@ -3,6 +3,7 @@ with conflicts, quarantine, scope, and clear errors for malformed batches."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 
@@ -236,3 +237,20 @@ def test_a_retired_version_is_accepted_during_grace_and_quarantined_after(tablet
         assert kept is not None and "grace period" in (kept.quarantine_reason or "")
         household = session.get(Household, HOUSEHOLD_A)
         assert household is not None and float(household.annual_income or 0) == 20500
+
+
+def test_push_lists_attachments_the_server_lacks_until_they_are_uploaded(tablet, client):
+    photo = b"\xff\xd8 a photo of the house \xff\xd9"
+    digest = "sha256:" + hashlib.sha256(photo).hexdigest()
+    ref = {"attachment": digest, "filename": "house.jpg", "content_type": "image/jpeg"}
+    first = tablet.push([tablet.submission(visit(house_photo=ref))]).get_json()
+    assert first["missing_attachments"] == [digest]
+    upload = client.put(
+        f"/api/v1/attachments/{digest}",
+        data=photo,
+        headers={**tablet.headers, "Content-Type": "image/jpeg"},
+    )
+    assert upload.status_code == 201
+    second = tablet.push([tablet.submission(visit(house_photo=ref))]).get_json()
+    assert second["results"][0]["status"] == "accepted"
+    assert second["missing_attachments"] == []

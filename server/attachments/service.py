@@ -1,0 +1,220 @@
+"""Attachment logic: storing an upload, recording which submissions reference which files, listing
+what is still missing, and letting supervisors download a file from their villages (audited:
+photos of homes are personal data).
+
+An upload is stored in two steps on purpose: the bytes go into the store first, outside any
+database transaction (a slow tablet must not hold a write lock while it streams megabytes), then
+the `attachments` row is recorded in the caller's unit of work. Both steps are idempotent, so a
+failure between them is repaired by the client's retry.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
+
+from sqlalchemy import Insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.attachments.models import Attachment, AttachmentRef
+from server.attachments.store import (
+    DIGEST_PREFIX,
+    AttachmentStore,
+    AttachmentTooLarge,
+    DigestMismatch,
+    is_valid_digest,
+)
+from server.audit import service as audit
+from server.auth.actor import Actor
+from server.errors import (
+    Forbidden,
+    NotFound,
+    TooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from server.users.models import Role
+from sync_protocol.errors import ItemErrorCode
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}")
+DOWNLOAD_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+# Rows per INSERT: far below SQLite's bound-parameter limit, whatever the batch size.
+_INSERT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    digest: str
+    size: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class Download:
+    digest: str
+    content_type: str
+    size: int
+
+
+def require_digest(digest: str) -> str:
+    """`digest` if it is `sha256:<64 lower-case hex>`, else 404: the name can never exist."""
+    if not is_valid_digest(digest):
+        raise NotFound(
+            "no such attachment: names are sha256: followed by 64 lower-case hex digits",
+            details={"attachment": digest[:80]},
+        )
+    return digest
+
+
+def upload_content_type(declared: str | None) -> str:
+    """The media type to record for an upload (`application/octet-stream` when none is given);
+    415 for a header that is not a media type."""
+    if not declared:
+        return DEFAULT_CONTENT_TYPE
+    if _MEDIA_TYPE_RE.fullmatch(declared) is None:
+        raise UnsupportedMediaType(
+            "Content-Type is not a media type such as image/jpeg",
+            details={"content_type": declared[:100]},
+        )
+    return declared.lower()
+
+
+def store_upload(
+    store: AttachmentStore,
+    digest: str,
+    body: IO[bytes],
+    *,
+    max_size: int,
+    declared_size: int | None = None,
+) -> StoredUpload:
+    """Stream `body` into the store under `digest`, checking size and hash on the way.
+
+    413 `too_large` when `declared_size` (the Content-Length) or the bytes read pass `max_size`,
+    422 `validation_error` when the bytes hash to another digest; nothing is stored in either
+    case. Storing content that is already there is not an error (`created` is False)."""
+    require_digest(digest)
+    if declared_size is not None and declared_size > max_size:
+        raise TooLarge(
+            "attachment is larger than the configured limit", details={"limit": max_size}
+        )
+    try:
+        created = store.put(digest, body, max_size=max_size)
+    except AttachmentTooLarge as exc:
+        raise TooLarge(
+            "attachment is larger than the configured limit", details={"limit": exc.limit}
+        ) from exc
+    except DigestMismatch as exc:
+        raise ValidationFailed(
+            "the body does not match the attachment's digest",
+            [
+                {
+                    "path": "body",
+                    "code": ItemErrorCode.INVALID_ATTACHMENT.value,
+                    "message": f"{exc.size} bytes hash to {exc.actual}, not {exc.expected}",
+                }
+            ],
+        ) from exc
+    return StoredUpload(digest=digest, size=store.size(digest), created=created)
+
+
+def record_upload(
+    session: Session, actor: Actor, upload: StoredUpload, content_type: str | None
+) -> None:
+    """The `attachments` row for a stored upload; the first upload's content type stays."""
+    statement = _insert_ignoring_existing(session, Attachment).values(
+        digest=upload.digest,
+        content_type=content_type or DEFAULT_CONTENT_TYPE,
+        size=upload.size,
+        uploaded_by_id=actor.user_id,
+    )
+    session.execute(statement)
+
+
+def record_references(session: Session, refs: Iterable[tuple[str, uuid.UUID, str | None]]) -> None:
+    """Record that submissions refer to attachments: `(digest, instance_id, village_code)`.
+
+    Set-based and idempotent: references already recorded are left as they are (the first
+    village stays). Call it after the submissions' rows are flushed (foreign key). Digests must be
+    in the wire form; anything else is a `ValueError` (the push schema has checked them)."""
+    rows: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
+    for digest, instance_id, village_code in refs:
+        if not is_valid_digest(digest):
+            raise ValueError(f"not an attachment digest: {digest[:80]!r}")
+        rows.setdefault(
+            (digest, instance_id),
+            {"digest": digest, "instance_id": instance_id, "village_code": village_code},
+        )
+    values = list(rows.values())
+    for start in range(0, len(values), _INSERT_CHUNK):
+        statement = _insert_ignoring_existing(session, AttachmentRef)
+        session.execute(statement.values(values[start : start + _INSERT_CHUNK]))
+
+
+def missing_attachments(store: AttachmentStore, digests: Iterable[str]) -> list[str]:
+    """The digests among `digests` whose files the server does not have: sorted, unique."""
+    return store.missing(set(digests))
+
+
+def open_download(
+    session: Session, actor: Actor, store: AttachmentStore, digest: str, *, audited: bool = True
+) -> Download:
+    """Check that `actor` may download `digest` and describe the file; audit the download.
+
+    Supervisors and admins only (403 otherwise). A supervisor needs at least one referencing
+    submission in a village of their regions (403); admins may download any file. 404 if the
+    server has no such file. `audited=False` is for HEAD, which discloses no content."""
+    require_digest(digest)
+    actor.ensure_role(*DOWNLOAD_ROLES)
+    if not store.has(digest):
+        raise NotFound("no such attachment", details={"attachment": digest})
+    villages = select(AttachmentRef.village_code).where(AttachmentRef.digest == digest)
+    village = session.execute(
+        villages.where(actor.region_filter(AttachmentRef.village_code)).limit(1)
+    ).first()
+    if village is None and not actor.is_admin:
+        raise Forbidden(
+            "this attachment belongs to no submission in your regions",
+            details={"attachment": digest},
+        )
+    row = session.get(Attachment, digest)
+    download = Download(
+        digest=digest,
+        content_type=row.content_type if row is not None else DEFAULT_CONTENT_TYPE,
+        size=store.size(digest),
+    )
+    if audited:
+        audit.record(
+            session,
+            "download_attachment",
+            user_id=actor.user_id,
+            object_type="attachment",
+            object_id=digest.removeprefix(DIGEST_PREFIX),  # the column holds 64 characters
+            region_code=village[0] if village is not None else None,
+            address=actor.address,
+            details={
+                "attachment": digest,
+                "size": download.size,
+                "content_type": download.content_type,
+            },
+        )
+    return download
+
+
+def open_content(store: AttachmentStore, download: Download) -> BinaryIO:
+    """The bytes of a download checked by `open_download`, for streaming."""
+    try:
+        return store.open(download.digest)
+    except FileNotFoundError as exc:  # removed by an operator between the check and now
+        raise NotFound("no such attachment", details={"attachment": download.digest}) from exc
+
+
+def _insert_ignoring_existing(session: Session, model: type[Attachment | AttachmentRef]) -> Insert:
+    # INSERT … ON CONFLICT DO NOTHING on the primary key, in each database's own dialect.
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing()
+    return sqlite.insert(model).on_conflict_do_nothing()

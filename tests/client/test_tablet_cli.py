@@ -1,0 +1,90 @@
+"""`fieldsync-tablet` without a server: every failure is `error: …` with exit status 1 and no
+traceback; the happy path against the real server is in test_e2e_sync.py."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+from forms.bundled import load_bundled_form
+from sync_protocol.client import TabletClient
+from sync_protocol.replica import CachedForm
+from sync_protocol.tablet_cli import cli
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A tablet file with the household_visit form cached (as if fetched earlier)."""
+    path = tmp_path / "tablet.db"
+    with TabletClient(path, "http://127.0.0.1:9") as client, client.replica.transaction():
+        definition = {**load_bundled_form("household_visit").to_dict(), "version": 1}
+        client.replica.save_form(
+            CachedForm("household_visit", 1, "hash", definition["title"], definition, True)
+        )
+    return path
+
+
+def _run(db, *args, stdin=None):
+    return CliRunner().invoke(cli, ["--db", str(db), "--retries", "1", *args], input=stdin)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _assert_error(result, text):
+    assert result.exit_code == 1, result.output
+    assert f"error: {text}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_sync_before_login_is_a_clear_error(db):
+    _assert_error(_run(db, "sync"), "not logged in")
+
+
+def test_an_unknown_form_is_a_clear_error(db):
+    _assert_error(_run(db, "fill", "no_such_form", "--sample"), "form 'no_such_form'")
+
+
+def test_invalid_answers_list_every_problem(db, tmp_path):
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({"household_id": "not-a-uuid", "annual_income": -1}))
+    result = _run(db, "fill", "household_visit", str(answers))
+    _assert_error(result, "answers for household_visit are not valid")
+    assert "data.annual_income" in result.output and "data.visit_date" in result.output
+
+
+def test_answers_that_are_not_json_are_a_clear_error(db, tmp_path):
+    answers = tmp_path / "answers.json"
+    answers.write_text("{not json")
+    _assert_error(_run(db, "fill", "household_visit", str(answers)), "")
+
+
+def test_an_unreachable_server_is_a_clear_error(db):
+    result = _run(
+        db,
+        "--server",
+        f"http://127.0.0.1:{_closed_port()}",
+        "login",
+        "ana",
+        "--password-stdin",
+        stdin="pw\n",
+    )
+    _assert_error(result, "POST /api/v1/auth/login: no answer")
+
+
+def test_fill_needs_answers_or_sample(db):
+    result = _run(db, "fill", "household_visit")
+    assert result.exit_code == 2 and "either ANSWERS.json or --sample" in result.output
+
+
+def test_show_and_status_work_offline(db):
+    assert _run(db, "show").exit_code == 0
+    result = _run(db, "status")
+    assert result.exit_code == 0 and "device_id: " in result.output
+    assert "forms: 1" in result.output
