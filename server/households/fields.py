@@ -12,9 +12,15 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import Row
+
 from forms.register import HOUSEHOLD, MEMBER, EntitySpec
 from server.households.models import Household, Member
 from server.sensitive import SensitiveCodec
+
+# An ORM row, or a Core row holding the columns the functions below read (pull selects only those).
+HouseholdRow = Household | Row[Any]
+MemberRow = Member | Row[Any]
 
 
 def to_json_value(value: Any) -> Any:
@@ -29,7 +35,7 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
-def _plain_fields(spec: EntitySpec, row: Household | Member) -> dict[str, Any]:
+def _plain_fields(spec: EntitySpec, row: HouseholdRow | MemberRow) -> dict[str, Any]:
     return {
         name: to_json_value(getattr(row, name))
         for name, field in spec.fields.items()
@@ -37,20 +43,22 @@ def _plain_fields(spec: EntitySpec, row: Household | Member) -> dict[str, Any]:
     }
 
 
-def household_fields(row: Household) -> dict[str, Any]:
+def household_fields(row: HouseholdRow) -> dict[str, Any]:
     fields = _plain_fields(HOUSEHOLD, row)
     fields.update(row.extra)
     return fields
 
 
 def member_fields(
-    row: Member, *, codec: SensitiveCodec | None = None, reveal: bool = False
+    row: MemberRow, *, codec: SensitiveCodec | None = None, reveal: bool = False
 ) -> dict[str, Any]:
     """The member's fields; identity number and phone masked unless `reveal` (needs `codec`)."""
     fields = _plain_fields(MEMBER, row)
     for name in ("id_number", "phone"):
-        cipher = getattr(row, f"{name}_cipher")
-        if reveal and codec is not None and cipher:
+        # The ciphertext is read only to reveal: a row may hold just the masked columns.
+        cipher = getattr(row, f"{name}_cipher") if reveal and codec is not None else None
+        if cipher:
+            assert codec is not None
             fields[name] = codec.reveal(name, cipher)
         else:
             fields[name] = getattr(row, f"{name}_masked")

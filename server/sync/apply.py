@@ -38,6 +38,12 @@ TABLES: dict[str, Table] = {
     "household": cast(Table, Household.__table__),
     "member": cast(Table, Member.__table__),
 }
+CHANGES = cast(Table, Change.__table__)
+CONFLICTS = cast(Table, Conflict.__table__)
+# Columns every write of an existing entity sets, besides the columns of the fields it changed.
+_BOOKKEEPING = frozenset(
+    {"extra", "rev", "clocks", "field_revs", "origins", "sources", "deleted", "updated_at"}
+)
 
 
 def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> None:
@@ -55,6 +61,15 @@ def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> Non
             ),
             {"keys": keys},
         )
+
+
+def member_households(session: Session, member_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """The households the given members belong to now (a visit may list a member of another
+    household: that household is written too, and must be locked and checked as well)."""
+    ids = set(member_ids)
+    if not ids:
+        return set()
+    return set(session.scalars(select(Member.household_id).where(Member.id.in_(ids))))
 
 
 @dataclass
@@ -115,6 +130,10 @@ class Workspace:
         self._changes: list[dict[str, Any]] = []
         self._conflicts: list[dict[str, Any]] = []
         self._touched_households: set[uuid.UUID] = set()
+        # Clock texts and their parsed stamps: the fields an import or a submission wrote share
+        # one stamp, so each text is parsed (and each stamp formatted) once per unit of work.
+        self._stamps: dict[str, Hlc] = {}
+        self._stamp_texts: dict[Hlc, str] = {}
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -164,9 +183,22 @@ class Workspace:
             else:
                 value = extra.get(name)
             states[name] = FieldState(
-                value, Hlc.parse(stamp), revs.get(name, columns["rev"]), origins.get(name)
+                value, self._parsed(stamp), revs.get(name, columns["rev"]), origins.get(name)
             )
         return states
+
+    def _parsed(self, stamp: str) -> Hlc:
+        clock = self._stamps.get(stamp)
+        if clock is None:
+            clock = self._stamps[stamp] = Hlc.parse(stamp)
+            self._stamp_texts[clock] = stamp
+        return clock
+
+    def _text(self, clock: Hlc) -> str:
+        stamp = self._stamp_texts.get(clock)
+        if stamp is None:
+            stamp = self._stamp_texts[clock] = str(clock)
+        return stamp
 
     def find(self, entity_type: str, entity_id: uuid.UUID) -> EntityState | None:
         return self.entities.get((entity_type, entity_id))
@@ -221,6 +253,7 @@ class Workspace:
             state.sources[name] = str(origin.submission_id) if origin.submission_id else None
         village = self.village_of(state) or ""
         now = utcnow()
+        stamp = self._text(clock)
         for name in outcome.changed_fields:
             self._changes.append(
                 {
@@ -228,7 +261,7 @@ class Workspace:
                     "entity_id": state.id,
                     "field": name,
                     "value": self._shown(name, outcome.fields[name].value),
-                    "clock": str(clock),
+                    "clock": stamp,
                     "rev": outcome.rev,
                     "village_code": village,
                     "submission_id": origin.submission_id,
@@ -237,6 +270,8 @@ class Workspace:
                     "changed_at": now,
                 }
             )
+        if state.type == "member" and "household_id" in outcome.changed_fields:
+            self._log_departure(state, village)
         moved = state.type == "household" and "village_code" in outcome.changed_fields
         if moved and state.old_village and state.old_village != village:
             # The old village's tablets must hear that the household left them.
@@ -280,6 +315,20 @@ class Workspace:
                 )
             )
         return applied
+
+    def _log_departure(self, member: EntityState, village: str) -> None:
+        # A member moved to a household in another village: that village's tablets must hear
+        # that it left them (their pull filters the change log by village).
+        old_household = member.columns.get("household_id")
+        old = self.find("household", old_household) if old_household else None
+        old_village = self.village_of(old) if old else None
+        if old_village and old_village != village:
+            moved = next(
+                c
+                for c in reversed(self._changes)
+                if c["entity_id"] == member.id and c["field"] == "household_id"
+            )
+            self._changes.append({**moved, "village_code": old_village})
 
     def _follow_household(self, member: EntityState, outcome: EntityMergeOutcome) -> None:
         new = outcome.fields.get("household_id")
@@ -340,37 +389,43 @@ class Workspace:
             if flags != list(household.columns.get("review_flags") or []):
                 household.columns["review_flags"] = flags
                 household.dirty.add("review_flags")
+        connection = self.session.connection()
         for entity_type in ("household", "member"):
             inserts: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
+            # Existing rows: only the columns a merge can have changed are written, one
+            # executemany per set of columns (a batch of one form usually makes one set).
+            updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for state in self.entities.values():
                 if state.type != entity_type or not state.dirty:
                     continue
-                row = self._row(state, now)
-                (inserts if state.is_new else updates).append(row)
+                row, written = self._row(state, now)
+                if state.is_new:
+                    inserts.append(row)
+                else:
+                    names = tuple(sorted(written))
+                    params = {name: row[name] for name in names}
+                    params["_id"] = row["id"]
+                    updates.setdefault(names, []).append(params)
             table = TABLES[entity_type]
             if inserts:
-                self.session.execute(insert(table), inserts)
-            if updates:
-                names = [c for c in updates[0] if c != "id"]
+                connection.execute(insert(table), inserts)
+            for names, rows in updates.items():
                 statement = (
                     update(table)
                     .where(table.c.id == bindparam("_id"))
                     .values({c: bindparam(c) for c in names})
                 )
-                self.session.connection().execute(
-                    statement,
-                    [
-                        {**{k: v for k, v in r.items() if k != "id"}, "_id": r["id"]}
-                        for r in updates
-                    ],
-                )
+                connection.execute(statement, rows)
+        # Core inserts: the ORM's bulk path adds nothing for plain rows but per-row overhead.
         if self._changes:
-            self.session.execute(insert(Change), [{**c, "txid": txid} for c in self._changes])
+            for change in self._changes:
+                change["txid"] = txid
+            connection.execute(insert(CHANGES), self._changes)
         if self._conflicts:
-            self.session.execute(insert(Conflict), self._conflicts)
+            connection.execute(insert(CONFLICTS), self._conflicts)
 
-    def _row(self, state: EntityState, now: datetime) -> dict[str, Any]:
+    def _row(self, state: EntityState, now: datetime) -> tuple[dict[str, Any], set[str]]:
+        """The entity's row, and the names of the columns this unit of work may have changed."""
         table = TABLES[state.type]
         if state.is_new:
             columns: dict[str, Any] = {c.name: None for c in table.columns}
@@ -379,6 +434,9 @@ class Workspace:
                 columns.update(monitoring_status="not_monitored", risk_causes=[])
         else:
             columns = dict(state.columns)
+        written = set(_BOOKKEEPING)
+        if "review_flags" in state.dirty:
+            written.add("review_flags")
         extra = dict(columns.get("extra") or {})
         for name in state.dirty - {"review_flags"}:
             values = column_values(
@@ -386,17 +444,18 @@ class Workspace:
             )
             extra = values.pop("extra", extra)
             columns.update(values)
+            written.update(values)
         columns.update(
             extra=extra,
             rev=state.rev,
-            clocks={n: str(s.clock) for n, s in state.fields.items() if s.clock},
+            clocks={n: self._text(s.clock) for n, s in state.fields.items() if s.clock},
             field_revs={n: s.changed_rev for n, s in state.fields.items()},
             origins={n: s.origin for n, s in state.fields.items()},
             sources={n: state.sources.get(n) for n in state.fields},
             deleted=bool(state.value("deleted")),
             updated_at=now,
         )
-        return columns
+        return columns, written
 
 
 @dataclass(frozen=True)

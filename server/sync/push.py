@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from forms.bindings import EntityUpdate, derive_register_updates
@@ -31,7 +31,14 @@ from server.forms.service import acceptance_of
 from server.regions.models import Region
 from server.sensitive import SensitiveCodec
 from server.submissions.models import Submission, SubmissionStatus
-from server.sync.apply import AppliedConflict, EntityState, Origin, Workspace, lock_households
+from server.sync.apply import (
+    AppliedConflict,
+    EntityState,
+    Origin,
+    Workspace,
+    lock_households,
+    member_households,
+)
 from server.sync.feed import transaction_marker
 from sync_protocol.clock import HybridClock, is_too_far_ahead
 from sync_protocol.errors import ItemErrorCode
@@ -46,6 +53,8 @@ from sync_protocol.messages import (
 from sync_protocol.messages import (
     Submission as LoadedSubmission,
 )
+
+SUBMISSIONS = cast(Table, Submission.__table__)
 
 # A device that skips absurdly far ahead gets at most this many gap records per batch.
 MAX_GAPS_PER_BATCH = 10_000
@@ -184,9 +193,18 @@ def accept_push(
     # 2. Lock the households this batch writes, then read what exists (in this order, so that a
     #    concurrent copy of the same batch sees our committed submissions once it gets the locks).
     household_ids, member_ids = _entity_ids(planned.values())
+    household_ids |= member_households(session, member_ids)
     lock_households(session, household_ids)
+    # A member may have moved between that read and the locks; once its household is locked it
+    # cannot move again, so one re-read settles it.
+    moved_to = member_households(session, member_ids) - household_ids
+    if moved_to:
+        lock_households(session, moved_to)
+        household_ids |= moved_to
     device = session.scalars(select(Device).where(Device.id == device_id).with_for_update()).one()
-    stored = _stored_submissions(session, items)
+    # Canonical JSON of every raw item: costly, so computed once per item.
+    fingerprints = [submission_fingerprint(item.raw) for item in items]
+    stored = _stored_submissions(session, items, fingerprints)
     workspace = Workspace(session, codec)
     workspace.load(household_ids, member_ids)
     villages = _known_villages(session, planned.values())
@@ -199,8 +217,7 @@ def accept_push(
     attachment_refs: list[tuple[str, uuid.UUID, str | None]] = []
     results: list[dict[str, Any]] = []
     new_rows: list[dict[str, Any]] = []
-    for item in items:
-        fingerprint = submission_fingerprint(item.raw)
+    for item, fingerprint in zip(items, fingerprints, strict=True):
         instance_id = _storage_id(item, fingerprint)
         key = str(instance_id)
         if key in seen:
@@ -232,7 +249,7 @@ def accept_push(
     # 4. Write: register, change log, conflicts, submissions, device sequence bookkeeping.
     workspace.flush(txid)
     if new_rows:
-        session.execute(insert(Submission), new_rows)
+        session.execute(insert(SUBMISSIONS), new_rows)  # Core: the ORM bulk path only adds cost
     _record_sequence(session, device, [r["device_seq"] for r in new_rows if r["device_seq"]], now)
     if not is_too_far_ahead(request["clock"], now_ms, skew_ms):
         clock.observe(request["clock"])
@@ -313,9 +330,9 @@ def _storage_id(item: SubmissionItem, fingerprint: str) -> uuid.UUID:
 
 
 def _stored_submissions(
-    session: Session, items: list[SubmissionItem]
+    session: Session, items: list[SubmissionItem], fingerprints: list[str]
 ) -> dict[uuid.UUID, tuple[str, dict[str, Any]]]:
-    ids = {_storage_id(item, submission_fingerprint(item.raw)) for item in items}
+    ids = {_storage_id(item, fp) for item, fp in zip(items, fingerprints, strict=True)}
     rows = session.execute(
         select(Submission.instance_id, Submission.content_hash, Submission.result).where(
             Submission.instance_id.in_(ids)
