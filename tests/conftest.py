@@ -14,6 +14,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from server import migrate
 from server.app import create_app
 from server.cli import CliState, main
 from server.config import Settings
+from server.households.loading import NewHousehold, load_households
 from server.models import metadata
 from server.regions.service import add_region
 from server.runtime import Runtime
@@ -190,6 +192,46 @@ def regions(rt: Runtime) -> list[str]:
         for code, name in tree:
             add_region(session, code, name)
     return [code for code, _ in tree]
+
+
+ID_NUMBER = "990102198001012345"
+LOAD_MILLIS = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
+LOAD_CLOCK = f"{LOAD_MILLIS:013d}-00000-server"
+
+
+@pytest.fixture
+def village_households(rt: Runtime, regions: list[str]) -> dict[str, dict[str, uuid.UUID]]:
+    """One household with one member (the head) in each of villages A1, A2 and B1, loaded into
+    the register with `LOAD_CLOCK`: `{village: {"household": id, "member": id}}`."""
+    ids: dict[str, dict[str, uuid.UUID]] = {}
+    items = []
+    for village in (VILLAGE_A1, VILLAGE_A2, VILLAGE_B1):
+        household_id, member_id = uuid.uuid4(), uuid.uuid4()
+        ids[village] = {"household": household_id, "member": member_id}
+        head = {
+            "name": "王建国",
+            "id_number": ID_NUMBER,
+            "relation": "head",
+            "sex": "male",
+            "birth_date": "1980-01-01",
+            "phone": "13812345678",
+        }
+        items.append(
+            NewHousehold(
+                id=household_id,
+                fields={
+                    "village_code": village,
+                    "household_no": village[-3:],
+                    "category": "lifted",
+                    "head_member_id": str(member_id),
+                    "per_capita_income": 6400.5,
+                },
+                members=[(member_id, head)],
+            )
+        )
+    with rt.db.unit_of_work() as session:
+        load_households(session, rt.codec, items, clock=LOAD_CLOCK)
+    return ids
 
 
 UserFactory = Callable[..., str]

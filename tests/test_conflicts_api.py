@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,13 +21,14 @@ from server.conflicts.models import Conflict, ConflictStatus
 from server.conflicts.service import stored_conflict_value
 from server.db import utcnow
 from server.devices.models import Device
-from server.households.loading import NewHousehold, load_households
 from server.households.models import Household, Member
 from server.submissions.models import Submission, SubmissionStatus
 from server.users.models import Role, User
 from sync_protocol.clock import Hlc
 from tests.conftest import (
     COUNTY,
+    ID_NUMBER,
+    LOAD_MILLIS,
     TOWNSHIP_A,
     TOWNSHIP_B,
     VILLAGE_A1,
@@ -36,48 +37,14 @@ from tests.conftest import (
     bearer,
 )
 
-ID_NUMBER = "990102198001012345"
 OTHER_ID_NUMBER = "990102198502026789"
-LOAD_MILLIS = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
-LOAD_CLOCK = f"{LOAD_MILLIS:013d}-00000-server"
 DEVICE_CLOCK = f"{LOAD_MILLIS + 60_000:013d}-00003-tablet-a"
 OTHER_CLOCK = f"{LOAD_MILLIS + 120_000:013d}-00001-tablet-b"
 
 
 @pytest.fixture
-def register(rt, regions) -> dict[str, dict[str, uuid.UUID]]:
-    """One household with one member (the head) in each of villages A1, A2 and B1."""
-    ids: dict[str, dict[str, uuid.UUID]] = {}
-    items = []
-    for village in (VILLAGE_A1, VILLAGE_A2, VILLAGE_B1):
-        household_id, member_id = uuid.uuid4(), uuid.uuid4()
-        ids[village] = {"household": household_id, "member": member_id}
-        items.append(
-            NewHousehold(
-                id=household_id,
-                fields={
-                    "village_code": village,
-                    "household_no": village[-3:],
-                    "category": "lifted",
-                    "head_member_id": str(member_id),
-                    "per_capita_income": 6400.5,
-                },
-                members=[
-                    (
-                        member_id,
-                        {
-                            "name": "王建国",
-                            "id_number": ID_NUMBER,
-                            "relation": "head",
-                            "phone": "13812345678",
-                        },
-                    )
-                ],
-            )
-        )
-    with rt.db.unit_of_work() as session:
-        load_households(session, rt.codec, items, clock=LOAD_CLOCK)
-    return ids
+def register(village_households):
+    return village_households
 
 
 @pytest.fixture

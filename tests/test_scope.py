@@ -9,14 +9,13 @@ from sqlalchemy import func, select
 
 from server.audit.models import AuditEntry
 from server.auth.actor import Actor
-from server.db import utcnow
 from server.errors import Forbidden
-from server.households.loading import NewHousehold, load_households
 from server.households.models import Household
 from server.regions.codes import RegionLevel, code_range, covers, level_of, parent_code_of
 from server.users.models import Role
 from tests.conftest import (
     COUNTY,
+    ID_NUMBER,
     PROVINCE,
     TOWNSHIP_A,
     TOWNSHIP_B,
@@ -26,47 +25,10 @@ from tests.conftest import (
     bearer,
 )
 
-ID_NUMBER = "990102198001012345"
-
 
 @pytest.fixture
-def households(rt, regions):
-    """One household in each of villages A1, A2 and B1, each with one member."""
-    ids = {}
-    items = []
-    for village in (VILLAGE_A1, VILLAGE_A2, VILLAGE_B1):
-        household_id, member_id = uuid.uuid4(), uuid.uuid4()
-        ids[village] = household_id
-        items.append(
-            NewHousehold(
-                id=household_id,
-                fields={
-                    "village_code": village,
-                    "household_no": village[-3:],
-                    "category": "lifted",
-                    "head_member_id": str(member_id),
-                    "per_capita_income": 6400.5,
-                },
-                members=[
-                    (
-                        member_id,
-                        {
-                            "name": "王建国",
-                            "id_number": ID_NUMBER,
-                            "relation": "head",
-                            "sex": "male",
-                            "birth_date": "1980-01-01",
-                            "phone": "13812345678",
-                        },
-                    )
-                ],
-            )
-        )
-    with rt.db.unit_of_work() as session:
-        load_households(
-            session, rt.codec, items, clock=f"{int(utcnow().timestamp() * 1000):013d}-00000-server"
-        )
-    return ids
+def households(village_households) -> dict[str, uuid.UUID]:
+    return {village: ids["household"] for village, ids in village_households.items()}
 
 
 def test_collector_of_village_a_gets_403_for_village_b_household(
