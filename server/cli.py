@@ -7,6 +7,7 @@ tests inject their own `Settings` with `main(..., obj=CliState(settings))`.
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,8 @@ def serve(state: CliState, host: str, port: int) -> None:
     state.close()
     app = create_app(state.get_settings())
     click.echo(f"fieldsync listening on http://{host}:{port}/")
+    # fieldsync logs every request itself (key=value); Werkzeug's access log would repeat it.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app.run(host=host, port=port, threaded=True)
 
 

@@ -80,6 +80,7 @@ class PullReport:
 class SyncReport:
     push: PushReport
     pull: PullReport
+    forms: list[FormRefresh] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -478,9 +479,10 @@ class TabletClient:
                 raise ProtocolViolation("pull says there is more but did not move the cursor")
 
     def sync(self) -> SyncReport:
-        """`push()` then `pull()`."""
+        """`push()`, then `pull()`, then `refresh_forms()`: what a tablet does in coverage."""
         pushed = self.push()
-        return SyncReport(pushed, self.pull())
+        pulled = self.pull()
+        return SyncReport(pushed, pulled, self.refresh_forms())
 
     # --- reading the replica --------------------------------------------------------------
 

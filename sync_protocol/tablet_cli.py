@@ -124,10 +124,12 @@ def push(ctx: click.Context) -> None:
 @cli.command()
 @click.pass_context
 def sync(ctx: click.Context) -> None:
-    """Push, then pull."""
+    """Push, then pull, then refresh the forms."""
     report = _client(ctx).sync()
     click.echo(_push_line(report.push))
     click.echo(_pull_line(report.pull))
+    fetched = sum(1 for form in report.forms if form.fetched)
+    click.echo(f"forms: {len(report.forms)} in use, {fetched} downloaded")
 
 
 @cli.command()

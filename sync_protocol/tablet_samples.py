@@ -24,7 +24,8 @@ def sample_answers(
     """The bundled sample answers of `form_id`, retargeted to this tablet.
 
     - An entity the form creates gets a fresh id (each fill makes a new household or member);
-      one it only updates takes `household_id` for the household, and for members the ids of
+      one it only updates takes `household_id` (default: the first household on the tablet) for
+      the household, and for members the ids of
       that household's members in the local register (extra sample rows are dropped; with no
       member known locally the sample's rows stay, for the server to judge).
     - `village_code`, if the answers have one, becomes `village_code` (default: the user's first
@@ -41,6 +42,11 @@ def sample_answers(
     except KeyError as error:
         raise ClientError(f"no sample answers ship for form {form_id!r}") from error
     definition = load_definition(cached.definition)
+    updates_only = any(e.type == "household" and not e.create for e in definition.entities)
+    if household_id is None and updates_only:
+        # A visit form cannot create a household: visit one this tablet has.
+        households = sorted(h.id for h in client.entities("household") if not h.deleted)
+        household_id = households[0] if households else None
     members = _member_ids(client, household_id) if household_id else []
     for entity in definition.entities:
         if entity.repeat is None:

@@ -433,12 +433,18 @@ def test_pull_advances_the_clock_past_every_field_clock_too(tablet, fake):
     assert Hlc.parse(tablet.outbox()[0].hlc) > ahead
 
 
-def test_sync_is_push_then_pull(tablet, fake):
+def test_sync_is_push_then_pull_then_forms(tablet, fake):
     tablet.fill("household_visit", visit_answers(tablet))
+    before = len(fake.adapter.sent)
     report = tablet.sync()
     assert report.push.accepted == 1 and report.pull.pages == 1
-    methods = [r.method for r in fake.adapter.sent[-2:]]
-    assert methods == ["POST", "GET"]
+    paths = [(r.method, r.path_url.split("?")[0]) for r in fake.adapter.sent[before:]]
+    assert paths[:3] == [
+        ("POST", "/api/v1/sync/push"),
+        ("GET", "/api/v1/sync/pull"),
+        ("GET", "/api/v1/forms"),
+    ]
+    assert {form.form_id for form in report.forms} >= {"household_visit"}
 
 
 def test_status_counts_everything(tablet, fake):

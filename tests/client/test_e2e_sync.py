@@ -661,3 +661,22 @@ def test_the_command_line_tablet_logs_in_fills_a_sample_visit_and_syncs(
     assert refused.exit_code == 0  # the tablet cannot know; the server will refuse it
     rejected = runner.invoke(cli, [*base, "sync"])
     assert "1 rejected" in rejected.output
+
+
+def test_a_new_tablet_can_sync_and_fill_a_sample_visit_without_naming_a_household(
+    register, create_user_, live_server, tmp_path
+):
+    # The README's walk-through: log in, sync (which also fetches the forms), fill, sync.
+    create_user_("ana", Role.COLLECTOR, [VILLAGE_A1])
+    runner = CliRunner()
+    base = ["--db", str(tmp_path / "new.db"), "--server", live_server]
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, [*base, *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("login", "ana", "--password", PASSWORD)
+    assert "downloaded" in run("sync")
+    run("fill", "household_visit", "--sample")
+    assert "1 accepted" in run("sync")
