@@ -1,0 +1,310 @@
+"""Push throughput end to end: batches of `household_visit` submissions (each one household and
+its four members) POSTed over HTTP to the real app on a 50,000-household register, through
+decoding, validation, binding, field merge and commit; then the raw database limit for the same
+rows (a set-based upsert with no application logic) and the peak memory of a 1,000-item batch.
+
+    python bench/push.py [--db sqlite|postgresql|both] [--reuse] [--batches 6] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import threading
+import time
+import tracemalloc
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from register import (
+    COUNTY_COLLECTOR,
+    PASSWORD,
+    DbKind,
+    Register,
+    add_common_arguments,
+    database_kinds,
+    prepared_register,
+    print_machine,
+)
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from tablet import HttpTablet, ServedApp, known_households, served_app, visit_batches
+
+from server.changes.models import Change
+from server.db import Database
+from server.households.models import Household, Member
+from server.submissions.models import Submission
+
+BATCH_SIZE = 500
+MEMORY_BATCH_SIZE = 1000
+TARGETS = {"sqlite": 1500, "postgresql": 1000}  # submissions/s on a 2-core machine
+TARGET_SHARE_OF_RAW = 0.30
+TARGET_MEMORY_MB = 150
+
+HOUSEHOLDS = cast(Table, Household.__table__)
+MEMBERS = cast(Table, Member.__table__)
+CHANGES = cast(Table, Change.__table__)
+SUBMISSIONS = cast(Table, Submission.__table__)
+
+
+@dataclass
+class PushFigures:
+    batch_seconds: list[float]
+    submissions: int
+    batch_ids: list[str]
+
+    @property
+    def per_second(self) -> float:
+        return self.submissions / sum(self.batch_seconds)
+
+
+def measure_app(tablet: HttpTablet, bodies: Sequence[bytes]) -> PushFigures:
+    seconds, batch_ids, count = [], [], 0
+    for body in bodies:
+        started = time.perf_counter()
+        response = tablet.push(body)
+        seconds.append(time.perf_counter() - started)
+        statuses = {r["status"] for r in response["results"]}
+        assert statuses == {"accepted"}, f"not all accepted: {statuses} {response['results'][:1]}"
+        batch_ids.append(response["batch_id"])
+        count += len(response["results"])
+    return PushFigures(seconds, count, batch_ids)
+
+
+# --- the raw limit -------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchRows:
+    households: list[dict[str, Any]]
+    members: list[dict[str, Any]]
+    changes: list[dict[str, Any]]
+    submissions: list[dict[str, Any]]
+
+    @property
+    def count(self) -> int:
+        return len(self.households) + len(self.members) + len(self.changes) + len(self.submissions)
+
+
+def rows_written_by(session: Session, batch_id: str) -> BatchRows:
+    """What the app wrote for one batch, read back as Python values: the households and members
+    it updated (their final state), its change-log rows and its submission rows."""
+    submissions = [
+        dict(r)
+        for r in session.execute(
+            select(SUBMISSIONS).where(SUBMISSIONS.c.batch_id == uuid.UUID(batch_id))
+        ).mappings()
+    ]
+    instance_ids = [s["instance_id"] for s in submissions]
+    changes = [
+        dict(r)
+        for r in session.execute(
+            select(CHANGES).where(CHANGES.c.submission_id.in_(instance_ids))
+        ).mappings()
+    ]
+    ids: dict[str, set[uuid.UUID]] = {"household": set(), "member": set()}
+    for submission in submissions:
+        for key in submission["result"]["revs"]:
+            kind, entity_id = key.split("/")
+            ids[kind].add(uuid.UUID(entity_id))
+    households = [
+        dict(r)
+        for r in session.execute(
+            select(HOUSEHOLDS).where(HOUSEHOLDS.c.id.in_(ids["household"]))
+        ).mappings()
+    ]
+    members = [
+        dict(r)
+        for r in session.execute(select(MEMBERS).where(MEMBERS.c.id.in_(ids["member"]))).mappings()
+    ]
+    for change in changes:
+        del change["seq"]  # new change rows get new sequence numbers
+    for submission in submissions:
+        submission["instance_id"] = uuid.uuid4()  # new submissions, same content
+    return BatchRows(households, members, changes, submissions)
+
+
+def measure_raw(kind: DbKind, url: str, batch_ids: Sequence[str]) -> tuple[float, int, int]:
+    """The same rows as the app's batches, written set-based in one transaction per batch:
+    households and members upserted (`INSERT … ON CONFLICT (id) DO UPDATE`), change-log and
+    submission rows inserted, executemany, no application logic. Returns (seconds, rows,
+    submissions)."""
+    db = Database(url)
+    insert = pg_insert if kind == "postgresql" else sqlite_insert
+    try:
+        batches = []
+        with db.unit_of_work(write=False) as session:
+            for batch_id in batch_ids:
+                batches.append(rows_written_by(session, batch_id))
+        seconds = 0.0
+        for rows in batches:
+            started = time.perf_counter()
+            with db.unit_of_work() as session:
+                for table, values in ((HOUSEHOLDS, rows.households), (MEMBERS, rows.members)):
+                    statement = insert(table)
+                    upsert = statement.on_conflict_do_update(
+                        index_elements=[table.c.id],
+                        set_={
+                            c.name: statement.excluded[c.name] for c in table.c if c.name != "id"
+                        },
+                    )
+                    session.execute(upsert, values)
+                session.execute(CHANGES.insert(), rows.changes)
+                session.execute(SUBMISSIONS.insert(), rows.submissions)
+            seconds += time.perf_counter() - started
+        return (
+            seconds,
+            sum(r.count for r in batches),
+            sum(len(r.submissions) for r in batches),
+        )
+    finally:
+        db.dispose()
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class MemoryFigures:
+    traced_peak: int  # bytes allocated by Python at the peak (tracemalloc)
+    rss_growth: int  # peak resident set size during the push minus before it
+    seconds: float
+
+
+def measure_memory(tablet: HttpTablet, body: bytes) -> MemoryFigures:
+    """One push of `body` with tracemalloc on (it traces the server thread and the client) and
+    the process's resident set size sampled every 2 ms."""
+    peak_rss = before = _rss_bytes()
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_rss
+        while not done.wait(0.002):
+            peak_rss = max(peak_rss, _rss_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    tracemalloc.start()
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        response = tablet.push(body)
+    finally:
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        _, traced_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert {r["status"] for r in response["results"]} == {"accepted"}
+    return MemoryFigures(traced_peak, peak_rss - before, seconds)
+
+
+# --- profile -----------------------------------------------------------------------------------
+
+
+def profile_push(served: ServedApp, tablet: HttpTablet, body: bytes, lines: int = 30) -> str:
+    """cProfile of one push handled in this thread (Flask's test client: the same WSGI app)."""
+    client = served.app.test_client()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    response = client.post(
+        "/api/v1/sync/push",
+        data=body,
+        headers={"Authorization": f"Bearer {tablet.token}", "Content-Type": "application/json"},
+    )
+    profiler.disable()
+    assert response.status_code == 200, response.get_json()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(lines)
+    stats.sort_stats("cumulative").print_stats(r"(server|forms|sync_protocol)/", lines)
+    return out.getvalue()
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    batches: int
+    profile: bool
+
+
+def run(register: Register, options: Options) -> None:
+    kind = register.kind
+    with served_app(register.settings) as served:
+        tablet = HttpTablet.login(served.url, COUNTY_COLLECTOR, PASSWORD)
+        count = (1 + options.batches + int(options.profile)) * BATCH_SIZE + MEMORY_BATCH_SIZE
+        households = known_households(register.settings, count)
+        bodies = visit_batches(tablet, households[:-MEMORY_BATCH_SIZE], BATCH_SIZE)
+        memory_body = visit_batches(tablet, households[-MEMORY_BATCH_SIZE:], MEMORY_BATCH_SIZE)[0]
+        measure_app(tablet, bodies[:1])  # warm-up: caches, connection pool, form definition
+        app = measure_app(tablet, bodies[1 : 1 + options.batches])
+        raw_seconds, raw_rows, raw_submissions = measure_raw(kind, register.url, app.batch_ids)
+        memory = measure_memory(tablet, memory_body)
+        profile = profile_push(served, tablet, bodies[-1]) if options.profile else None
+    raw_per_second = raw_submissions / raw_seconds
+    share = app.per_second / raw_per_second
+    median = statistics.median(app.batch_seconds)
+    print(f"\n== push on {kind} ({register.size.households:,}-household register)")
+    print(
+        f"app      : {app.per_second:,.0f} submissions/s over {options.batches} batches of "
+        f"{BATCH_SIZE} (median batch {median:.2f} s; "
+        f"batches {' '.join(f'{s:.2f}' for s in app.batch_seconds)} s)"
+        f"   target >= {TARGETS[kind]:,}  {_verdict(app.per_second >= TARGETS[kind])}"
+    )
+    print(
+        f"raw      : {raw_per_second:,.0f} submissions/s = {raw_rows / raw_seconds:,.0f} rows/s "
+        f"({raw_rows / raw_submissions:.1f} rows per submission: 1 household + 4 members "
+        "upserted, change-log and submission rows inserted)"
+    )
+    print(
+        f"app/raw  : {share:.0%}   target >= {TARGET_SHARE_OF_RAW:.0%}  "
+        f"{_verdict(share >= TARGET_SHARE_OF_RAW)}"
+    )
+    traced = memory.traced_peak / 2**20
+    print(
+        f"memory   : {MEMORY_BATCH_SIZE:,}-submission batch: Python peak {traced:.0f} MB "
+        f"(tracemalloc), resident set +{memory.rss_growth / 2**20:.0f} MB; "
+        f"took {memory.seconds:.1f} s traced   target < {TARGET_MEMORY_MB} MB  "
+        f"{_verdict(traced < TARGET_MEMORY_MB)}"
+    )
+    if profile:
+        print(f"\n-- cProfile of one push of {BATCH_SIZE} on {kind}\n{profile}")
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main(argv: Iterator[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--batches", type=int, default=6, help="measured batches of 500")
+    parser.add_argument(
+        "--profile", action="store_true", help="also print a cProfile of one push of 500"
+    )
+    args = parser.parse_args(None if argv is None else list(argv))
+    kinds = database_kinds(args.db)
+    print_machine(kinds)
+    for kind in kinds:
+        with prepared_register(kind, "50k", reuse=args.reuse) as register:
+            run(register, Options(batches=args.batches, profile=args.profile))
+
+
+if __name__ == "__main__":
+    main()
