@@ -3,7 +3,7 @@ members each, 500 households per village, with demo-like Chinese names, categori
 
 Households are generated in Python and written set-based (executemany on SQLite, COPY on
 PostgreSQL) with exactly the columns `load_households` fills — revision 1, per-field clocks,
-revisions and origins, one change-log row per field under the load's txid — and every build
+revisions and origins, one change-log row per entity under the load's txid — and every build
 first checks that claim on a sample against `load_households` itself. A generated register can be
 kept (`--reuse`: a SQLite file under /tmp, a PostgreSQL template database) so reruns are fast.
 Never imported by the server or the tests.
@@ -72,7 +72,7 @@ from server.users.service import create_user
 DbKind = Literal["sqlite", "postgresql"]
 
 # Bump when the generator or the row layout changes: saved registers of another version are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SEED = 20261125
 REFERENCE_DATE = date(2025, 7, 1)  # ages and incomes refer to this day
 MEMBERS_PER_HOUSEHOLD = 4
@@ -98,8 +98,7 @@ CHANGE_TABLE = cast(Table, Change.__table__)
 CHANGE_COLUMNS = (
     "entity_type",
     "entity_id",
-    "field",
-    "value",
+    "fields",
     "clock",
     "rev",
     "village_code",
@@ -585,33 +584,36 @@ class RowBuilder:
         row = dict(self.templates[entity])
         encoded_id = row["id"] = self.encode_id(entity_id)
         row.update(self._stamps(entity, names))
-        logged: dict[str, str] = {}
+        logged: list[str] = []
         for name, value in values.items():
-            columns, logged[name] = self._field(entity, name, value)
+            columns, text = self._field(entity, name, value)
             row.update(columns)
-        # One staging row per entity; SQL expands it into one change row per field.
-        self.changes.append((entity, encoded_id, village, json.dumps(logged)))
+            logged.append(f"{json.dumps(name)}: {text}")
+        # The change log's `fields` as json.dumps would write it, from the cached value texts.
+        self.changes.append((entity, encoded_id, "{" + ", ".join(logged) + "}", village))
         return tuple(row.values())
 
 
 # --- writing rows set-based, per database ------------------------------------------------------
 
 
-STAGE = "bench_change_stage"
-
-
 def write_rows(
     kind: DbKind, dbapi: Any, rows: EncodedRows, *, clock: str, txid: int, now: datetime
 ) -> tuple[int, int, int]:
     """Insert encoded rows in the current transaction of a DBAPI connection (executemany on
-    SQLite, COPY on PostgreSQL): households, members, then the change log, expanded in SQL from
-    one staging row per entity (field -> JSON text of the logged value) in the order
-    `load_households` writes it, stamped `clock`, `txid` and `now`. Returns the rows per table."""
-    households, members, stage = rows
+    SQLite, COPY on PostgreSQL): households, members, then their change-log rows (one per entity,
+    in the order `load_households` writes them) stamped `clock`, `txid` and `now`. Returns the
+    rows per table."""
+    households, members, logged = rows
+    changed_at = column_encoders(CHANGE_TABLE, kind)[-1](now)
+    changes = [
+        (entity, entity_id, fields, clock, 1, village, None, None, None, txid, changed_at)
+        for entity, entity_id, fields, village in logged
+    ]
     for table, columns, table_rows in (
         ("households", HOUSEHOLD_COLUMNS, households),
         ("members", MEMBER_COLUMNS, members),
-        (STAGE, ("entity_type", "entity_id", "village_code", "logged"), stage),
+        ("changes", CHANGE_COLUMNS, changes),
     ):
         if not table_rows:
             continue
@@ -623,42 +625,7 @@ def write_rows(
         with dbapi.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in table_rows:
                 copy.write_row(row)
-    constants = (clock, txid, column_encoders(CHANGE_TABLE, kind)[-1](now))
-    if kind == "sqlite":
-        cursor = dbapi.execute(
-            f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) "
-            "SELECT s.entity_type, s.entity_id, j.key, j.value, ?, 1, s.village_code, "
-            f"NULL, NULL, NULL, ?, ? FROM {STAGE} AS s, json_each(s.logged) AS j "
-            "ORDER BY s.rowid, j.id",
-            constants,
-        )
-        changes = cursor.rowcount
-        dbapi.execute(f"DELETE FROM {STAGE}")
-    else:
-        cursor = dbapi.execute(
-            f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) "
-            "SELECT s.entity_type, s.entity_id, j.key, j.value::jsonb, %s, 1, s.village_code, "
-            f"NULL, NULL, NULL, %s, %s FROM {STAGE} AS s "
-            "CROSS JOIN LATERAL json_each_text(s.logged) WITH ORDINALITY AS j(key, value, n) "
-            "ORDER BY s.n, j.n",
-            constants,
-        )
-        changes = cursor.rowcount
-        dbapi.execute(f"TRUNCATE {STAGE}")
-    return len(households), len(members), changes
-
-
-def create_stage(kind: DbKind, dbapi: Any) -> None:
-    if kind == "sqlite":
-        dbapi.execute(
-            f"CREATE TEMP TABLE {STAGE} (entity_type TEXT, entity_id TEXT, "
-            "village_code TEXT, logged TEXT)"
-        )
-    else:
-        dbapi.execute(
-            f"CREATE TEMP TABLE {STAGE} (n bigserial, entity_type text, entity_id uuid, "
-            "village_code text, logged json) ON COMMIT DROP"
-        )
+    return len(households), len(members), len(changes)
 
 
 # --- databases: reference data, the checked bulk load, saving and reusing ----------------------
@@ -757,11 +724,7 @@ def check_bulk_rows_match_load_households(db: Database, codec: SensitiveCodec) -
         builder = RowBuilder(kind, codec, LOAD_CLOCK, now)
         for household in sample:
             builder.add(household)
-        dbapi = _dbapi(session)
-        create_stage(kind, dbapi)
-        write_rows(kind, dbapi, builder.take(), clock=LOAD_CLOCK, txid=txid, now=now)
-        if kind == "sqlite":
-            dbapi.execute(f"DROP TABLE {STAGE}")
+        write_rows(kind, _dbapi(session), builder.take(), clock=LOAD_CLOCK, txid=txid, now=now)
         actual = _snapshot(session, codec, txid)
         session.rollback()
     compared = 0
@@ -782,7 +745,7 @@ class LoadReport:
     changes: int
     seconds: float
     checked_rows: int
-    writing_seconds: float  # inserting rows and expanding the change log
+    writing_seconds: float  # inserting the rows
     indexing_seconds: float  # creating the secondary indexes again
 
 
@@ -809,14 +772,13 @@ def _generate_into(kind: DbKind, url: str, size: RegisterSize) -> LoadReport:
             workers, _start_worker, (kind, settings.data_key_bytes, now, size.name)
         ) as pool,
         _bulk_connection(kind, url) as (dbapi, txid),
+        _indexes_rebuilt_after(kind, dbapi) as timings,
     ):
-        create_stage(kind, dbapi)
-        with _indexes_rebuilt_after(kind, dbapi) as timings:
-            for rows in pool.imap(_encoded_village, range(size.villages), chunksize=1):
-                started_writing = time.perf_counter()
-                written = write_rows(kind, dbapi, rows, clock=LOAD_CLOCK, txid=txid, now=now)
-                writing += time.perf_counter() - started_writing
-                counts = [a + b for a, b in zip(counts, written, strict=True)]
+        for rows in pool.imap(_encoded_village, range(size.villages), chunksize=1):
+            started_writing = time.perf_counter()
+            written = write_rows(kind, dbapi, rows, clock=LOAD_CLOCK, txid=txid, now=now)
+            writing += time.perf_counter() - started_writing
+            counts = [a + b for a, b in zip(counts, written, strict=True)]
     _analyze(kind, url)
     return LoadReport(
         households=counts[0],

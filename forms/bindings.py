@@ -78,6 +78,12 @@ def derive_register_updates(
     context = SubmissionContext(
         definition, data, today=today or date.today(), now=now or datetime.now(UTC)
     )
+    return updates_in(context)
+
+
+def updates_in(context: SubmissionContext) -> list[EntityUpdate]:
+    """`derive_register_updates` on answers already read into a context."""
+    definition = context.definition
     by_name = {entity.name: entity for entity in definition.entities}
     updates: list[EntityUpdate] = []
     for entity in definition.entities:

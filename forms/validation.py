@@ -47,14 +47,27 @@ def validate_submission(
       counts as a failed constraint.
     """
     if not isinstance(data, dict):
-        return [ValidationIssue("data", IssueCode.INVALID_TYPE, "answers must be a JSON object")]
+        return not_an_object()
     context = SubmissionContext(
         definition,
         data,
         today=today or date.today(),
         now=now or datetime.now(UTC),
     )
-    validator = _Validator(definition, context, strict_relevance)
+    return validate_in(context, strict_relevance=strict_relevance)
+
+
+def not_an_object() -> list[ValidationIssue]:
+    """The one issue of answers that are not a JSON object at all."""
+    return [ValidationIssue("data", IssueCode.INVALID_TYPE, "answers must be a JSON object")]
+
+
+def validate_in(
+    context: SubmissionContext, *, strict_relevance: bool = False
+) -> list[ValidationIssue]:
+    """`validate_submission` on answers already read into a context (which keeps the relevance
+    and values it computed, so binding the same context afterwards evaluates nothing twice)."""
+    validator = _Validator(context.definition, context, strict_relevance)
     validator.instance(context.root)
     return validator.issues
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from typing import Literal
@@ -33,6 +33,9 @@ from typing import Literal
 from sync_protocol.clock import Hlc
 
 Side = Literal["incoming", "current"]
+# What json.dumps(text, ensure_ascii=False) writes for a string, without building an encoder per
+# call (canonical texts are computed for every field of every submission).
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
 _MAX_PLAIN_DIGITS = 4000
 
 
@@ -156,7 +159,7 @@ def canonical_value(value: object) -> str:
         elif item is True or item is False:
             out.append("true" if item else "false")
         elif isinstance(item, str):
-            out.append(json.dumps(item, ensure_ascii=False))
+            out.append(_json_string(item))
         elif isinstance(item, int | float | Decimal):
             out.append(_canonical_number(item))
         elif isinstance(item, list | tuple):
@@ -173,7 +176,7 @@ def canonical_value(value: object) -> str:
             stack.append(_Token("}"))
             for index in reversed(range(len(keys))):
                 stack.append(item[keys[index]])
-                stack.append(_Token(json.dumps(keys[index], ensure_ascii=False) + ":"))
+                stack.append(_Token(_json_string(keys[index]) + ":"))
                 if index:
                     stack.append(_Token(","))
             stack.append(_Token("{"))
@@ -205,26 +208,28 @@ def _canonical_number(number: int | float | Decimal) -> str:
     return "0" + text if text.startswith(".") else text.replace("-.", "-0.")
 
 
+# Types whose Python equality is already canonical equality when both sides share the type.
+_PLAIN_TYPES = (str, int, bool, type(None))
+
+
 def values_equal(a: object, b: object) -> bool:
     """Whether two register values are the same value (see `canonical_value`)."""
-    return a is b or canonical_value(a) == canonical_value(b)
+    if a is b:
+        return True
+    if type(a) is type(b) and type(a) in _PLAIN_TYPES:
+        return a == b
+    return canonical_value(a) == canonical_value(b)
 
 
-def _rank(clock: Hlc | None, value: object) -> tuple[int, Hlc | None, str]:
-    # Total order used to pick a winner: no clock < any clock; equal clocks (a misbehaving device
-    # reusing a stamp) fall back to the canonical value, so the choice never depends on order.
-    if clock is None:
-        return (0, None, canonical_value(value))
-    return (1, clock, canonical_value(value))
-
-
-def _rank_less(a: tuple[int, Hlc | None, str], b: tuple[int, Hlc | None, str]) -> bool:
-    if a[0] != b[0]:
-        return a[0] < b[0]
-    if a[1] != b[1]:
-        assert a[1] is not None and b[1] is not None  # both clocked when a[0] == b[0] == 1
-        return a[1] < b[1]
-    return a[2] < b[2]
+def _precedes(clock_a: Hlc | None, value_a: object, clock_b: Hlc | None, value_b: object) -> bool:
+    """The total order used to pick a winner: no clock < any clock, then by clock; equal clocks
+    (a misbehaving device reusing a stamp) fall back to the canonical value, so the choice never
+    depends on order. Canonical texts are only computed for that tie."""
+    if clock_a != clock_b:
+        if clock_a is None or clock_b is None:
+            return clock_a is None
+        return clock_a < clock_b
+    return canonical_value(value_a) < canonical_value(value_b)
 
 
 def merge_field(
@@ -264,9 +269,7 @@ def merge_field(
     if current.clock == incoming.clock and same_value:
         return FieldMergeOutcome(current, changed=False, value_changed=False, conflict=None)
 
-    incoming_wins = _rank_less(
-        _rank(current.clock, current.value), _rank(incoming.clock, incoming.value)
-    )
+    incoming_wins = _precedes(current.clock, current.value, incoming.clock, incoming.value)
     # Two different values under one clock (a device reusing a stamp) cannot be ordered causally.
     is_collision = current.clock == incoming.clock
     same_origin = current.origin is not None and current.origin == incoming.origin

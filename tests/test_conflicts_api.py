@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from server.app import create_app
 from server.audit.models import AuditEntry
-from server.changes.models import Change
 from server.conflicts.models import Conflict, ConflictStatus
 from server.conflicts.service import stored_conflict_value
 from server.db import utcnow
@@ -36,6 +35,7 @@ from tests.conftest import (
     VILLAGE_B1,
     bearer,
 )
+from tests.sync.helpers import field_changes
 
 OTHER_ID_NUMBER = "990102198502026789"
 DEVICE_CLOCK = f"{LOAD_MILLIS + 60_000:013d}-00003-tablet-a"
@@ -434,15 +434,14 @@ def test_resolving_with_a_value_writes_it_with_a_new_server_clock_and_logs_the_c
     assert after.rev == before.rev + 1
     assert after.clocks["per_capita_income"] == resolution["clock"]
     with rt.db.unit_of_work(write=False) as session:
-        change = session.scalars(
-            select(Change)
-            .where(Change.entity_id == household_id, Change.field == "per_capita_income")
-            .order_by(Change.seq.desc())
-        ).first()
+        change = field_changes(session, household_id, "per_capita_income")[-1]
         conflict = session.get(Conflict, conflict_id)
         resolver = session.scalars(select(User.id).where(User.username == "supervisor_a")).one()
-    assert change is not None
-    assert (change.value, change.clock, change.rev) == (6000, resolution["clock"], after.rev)
+    assert (change.fields, change.clock, change.rev) == (
+        {"per_capita_income": 6000},
+        resolution["clock"],
+        after.rev,
+    )
     assert change.village_code == VILLAGE_A1
     assert conflict.status is ConflictStatus.RESOLVED
     assert conflict.resolved_by_id == resolver and conflict.resolution_value == 6000
@@ -506,13 +505,11 @@ def test_concurrent_resolutions_of_one_conflict_let_exactly_one_through(
     assert household.rev == 2
     with rt.db.unit_of_work(write=False) as session:
         conflict = session.get(Conflict, conflict_id)
-        writes = session.scalars(
-            select(Change.value).where(
-                Change.entity_id == household_id,
-                Change.field == "per_capita_income",
-                Change.rev == 2,
-            )
-        ).all()
+        writes = [
+            change.fields["per_capita_income"]
+            for change in field_changes(session, household_id, "per_capita_income")
+            if change.rev == 2
+        ]
     assert writes == [conflict.resolution_value] and household.per_capita_income == writes[0]
     assert len(audits(rt, "resolve_conflict")) == 1
 
@@ -700,9 +697,5 @@ def test_resolving_to_null_clears_the_field(client, supervisor, make_conflict, r
     assert response.get_json()["resolution"]["value"] is None
     assert household_state(rt, household_id).per_capita_income is None
     with rt.db.unit_of_work(write=False) as session:
-        latest = session.scalars(
-            select(Change)
-            .where(Change.entity_id == household_id, Change.field == "per_capita_income")
-            .order_by(Change.seq.desc())
-        ).first()
-    assert latest is not None and latest.value is None and latest.rev == 2
+        latest = field_changes(session, household_id, "per_capita_income")[-1]
+    assert latest.fields == {"per_capita_income": None} and latest.rev == 2

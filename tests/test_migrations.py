@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from datetime import UTC, datetime
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import bindparam, column, create_engine, inspect, select, table, text
+from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
 from server import migrate
+from server.changes.models import Change
+from server.db import JsonDocument
 from server.households.models import Household, Member
 from server.models import metadata
 
@@ -54,3 +61,71 @@ def test_every_register_field_has_a_column():
 def test_server_owned_fields_are_the_workflow_ones():
     owned = {(e, n) for e, s in ENTITIES.items() for n, f in s.fields.items() if f.server_owned}
     assert owned == {("household", "monitoring_type"), ("household", "monitoring_status")}
+
+
+_CHANGE_COLUMNS = "entity_type, entity_id, clock, rev, village_code, txid, changed_at"
+_VALUES = {
+    "per_capita_income": 5800,
+    "head_name": "王秀英",
+    "insured": True,
+    "risk_causes": ["illness", "disability"],
+    "note": None,
+    "ratio": 0.25,
+}
+
+
+def test_change_log_rows_become_per_entity_and_split_back(db_url):
+    """0003 turns each per-field row into a one-field map (same seq); going back splits maps."""
+    migrate.downgrade(db_url, "0002")
+    engine = create_engine(db_url)
+    entity = uuid.uuid4()
+    stamp = "1764000000000-00000-server"
+    with engine.begin() as conn:
+        for name, value in _VALUES.items():
+            conn.execute(
+                text(
+                    f"INSERT INTO changes ({_CHANGE_COLUMNS}, field, value) VALUES "
+                    "('household', :id, :clock, 1, '990102001001', 7, :at, :field, :value)"
+                ).bindparams(bindparam("value", type_=JsonDocument)),
+                {
+                    "id": entity.hex if conn.dialect.name == "sqlite" else entity,
+                    "clock": stamp,
+                    "at": datetime(2026, 11, 25, tzinfo=UTC),
+                    "field": name,
+                    "value": value,
+                },
+            )
+        before = conn.execute(text("SELECT seq, field FROM changes ORDER BY seq")).all()
+    migrate.upgrade(db_url)
+    with Session(engine) as session:
+        rows = session.scalars(select(Change).order_by(Change.seq)).all()
+        assert [(row.seq, row.fields) for row in rows] == [
+            (seq, {name: _VALUES[name]}) for seq, name in before
+        ]
+        # A write of several fields, as the server logs them now.
+        session.add(
+            Change(
+                entity_type="household",
+                entity_id=entity,
+                fields=_VALUES,
+                clock=stamp,
+                rev=2,
+                village_code="990102001001",
+                txid=8,
+            )
+        )
+        session.commit()
+    migrate.downgrade(db_url, "0002")
+    with engine.connect() as conn:
+        split = conn.execute(
+            select(column("field"), column("value", JsonDocument), column("rev"))
+            .select_from(table("changes"))
+            .order_by(column("seq"))
+        ).all()
+    engine.dispose()
+    assert sorted((field, json.dumps(value), rev) for field, value, rev in split) == sorted(
+        [(name, json.dumps(value), 1) for name, value in _VALUES.items()]
+        + [(name, json.dumps(value), 2) for name, value in _VALUES.items()]
+    )
+    migrate.upgrade(db_url)
+    assert _schema_diff(db_url) == []

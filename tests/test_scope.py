@@ -124,7 +124,7 @@ def test_collector_may_not_reveal_and_nothing_is_audited(
 def test_identity_numbers_are_never_stored_in_clear(rt, households):
     with rt.db.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT * FROM members").fetchall()
-        changes = conn.exec_driver_sql("SELECT value FROM changes").fetchall()
+        changes = conn.exec_driver_sql("SELECT fields FROM changes").fetchall()
     assert rows and not any(ID_NUMBER in str(value) for row in rows for value in row)
     assert not any(ID_NUMBER in str(row[0]) for row in changes)
 

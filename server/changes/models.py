@@ -1,5 +1,9 @@
 """The changes table. Rows are only ever inserted; `seq` orders them and feeds pull cursors.
 
+One row per entity per write: `fields` maps each field whose stored state the write changed to
+its new value (a sensitive value in its masked form), all under the write's one `clock` and the
+entity's new `rev`, with the write's origin (submission, device, user).
+
 On PostgreSQL, sequence values can become visible out of order (a transaction that took seq 10
 may commit after one that took seq 11). `txid` records the writing transaction (PostgreSQL's
 transaction id; on SQLite, whose writers are serialised, a counter) so a pull cursor can stop
@@ -15,7 +19,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.db import Base, JsonDocument, utcnow
+from server.db import Base, utcnow
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 SequenceNumber = BigInteger().with_variant(Integer(), "sqlite")
@@ -24,7 +28,6 @@ SequenceNumber = BigInteger().with_variant(Integer(), "sqlite")
 class Change(Base):
     __tablename__ = "changes"
     __table_args__ = (
-        Index("ix_changes_village_seq", "village_code", "seq"),
         Index("ix_changes_entity", "entity_type", "entity_id", "seq"),
         Index("ix_changes_txid_seq", "txid", "seq"),
     )
@@ -32,8 +35,7 @@ class Change(Base):
     seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
     entity_type: Mapped[str] = mapped_column(String(16))
     entity_id: Mapped[uuid.UUID]
-    field: Mapped[str] = mapped_column(String(64))
-    value: Mapped[Any] = mapped_column(JsonDocument, nullable=True)
+    fields: Mapped[dict[str, Any]]
     clock: Mapped[str] = mapped_column(String(96))
     rev: Mapped[int]
     # Village of the entity when the change was made: pull scopes by it.

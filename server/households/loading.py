@@ -1,7 +1,7 @@
 """Loading households and members straight into the register, outside the sync path: the demo
 county and imports of an existing register. Each entity gets revision 1, the given server clock on
-every field it sets and one change-log row per field, exactly as a first sync write would leave it,
-so tablets pull it like anything else.
+every field it sets and one change-log row per entity, exactly as a first sync write would leave
+it, so tablets pull it like anything else.
 """
 
 from __future__ import annotations
@@ -73,19 +73,19 @@ def _fill(
     row.field_revs = dict.fromkeys(values, 1)
     row.origins = dict.fromkeys(values, f"user:{user_id}" if user_id is not None else "system")
     row.deleted = False
+    logged = {}
     for name, value in values.items():
         # The log never holds a sensitive value in clear: its masked form stands in.
         masked = getattr(row, f"{name}_masked", None) if name in {"id_number", "phone"} else None
-        stored = masked if masked is not None else value
-        changes.append(
-            {
-                "entity_type": entity_type,
-                "entity_id": entity_id,
-                "field": name,
-                "value": stored,
-                "clock": clock,
-                "rev": 1,
-                "village_code": village,
-                "user_id": user_id,
-            }
-        )
+        logged[name] = masked if masked is not None else value
+    changes.append(
+        {
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "fields": logged,
+            "clock": clock,
+            "rev": 1,
+            "village_code": village,
+            "user_id": user_id,
+        }
+    )

@@ -253,29 +253,28 @@ class Workspace:
             state.sources[name] = str(origin.submission_id) if origin.submission_id else None
         village = self.village_of(state) or ""
         now = utcnow()
-        stamp = self._text(clock)
-        for name in outcome.changed_fields:
-            self._changes.append(
-                {
-                    "entity_type": state.type,
-                    "entity_id": state.id,
-                    "field": name,
-                    "value": self._shown(name, outcome.fields[name].value),
-                    "clock": stamp,
-                    "rev": outcome.rev,
-                    "village_code": village,
-                    "submission_id": origin.submission_id,
-                    "device_id": origin.device_id,
-                    "user_id": origin.user_id,
-                    "changed_at": now,
-                }
-            )
-        if state.type == "member" and "household_id" in outcome.changed_fields:
-            self._log_departure(state, village)
-        moved = state.type == "household" and "village_code" in outcome.changed_fields
-        if moved and state.old_village and state.old_village != village:
-            # The old village's tablets must hear that the household left them.
-            self._changes.append({**self._changes[-1], "village_code": state.old_village})
+        if outcome.changed_fields:
+            change = {
+                "entity_type": state.type,
+                "entity_id": state.id,
+                "fields": {
+                    name: self._shown(name, outcome.fields[name].value)
+                    for name in outcome.changed_fields
+                },
+                "clock": self._text(clock),
+                "rev": outcome.rev,
+                "village_code": village,
+                "submission_id": origin.submission_id,
+                "device_id": origin.device_id,
+                "user_id": origin.user_id,
+                "changed_at": now,
+            }
+            self._changes.append(change)
+            # An entity that left a village: that village's tablets must hear it (their pull
+            # filters the change log by village), so the change is logged there too.
+            left = self._village_left(state, outcome, village)
+            if left is not None:
+                self._changes.append({**change, "village_code": left})
         applied = []
         for name, record in outcome.conflicts:
             conflict_id = uuid.uuid4()
@@ -316,19 +315,20 @@ class Workspace:
             )
         return applied
 
-    def _log_departure(self, member: EntityState, village: str) -> None:
-        # A member moved to a household in another village: that village's tablets must hear
-        # that it left them (their pull filters the change log by village).
-        old_household = member.columns.get("household_id")
-        old = self.find("household", old_household) if old_household else None
-        old_village = self.village_of(old) if old else None
-        if old_village and old_village != village:
-            moved = next(
-                c
-                for c in reversed(self._changes)
-                if c["entity_id"] == member.id and c["field"] == "household_id"
-            )
-            self._changes.append({**moved, "village_code": old_village})
+    def _village_left(
+        self, state: EntityState, outcome: EntityMergeOutcome, village: str
+    ) -> str | None:
+        """The village `state` was in before this write, when the write moved it out of it: a
+        household whose village changed, or a member moved to a household of another village."""
+        if state.type == "household":
+            old_village = state.old_village if "village_code" in outcome.changed_fields else None
+        elif "household_id" in outcome.changed_fields:
+            old_household = state.columns.get("household_id")
+            old = self.find("household", old_household) if old_household else None
+            old_village = self.village_of(old) if old else None
+        else:
+            old_village = None
+        return old_village if old_village and old_village != village else None
 
     def _follow_household(self, member: EntityState, outcome: EntityMergeOutcome) -> None:
         new = outcome.fields.get("household_id")

@@ -17,11 +17,11 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from forms.bindings import EntityUpdate, derive_register_updates
+from forms.bindings import EntityUpdate
 from forms.definition import FormDefinition
 from forms.definition_schema import load_definition
 from forms.register import ENTITIES
-from forms.validation import validate_submission
+from forms.submission import check_submission
 from server.auth.actor import Actor
 from server.config import Settings
 from server.devices.models import Device, DeviceSequenceGap
@@ -175,15 +175,14 @@ def accept_push(
             continue
         definition = _definition(row)
         collected = sub["collected_at"]
-        issues = validate_submission(definition, sub["data"], today=collected.date(), now=collected)
-        if issues:
+        checked = check_submission(definition, sub["data"], today=collected.date(), now=collected)
+        if checked.issues:
             outcomes[item.index] = _rejected(
-                sub["instance_id"], [{**issue.to_dict(), "path": issue.path} for issue in issues]
+                sub["instance_id"],
+                [{**issue.to_dict(), "path": issue.path} for issue in checked.issues],
             )
             continue
-        updates = derive_register_updates(
-            definition, sub["data"], today=collected.date(), now=collected
-        )
+        updates = checked.updates
         refused = _refused_writes(updates)
         if refused:
             outcomes[item.index] = _rejected(sub["instance_id"], refused)

@@ -347,8 +347,7 @@ def register_snapshot(rt: Runtime) -> dict[str, Any]:
             (
                 c.entity_type,
                 str(c.entity_id),
-                c.field,
-                json.dumps(c.value, sort_keys=True),
+                json.dumps(c.fields, sort_keys=True),
                 _normalized_clock(c.clock),
                 c.rev,
                 str(c.submission_id),

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from forms.bundled import load_sample_answers
 from server.auth.actor import system_actor
+from server.changes.models import Change
 from server.forms.library import install_bundled_forms
 from server.households.loading import NewHousehold, load_households
 from server.runtime import Runtime
@@ -24,6 +27,12 @@ HOUSEHOLD_A = uuid.UUID(str(SAMPLE["household_id"]))
 MEMBERS_A = [uuid.UUID(m["member_id"]) for m in SAMPLE["members"]]  # type: ignore[attr-defined]
 HOUSEHOLD_B = uuid.UUID("7e2d3b5f-9c1e-4d4f-8b62-3e8f9a012b01")
 MEMBER_B = uuid.UUID("b4f6d8ea-2c3a-4b7d-9f1e-4a6b8c0d2e01")
+
+
+def field_changes(session: Session, entity_id: uuid.UUID, field_name: str) -> list[Change]:
+    """The change-log rows of an entity that wrote `field_name`, oldest first."""
+    rows = session.scalars(select(Change).where(Change.entity_id == entity_id).order_by(Change.seq))
+    return [row for row in rows if field_name in row.fields]
 
 
 def load_register(rt: Runtime) -> None:

@@ -105,12 +105,13 @@ def _statuses(response: requests.Response) -> set[str]:
 
 
 def _tablet_changes(snapshot: dict[str, Any]) -> int:
-    return sum(n for key, n in snapshot["changes"].items() if key[6] != "None")
+    # Keys are register_snapshot's: (type, id, fields, clock, rev, submission, village).
+    return sum(n for key, n in snapshot["changes"].items() if key[5] != "None")
 
 
 def _assert_each_change_written_once(snapshot: dict[str, Any]) -> None:
-    # One row per (entity, field, revision): a batch applied twice would repeat them.
-    slots = [(key[0], key[1], key[2], key[5]) for key in snapshot["changes"].elements()]
+    # One row per (entity, revision, village): a batch applied twice would repeat them.
+    slots = [(key[0], key[1], key[4], key[6]) for key in snapshot["changes"].elements()]
     assert len(slots) == len(set(slots))
 
 

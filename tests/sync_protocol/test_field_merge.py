@@ -8,6 +8,7 @@ every submitted value is final, recorded as a conflict's loser, or knowingly sup
 from __future__ import annotations
 
 import datetime
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -222,6 +223,27 @@ def test_values_that_mean_the_same_are_equal(a: object, b: object) -> None:
 )
 def test_values_that_differ_are_not_equal(a: object, b: object) -> None:
     assert not values_equal(a, b)
+
+
+_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text()
+
+
+@given(
+    st.recursive(
+        _JSON_SCALARS,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=12,
+    )
+)
+def test_canonical_text_is_compact_sorted_json(value: object) -> None:
+    # Without floats, canonical text is exactly the standard library's sorted, compact JSON.
+    expected = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    assert canonical_value(value) == expected
+
+
+@given(_JSON_SCALARS, _JSON_SCALARS)
+def test_equality_shortcut_agrees_with_canonical_texts(a: object, b: object) -> None:
+    assert values_equal(a, b) == (canonical_value(a) == canonical_value(b))
 
 
 def test_only_json_values_can_be_merged() -> None:
