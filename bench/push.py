@@ -1,7 +1,8 @@
 """Push throughput end to end: batches of `household_visit` submissions (each one household and
 its four members) POSTed over HTTP to the real app on a 50,000-household register, through
 decoding, validation, binding, field merge and commit; then the raw database limit for the same
-rows (a set-based upsert with no application logic) and the peak memory of a 1,000-item batch.
+rows (a set-based upsert with no application logic), the peak memory of a 1,000-item batch, and
+the throughput of gunicorn with two worker processes serving two tablets pushing at once.
 
     python bench/push.py [--db sqlite|postgresql|both] [--reuse] [--batches 6] [--profile]
 """
@@ -36,7 +37,14 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
-from tablet import HttpTablet, ServedApp, known_households, served_app, visit_batches
+from tablet import (
+    HttpTablet,
+    ServedApp,
+    gunicorn_app,
+    known_households,
+    served_app,
+    visit_batches,
+)
 
 from server.changes.models import Change
 from server.db import Database
@@ -77,6 +85,61 @@ def measure_app(tablet: HttpTablet, bodies: Sequence[bytes]) -> PushFigures:
         batch_ids.append(response["batch_id"])
         count += len(response["results"])
     return PushFigures(seconds, count, batch_ids)
+
+
+# --- several workers ------------------------------------------------------------------------------
+
+WORKERS = 2  # one per core of the benchmark machine
+WORKER_BATCHES = 3  # per tablet
+
+
+@dataclass
+class WorkersFigures:
+    submissions: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.submissions / self.seconds
+
+
+def measure_workers(register: Register, households: Sequence[Any]) -> WorkersFigures:
+    """gunicorn with `WORKERS` worker processes; as many tablets (devices of the county
+    collector, each visiting its own households) push `WORKER_BATCHES` batches of 500 each at the
+    same time. Throughput: all accepted submissions over the wall time from the first request
+    to the last response (one warm-up batch per tablet first, not counted)."""
+    per_tablet = (1 + WORKER_BATCHES) * BATCH_SIZE
+    with gunicorn_app(register.settings, WORKERS) as url:
+        tablets = [HttpTablet.login(url, COUNTY_COLLECTOR, PASSWORD) for _ in range(WORKERS)]
+        work = [
+            visit_batches(tablet, households[i * per_tablet : (i + 1) * per_tablet], BATCH_SIZE)
+            for i, tablet in enumerate(tablets)
+        ]
+        warm = [
+            threading.Thread(target=measure_app, args=(t, b[:1]))
+            for t, b in zip(tablets, work, strict=True)
+        ]
+        for thread in warm:
+            thread.start()
+        for thread in warm:
+            thread.join()
+        results: list[PushFigures] = []
+
+        def push_all(tablet: HttpTablet, bodies: Sequence[bytes]) -> None:
+            results.append(measure_app(tablet, bodies))
+
+        threads = [
+            threading.Thread(target=push_all, args=(t, b[1:]))
+            for t, b in zip(tablets, work, strict=True)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
+    assert len(results) == WORKERS, "a tablet's pushes failed"
+    return WorkersFigures(sum(r.submissions for r in results), seconds)
 
 
 # --- the raw limit -------------------------------------------------------------------------------
@@ -231,6 +294,7 @@ def profile_push(served: ServedApp, tablet: HttpTablet, body: bytes, lines: int 
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("tottime").print_stats(lines)
+    stats.print_callers(8)  # who calls the eight costliest functions
     stats.sort_stats("cumulative").print_stats(r"(server|forms|sync_protocol)/", lines)
     return out.getvalue()
 
@@ -249,7 +313,9 @@ def run(register: Register, options: Options) -> None:
     with served_app(register.settings) as served:
         tablet = HttpTablet.login(served.url, COUNTY_COLLECTOR, PASSWORD)
         count = (1 + options.batches + int(options.profile)) * BATCH_SIZE + MEMORY_BATCH_SIZE
-        households = known_households(register.settings, count)
+        worker_households = WORKERS * (1 + WORKER_BATCHES) * BATCH_SIZE
+        everyone = known_households(register.settings, count + worker_households)
+        households, for_workers = everyone[:count], everyone[count:]
         bodies = visit_batches(tablet, households[:-MEMORY_BATCH_SIZE], BATCH_SIZE)
         memory_body = visit_batches(tablet, households[-MEMORY_BATCH_SIZE:], MEMORY_BATCH_SIZE)[0]
         measure_app(tablet, bodies[:1])  # warm-up: caches, connection pool, form definition
@@ -257,6 +323,7 @@ def run(register: Register, options: Options) -> None:
         raw_seconds, raw_rows, raw_submissions = measure_raw(kind, register.url, app.batch_ids)
         memory = measure_memory(tablet, memory_body)
         profile = profile_push(served, tablet, bodies[-1]) if options.profile else None
+    workers = measure_workers(register, for_workers)
     raw_per_second = raw_submissions / raw_seconds
     share = app.per_second / raw_per_second
     median = statistics.median(app.batch_seconds)
@@ -275,6 +342,11 @@ def run(register: Register, options: Options) -> None:
     print(
         f"app/raw  : {share:.0%}   target >= {TARGET_SHARE_OF_RAW:.0%}  "
         f"{_verdict(share >= TARGET_SHARE_OF_RAW)}"
+    )
+    print(
+        f"workers  : {workers.per_second:,.0f} submissions/s with gunicorn --workers={WORKERS}, "
+        f"{WORKERS} tablets pushing {WORKER_BATCHES} batches of {BATCH_SIZE} each at once "
+        f"({workers.submissions:,} in {workers.seconds:.2f} s)"
     )
     traced = memory.traced_peak / 2**20
     print(

@@ -1,6 +1,7 @@
 """What the sync benchmarks measure through: the real fieldsync app served over HTTP by a Werkzeug
-server in a thread, and tablets that talk to it with `requests` exactly as the protocol says
-(log in with a device id, push batches of `household_visit` submissions, pull pages).
+server in a thread (or by gunicorn with several worker processes, as deployed), and tablets that
+talk to it with `requests` exactly as the protocol says (log in with a device id, push batches of
+`household_visit` submissions, pull pages).
 
 Shared by push.py and pull.py; on its own it measures nothing. It reads the register only to
 know what a tablet that pulled it would know (ids, names, birth dates); it never writes it.
@@ -13,13 +14,19 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import random
+import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -33,6 +40,7 @@ from server.config import Settings
 from server.db import Database
 from server.households.models import Household, Member
 from server.runtime import Runtime
+from server.serving import tune_for_serving
 from sync_protocol.clock import HybridClock
 
 SAMPLE = load_sample_answers("household_visit")
@@ -55,6 +63,7 @@ def served_app(settings: Settings) -> Iterator[ServedApp]:
     (one request at a time, as one WSGI worker serves them)."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(settings)
+    tune_for_serving()  # as wsgi.py does in every worker
     server = make_server("127.0.0.1", 0, app, threaded=False)
     thread = threading.Thread(target=server.serve_forever, name="fieldsync-server", daemon=True)
     thread.start()
@@ -65,6 +74,50 @@ def served_app(settings: Settings) -> Iterator[ServedApp]:
         thread.join()
         server.server_close()
         app.extensions["fieldsync"].db.dispose()
+
+
+@contextlib.contextmanager
+def gunicorn_app(settings: Settings, workers: int) -> Iterator[str]:
+    """The app as deployed: `gunicorn wsgi:app` with `workers` sync worker processes, configured
+    through the environment from `settings`, on a free local port. Yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "INSTANCE_DIR": str(settings.instance_dir),
+        "ATTACHMENT_DIR": str(settings.attachment_dir),
+        "LOG_LEVEL": settings.log_level,
+        "PASSWORD_HASH_TIME_COST": str(settings.password_hash_time_cost),
+        "PASSWORD_HASH_MEMORY_KIB": str(settings.password_hash_memory_kib),
+    }
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        f"--workers={workers}",
+        f"--bind=127.0.0.1:{port}",
+        "--timeout=600",
+        "--log-level=warning",
+        "wsgi:app",
+    ]
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(command, env=env, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {process.returncode}")
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{url}/api/v1/health", timeout=5).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not answer within 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @dataclass

@@ -144,10 +144,12 @@ def db_status(state: CliState) -> None:
 def serve(state: CliState, host: str, port: int) -> None:
     """Run the development server (production: gunicorn wsgi:app)."""
     from server.app import create_app
+    from server.serving import tune_for_serving
 
     state.runtime()  # refuse to serve an unmigrated database
     state.close()
     app = create_app(state.get_settings())
+    tune_for_serving()
     click.echo(f"fieldsync listening on http://{host}:{port}/")
     # fieldsync logs every request itself (key=value); Werkzeug's access log would repeat it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

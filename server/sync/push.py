@@ -100,17 +100,24 @@ def _rejected(instance_id: str | None, errors: list[dict[str, Any]]) -> ItemOutc
     )
 
 
-def accept_push(
-    session: Session,
-    actor: Actor,
-    settings: Settings,
-    codec: SensitiveCodec,
-    clock: HybridClock,
-    request: PushRequest,
-    *,
-    now: datetime,
-) -> PushResult:
-    """Apply one push batch for `actor` (whose token must be bound to the batch's device)."""
+@dataclass(frozen=True)
+class PushPlan:
+    """What a batch asks for, decided without writing: each item's rejection, or the register
+    updates it binds to; and each item's content fingerprint."""
+
+    request: PushRequest
+    device_id: uuid.UUID
+    planned: dict[int, list[EntityUpdate]]
+    outcomes: dict[int, ItemOutcome]
+    fingerprints: list[str]
+
+
+def plan_push(
+    session: Session, actor: Actor, settings: Settings, request: PushRequest, *, now: datetime
+) -> PushPlan:
+    """Check and bind every item of a batch for `actor` (whose token must be bound to the batch's
+    device). Only reads (the forms): run it before the write transaction, so that on SQLite the
+    costly validation of one batch overlaps with another worker's writing."""
     device_id = uuid.UUID(request["device_id"])
     if actor.device_id != device_id:
         raise Forbidden(
@@ -188,6 +195,30 @@ def accept_push(
             outcomes[item.index] = _rejected(sub["instance_id"], refused)
             continue
         planned[item.index] = updates
+    # Canonical JSON of every raw item: costly, so computed once per item.
+    fingerprints = [submission_fingerprint(item.raw) for item in items]
+    return PushPlan(request, device_id, planned, outcomes, fingerprints)
+
+
+def accept_push(
+    session: Session,
+    actor: Actor,
+    settings: Settings,
+    codec: SensitiveCodec,
+    clock: HybridClock,
+    plan: PushPlan,
+    *,
+    now: datetime,
+) -> PushResult:
+    """Apply a planned batch in the caller's write transaction; exactly once per instance id,
+    whatever was committed before (a re-sent item answers `duplicate` or `instance_conflict`)."""
+    request, device_id, planned, outcomes = (
+        plan.request,
+        plan.device_id,
+        plan.planned,
+        plan.outcomes,
+    )
+    items, fingerprints = request["submissions"], plan.fingerprints
 
     # 2. Lock the households this batch writes, then read what exists (in this order, so that a
     #    concurrent copy of the same batch sees our committed submissions once it gets the locks).
@@ -201,8 +232,6 @@ def accept_push(
         lock_households(session, moved_to)
         household_ids |= moved_to
     device = session.scalars(select(Device).where(Device.id == device_id).with_for_update()).one()
-    # Canonical JSON of every raw item: costly, so computed once per item.
-    fingerprints = [submission_fingerprint(item.raw) for item in items]
     stored = _stored_submissions(session, items, fingerprints)
     workspace = Workspace(session, codec)
     workspace.load(household_ids, member_ids)
@@ -250,7 +279,9 @@ def accept_push(
     if new_rows:
         session.execute(insert(SUBMISSIONS), new_rows)  # Core: the ORM bulk path only adds cost
     _record_sequence(session, device, [r["device_seq"] for r in new_rows if r["device_seq"]], now)
-    if not is_too_far_ahead(request["clock"], now_ms, skew_ms):
+    if not is_too_far_ahead(
+        request["clock"], int(now.timestamp() * 1000), settings.max_clock_skew * 1000
+    ):
         clock.observe(request["clock"])
     digests = sorted({digest for digest, _, _ in attachment_refs})
     return PushResult(

@@ -37,10 +37,11 @@ def push_batch() -> dict[str, Any]:
                 details={"limit": rt.settings.max_batch_items},
             ) from err
         raise ValidationFailed("push request is well-formed but invalid", details) from err
+    now, actor = utcnow(), current_actor()
+    with rt.db.unit_of_work(write=False) as session:
+        plan = push.plan_push(session, actor, rt.settings, batch, now=now)
     with rt.db.unit_of_work() as session:
-        result = push.accept_push(
-            session, current_actor(), rt.settings, rt.codec, rt.clock, batch, now=utcnow()
-        )
+        result = push.accept_push(session, actor, rt.settings, rt.codec, rt.clock, plan, now=now)
         record_references(session, result.attachment_refs)
         failpoints.reach(failpoints.PUSH_BEFORE_COMMIT, rt.settings)
     failpoints.reach(failpoints.PUSH_AFTER_COMMIT, rt.settings)
