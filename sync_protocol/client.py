@@ -19,11 +19,10 @@ from typing import Any, cast
 import requests
 from marshmallow import Schema, ValidationError
 
-from forms.bindings import derive_register_updates
 from forms.definition import FormDefinition
 from forms.definition_schema import load_definition
 from forms.issues import DefinitionError
-from forms.validation import validate_submission
+from forms.submission import check_submission
 from sync_protocol import local_register, outbox
 from sync_protocol.client_errors import (
     AttachmentError,
@@ -287,15 +286,15 @@ class TabletClient:
         collected_at = datetime.fromtimestamp(self.replica.physical_time_ms() / 1000, UTC)
         collected_at = collected_at.astimezone()
         today = collected_at.date()
-        issues = validate_submission(definition, data, today=today, now=collected_at)
-        if issues:
-            raise InvalidSubmission(form_id, [issue.to_dict() for issue in issues])
+        checked = check_submission(definition, data, today=today, now=collected_at)
+        if checked.issues:
+            raise InvalidSubmission(form_id, [issue.to_dict() for issue in checked.issues])
         for digest in referenced_attachments(data):
             if self.replica.attachment(digest) is None:
                 raise AttachmentError(
                     f"{digest} is not on this tablet: register the file with add_attachment()"
                 )
-        updates = derive_register_updates(definition, data, today=today, now=collected_at)
+        updates = checked.updates
         instance_id = str(uuid.uuid4())
         with self.replica.transaction() as conn:
             base_revs = {}

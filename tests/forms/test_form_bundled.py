@@ -4,7 +4,7 @@ validate and bind as the domain expects."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -19,6 +19,7 @@ from forms.choice_lists import LIBRARY_FILE, library_choice_lists, register_choi
 from forms.compatibility import check_register_compatibility
 from forms.definition_schema import load_definition
 from forms.issues import IssueCode
+from forms.submission import check_submission
 from forms.validation import validate_submission
 
 TODAY = date(2024, 11, 20)
@@ -159,3 +160,23 @@ def test_shared_and_register_choice_lists_are_well_formed() -> None:
         for name, choices in lists.items():
             codes = [c.code for c in choices]
             assert len(codes) == len(set(codes)), name
+
+
+@pytest.mark.parametrize("form_id", BUNDLED_FORM_IDS)
+def test_checking_in_one_pass_gives_what_validating_then_binding_gives(form_id: str) -> None:
+    definition = load_bundled_forms()[form_id]
+    answers = load_sample_answers(form_id)
+    now = datetime(2024, 11, 20, 9, 30, tzinfo=UTC)
+
+    checked = check_submission(definition, answers, today=TODAY, now=now)
+
+    assert checked.issues == [] and checked.updates
+    assert checked.updates == derive_register_updates(definition, answers, today=TODAY, now=now)
+    broken = {**answers, "not_a_field": 1}
+    refused = check_submission(definition, broken, today=TODAY, now=now)
+    assert refused.updates == []
+    assert refused.issues == validate_submission(definition, broken, today=TODAY, now=now)
+    assert [issue.code for issue in refused.issues] == [IssueCode.UNKNOWN_FIELD]
+    assert check_submission(definition, [], today=TODAY, now=now).issues[0].code == (
+        IssueCode.INVALID_TYPE
+    )
