@@ -145,13 +145,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
+    return cheap_settings(db_url, tmp_path)
+
+
+def cheap_settings(database_url: str, instance_dir: Path) -> Settings:
+    """Test settings, also for apps built outside the fixtures (worker processes, state
+    machines): quiet logs, and Argon2 at its cheapest (tests check behaviour, not cost)."""
     return Settings(
-        database_url=db_url,
-        instance_dir=tmp_path,
-        attachment_dir=tmp_path / "attachments",
+        database_url=database_url,
+        instance_dir=instance_dir,
+        attachment_dir=instance_dir / "attachments",
         testing=True,
         log_level="WARNING",
-        # Argon2 at its cheapest: tests check behaviour, not cost.
         password_hash_time_cost=1,
         password_hash_memory_kib=64,
     )

@@ -19,10 +19,9 @@ from server.attachments.models import Attachment, AttachmentRef
 from server.attachments.service import missing_attachments, record_references
 from server.attachments.store import CHUNK_SIZE, FileSystemStore, store_for
 from server.audit.models import AuditEntry
-from server.devices.models import Device
-from server.submissions.models import Submission, SubmissionStatus
 from server.users.models import Role, User
 from tests.conftest import COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A1, VILLAGE_B1, bearer
+from tests.sync.helpers import store_accepted_submission
 
 PHOTO = b"\xff\xd8\xff\xe0 a small jpeg-ish photo of a house " * 100
 
@@ -57,27 +56,7 @@ def submission_in(rt, create_user_):
     username = create_user_("uploader", Role.COLLECTOR, [COUNTY])
 
     def factory(village: str | None) -> uuid.UUID:
-        instance_id, device_id = uuid.uuid4(), uuid.uuid4()
-        with rt.db.unit_of_work() as session:
-            user_id = session.scalars(select(User.id).where(User.username == username)).one()
-            session.add(Device(id=device_id, registered_by_id=user_id))
-            session.flush()
-            session.add(
-                Submission(
-                    instance_id=instance_id,
-                    batch_id=uuid.uuid4(),
-                    device_id=device_id,
-                    user_id=user_id,
-                    form_id="household_visit",
-                    form_version=1,
-                    hlc="1763597700000-00001-tablet",
-                    payload={},
-                    content_hash="0" * 64,
-                    status=SubmissionStatus.ACCEPTED,
-                    village_code=village,
-                )
-            )
-        return instance_id
+        return store_accepted_submission(rt, username, village, hlc="1763597700000-00001-tablet")[0]
 
     return factory
 

@@ -19,9 +19,7 @@ from server.audit.models import AuditEntry
 from server.conflicts.models import Conflict, ConflictStatus
 from server.conflicts.service import stored_conflict_value
 from server.db import utcnow
-from server.devices.models import Device
 from server.households.models import Household, Member
-from server.submissions.models import Submission, SubmissionStatus
 from server.users.models import Role, User
 from sync_protocol.clock import Hlc
 from tests.conftest import (
@@ -35,7 +33,7 @@ from tests.conftest import (
     VILLAGE_B1,
     bearer,
 )
-from tests.sync.helpers import field_changes
+from tests.sync.helpers import field_changes, store_accepted_submission
 
 OTHER_ID_NUMBER = "990102198502026789"
 DEVICE_CLOCK = f"{LOAD_MILLIS + 60_000:013d}-00003-tablet-a"
@@ -57,30 +55,11 @@ def submission(rt, create_user_):
             exists = session.scalar(select(User.id).where(User.username == username))
         if exists is None:
             create_user_(username, Role.COLLECTOR, [COUNTY])
-        instance_id, device_id = uuid.uuid4(), uuid.uuid4()
         received = utcnow().replace(microsecond=0)
         collected = received - timedelta(hours=1)
-        with rt.db.unit_of_work() as session:
-            user_id = session.scalars(select(User.id).where(User.username == username)).one()
-            session.add(Device(id=device_id, registered_by_id=user_id))
-            session.flush()
-            session.add(
-                Submission(
-                    instance_id=instance_id,
-                    batch_id=uuid.uuid4(),
-                    device_id=device_id,
-                    user_id=user_id,
-                    form_id="household_visit",
-                    form_version=1,
-                    collected_at=collected,
-                    hlc=DEVICE_CLOCK,
-                    payload={},
-                    content_hash="0" * 64,
-                    status=SubmissionStatus.ACCEPTED,
-                    village_code=village,
-                    received_at=received,
-                )
-            )
+        instance_id, device_id = store_accepted_submission(
+            rt, username, village, hlc=DEVICE_CLOCK, collected_at=collected, received_at=received
+        )
         return {
             "instance_id": instance_id,
             "device_id": device_id,

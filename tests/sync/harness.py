@@ -30,7 +30,6 @@ from sqlalchemy.engine import make_url
 from server import migrate
 from server.attachments.models import AttachmentRef
 from server.changes.models import Change
-from server.config import Settings
 from server.conflicts.models import Conflict
 from server.devices.models import Device, DeviceSequenceGap
 from server.households.fields import household_fields, member_fields
@@ -50,25 +49,13 @@ from tests.conftest import (
     VILLAGE_A1,
     VILLAGE_A2,
     VILLAGE_B1,
+    cheap_settings,
 )
 from tests.sync.helpers import load_register
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REGION_TREE = [PROVINCE, CITY, COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1]
 SERVER_START_TIMEOUT = 30.0
-
-
-def cheap_settings(database_url: str, instance_dir: Path) -> Settings:
-    """Test settings for an app built outside the fixtures (worker processes, state machines)."""
-    return Settings(
-        database_url=database_url,
-        instance_dir=instance_dir,
-        attachment_dir=instance_dir / "attachments",
-        testing=True,
-        log_level="WARNING",
-        password_hash_time_cost=1,
-        password_hash_memory_kib=64,
-    )
 
 
 def build_register(rt: Runtime, collectors: dict[str, list[str]]) -> None:

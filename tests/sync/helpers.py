@@ -7,6 +7,7 @@ import copy
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -16,9 +17,12 @@ from sqlalchemy.orm import Session
 from forms.bundled import load_sample_answers
 from server.auth.actor import system_actor
 from server.changes.models import Change
+from server.devices.models import Device
 from server.forms.library import install_bundled_forms
 from server.households.loading import NewHousehold, load_households
 from server.runtime import Runtime
+from server.submissions.models import Submission, SubmissionStatus
+from server.users.models import User
 from sync_protocol.clock import HybridClock
 from tests.conftest import PASSWORD, VILLAGE_A1, VILLAGE_B1, bearer
 
@@ -33,6 +37,42 @@ def field_changes(session: Session, entity_id: uuid.UUID, field_name: str) -> li
     """The change-log rows of an entity that wrote `field_name`, oldest first."""
     rows = session.scalars(select(Change).where(Change.entity_id == entity_id).order_by(Change.seq))
     return [row for row in rows if field_name in row.fields]
+
+
+def store_accepted_submission(
+    rt: Runtime,
+    username: str,
+    village: str | None,
+    *,
+    hlc: str,
+    collected_at: datetime | None = None,
+    received_at: datetime | None = None,
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """Store an accepted `household_visit` submission by `username` from a new device, as push
+    would have kept it (empty answers). Returns (instance id, device id)."""
+    instance_id, device_id = uuid.uuid4(), uuid.uuid4()
+    times = {"collected_at": collected_at, "received_at": received_at}
+    with rt.db.unit_of_work() as session:
+        user_id = session.scalars(select(User.id).where(User.username == username)).one()
+        session.add(Device(id=device_id, registered_by_id=user_id))
+        session.flush()
+        session.add(
+            Submission(
+                instance_id=instance_id,
+                batch_id=uuid.uuid4(),
+                device_id=device_id,
+                user_id=user_id,
+                form_id="household_visit",
+                form_version=1,
+                hlc=hlc,
+                payload={},
+                content_hash="0" * 64,
+                status=SubmissionStatus.ACCEPTED,
+                village_code=village,
+                **{name: value for name, value in times.items() if value is not None},
+            )
+        )
+    return instance_id, device_id
 
 
 def load_register(rt: Runtime) -> None:

@@ -27,11 +27,10 @@ from server.runtime import Runtime
 from server.submissions.models import Submission
 from server.users.models import Role
 from sync_protocol.clock import HybridClock
-from tests.conftest import PASSWORD, VILLAGE_A1
+from tests.conftest import PASSWORD, VILLAGE_A1, cheap_settings
 from tests.sync.harness import (
     ServerProcess,
     build_register,
-    cheap_settings,
     register_snapshot,
     running_servers,
     sibling_postgres_database,

@@ -49,11 +49,10 @@ from server.submissions.models import Submission
 from server.users.models import Role
 from sync_protocol.clock import Hlc, HybridClock, wall_clock_ms
 from sync_protocol.merge import values_equal
-from tests.conftest import VILLAGE_A1, VILLAGE_B1, _empty_postgres
+from tests.conftest import VILLAGE_A1, VILLAGE_B1, _empty_postgres, cheap_settings
 from tests.sync.harness import (
     Replica,
     build_register,
-    cheap_settings,
     entity_views,
     stored_revisions,
 )
