@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
-# Benchmarks keep their generated registers (~33 GB; `bench/register.py --forget` removes them)
+# Benchmarks keep their generated registers (tens of GB; `bench/register.py --forget` removes them)
 # so that only the first `make bench` pays for building the 500,000-household register.
 BENCH_ARGS ?= --reuse
 
