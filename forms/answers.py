@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TypeVar
 
-from forms.answer_types import parse_answer
+from forms.answer_types import ParsedAnswer, parse_answer
 from forms.definition import Field, FieldType, FormDefinition
 from forms.expressions import (
     Expression,
@@ -61,9 +61,13 @@ class SubmissionContext:
         self.today = today
         self.now = now
         self._values: dict[tuple[int, str], Value] = {}
+        self._parsed: dict[tuple[int, str], ParsedAnswer] = {}
         self._relevance: dict[tuple[int, str], bool] = {}
         self._busy: set[tuple[int, str, str]] = set()
-        self._references: dict[tuple[tuple[str, ...], str], ResolvedReference | None] = {}
+        self._environments: dict[int, _Environment] = {}
+        self._references: dict[tuple[tuple[str, ...], str], ResolvedReference | None] = (
+            definition.memo.setdefault("resolved_references", {})
+        )
 
     def relevant(self, chain: FrameChain, f: Field) -> bool:
         """Whether `f` is relevant in the instance at the end of `chain` (false on errors)."""
@@ -91,9 +95,18 @@ class SubmissionContext:
                     chain, f, "calculation", lambda: self._calculate(chain, f, calculation), None
                 )
             else:
-                result = parse_answer(f.type, chain[-1].instance.get(f.name)).value
+                result = self.parsed(chain, f).value
         self._values[key] = result
         return result
+
+    def parsed(self, chain: FrameChain, f: Field) -> ParsedAnswer:
+        """The answer to `f` in the instance at the end of `chain`, read as its type (with the
+        problem, if any), whatever its relevance."""
+        key = (id(chain[-1].instance), f.name)
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            parsed = self._parsed[key] = parse_answer(f.type, chain[-1].instance.get(f.name))
+        return parsed
 
     def evaluate_in(
         self,
@@ -130,9 +143,17 @@ class SubmissionContext:
         current: Value = None,
         choice: Mapping[str, Value] | None = None,
     ) -> _Environment:
-        return _Environment(self, chain, current, choice or {})
+        if current is not None or choice:
+            return _Environment(self, chain, current, choice or {})
+        # The plain environment of an instance is the same every time: kept, not rebuilt.
+        key = id(chain[-1].instance)
+        environment = self._environments.get(key)
+        if environment is None:
+            environment = self._environments[key] = _Environment(self, chain, None, {})
+        return environment
 
     def resolve(self, scope: tuple[str, ...], name: str) -> ResolvedReference | None:
+        # Static: remembered with the definition, for every submission read against it.
         key = (scope, name)
         if key not in self._references:
             try:

@@ -138,13 +138,10 @@ def _update_for(
         if entity.type == "member":
             values["household_id"] = parent_id
     frame = chain[-1]
-    for f in context.definition.fields_in(entity.scope).values():
-        binding = f.binding
-        if binding is None or binding[0] != entity.name:
-            continue
+    for f, register_field in _bound_fields(context.definition, entity):
         value = _bound_value(context, chain, frame, f)
         if value is not _NO_WRITE:
-            values[binding[1]] = value  # type: ignore[assignment]
+            values[register_field] = value  # type: ignore[assignment]
     return EntityUpdate(
         entity=entity.name,
         type=entity.type,
@@ -154,6 +151,20 @@ def _update_for(
         fields=dict(sorted(values.items())),
         path=frame.path,
     )
+
+
+def _bound_fields(definition: FormDefinition, entity: Entity) -> list[tuple[Field, str]]:
+    """The fields of `entity`'s scope bound to it, each with its register field, in order
+    (remembered with the definition)."""
+    key = ("bound_fields", entity.name)
+    bound: list[tuple[Field, str]] | None = definition.memo.get(key)
+    if bound is None:
+        bound = definition.memo[key] = [
+            (f, binding[1])
+            for f in definition.fields_in(entity.scope).values()
+            if (binding := f.binding) is not None and binding[0] == entity.name
+        ]
+    return bound
 
 
 _NO_WRITE = object()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -210,6 +210,9 @@ class FormDefinition:
     choice_lists: dict[str, tuple[Choice, ...]] = field(default_factory=dict)
     version: int | None = None
     _scopes: dict[tuple[str, ...], dict[str, Field]] = field(init=False, repr=False, compare=False)
+    memo: dict[Hashable, Any] = field(init=False, repr=False, compare=False)
+    """Facts other modules derive from the definition alone (resolved references, the fields
+    bound to each entity), computed on first use and kept: a definition never changes."""
 
     def __post_init__(self) -> None:
         scopes: dict[tuple[str, ...], dict[str, Field]] = {(): {}}
@@ -218,6 +221,7 @@ class FormDefinition:
             if f.type is FieldType.REPEAT:
                 scopes.setdefault(path, {})
         object.__setattr__(self, "_scopes", scopes)
+        object.__setattr__(self, "memo", {})
 
     def fields_in(self, scope: tuple[str, ...]) -> dict[str, Field]:
         """The fields directly in `scope` (a repeat path; `()` is the top level), by name."""

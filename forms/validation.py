@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime
 from forms.answer_types import (
     is_unanswered,
     is_valid_uuid,
-    parse_answer,
     parse_iso_date,
     parse_rfc3339,
 )
@@ -111,7 +110,7 @@ class _Validator:
             if self.is_required(chain, f):
                 self.report(path, IssueCode.REQUIRED, "an answer is required")
             return
-        parsed = parse_answer(f.type, raw)
+        parsed = self.context.parsed(chain, f)
         if parsed.code is not None:
             self.report(path, parsed.code, parsed.message)
             return

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from typing import Literal
@@ -125,12 +125,13 @@ class FieldMergeOutcome:
 class EntityMergeOutcome:
     """The result of `merge_entity`: every field's state after the merge and what happened.
 
-    `fields` holds all fields (untouched ones too); `changed_fields` the names whose state changed,
-    sorted; `rev` is the entity's revision after the merge; `conflicts` (field, record) pairs sorted
-    by field name.
+    `fields` holds all fields (untouched ones too: a read-only view of the changed states over the
+    current ones, so an entity with many fields costs nothing for the ones a write leaves alone);
+    `changed_fields` the names whose state changed, sorted; `rev` is the entity's revision after
+    the merge; `conflicts` (field, record) pairs sorted by field name.
     """
 
-    fields: dict[str, FieldState]
+    fields: Mapping[str, FieldState]
     rev: int
     changed_fields: list[str]
     conflicts: list[tuple[str, ConflictRecord]]
@@ -296,6 +297,42 @@ def merge_field(
     )
 
 
+class FieldOverlay(Mapping[str, FieldState]):
+    """Every field of an entity after a merge: the changed states over the ones they replace.
+    Reads through to `base` for the rest (never copies it); an overlay of an overlay is flattened,
+    so an entity merged many times in one unit of work stays one lookup deep."""
+
+    __slots__ = ("base", "changed")
+    base: Mapping[str, FieldState]
+    changed: Mapping[str, FieldState]
+
+    def __init__(self, base: Mapping[str, FieldState], changed: Mapping[str, FieldState]) -> None:
+        if isinstance(base, FieldOverlay):
+            changed = {**base.changed, **changed}
+            base = base.base
+        self.base = base
+        self.changed = changed
+
+    def __getitem__(self, name: str) -> FieldState:
+        state = self.changed.get(name)
+        return self.base[name] if state is None else state
+
+    def get(self, name: str, default: object = None) -> FieldState | object:  # type: ignore[override]
+        state = self.changed.get(name)
+        return self.base.get(name, default) if state is None else state
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.changed or name in self.base
+
+    def __iter__(self) -> Iterator[str]:
+        # The stored fields in their order, then the new ones in the order they were written.
+        yield from self.base
+        yield from (name for name in self.changed if name not in self.base)
+
+    def __len__(self) -> int:
+        return len(self.base) + sum(1 for name in self.changed if name not in self.base)
+
+
 def merge_entity(
     current_fields: Mapping[str, FieldState],
     writes: Mapping[str, IncomingWrite],
@@ -320,18 +357,18 @@ def merge_entity(
                 f"base revision {base_rev} for field {name!r} is outside 0..{current_rev}"
             )
     next_rev = current_rev + 1
-    fields = dict(current_fields)
+    changed: dict[str, FieldState] = {}
     changed_fields: list[str] = []
     conflicts: list[tuple[str, ConflictRecord]] = []
     for name in sorted(writes):
         outcome = merge_field(current_fields.get(name), writes[name], next_rev=next_rev)
         if outcome.changed:
-            fields[name] = outcome.state
+            changed[name] = outcome.state
             changed_fields.append(name)
         if outcome.conflict is not None:
             conflicts.append((name, outcome.conflict))
     return EntityMergeOutcome(
-        fields=fields,
+        fields=FieldOverlay(current_fields, changed) if changed else current_fields,
         rev=next_rev if changed_fields else current_rev,
         changed_fields=changed_fields,
         conflicts=conflicts,

@@ -6,9 +6,10 @@ ExpressionError (EvaluationError), whatever the tree or the answers contain.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Protocol
 
 from forms.expressions.errors import EvaluationError, ExpressionError
@@ -91,7 +92,7 @@ def evaluate(expression: Expression, environment: Environment) -> Value:
     outside `count()`/`sum()`, or a result exceeds the limits.
     """
     try:
-        return _Evaluator(environment).value(expression.root)
+        return _program(expression)(environment)
     except ExpressionError:
         raise
     except (ArithmeticError, ValueError, TypeError, RecursionError) as err:
@@ -104,66 +105,128 @@ def evaluate_boolean(expression: Expression, environment: Environment) -> bool:
     return to_boolean(evaluate(expression, environment))
 
 
-class _Evaluator:
-    def __init__(self, environment: Environment) -> None:
-        self.environment = environment
+# --- the tree, turned once into nested closures -------------------------------------------------
+#
+# Every node becomes a function of the environment, built once per expression. A definition's
+# expressions run thousands of times per batch of submissions, and walking the tree each time (a
+# chain of isinstance tests per node) cost more than the value rules themselves. The closures
+# apply the same rules in the same order, with the same short-circuits; nothing is generated as
+# Python source.
 
-    def value(self, node: Node) -> Value:
-        result = self.value_or_nodeset(node)
+Step = Callable[[Environment], Value | NodeSet]
+ValueStep = Callable[[Environment], Value]
+
+_MANY_VALUES = (
+    "a repeat, or a field inside a repeat seen from outside it, holds many values: "
+    "use count() or sum()"
+)
+
+
+@lru_cache(maxsize=4096)
+def _program(expression: Expression) -> ValueStep:
+    # Keyed by the expression, i.e. its source (equal sources parse to equal trees). Bounded:
+    # drafts come and go in a long-running server.
+    return _value_step(expression.root)
+
+
+def _value_step(node: Node) -> ValueStep:
+    """The step of `node` where one value is needed: a node-set there is an error. Only names
+    (`${x}`, `.`, choice columns) can stand for a node-set; every other node gives one value."""
+    if isinstance(node, Literal):
+        literal = node.value
+        return lambda _: literal
+    if isinstance(node, Negation):
+        return _negation(node)
+    if isinstance(node, Chain):
+        return _chain(node)
+    if isinstance(node, Call):
+        return _call(node)
+    step, position = _name_step(node), node.position
+
+    def single(environment: Environment) -> Value:
+        result = step(environment)
         if isinstance(result, NodeSet):
-            raise EvaluationError(
-                "a repeat, or a field inside a repeat seen from outside it, holds many values: "
-                "use count() or sum()",
-                node.position,
-            )
+            raise EvaluationError(_MANY_VALUES, position)
         return result
 
-    def value_or_nodeset(self, node: Node) -> Value | NodeSet:
-        if isinstance(node, Literal):
-            return node.value
-        if isinstance(node, Reference):
-            return self.environment.value_of(node.name)
-        if isinstance(node, Current):
-            return self.environment.current_value()
-        if isinstance(node, ChoiceProperty):
-            return self.environment.choice_property(node.name)
-        if isinstance(node, Negation):
-            number = to_number(self.value(node.operand))
-            return None if number is None else checked_number(-number)
-        if isinstance(node, Chain):
-            return self.chain(node)
-        return self.call(node)
+    return single
 
-    def chain(self, node: Chain) -> Value:
-        result = self.value(node.first)
-        for operator, operand in node.rest:
-            if operator == "or":
-                result = to_boolean(result) or to_boolean(self.value(operand))
-            elif operator == "and":
-                result = to_boolean(result) and to_boolean(self.value(operand))
-            elif operator in ("=", "!=", "<", "<=", ">", ">="):
-                result = compare(operator, result, self.value(operand))
-            else:
-                result = arithmetic(operator, result, self.value(operand))
-        return result
 
-    def call(self, node: Call) -> Value:
+def _step(node: Node) -> Step:
+    """The step of `node` where a node-set is welcome (the argument of `count()`/`sum()`)."""
+    if isinstance(node, Reference | Current | ChoiceProperty):
+        return _name_step(node)
+    return _value_step(node)
+
+
+def _name_step(node: Reference | Current | ChoiceProperty) -> Step:
+    if isinstance(node, Reference):
         name = node.name
-        if name == "if":
-            condition, when_true, when_false = node.arguments
-            return self.value(when_true if to_boolean(self.value(condition)) else when_false)
-        if name in AGGREGATE_FUNCTIONS:
-            argument = self.value_or_nodeset(node.arguments[0])
-            return count_of(argument) if name == "count" else sum_of(argument)
-        if name == "today":
-            return self.environment.today
-        if name == "now":
-            return self.environment.now
-        if name == "age":
-            return age_at(self.value(node.arguments[0]), self.environment.today)
-        if name == "regex":
-            pattern = node.arguments[1]
-            assert isinstance(pattern, Literal) and isinstance(pattern.value, str)
-            return regex_matches(self.value(node.arguments[0]), pattern.value)
-        arguments = [self.value(argument) for argument in node.arguments]
-        return PURE_FUNCTIONS[name](arguments)
+        return lambda environment: environment.value_of(name)
+    if isinstance(node, ChoiceProperty):
+        column = node.name
+        return lambda environment: environment.choice_property(column)
+    return lambda environment: environment.current_value()
+
+
+def _negation(node: Negation) -> ValueStep:
+    operand = _value_step(node.operand)
+
+    def negate(environment: Environment) -> Value:
+        number = to_number(operand(environment))
+        return None if number is None else checked_number(-number)
+
+    return negate
+
+
+def _chain(node: Chain) -> ValueStep:
+    first = _value_step(node.first)
+    rest = tuple((operator, _value_step(operand)) for operator, operand in node.rest)
+
+    def chain(environment: Environment) -> Value:
+        result = first(environment)
+        for operator, operand in rest:
+            if operator == "or":
+                result = to_boolean(result) or to_boolean(operand(environment))
+            elif operator == "and":
+                result = to_boolean(result) and to_boolean(operand(environment))
+            elif operator in _COMPARISONS:
+                result = compare(operator, result, operand(environment))
+            else:
+                result = arithmetic(operator, result, operand(environment))
+        return result
+
+    return chain
+
+
+_COMPARISONS = frozenset(("=", "!=", "<", "<=", ">", ">="))
+
+
+def _call(node: Call) -> ValueStep:
+    name = node.name
+    if name == "if":
+        condition, when_true, when_false = (_value_step(a) for a in node.arguments)
+        return lambda environment: (
+            when_true(environment)
+            if to_boolean(condition(environment))
+            else when_false(environment)
+        )
+    if name in AGGREGATE_FUNCTIONS:
+        many = _step(node.arguments[0])
+        aggregate = count_of if name == "count" else sum_of
+        return lambda environment: aggregate(many(environment))
+    if name == "today":
+        return lambda environment: environment.today
+    if name == "now":
+        return lambda environment: environment.now
+    if name == "age":
+        born = _value_step(node.arguments[0])
+        return lambda environment: age_at(born(environment), environment.today)
+    if name == "regex":
+        pattern = node.arguments[1]
+        assert isinstance(pattern, Literal) and isinstance(pattern.value, str)
+        text, source = _value_step(node.arguments[0]), pattern.value
+        return lambda environment: regex_matches(text(environment), source)
+    function = PURE_FUNCTIONS[name]
+    arguments = tuple(_value_step(argument) for argument in node.arguments)
+    return lambda environment: function([argument(environment) for argument in arguments])

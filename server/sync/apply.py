@@ -11,7 +11,7 @@ household at once (no lost update from a read-modify-write race).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -80,7 +80,7 @@ class EntityState:
     id: uuid.UUID
     is_new: bool
     rev: int
-    fields: dict[str, FieldState]
+    fields: Mapping[str, FieldState]
     columns: dict[str, Any]
     sources: dict[str, str | None] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
@@ -97,6 +97,38 @@ class EntityState:
     @property
     def is_deleted(self) -> bool:
         return bool(self.value("deleted"))
+
+
+class StoredFields(Mapping[str, FieldState]):
+    """An entity's field states as its row stores them, each decoded on first use: a visit writes
+    a dozen fields of a household that has forty, and the rest are never looked at."""
+
+    __slots__ = ("_clocks", "_decode", "_decoded")
+
+    def __init__(self, clocks: Mapping[str, str], decode: Callable[[str], FieldState]) -> None:
+        self._clocks = clocks  # a field is stored when it has a clock: these are the names
+        self._decode = decode
+        self._decoded: dict[str, FieldState] = {}
+
+    def __getitem__(self, name: str) -> FieldState:
+        state = self._decoded.get(name)
+        if state is None:
+            if name not in self._clocks:
+                raise KeyError(name)
+            state = self._decoded[name] = self._decode(name)
+        return state
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self._clocks else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._clocks
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._clocks)
+
+    def __len__(self) -> int:
+        return len(self._clocks)
 
 
 @dataclass(frozen=True)
@@ -168,24 +200,26 @@ class Workspace:
         if entity_type == "member":
             self.members_of.setdefault(columns["household_id"], set()).add(state.id)
 
-    def _field_states(self, entity_type: str, columns: Mapping[str, Any]) -> dict[str, FieldState]:
+    def _field_states(self, entity_type: str, columns: Mapping[str, Any]) -> StoredFields:
         clocks: dict[str, str] = columns["clocks"] or {}
         revs: dict[str, int] = columns["field_revs"] or {}
         origins: dict[str, str] = columns["origins"] or {}
         extra: dict[str, Any] = columns["extra"] or {}
-        states = {}
-        for name, stamp in clocks.items():
+        register_fields = ENTITIES[entity_type].fields
+
+        def decode(name: str) -> FieldState:
             if name in SENSITIVE:
                 cipher = columns.get(f"{name}_cipher")
                 value = self.codec.reveal(name, cipher) if cipher else None
-            elif name in ENTITIES[entity_type].fields:
+            elif name in register_fields:
                 value = to_json_value(columns[name])
             else:
                 value = extra.get(name)
-            states[name] = FieldState(
-                value, self._parsed(stamp), revs.get(name, columns["rev"]), origins.get(name)
+            return FieldState(
+                value, self._parsed(clocks[name]), revs.get(name, columns["rev"]), origins.get(name)
             )
-        return states
+
+        return StoredFields(clocks, decode)
 
     def _parsed(self, stamp: str) -> Hlc:
         clock = self._stamps.get(stamp)
@@ -434,11 +468,28 @@ class Workspace:
                 columns.update(monitoring_status="not_monitored", risk_causes=[])
         else:
             columns = dict(state.columns)
+        # Fields no merge touched keep their stored bookkeeping as it is (and are never decoded).
+        changed = state.dirty - {"review_flags"}
+        stored_clocks: dict[str, str] = columns.get("clocks") or {}
+        stored_revs: dict[str, int] = columns.get("field_revs") or {}
+        stored_origins: dict[str, str | None] = columns.get("origins") or {}
+        clocks, field_revs, origins = {}, {}, {}
+        for name in state.fields:
+            if name in changed:
+                field_state = state.fields[name]
+                if field_state.clock:
+                    clocks[name] = self._text(field_state.clock)
+                field_revs[name] = field_state.changed_rev
+                origins[name] = field_state.origin
+            else:
+                clocks[name] = stored_clocks[name]
+                field_revs[name] = stored_revs.get(name, columns["rev"])
+                origins[name] = stored_origins.get(name)
         written = set(_BOOKKEEPING)
         if "review_flags" in state.dirty:
             written.add("review_flags")
         extra = dict(columns.get("extra") or {})
-        for name in state.dirty - {"review_flags"}:
+        for name in changed:
             values = column_values(
                 state.type, name, state.fields[name].value, self.codec, extra=extra
             )
@@ -448,9 +499,9 @@ class Workspace:
         columns.update(
             extra=extra,
             rev=state.rev,
-            clocks={n: self._text(s.clock) for n, s in state.fields.items() if s.clock},
-            field_revs={n: s.changed_rev for n, s in state.fields.items()},
-            origins={n: s.origin for n, s in state.fields.items()},
+            clocks=clocks,
+            field_revs=field_revs,
+            origins=origins,
             sources={n: state.sources.get(n) for n in state.fields},
             deleted=bool(state.value("deleted")),
             updated_at=now,

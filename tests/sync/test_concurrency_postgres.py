@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -205,7 +205,7 @@ def _every_push_answered_200(outcomes: list[list[dict[str, Any]]]) -> bool:
 @dataclass
 class EntityState:
     rev: int
-    fields: dict[str, FieldState]
+    fields: Mapping[str, FieldState]
     sources: dict[str, str | None]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -521,7 +521,7 @@ def test_multi_field_submissions_commute(
     start = {"name": FieldState("初始", None, ENTITY_REV, None)}
 
     def merge_all(order: list[dict[str, IncomingWrite]]) -> tuple[dict[str, object], int]:
-        fields: dict[str, FieldState] = dict(start)
+        fields: Mapping[str, FieldState] = dict(start)
         rev = ENTITY_REV
         for sub in order:
             outcome = merge_entity(fields, sub, rev)
