@@ -2,8 +2,8 @@
 members each, 500 households per village, with demo-like Chinese names, categories and incomes.
 
 Households are generated in Python and written set-based (executemany on SQLite, COPY on
-PostgreSQL) with exactly the columns `load_households` fills — revision 1, per-field clocks,
-revisions and origins, one change-log row per entity under the load's txid — and every build
+PostgreSQL) with exactly the columns `load_households` fills — revision 1, per-field versions
+(clock, revision, origin), one change-log row per entity under the load's txid — and every build
 first checks that claim on a sample against `load_households` itself. A generated register can be
 kept (`--reuse`: a SQLite file under /tmp, a PostgreSQL template database) so reruns are fast.
 Never imported by the server or the tests.
@@ -63,6 +63,7 @@ from server.forms.library import install_bundled_forms
 from server.households.fields import column_values
 from server.households.loading import NewHousehold, load_households
 from server.households.models import Household, Member
+from server.households.versions import FieldVersion, encode_versions
 from server.regions.service import add_region
 from server.sensitive import SensitiveCodec
 from server.sync.feed import transaction_marker
@@ -506,9 +507,7 @@ class RowBuilder:
         self.templates: dict[str, dict[str, Any]] = {}
         for entity, columns in (("household", HOUSEHOLD_COLUMNS), ("member", MEMBER_COLUMNS)):
             defaults: dict[str, Any] = dict.fromkeys(columns)
-            defaults.update(
-                rev=1, sources={}, deleted=False, extra={}, created_at=now, updated_at=now
-            )
+            defaults.update(rev=1, deleted=False, extra={}, created_at=now, updated_at=now)
             if entity == "household":
                 defaults.update(
                     monitoring_status=MonitoringStatus.NOT_MONITORED,
@@ -562,16 +561,12 @@ class RowBuilder:
         return cached
 
     def _stamps(self, entity: str, names: tuple[str, ...]) -> dict[str, Any]:
-        # Clocks, field revisions and origins depend only on which fields are set.
+        # Field versions depend only on which fields are set.
         stamps = self._stamps_of.get(names)
         if stamps is None:
+            version = FieldVersion(self.clock, 1, "system", None)
             stamps = self._stamps_of[names] = self._encoded(
-                entity,
-                {
-                    "clocks": dict.fromkeys(names, self.clock),
-                    "field_revs": dict.fromkeys(names, 1),
-                    "origins": dict.fromkeys(names, "system"),
-                },
+                entity, {"versions": encode_versions(dict.fromkeys(names, version))}
             )
         return stamps
 

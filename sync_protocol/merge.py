@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Context, Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sync_protocol.clock import Hlc
 
@@ -43,8 +43,7 @@ class MergeInputError(ValueError):
     """The inputs to a merge contradict each other (e.g. a base revision from the future)."""
 
 
-@dataclass(frozen=True)
-class FieldState:
+class FieldState(NamedTuple):
     """A register field as stored.
 
     `clock` is the HLC of the write that set it (None for values that predate clocks, e.g. a bulk
@@ -58,8 +57,7 @@ class FieldState:
     origin: str | None
 
 
-@dataclass(frozen=True)
-class IncomingWrite:
+class IncomingWrite(NamedTuple):
     """One field value a submission (or a server-side edit) wants to store.
 
     `base_rev` is the entity revision the writer had seen (the submission's `base_revs` entry);
@@ -75,8 +73,7 @@ class IncomingWrite:
     origin: str
 
 
-@dataclass(frozen=True)
-class WrittenValue:
+class WrittenValue(NamedTuple):
     """A value together with the clock and origin of the write that produced it."""
 
     value: object
@@ -106,8 +103,7 @@ class ConflictRecord:
         return self.losing if self.winner == "incoming" else self.winning
 
 
-@dataclass(frozen=True)
-class FieldMergeOutcome:
+class FieldMergeOutcome(NamedTuple):
     """The result of `merge_field`.
 
     `state` is the field's new state (the old one when the write lost). `changed` is true when the
@@ -127,14 +123,16 @@ class EntityMergeOutcome:
 
     `fields` holds all fields (untouched ones too: a read-only view of the changed states over the
     current ones, so an entity with many fields costs nothing for the ones a write leaves alone);
-    `changed_fields` the names whose state changed, sorted; `rev` is the entity's revision after
-    the merge; `conflicts` (field, record) pairs sorted by field name.
+    `changed_fields` the names whose state changed, sorted, and `value_changed_fields` those of
+    them whose value changed too (the others only took a later clock); `rev` is the entity's
+    revision after the merge; `conflicts` (field, record) pairs sorted by field name.
     """
 
     fields: Mapping[str, FieldState]
     rev: int
     changed_fields: list[str]
     conflicts: list[tuple[str, ConflictRecord]]
+    value_changed_fields: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -267,34 +265,40 @@ def merge_field(
             conflict=None,
         )
     same_value = values_equal(current.value, incoming.value)
-    if current.clock == incoming.clock and same_value:
+    is_collision = current.clock == incoming.clock
+    if is_collision and same_value:
         return FieldMergeOutcome(current, changed=False, value_changed=False, conflict=None)
 
-    incoming_wins = _precedes(current.clock, current.value, incoming.clock, incoming.value)
-    # Two different values under one clock (a device reusing a stamp) cannot be ordered causally.
-    is_collision = current.clock == incoming.clock
+    if is_collision:
+        # Two different values under one clock (a device reusing a stamp) cannot be ordered
+        # causally: the canonical value decides, and the pair is always recorded.
+        incoming_wins = _precedes(current.clock, current.value, incoming.clock, incoming.value)
+    else:
+        incoming_wins = current.clock is None or (
+            incoming.clock is not None and current.clock < incoming.clock
+        )
     same_origin = current.origin is not None and current.origin == incoming.origin
-    current_written = WrittenValue(current.value, current.clock, current.origin)
-    incoming_written = WrittenValue(incoming.value, incoming.clock, incoming.origin)
 
     if not incoming_wins:
-        is_concurrent = is_collision or not same_origin
         conflict = None
-        if is_concurrent and not same_value:
-            conflict = ConflictRecord(current_written, incoming_written, winner="current")
+        if (is_collision or not same_origin) and not same_value:
+            conflict = ConflictRecord(_written(current), _written(incoming), winner="current")
         return FieldMergeOutcome(current, changed=False, value_changed=False, conflict=conflict)
 
     had_seen_current = incoming.base_rev is not None and incoming.base_rev >= current.changed_rev
-    is_concurrent = is_collision or not (same_origin or had_seen_current)
     conflict = None
-    if is_concurrent and not same_value:
-        conflict = ConflictRecord(incoming_written, current_written, winner="incoming")
+    if (is_collision or not (same_origin or had_seen_current)) and not same_value:
+        conflict = ConflictRecord(_written(incoming), _written(current), winner="incoming")
     return FieldMergeOutcome(
         state=FieldState(incoming.value, incoming.clock, next_rev, incoming.origin),
         changed=True,
         value_changed=not same_value,
         conflict=conflict,
     )
+
+
+def _written(write: FieldState | IncomingWrite) -> WrittenValue:
+    return WrittenValue(write.value, write.clock, write.origin)
 
 
 class FieldOverlay(Mapping[str, FieldState]):
@@ -359,12 +363,15 @@ def merge_entity(
     next_rev = current_rev + 1
     changed: dict[str, FieldState] = {}
     changed_fields: list[str] = []
+    value_changed_fields: list[str] = []
     conflicts: list[tuple[str, ConflictRecord]] = []
     for name in sorted(writes):
         outcome = merge_field(current_fields.get(name), writes[name], next_rev=next_rev)
         if outcome.changed:
             changed[name] = outcome.state
             changed_fields.append(name)
+            if outcome.value_changed:
+                value_changed_fields.append(name)
         if outcome.conflict is not None:
             conflicts.append((name, outcome.conflict))
     return EntityMergeOutcome(
@@ -372,4 +379,5 @@ def merge_entity(
         rev=next_rev if changed_fields else current_rev,
         changed_fields=changed_fields,
         conflicts=conflicts,
+        value_changed_fields=value_changed_fields,
     )

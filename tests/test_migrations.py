@@ -16,7 +16,9 @@ from server import migrate
 from server.changes.models import Change
 from server.db import JsonDocument
 from server.households.models import Household, Member
+from server.households.versions import FieldVersion, encode_versions
 from server.models import metadata
+from tests.conftest import VILLAGE_A1
 
 
 def _schema_diff(url: str) -> list:
@@ -129,3 +131,71 @@ def test_change_log_rows_become_per_entity_and_split_back(db_url):
     )
     migrate.upgrade(db_url)
     assert _schema_diff(db_url) == []
+
+
+_OLD_MAPS = ("clocks", "field_revs", "origins", "sources")
+
+
+def _old_maps(engine, table_name: str) -> dict[str, dict[str, dict]]:
+    """Each row's four per-field maps as revision 0003 stores them, by id text."""
+    t = table(table_name, column("id"), *(column(c, JsonDocument) for c in _OLD_MAPS))
+    with engine.connect() as conn:
+        return {str(row.id).replace("-", ""): row._asdict() for row in conn.execute(select(t))}
+
+
+def test_field_versions_become_one_column_and_split_back(db_url, rt, village_households):
+    """0004 stores each distinct write once and points fields at it; going back (and forth
+    again) restores every field's clock, revision, origin and submission."""
+    household_id = village_households[VILLAGE_A1]["household"]
+    device, submission = str(uuid.uuid4()), str(uuid.uuid4())
+    visit = FieldVersion(f"1764000000000-00001-{device}", 2, device, submission)
+    with rt.db.unit_of_work() as session:
+        household = session.get(Household, household_id)
+        assert household is not None
+        versions = household.field_versions
+        versions.update(per_capita_income=visit, category=visit)
+        household.versions = encode_versions(versions)
+        household.rev = 3
+    with rt.db.unit_of_work(write=False) as session:
+        before = {
+            (kind, str(row.id)): row.field_versions
+            for kind, model in (("household", Household), ("member", Member))
+            for row in session.scalars(select(model))
+        }
+    rt.db.dispose()
+    document = next(
+        v for (kind, key), v in before.items() if key == str(household_id) and kind == "household"
+    )
+    assert len(encode_versions(document)["writes"]) == 2  # the load's write and the visit's
+
+    migrate.downgrade(db_url, "0003")
+    engine = create_engine(db_url)
+    households = _old_maps(engine, "households")
+    row = households[household_id.hex]
+    assert row["clocks"]["per_capita_income"] == visit.clock
+    assert row["field_revs"] == {name: v.rev for name, v in document.items()}
+    assert row["origins"]["village_code"] == "system"
+    assert row["sources"]["category"] == submission and row["sources"]["village_code"] is None
+    # Rows written before field revisions were explicit: a missing one is the row's revision.
+    maps = table("households", column("id"), column("field_revs", JsonDocument))
+    with engine.begin() as conn:
+        conn.execute(
+            maps.update()
+            .where(column("id") == row["id"])
+            .values(field_revs={k: v for k, v in row["field_revs"].items() if k != "category"})
+        )
+    engine.dispose()
+
+    migrate.upgrade(db_url)
+    assert _schema_diff(db_url) == []
+    engine = create_engine(db_url)
+    with Session(engine) as session:
+        after = {
+            (kind, str(r.id)): r.field_versions
+            for kind, model in (("household", Household), ("member", Member))
+            for r in session.scalars(select(model))
+        }
+    engine.dispose()
+    key = ("household", str(household_id))
+    expected = {**before, key: {**before[key], "category": visit._replace(rev=3)}}
+    assert after == expected

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from server.changes.models import Change
 from server.households.fields import set_field
 from server.households.models import Household, Member
+from server.households.versions import FieldVersion, encode_versions
 from server.sensitive import SensitiveCodec
 from server.sync.feed import transaction_marker
 
@@ -69,9 +70,8 @@ def _fill(
     for name, value in values.items():
         set_field(row, name, value, codec)
     row.rev = 1
-    row.clocks = dict.fromkeys(values, clock)
-    row.field_revs = dict.fromkeys(values, 1)
-    row.origins = dict.fromkeys(values, f"user:{user_id}" if user_id is not None else "system")
+    origin = f"user:{user_id}" if user_id is not None else "system"
+    row.versions = encode_versions(dict.fromkeys(values, FieldVersion(clock, 1, origin, None)))
     row.deleted = False
     logged = {}
     for name, value in values.items():

@@ -1,8 +1,8 @@
 """Register tables: households and members.
 
 Every canonical field of `forms.register` is a column here (a test holds them to each other).
-Each row also carries its revision `rev` and, per field, the HLC stamp of the write that set it
-(`clocks`), the revision at which it last changed (`field_revs`) and its writer (`origins`): the
+Each row also carries its revision `rev` and, per field, the write that set it — HLC stamp,
+revision at which it last changed, writer and submission — in `versions` (see versions.py): the
 state the field-level merge needs. Sensitive fields are stored as a keyed hash (for matching), a
 masked form (for display) and a ciphertext (for the roles allowed to reveal them), never in clear.
 """
@@ -30,6 +30,7 @@ from forms.register import (
     Sex,
 )
 from server.db import Base, enum_type, utcnow
+from server.households.versions import FieldVersion, decode_versions, empty_versions, stored_clocks
 
 Money = Numeric(14, 2)
 
@@ -39,17 +40,24 @@ class Versioned:
 
     rev: Mapped[int] = mapped_column(default=0)
     # Per field: the HLC stamp of the write that set it, the revision at which it last changed,
-    # and who wrote it (device id, or user:<id> for server-side edits).
-    clocks: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    field_revs: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    origins: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # Per field: the submission (instance id) whose write set it, for conflict review.
-    sources: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # who wrote it (device id, or user:<id> for server-side edits) and the submission it came
+    # from (for conflict review); each distinct write stored once (server/households/versions.py).
+    versions: Mapped[dict[str, Any]] = mapped_column(default=empty_versions)
     deleted: Mapped[bool] = mapped_column(default=False)
     # Answers bound to properties the register has no column for (form extension properties).
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def field_versions(self) -> dict[str, FieldVersion]:
+        """Each field's version, by field name."""
+        return decode_versions(self.versions)
+
+    @property
+    def clocks(self) -> dict[str, str]:
+        """Each field's HLC stamp text, by field name."""
+        return stored_clocks(self.versions)
 
 
 class Household(Versioned, Base):

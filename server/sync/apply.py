@@ -28,6 +28,7 @@ from server.db import utcnow
 from server.errors import NotFound
 from server.households.fields import column_values, to_json_value
 from server.households.models import Household, Member
+from server.households.versions import StoredWrite, compacted
 from server.sensitive import SensitiveCodec, mask, protected_for_review
 from server.sync.feed import transaction_marker
 from sync_protocol.clock import Hlc, HybridClock
@@ -40,10 +41,6 @@ TABLES: dict[str, Table] = {
 }
 CHANGES = cast(Table, Change.__table__)
 CONFLICTS = cast(Table, Conflict.__table__)
-# Columns every write of an existing entity sets, besides the columns of the fields it changed.
-_BOOKKEEPING = frozenset(
-    {"extra", "rev", "clocks", "field_revs", "origins", "sources", "deleted", "updated_at"}
-)
 
 
 def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> None:
@@ -74,7 +71,12 @@ def member_households(session: Session, member_ids: Iterable[uuid.UUID]) -> set[
 
 @dataclass
 class EntityState:
-    """One register entity during a unit of work: its stored columns and its merged fields."""
+    """One register entity during a unit of work: its stored columns and its merged fields.
+
+    `field_writes` and `writes` are its `versions` column unpacked (field → index of the write
+    that set it; writes as `[clock, rev, origin, source]`); a merge appends its write and repoints
+    the fields it changed. `dirty` names the fields whose state changed, `value_changed` those
+    whose value did (only their columns are written back)."""
 
     type: str
     id: uuid.UUID
@@ -82,13 +84,21 @@ class EntityState:
     rev: int
     fields: Mapping[str, FieldState]
     columns: dict[str, Any]
-    sources: dict[str, str | None] = field(default_factory=dict)
+    field_writes: dict[str, int] = field(default_factory=dict)
+    writes: list[StoredWrite] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
+    value_changed: set[str] = field(default_factory=set)
     old_village: str | None = None
+    new_review_flags: list[str] | None = None  # household invariants to store, when they changed
 
     def value(self, name: str) -> Any:
         state = self.fields.get(name)
         return None if state is None else state.value
+
+    def source(self, name: str) -> str | None:
+        """The submission whose write set field `name` (None for imports and server edits)."""
+        index = self.field_writes.get(name)
+        return None if index is None else self.writes[index][3]
 
     @property
     def key(self) -> str:
@@ -103,32 +113,32 @@ class StoredFields(Mapping[str, FieldState]):
     """An entity's field states as its row stores them, each decoded on first use: a visit writes
     a dozen fields of a household that has forty, and the rest are never looked at."""
 
-    __slots__ = ("_clocks", "_decode", "_decoded")
+    __slots__ = ("_decode", "_decoded", "_names")
 
-    def __init__(self, clocks: Mapping[str, str], decode: Callable[[str], FieldState]) -> None:
-        self._clocks = clocks  # a field is stored when it has a clock: these are the names
+    def __init__(self, names: Mapping[str, int], decode: Callable[[str], FieldState]) -> None:
+        self._names = names  # a field is stored when it has a version: these are the names
         self._decode = decode
         self._decoded: dict[str, FieldState] = {}
 
     def __getitem__(self, name: str) -> FieldState:
         state = self._decoded.get(name)
         if state is None:
-            if name not in self._clocks:
+            if name not in self._names:
                 raise KeyError(name)
             state = self._decoded[name] = self._decode(name)
         return state
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self[name] if name in self._clocks else default
+        return self[name] if name in self._names else default
 
     def __contains__(self, name: object) -> bool:
-        return name in self._clocks
+        return name in self._names
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._clocks)
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self._clocks)
+        return len(self._names)
 
 
 @dataclass(frozen=True)
@@ -186,26 +196,35 @@ class Workspace:
 
     def _adopt(self, entity_type: str, row: RowMapping) -> None:
         columns = dict(row)
+        versions = columns["versions"] or {}
+        field_writes: dict[str, int] = dict(versions.get("fields") or {})
+        writes: list[StoredWrite] = list(versions.get("writes") or [])
         state = EntityState(
             type=entity_type,
             id=columns["id"],
             is_new=False,
             rev=columns["rev"],
-            fields=self._field_states(entity_type, columns),
+            fields=self._field_states(entity_type, columns, field_writes, writes),
             columns=columns,
-            sources=dict(columns.get("sources") or {}),
+            field_writes=field_writes,
+            writes=writes,
             old_village=columns.get("village_code"),
         )
         self.entities[(entity_type, state.id)] = state
         if entity_type == "member":
             self.members_of.setdefault(columns["household_id"], set()).add(state.id)
 
-    def _field_states(self, entity_type: str, columns: Mapping[str, Any]) -> StoredFields:
-        clocks: dict[str, str] = columns["clocks"] or {}
-        revs: dict[str, int] = columns["field_revs"] or {}
-        origins: dict[str, str] = columns["origins"] or {}
+    def _field_states(
+        self,
+        entity_type: str,
+        columns: Mapping[str, Any],
+        field_writes: Mapping[str, int],
+        writes: list[StoredWrite],
+    ) -> StoredFields:
         extra: dict[str, Any] = columns["extra"] or {}
         register_fields = ENTITIES[entity_type].fields
+        # The versions as loaded: later merges repoint `field_writes`, never these.
+        stored = dict(field_writes)
 
         def decode(name: str) -> FieldState:
             if name in SENSITIVE:
@@ -215,11 +234,10 @@ class Workspace:
                 value = to_json_value(columns[name])
             else:
                 value = extra.get(name)
-            return FieldState(
-                value, self._parsed(clocks[name]), revs.get(name, columns["rev"]), origins.get(name)
-            )
+            clock, rev, origin, _ = writes[stored[name]]
+            return FieldState(value, self._parsed(clock), rev, origin)
 
-        return StoredFields(clocks, decode)
+        return StoredFields(stored, decode)
 
     def _parsed(self, stamp: str) -> Hlc:
         clock = self._stamps.get(stamp)
@@ -274,17 +292,23 @@ class Workspace:
         self, state: EntityState, outcome: EntityMergeOutcome, clock: Hlc, origin: Origin
     ) -> list[AppliedConflict]:
         """Install a previewed merge: the new field states, change-log rows, conflict rows."""
-        stored_sources = dict(state.sources)  # who wrote the values this merge met
+        # Who wrote the values this merge met, before the merge repoints its fields.
+        stored_sources = {name: state.source(name) for name, _ in outcome.conflicts}
         self.entities[(state.type, state.id)] = state
         if state.type == "member":
             self._follow_household(state, outcome)
         else:
             self._touched_households.add(state.id)
+        if outcome.changed_fields:
+            submission = str(origin.submission_id) if origin.submission_id else None
+            write = len(state.writes)
+            state.writes.append([self._text(clock), outcome.rev, origin.origin, submission])
+            for name in outcome.changed_fields:
+                state.field_writes[name] = write
+            state.dirty.update(outcome.changed_fields)
+            state.value_changed.update(outcome.value_changed_fields)
         state.fields = outcome.fields
         state.rev = outcome.rev
-        for name in outcome.changed_fields:
-            state.dirty.add(name)
-            state.sources[name] = str(origin.submission_id) if origin.submission_id else None
         village = self.village_of(state) or ""
         now = utcnow()
         if outcome.changed_fields:
@@ -421,24 +445,23 @@ class Workspace:
                 continue
             flags = self.household_flags(household)
             if flags != list(household.columns.get("review_flags") or []):
-                household.columns["review_flags"] = flags
-                household.dirty.add("review_flags")
+                household.new_review_flags = flags
         connection = self.session.connection()
         for entity_type in ("household", "member"):
             inserts: list[dict[str, Any]] = []
-            # Existing rows: only the columns a merge can have changed are written, one
-            # executemany per set of columns (a batch of one form usually makes one set).
+            # Existing rows: only the columns this unit of work changed are written, one
+            # executemany per set of columns (a batch of one form makes a handful of sets).
             updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for state in self.entities.values():
-                if state.type != entity_type or not state.dirty:
+                if state.type != entity_type:
                     continue
-                row, written = self._row(state, now)
                 if state.is_new:
-                    inserts.append(row)
-                else:
-                    names = tuple(sorted(written))
-                    params = {name: row[name] for name in names}
-                    params["_id"] = row["id"]
+                    if state.dirty:
+                        inserts.append(self._new_row(state, now))
+                elif state.dirty or state.new_review_flags is not None:
+                    params = self._changed_columns(state, now)
+                    names = tuple(params)
+                    params["_id"] = state.id
                     updates.setdefault(names, []).append(params)
             table = TABLES[entity_type]
             if inserts:
@@ -458,55 +481,44 @@ class Workspace:
         if self._conflicts:
             connection.execute(insert(CONFLICTS), self._conflicts)
 
-    def _row(self, state: EntityState, now: datetime) -> tuple[dict[str, Any], set[str]]:
-        """The entity's row, and the names of the columns this unit of work may have changed."""
+    def _versions(self, state: EntityState) -> dict[str, Any]:
+        return compacted(state.field_writes, state.writes)
+
+    def _new_row(self, state: EntityState, now: datetime) -> dict[str, Any]:
+        """Every column of a new entity's row."""
         table = TABLES[state.type]
-        if state.is_new:
-            columns: dict[str, Any] = {c.name: None for c in table.columns}
-            columns.update(id=state.id, created_at=now, review_flags=[])
-            if state.type == "household":
-                columns.update(monitoring_status="not_monitored", risk_causes=[])
-        else:
-            columns = dict(state.columns)
-        # Fields no merge touched keep their stored bookkeeping as it is (and are never decoded).
-        changed = state.dirty - {"review_flags"}
-        stored_clocks: dict[str, str] = columns.get("clocks") or {}
-        stored_revs: dict[str, int] = columns.get("field_revs") or {}
-        stored_origins: dict[str, str | None] = columns.get("origins") or {}
-        clocks, field_revs, origins = {}, {}, {}
+        columns: dict[str, Any] = {c.name: None for c in table.columns}
+        columns.update(id=state.id, created_at=now, review_flags=[], deleted=False, extra={})
+        if state.type == "household":
+            columns.update(monitoring_status="not_monitored", risk_causes=[])
         for name in state.fields:
-            if name in changed:
-                field_state = state.fields[name]
-                if field_state.clock:
-                    clocks[name] = self._text(field_state.clock)
-                field_revs[name] = field_state.changed_rev
-                origins[name] = field_state.origin
-            else:
-                clocks[name] = stored_clocks[name]
-                field_revs[name] = stored_revs.get(name, columns["rev"])
-                origins[name] = stored_origins.get(name)
-        written = set(_BOOKKEEPING)
-        if "review_flags" in state.dirty:
-            written.add("review_flags")
-        extra = dict(columns.get("extra") or {})
-        for name in changed:
-            values = column_values(
-                state.type, name, state.fields[name].value, self.codec, extra=extra
-            )
-            extra = values.pop("extra", extra)
-            columns.update(values)
-            written.update(values)
+            columns.update(self._field_columns(state, name, columns["extra"]))
         columns.update(
-            extra=extra,
-            rev=state.rev,
-            clocks=clocks,
-            field_revs=field_revs,
-            origins=origins,
-            sources={n: state.sources.get(n) for n in state.fields},
-            deleted=bool(state.value("deleted")),
-            updated_at=now,
+            rev=state.rev, versions=self._versions(state), updated_at=now, deleted=state.is_deleted
         )
-        return columns, written
+        if state.new_review_flags is not None:
+            columns["review_flags"] = state.new_review_flags
+        return columns
+
+    def _changed_columns(self, state: EntityState, now: datetime) -> dict[str, Any]:
+        """The columns of an existing entity this unit of work changed: those of the fields whose
+        value changed, the revision, versions and update time, and the review flags if new."""
+        columns: dict[str, Any] = {}
+        extra = state.columns.get("extra") or {}
+        for name in sorted(state.value_changed):
+            values = self._field_columns(state, name, extra)
+            extra = values.get("extra", extra)
+            columns.update(values)
+        if state.new_review_flags is not None:
+            columns["review_flags"] = state.new_review_flags
+        if state.dirty:
+            columns.update(rev=state.rev, versions=self._versions(state), updated_at=now)
+        return columns
+
+    def _field_columns(
+        self, state: EntityState, name: str, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        return column_values(state.type, name, state.fields[name].value, self.codec, extra=extra)
 
 
 @dataclass(frozen=True)

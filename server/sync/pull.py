@@ -26,6 +26,7 @@ from server.db import Database
 from server.errors import ResyncRequired
 from server.households.fields import HouseholdRow, MemberRow, household_fields, member_fields
 from server.households.models import Household, Member
+from server.households.versions import stored_clocks
 from server.sensitive import SensitiveCodec
 from server.sync import cursor as cursors
 from server.sync.cursor import Cursor
@@ -154,7 +155,7 @@ def _initial_filter(session: Session, actor: Actor, cursor: Cursor) -> ColumnEle
 
 def _wire_columns(model: type[Household] | type[Member]) -> list[Any]:
     """The columns a pulled entity is made of (no ciphertexts, hashes or bookkeeping)."""
-    names = ["id", "rev", "deleted", "clocks", "extra"]
+    names = ["id", "rev", "deleted", "versions", "extra"]
     spec = HOUSEHOLD if model is Household else MEMBER
     for name, field in spec.fields.items():
         sensitive = field.sensitive and field.kind == "text"
@@ -323,7 +324,7 @@ def _household_entity(row: HouseholdRow) -> dict[str, Any]:
         "rev": row.rev,
         "deleted": row.deleted,
         "fields": household_fields(row),
-        "clocks": dict(row.clocks),
+        "clocks": stored_clocks(row.versions),
     }
 
 
@@ -334,5 +335,5 @@ def _member_entity(row: MemberRow, codec: SensitiveCodec) -> dict[str, Any]:
         "rev": row.rev,
         "deleted": row.deleted,
         "fields": member_fields(row, codec=codec),
-        "clocks": dict(row.clocks),
+        "clocks": stored_clocks(row.versions),
     }

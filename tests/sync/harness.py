@@ -301,10 +301,10 @@ def _entity_snapshot(rev: int, fields: dict[str, Any], row: Household | Member) 
         "rev": rev,
         "deleted": row.deleted,
         "fields": fields,
-        "clocks": {name: _normalized_clock(c) for name, c in row.clocks.items()},
-        "field_revs": dict(row.field_revs),
-        "origins": dict(row.origins),
-        "sources": dict(row.sources),
+        "versions": {
+            name: (_normalized_clock(v.clock), v.rev, v.origin, v.source)
+            for name, v in row.field_versions.items()
+        },
         "review_flags": list(getattr(row, "review_flags", [])),
     }
 

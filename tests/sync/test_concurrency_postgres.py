@@ -214,15 +214,10 @@ def _stored_states(rt: Runtime) -> dict[EntityRef, EntityState]:
         return EntityState(
             row.rev,
             {
-                name: FieldState(
-                    values.get(name),
-                    Hlc.parse(clock),
-                    int(row.field_revs.get(name, row.rev)),
-                    row.origins.get(name),
-                )
-                for name, clock in row.clocks.items()
+                name: FieldState(values.get(name), Hlc.parse(v.clock), v.rev, v.origin)
+                for name, v in row.field_versions.items()
             },
-            dict(row.sources),
+            {name: v.source for name, v in row.field_versions.items()},
         )
 
     with rt.db.unit_of_work(write=False) as session:
