@@ -143,6 +143,14 @@ def _old_maps(engine, table_name: str) -> dict[str, dict[str, dict]]:
         return {str(row.id).replace("-", ""): row._asdict() for row in conn.execute(select(t))}
 
 
+def _all_field_versions(session: Session) -> dict[tuple[str, str], dict[str, FieldVersion]]:
+    rows: list[tuple[str, Household | Member]] = [
+        ("household", h) for h in session.scalars(select(Household))
+    ]
+    rows += [("member", m) for m in session.scalars(select(Member))]
+    return {(kind, str(row.id)): row.field_versions for kind, row in rows}
+
+
 def test_field_versions_become_one_column_and_split_back(db_url, rt, village_households):
     """0004 stores each distinct write once and points fields at it; going back (and forth
     again) restores every field's clock, revision, origin and submission."""
@@ -157,11 +165,7 @@ def test_field_versions_become_one_column_and_split_back(db_url, rt, village_hou
         household.versions = encode_versions(versions)
         household.rev = 3
     with rt.db.unit_of_work(write=False) as session:
-        before = {
-            (kind, str(row.id)): row.field_versions
-            for kind, model in (("household", Household), ("member", Member))
-            for row in session.scalars(select(model))
-        }
+        before = _all_field_versions(session)
     rt.db.dispose()
     document = next(
         v for (kind, key), v in before.items() if key == str(household_id) and kind == "household"
@@ -190,11 +194,7 @@ def test_field_versions_become_one_column_and_split_back(db_url, rt, village_hou
     assert _schema_diff(db_url) == []
     engine = create_engine(db_url)
     with Session(engine) as session:
-        after = {
-            (kind, str(r.id)): r.field_versions
-            for kind, model in (("household", Household), ("member", Member))
-            for r in session.scalars(select(model))
-        }
+        after = _all_field_versions(session)
     engine.dispose()
     key = ("household", str(household_id))
     expected = {**before, key: {**before[key], "category": visit._replace(rev=3)}}
