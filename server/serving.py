@@ -22,3 +22,22 @@ def tune_for_serving() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def pause_collection() -> bool:
+    """Stop automatic collection for one large request (a push batch, a first pull): its
+    hundreds of thousands of objects stay alive until it is answered, so every collection on
+    the way would only scan them again (about a tenth of a push). Returns whether collection was
+    on, to pass to `resume_collection` once the request's objects are gone."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    return was_enabled
+
+
+def resume_collection(was_enabled: bool) -> None:
+    """Turn automatic collection back on after a request paused it. By then reference counting
+    has freed what the request allocated; the survivors (and any cycle it made) are counted, so
+    the next collection comes as soon as they add up. With several requests at once in a
+    process, collection is back on when the first that turned it off ends."""
+    if was_enabled:
+        gc.enable()

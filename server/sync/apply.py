@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select, text, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
 from server.auth.actor import Actor
+from server.bulk import TableCodec, codec_for, insert_rows, select_in, update_rows
 from server.changes.models import Change
 from server.conflicts.models import Conflict
 from server.db import utcnow
@@ -83,13 +83,14 @@ class EntityState:
     is_new: bool
     rev: int
     fields: Mapping[str, FieldState]
-    columns: dict[str, Any]
+    columns: Mapping[str, Any]  # the stored row (a `StoredRow`), `{}` for a new entity
     field_writes: dict[str, int] = field(default_factory=dict)
     writes: list[StoredWrite] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     value_changed: set[str] = field(default_factory=set)
     old_village: str | None = None
     new_review_flags: list[str] | None = None  # household invariants to store, when they changed
+    household_id: uuid.UUID | None = None  # a member's household now (after this unit's merges)
 
     def value(self, name: str) -> Any:
         state = self.fields.get(name)
@@ -141,6 +142,38 @@ class StoredFields(Mapping[str, FieldState]):
         return len(self._names)
 
 
+class StoredRow(Mapping[str, Any]):
+    """A register row as read at the driver level: each column converted (by SQLAlchemy's own
+    conversion for it) on first read. A push looks at a handful of a row's thirty columns."""
+
+    __slots__ = ("_codec", "_raw", "_values")
+
+    def __init__(self, codec: TableCodec, raw: Iterable[Any]) -> None:
+        """`raw`: the driver's values of all the codec's columns, in their order."""
+        self._codec = codec
+        self._raw = dict(zip(codec.columns, raw, strict=True))
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            value = self._values[name] = self._codec.reader(name)(self._raw[name])
+            return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self._raw else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
 @dataclass(frozen=True)
 class Origin:
     """Who a write comes from: the merge origin (device id or `user:<id>`) and, for the change log
@@ -163,39 +196,61 @@ class AppliedConflict:
     incoming_won: bool
 
 
+class _Stamps:
+    """Clock texts and their parsed stamps: the fields an import or a submission wrote share one
+    stamp, so each text is parsed (and each stamp formatted) once per unit of work."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, Hlc] = {}
+        self._texts: dict[Hlc, str] = {}
+
+    def parsed(self, text: str) -> Hlc:
+        clock = self._parsed.get(text)
+        if clock is None:
+            clock = self._parsed[text] = Hlc.parse(text)
+            self._texts[clock] = text
+        return clock
+
+    def text(self, clock: Hlc) -> str:
+        text = self._texts.get(clock)
+        if text is None:
+            text = self._texts[clock] = str(clock)
+        return text
+
+
 class Workspace:
     def __init__(self, session: Session, codec: SensitiveCodec) -> None:
         self.session = session
         self.codec = codec
+        self.now = utcnow()  # when this unit of work's changes are stamped as made
         self.entities: dict[tuple[str, uuid.UUID], EntityState] = {}
         self.members_of: dict[uuid.UUID, set[uuid.UUID]] = {}
         self._changes: list[dict[str, Any]] = []
         self._conflicts: list[dict[str, Any]] = []
         self._touched_households: set[uuid.UUID] = set()
-        # Clock texts and their parsed stamps: the fields an import or a submission wrote share
-        # one stamp, so each text is parsed (and each stamp formatted) once per unit of work.
-        self._stamps: dict[str, Hlc] = {}
-        self._stamp_texts: dict[Hlc, str] = {}
+        self._stamps = _Stamps()
 
     # --- loading ------------------------------------------------------------------------------
 
     def load(self, household_ids: set[uuid.UUID], member_ids: set[uuid.UUID]) -> None:
         """Load the households and members named, and every member of those households (the
         household invariants look at all of them). Two queries."""
+        connection = self.session.connection()
+        households = self._codec("household")
         if household_ids:
-            for row in self.session.execute(
-                select(TABLES["household"]).where(Household.id.in_(household_ids))
-            ).mappings():
-                self._adopt("household", row)
-        if household_ids or member_ids:
-            query = select(TABLES["member"]).where(
-                or_(Member.household_id.in_(household_ids), Member.id.in_(member_ids))
-            )
-            for row in self.session.execute(query).mappings():
-                self._adopt("member", row)
+            for raw in select_in(
+                connection, households, households.columns, [("id", household_ids)]
+            ):
+                self._adopt("household", StoredRow(households, raw))
+        members = self._codec("member")
+        conditions = [("household_id", household_ids), ("id", member_ids)]
+        for raw in select_in(connection, members, members.columns, conditions):
+            self._adopt("member", StoredRow(members, raw))
 
-    def _adopt(self, entity_type: str, row: RowMapping) -> None:
-        columns = dict(row)
+    def _codec(self, entity_type: str) -> TableCodec:
+        return codec_for(TABLES[entity_type], self.session.get_bind().dialect)
+
+    def _adopt(self, entity_type: str, columns: StoredRow) -> None:
         versions = columns["versions"] or {}
         field_writes: dict[str, int] = dict(versions.get("fields") or {})
         writes: list[StoredWrite] = list(versions.get("writes") or [])
@@ -209,7 +264,10 @@ class Workspace:
             field_writes=field_writes,
             writes=writes,
             old_village=columns.get("village_code"),
+            household_id=columns.get("household_id"),
         )
+        if (entity_type, state.id) in self.entities:
+            return  # read twice (a member named and in a named household): the first one stands
         self.entities[(entity_type, state.id)] = state
         if entity_type == "member":
             self.members_of.setdefault(columns["household_id"], set()).add(state.id)
@@ -225,32 +283,25 @@ class Workspace:
         register_fields = ENTITIES[entity_type].fields
         # The versions as loaded: later merges repoint `field_writes`, never these.
         stored = dict(field_writes)
+        # The closure must not hold the workspace (which holds it): no cycle, so all of a unit
+        # of work's objects are freed by reference counting when it ends.
+        codec, stamps = self.codec, self._stamps
 
         def decode(name: str) -> FieldState:
             if name in SENSITIVE:
                 cipher = columns.get(f"{name}_cipher")
-                value = self.codec.reveal(name, cipher) if cipher else None
+                value = codec.reveal(name, cipher) if cipher else None
             elif name in register_fields:
                 value = to_json_value(columns[name])
             else:
                 value = extra.get(name)
             clock, rev, origin, _ = writes[stored[name]]
-            return FieldState(value, self._parsed(clock), rev, origin)
+            return FieldState(value, stamps.parsed(clock), rev, origin)
 
         return StoredFields(stored, decode)
 
-    def _parsed(self, stamp: str) -> Hlc:
-        clock = self._stamps.get(stamp)
-        if clock is None:
-            clock = self._stamps[stamp] = Hlc.parse(stamp)
-            self._stamp_texts[clock] = stamp
-        return clock
-
     def _text(self, clock: Hlc) -> str:
-        stamp = self._stamp_texts.get(clock)
-        if stamp is None:
-            stamp = self._stamp_texts[clock] = str(clock)
-        return stamp
+        return self._stamps.text(clock)
 
     def find(self, entity_type: str, entity_id: uuid.UUID) -> EntityState | None:
         return self.entities.get((entity_type, entity_id))
@@ -260,10 +311,7 @@ class Workspace:
         if state.type == "household":
             value = state.value("village_code")
             return str(value) if value else None
-        household_id = state.value("household_id")
-        if not household_id:
-            return None
-        household = self.find("household", uuid.UUID(str(household_id)))
+        household = self.find("household", state.household_id) if state.household_id else None
         return self.village_of(household) if household else None
 
     # --- merging ------------------------------------------------------------------------------
@@ -310,7 +358,7 @@ class Workspace:
         state.fields = outcome.fields
         state.rev = outcome.rev
         village = self.village_of(state) or ""
-        now = utcnow()
+        now = self.now
         if outcome.changed_fields:
             change = {
                 "entity_type": state.type,
@@ -389,16 +437,18 @@ class Workspace:
         return old_village if old_village and old_village != village else None
 
     def _follow_household(self, member: EntityState, outcome: EntityMergeOutcome) -> None:
-        new = outcome.fields.get("household_id")
-        if new is None:
-            return
-        household_id = uuid.UUID(str(new.value))
-        old = member.columns.get("household_id")
-        if old is not None and old != household_id:
-            self.members_of.get(old, set()).discard(member.id)
-            self._touched_households.add(old)
-        self.members_of.setdefault(household_id, set()).add(member.id)
-        self._touched_households.add(household_id)
+        """Keep `members_of` and the member's household up to date with a merge; the household
+        it is in (and the one it left) get their invariants checked at flush."""
+        old = member.household_id
+        if "household_id" in outcome.value_changed_fields:
+            new = uuid.UUID(str(outcome.fields["household_id"].value))
+            if old is not None and old != new:
+                self.members_of.get(old, set()).discard(member.id)
+                self._touched_households.add(old)
+            self.members_of.setdefault(new, set()).add(member.id)
+            member.household_id = new
+        if member.household_id is not None:
+            self._touched_households.add(member.household_id)
 
     def _protected(self, name: str, value: Any) -> Any:
         return protected_for_review(self.codec, name if name in SENSITIVE else None, value)
@@ -438,7 +488,7 @@ class Workspace:
 
     def flush(self, txid: int) -> None:
         """Write every change of this unit of work, set-based."""
-        now = utcnow()
+        now = self.now
         for household_id in self._touched_households:
             household = self.find("household", household_id)
             if household is None:
@@ -448,36 +498,37 @@ class Workspace:
                 household.new_review_flags = flags
         connection = self.session.connection()
         for entity_type in ("household", "member"):
-            inserts: list[dict[str, Any]] = []
+            codec = self._codec(entity_type)
+            inserts: list[tuple[Any, ...]] = []
             # Existing rows: only the columns this unit of work changed are written, one
             # executemany per set of columns (a batch of one form makes a handful of sets).
-            updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for state in self.entities.values():
                 if state.type != entity_type:
                     continue
                 if state.is_new:
                     if state.dirty:
-                        inserts.append(self._new_row(state, now))
+                        row = self._new_row(state, now)
+                        inserts.append(
+                            codec.written(codec.columns, [row[c] for c in codec.columns])
+                        )
                 elif state.dirty or state.new_review_flags is not None:
-                    params = self._changed_columns(state, now)
-                    names = tuple(params)
-                    params["_id"] = state.id
-                    updates.setdefault(names, []).append(params)
-            table = TABLES[entity_type]
-            if inserts:
-                connection.execute(insert(table), inserts)
+                    changed = self._changed_columns(state, now)
+                    names = tuple(changed)
+                    values = [*changed.values(), state.id]
+                    updates.setdefault(names, []).append(codec.written((*names, "id"), values))
+            insert_rows(connection, codec, codec.columns, inserts)
             for names, rows in updates.items():
-                statement = (
-                    update(table)
-                    .where(table.c.id == bindparam("_id"))
-                    .values({c: bindparam(c) for c in names})
-                )
-                connection.execute(statement, rows)
-        # Core inserts: the ORM's bulk path adds nothing for plain rows but per-row overhead.
+                update_rows(connection, codec, names, "id", rows)
         if self._changes:
-            for change in self._changes:
-                change["txid"] = txid
-            connection.execute(insert(CHANGES), self._changes)
+            changes = codec_for(CHANGES, connection.dialect)
+            columns = tuple(self._changes[0])
+            insert_rows(
+                connection,
+                changes,
+                (*columns, "txid"),
+                [changes.written((*columns, "txid"), (*c.values(), txid)) for c in self._changes],
+            )
         if self._conflicts:
             connection.execute(insert(CONFLICTS), self._conflicts)
 

@@ -237,6 +237,7 @@ def accept_push(
     workspace.load(household_ids, member_ids)
     villages = _known_villages(session, planned.values())
     txid = transaction_marker(session)
+    scope = _Scope(actor)
 
     # 3. Items in batch order: re-sends, then the merge.
     seen: dict[str, tuple[str, dict[str, Any]]] = {
@@ -252,7 +253,7 @@ def accept_push(
             outcome = _resend(item, fingerprint, *seen[key])
         else:
             outcome = outcomes.get(item.index) or _merge_item(
-                workspace, actor, device_id, item, planned[item.index], villages
+                workspace, scope, device_id, item, planned[item.index], villages
             )
             seen[key] = (fingerprint, outcome.result)
             new_rows.append(
@@ -416,7 +417,7 @@ def _known_villages(session: Session, plans: Iterable[list[EntityUpdate]]) -> se
 
 def _merge_item(
     workspace: Workspace,
-    actor: Actor,
+    scope: _Scope,
     device_id: uuid.UUID,
     item: SubmissionItem,
     updates: list[EntityUpdate],
@@ -428,7 +429,7 @@ def _merge_item(
         origin=str(device_id),
         submission_id=uuid.UUID(sub["instance_id"]),
         device_id=device_id,
-        user_id=actor.user_id,
+        user_id=scope.actor.user_id,
     )
     errors: list[dict[str, Any]] = []
     staged: list[tuple[EntityState, EntityMergeOutcome]] = []
@@ -461,8 +462,8 @@ def _merge_item(
             )
             continue
         preview.stage(state, outcome)
-        after = preview.village_of_outcome(state, outcome)
-        errors.extend(_scope_errors(actor, u, before, after, villages))
+        after = preview.village_of(state)
+        errors.extend(_scope_errors(scope, u, before, after, villages))
         staged.append((state, outcome))
     if errors:
         return _rejected(sub["instance_id"], errors)
@@ -489,8 +490,22 @@ def _merge_item(
     return ItemOutcome(result=result, status=SubmissionStatus.ACCEPTED, village_code=village)
 
 
+class _Scope:
+    """Which villages the caller covers, each answered once per batch."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self._covered: dict[str, bool] = {}
+
+    def covers(self, village: str) -> bool:
+        covered = self._covered.get(village)
+        if covered is None:
+            covered = self._covered[village] = self.actor.covers(village)
+        return covered
+
+
 def _scope_errors(
-    actor: Actor, u: EntityUpdate, before: str | None, after: str | None, villages: set[str]
+    scope: _Scope, u: EntityUpdate, before: str | None, after: str | None, villages: set[str]
 ) -> list[dict[str, Any]]:
     if after is None:
         what = "a village_code" if u.type == "household" else "its household in the register"
@@ -503,8 +518,8 @@ def _scope_errors(
                 f"{u.path}.village_code",
             )
         ]
-    for village in {v for v in (before, after) if v}:
-        if not actor.covers(village):
+    for village in (before, after) if before != after else (after,):
+        if village and not scope.covers(village):
             return [
                 _error(
                     ItemErrorCode.FORBIDDEN,
@@ -540,12 +555,13 @@ class _PreviewWorkspace:
         if state.type == "household":
             value = self._value(state, "village_code")
             return str(value) if value else None
-        household_id = self._value(state, "household_id")
-        household = self.find("household", uuid.UUID(str(household_id))) if household_id else None
+        staged = self.staged.get((state.type, state.id))
+        if staged and "household_id" in staged[1].value_changed_fields:
+            household_id: uuid.UUID | None = uuid.UUID(str(staged[1].fields["household_id"].value))
+        else:
+            household_id = state.household_id
+        household = self.find("household", household_id) if household_id else None
         return self.village_of(household) if household else None
-
-    def village_of_outcome(self, state: EntityState, outcome: EntityMergeOutcome) -> str | None:
-        return self.village_of(state)
 
 
 def _submission_row(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 from marshmallow import ValidationError
 
 from server import failpoints
@@ -15,11 +15,23 @@ from server.db import utcnow
 from server.errors import TooLarge, ValidationFailed
 from server.request_body import json_object, load_with
 from server.runtime import runtime
+from server.serving import pause_collection, resume_collection
 from server.sync import pull, push
 from sync_protocol.errors import ItemErrorCode
 from sync_protocol.messages import PullRequestSchema, PushRequestSchema, validation_details
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
+
+
+@bp.before_request
+def _pause_collection() -> None:
+    g.collection_was_enabled = pause_collection()
+
+
+@bp.teardown_request
+def _resume_collection(_error: BaseException | None) -> None:
+    # Teardown: the response is built and the request's objects are freed.
+    resume_collection(g.pop("collection_was_enabled", False))
 
 
 @bp.post("/push")
