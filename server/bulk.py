@@ -111,13 +111,21 @@ def select_in(
 
 
 def insert_rows(
-    connection: Connection, codec: TableCodec, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    connection: Connection,
+    codec: TableCodec,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    *,
+    skip_existing: bool = False,
 ) -> None:
-    """Insert `rows` (driver values in `columns` order) with one executemany."""
+    """Insert `rows` (driver values in `columns` order) with one executemany; with
+    `skip_existing`, rows whose key is already there are left out (`ON CONFLICT DO NOTHING`)."""
     if not rows:
         return
     marks = ", ".join(_placeholder(codec.dialect) for _ in columns)
     statement = f"INSERT INTO {codec.table.name} ({', '.join(columns)}) VALUES ({marks})"
+    if skip_existing:
+        statement += " ON CONFLICT DO NOTHING"
     connection.exec_driver_sql(statement, rows)
 
 

@@ -14,9 +14,9 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, BinaryIO, cast
 
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,8 @@ from server.attachments.store import (
 )
 from server.audit import service as audit
 from server.auth.actor import Actor
+from server.bulk import codec_for, insert_rows
+from server.db import utcnow
 from server.errors import (
     Forbidden,
     NotFound,
@@ -43,8 +45,6 @@ from sync_protocol.errors import ItemErrorCode
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}")
 DOWNLOAD_ROLES = (Role.SUPERVISOR, Role.ADMIN)
-# Rows per INSERT: far below SQLite's bound-parameter limit, whatever the batch size.
-_INSERT_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -141,18 +141,22 @@ def record_references(session: Session, refs: Iterable[tuple[str, uuid.UUID, str
     Set-based and idempotent: references already recorded are left as they are (the first
     village stays). Call it after the submissions' rows are flushed (foreign key). Digests must be
     in the wire form; anything else is a `ValueError` (the push schema has checked them)."""
-    rows: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
+    villages: dict[tuple[str, uuid.UUID], str | None] = {}
     for digest, instance_id, village_code in refs:
         if not is_valid_digest(digest):
             raise ValueError(f"not an attachment digest: {digest[:80]!r}")
-        rows.setdefault(
-            (digest, instance_id),
-            {"digest": digest, "instance_id": instance_id, "village_code": village_code},
-        )
-    values = list(rows.values())
-    for start in range(0, len(values), _INSERT_CHUNK):
-        statement = _insert_ignoring_existing(session, AttachmentRef)
-        session.execute(statement.values(values[start : start + _INSERT_CHUNK]))
+        villages.setdefault((digest, instance_id), village_code)
+    if not villages:
+        return
+    connection = session.connection()
+    codec = codec_for(cast(Table, AttachmentRef.__table__), connection.dialect)
+    columns = ("digest", "instance_id", "village_code", "created_at")
+    now = utcnow()
+    rows = [
+        codec.written(columns, (digest, instance_id, village, now))
+        for (digest, instance_id), village in villages.items()
+    ]
+    insert_rows(connection, codec, columns, rows, skip_existing=True)
 
 
 def missing_attachments(store: AttachmentStore, digests: Iterable[str]) -> list[str]:

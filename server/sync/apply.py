@@ -63,10 +63,10 @@ def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> Non
 def member_households(session: Session, member_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     """The households the given members belong to now (a visit may list a member of another
     household: that household is written too, and must be locked and checked as well)."""
-    ids = set(member_ids)
-    if not ids:
-        return set()
-    return set(session.scalars(select(Member.household_id).where(Member.id.in_(ids))))
+    codec = codec_for(TABLES["member"], session.get_bind().dialect)
+    rows = select_in(session.connection(), codec, ("household_id",), [("id", member_ids)])
+    read = codec.reader("household_id")
+    return {read(household_id) for (household_id,) in rows}
 
 
 @dataclass

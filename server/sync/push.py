@@ -23,6 +23,7 @@ from forms.definition_schema import load_definition
 from forms.register import ENTITIES
 from forms.submission import check_submission
 from server.auth.actor import Actor
+from server.bulk import codec_for, insert_rows, select_in
 from server.config import Settings
 from server.devices.models import Device, DeviceSequenceGap
 from server.errors import Forbidden
@@ -278,7 +279,11 @@ def accept_push(
     # 4. Write: register, change log, conflicts, submissions, device sequence bookkeeping.
     workspace.flush(txid)
     if new_rows:
-        session.execute(insert(SUBMISSIONS), new_rows)  # Core: the ORM bulk path only adds cost
+        connection = session.connection()
+        submissions = codec_for(SUBMISSIONS, connection.dialect)
+        columns = tuple(new_rows[0])
+        rows = [submissions.written(columns, tuple(row.values())) for row in new_rows]
+        insert_rows(connection, submissions, columns, rows)
     _record_sequence(session, device, [r["device_seq"] for r in new_rows if r["device_seq"]], now)
     if not is_too_far_ahead(
         request["clock"], int(now.timestamp() * 1000), settings.max_clock_skew * 1000
@@ -364,12 +369,11 @@ def _stored_submissions(
     session: Session, items: list[SubmissionItem], fingerprints: list[str]
 ) -> dict[uuid.UUID, tuple[str, dict[str, Any]]]:
     ids = {_storage_id(item, fp) for item, fp in zip(items, fingerprints, strict=True)}
-    rows = session.execute(
-        select(Submission.instance_id, Submission.content_hash, Submission.result).where(
-            Submission.instance_id.in_(ids)
-        )
-    )
-    return {row.instance_id: (row.content_hash, row.result) for row in rows}
+    codec = codec_for(SUBMISSIONS, session.get_bind().dialect)
+    columns = ("instance_id", "content_hash", "result")
+    rows = select_in(session.connection(), codec, columns, [("instance_id", ids)])
+    read_id, read_result = codec.reader("instance_id"), codec.reader("result")
+    return {read_id(key): (content_hash, read_result(result)) for key, content_hash, result in rows}
 
 
 def _resend(
