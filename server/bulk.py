@@ -3,8 +3,10 @@
 A push reads and writes every entity of up to a thousand households; converting every value of
 every row through SQLAlchemy's result and parameter machinery costs more than the database work.
 Here rows travel as plain tuples, and each column's conversion is SQLAlchemy's own for the dialect
-(`TableCodec`), applied only to the columns a caller actually reads or writes. The statements are
-plain SQL over the models' table and column names; no value is ever spliced into SQL text.
+(`TableCodec`), applied only to the columns a caller actually reads or writes. On PostgreSQL many
+rows go in one statement, as one array per column (`unnest`); on SQLite, as one executemany. The
+statements are plain SQL over the models' table and column names; no value is ever spliced into
+SQL text.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class TableCodec:
         self.dialect = dialect
         self.columns = tuple(column.name for column in table.columns)
         self._readers: dict[str, Convert] = {}
+        self._sql_types: dict[str, str] = {}
         self._writers = {
             column.name: column.type.dialect_impl(dialect).bind_processor(dialect) or _same
             for column in table.columns
@@ -40,6 +43,15 @@ class TableCodec:
     def reader(self, column: str) -> Convert:
         """Driver value → Python value of `column` (known once the column has been selected)."""
         return self._readers[column]
+
+    def sql_type(self, column: str) -> str:
+        """The column's type as the database spells it (for casts)."""
+        spelled = self._sql_types.get(column)
+        if spelled is None:
+            spelled = self._sql_types[column] = self.table.c[column].type.compile(
+                dialect=self.dialect
+            )
+        return spelled
 
     def learn(self, columns: Sequence[str], description: Sequence[Sequence[Any]]) -> None:
         """Build the readers of `columns` from a cursor's description: some conversions depend
@@ -74,6 +86,21 @@ def codec_for(table: Table, dialect: Dialect) -> TableCodec:
 
 def _placeholder(dialect: Dialect) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+def _is_postgres(codec: TableCodec) -> bool:
+    return codec.dialect.name == "postgresql"
+
+
+def _unnest(codec: TableCodec, columns: Sequence[str]) -> str:
+    """PostgreSQL: `unnest(%s::T1[], …) AS v(c1, …)`, a relation of rows passed as one array
+    per column; one statement sends them all (executemany would send one per row)."""
+    arrays = ", ".join(f"%s::{codec.sql_type(column)}[]" for column in columns)
+    return f"unnest({arrays}) AS v({', '.join(columns)})"
+
+
+def _by_column(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
+    return tuple(list(values) for values in zip(*rows, strict=True))
 
 
 def _membership(dialect: Dialect, column: str, values: Iterable[Any]) -> tuple[str, Any]:
@@ -118,15 +145,19 @@ def insert_rows(
     *,
     skip_existing: bool = False,
 ) -> None:
-    """Insert `rows` (driver values in `columns` order) with one executemany; with
-    `skip_existing`, rows whose key is already there are left out (`ON CONFLICT DO NOTHING`)."""
+    """Insert `rows` (driver values in `columns` order) in one statement (PostgreSQL) or one
+    executemany (SQLite); with `skip_existing`, rows whose key is already there are left out
+    (`ON CONFLICT DO NOTHING`)."""
     if not rows:
         return
+    into = f"INSERT INTO {codec.table.name} ({', '.join(columns)})"
+    suffix = " ON CONFLICT DO NOTHING" if skip_existing else ""
+    if _is_postgres(codec):
+        statement = f"{into} SELECT {', '.join(columns)} FROM {_unnest(codec, columns)}{suffix}"
+        connection.exec_driver_sql(statement, _by_column(rows))
+        return
     marks = ", ".join(_placeholder(codec.dialect) for _ in columns)
-    statement = f"INSERT INTO {codec.table.name} ({', '.join(columns)}) VALUES ({marks})"
-    if skip_existing:
-        statement += " ON CONFLICT DO NOTHING"
-    connection.exec_driver_sql(statement, rows)
+    connection.exec_driver_sql(f"{into} VALUES ({marks}){suffix}", rows)
 
 
 def update_rows(
@@ -136,11 +167,20 @@ def update_rows(
     key: str,
     rows: list[tuple[Any, ...]],
 ) -> None:
-    """Set `columns` of the rows whose `key` matches, one executemany: each row holds driver
-    values for `columns` followed by the key's."""
+    """Set `columns` of the rows whose `key` matches, in one statement (PostgreSQL) or one
+    executemany (SQLite): each row holds driver values for `columns` followed by the key's. Keys
+    must be unique among `rows`."""
     if not rows:
+        return
+    table = codec.table.name
+    if _is_postgres(codec):
+        assignments = ", ".join(f"{column} = v.{column}" for column in columns)
+        statement = (
+            f"UPDATE {table} SET {assignments} FROM {_unnest(codec, (*columns, key))} "
+            f"WHERE {table}.{key} = v.{key}"
+        )
+        connection.exec_driver_sql(statement, _by_column(rows))
         return
     mark = _placeholder(codec.dialect)
     assignments = ", ".join(f"{column} = {mark}" for column in columns)
-    statement = f"UPDATE {codec.table.name} SET {assignments} WHERE {key} = {mark}"
-    connection.exec_driver_sql(statement, rows)
+    connection.exec_driver_sql(f"UPDATE {table} SET {assignments} WHERE {key} = {mark}", rows)
