@@ -20,7 +20,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 from forms.register import ENTITIES
 from sync_protocol.clock import ClockFormatError, Hlc
 from sync_protocol.errors import ItemErrorCode
-from sync_protocol.merge import canonical_value
+from sync_protocol.merge import canonical_document
 
 DEFAULT_MAX_SUBMISSIONS = 1000  # per push batch; the server passes its configured limit
 DEFAULT_MAX_PULL_LIMIT = 1000
@@ -864,10 +864,8 @@ def submission_fingerprint(raw: Any) -> str:
     Two sends of one `instance_id` with equal fingerprints are a re-send (`duplicate`); different
     fingerprints are `instance_conflict`. Raises `TypeError` if `raw` is not JSON data.
     """
-    return (
-        "sha256:"
-        + hashlib.sha256(canonical_value(raw).encode("utf-8", "surrogatepass")).hexdigest()
-    )
+    text = canonical_document(raw)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 PathKey = str | int
