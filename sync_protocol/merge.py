@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 from sync_protocol.clock import Hlc
 
@@ -187,6 +187,67 @@ def canonical_value(value: object) -> str:
 @dataclass(frozen=True, slots=True)
 class _Token:
     text: str
+
+
+# Writes what `canonical_value` writes for every value `_spelled_canonically` accepts: the same
+# string escapes (encode_basestring), keys sorted by code point, the same separators, ints and
+# floats by their repr. NaN and infinities raise instead (canonical spells them `nan`/`inf`).
+_CANONICAL_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+)
+_STR_ONLY = frozenset({str})
+
+
+def canonical_document(value: object) -> str:
+    """Exactly `canonical_value(value)`, with the same errors, but several times cheaper for a
+    document of many values (a whole submission): when the standard library's C JSON encoder
+    writes the canonical text, that text is returned, otherwise `canonical_value` computes it.
+
+    The encoder writes the canonical text when the value holds only exact `dict` (with `str`
+    keys), `list`, `tuple`, `str`, `int`, `bool`, `None`, and floats whose repr is their canonical
+    decimal (finite, not integral, no exponent: `22.8156`, but not `5800.0`, `-0.0` or `1e-05`).
+    Anything else (such floats, `Decimal`s, subclasses, non-JSON values) goes the pure-Python
+    way. For a single scalar `canonical_value` is cheaper.
+    """
+    try:
+        # The C encoder first: it stops at cycles, NaN, ints too long to print and nesting too
+        # deep for it, and at non-JSON types, before the type walk below ever sees them.
+        text = _CANONICAL_ENCODER.encode(value)
+    except Exception:
+        # Whatever the encoder refuses (or a subclass's own method raising inside it):
+        # canonical_value decides, so the text or the error is always its own.
+        return canonical_value(value)
+    return text if _spelled_canonically(value) else canonical_value(value)
+
+
+def _spelled_canonically(value: object) -> bool:
+    # Whether json.dumps(value, sort_keys=True, ...) equals canonical_value(value); see
+    # canonical_document. Exact types only: a subclass may change how either side sees it.
+    stack: list[object] = [[value]]  # the root as the only child of a list, so it is checked too
+    while stack:
+        item = stack.pop()
+        children: Iterable[object]
+        if type(item) is dict:
+            # json.dumps would write 1, True or None keys as text; canonical_value refuses them.
+            if not _STR_ONLY.issuperset(map(type, item)):
+                return False
+            children = item.values()
+        else:
+            children = cast(list[object] | tuple[object, ...], item)
+        for child in children:
+            kind = type(child)
+            if kind is str or kind is int or kind is bool or child is None:
+                continue
+            if kind is dict or kind is list or kind is tuple:
+                stack.append(child)
+            elif kind is float:
+                number = cast(float, child)
+                # repr is canonical_value's decimal unless it adds ".0" or an exponent.
+                if not math.isfinite(number) or number.is_integer() or "e" in repr(number):
+                    return False
+            else:
+                return False
+    return True
 
 
 def _canonical_number(number: int | float | Decimal) -> str:

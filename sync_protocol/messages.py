@@ -10,17 +10,26 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    missing,
+    post_load,
+    validates_schema,
+)
 
 from forms.register import ENTITIES
 from sync_protocol.clock import ClockFormatError, Hlc
 from sync_protocol.errors import ItemErrorCode
-from sync_protocol.merge import canonical_value
+from sync_protocol.merge import canonical_document
 
 DEFAULT_MAX_SUBMISSIONS = 1000  # per push batch; the server passes its configured limit
 DEFAULT_MAX_PULL_LIMIT = 1000
@@ -93,6 +102,24 @@ class _ProtocolField(fields.Field):
         validator_failed=_message(ItemErrorCode.INVALID_VALUE, "Invalid value."),
         invalid=_message(ItemErrorCode.INVALID_TYPE, "Invalid type."),
     )
+
+    def deserialize(
+        self,
+        value: Any,
+        attr: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """marshmallow's `Field.deserialize`, without its per-call cost for a present value.
+
+        For a value that is there and not null, marshmallow's missing/null checks do nothing and
+        its validator chain (an `And` built on every call) is empty unless `validate=` was given:
+        a push runs this for every field of every submission, so that case calls `_deserialize`
+        directly. Missing and null values, and fields with validators, go marshmallow's way.
+        """
+        if value is missing or value is None or self.validators:
+            return super().deserialize(value, attr, data, **kwargs)
+        return self._deserialize(value, attr, data, **kwargs)
 
 
 def _check_text(text: str) -> None:
@@ -307,7 +334,7 @@ class JsonValue(_ProtocolField):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> Any:
-        errors = check_json_value(value)
+        errors, _ = _check_data(value, None)
         if errors:
             raise ValidationError(_nest(errors))
         return value
@@ -323,22 +350,47 @@ class JsonObject(JsonValue):
     def __init__(self, *, check_attachments: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.check_attachments = check_attachments
+        self._ref_schema: AttachmentRefSchema | None = None
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> Any:
+        return self._checked(value).value
+
+    def _checked(self, value: Any) -> CheckedData:
         if not isinstance(value, dict):
             raise self.make_error("invalid")
-        errors = check_json_value(value)
-        if self.check_attachments:
-            for path, ref in _walk_attachment_refs(value):
-                try:
-                    AttachmentRefSchema().load(ref)
-                except ValidationError as error:
-                    errors.extend(((*path, key), msg) for key, msg in _leaves(error.messages))
+        if self.check_attachments and self._ref_schema is None:
+            # One per field, that is per schema instance (never shared between requests):
+            # building a schema costs several times more than loading a reference with it.
+            self._ref_schema = AttachmentRefSchema()
+        errors, digests = _check_data(value, self._ref_schema if self.check_attachments else None)
         if errors:
             raise ValidationError(_nest(errors))
-        return value
+        return CheckedData(value, digests)
+
+
+class CheckedData(NamedTuple):
+    """A checked JSON object and the attachment digests it refers to (see `SubmissionData`)."""
+
+    value: dict[str, Any]
+    referenced_attachments: list[str]
+
+
+class SubmissionData(JsonObject):
+    """A submission's `data`: `JsonObject(check_attachments=True)`, same checks, same errors.
+
+    Loads as `CheckedData`, keeping the digests that the check met on its way through the data;
+    `SubmissionSchema` puts them beside `data` (its `referenced_attachments`).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(check_attachments=True, **kwargs)
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> CheckedData:
+        return self._checked(value)
 
 
 class EntityRevs(_ProtocolField):
@@ -522,7 +574,9 @@ class SubmissionSchema(RequestSchema):
 
     `hlc` loads as `Hlc`, `collected_at` as an aware `datetime`, `base_revs` keys lower-case.
     Inside `data`, every object with an `attachment` key is an attachment reference and must
-    match `AttachmentRefSchema` (forms therefore never name an answer `attachment`).
+    match `AttachmentRefSchema` (forms therefore never name an answer `attachment`). The loaded
+    submission also has `referenced_attachments`: the digests those references name, found while
+    `data` was checked (what `referenced_attachments(data)` returns). It is not a wire field.
     """
 
     instance_id = UuidString(required=True)
@@ -532,7 +586,14 @@ class SubmissionSchema(RequestSchema):
     hlc = HlcField(required=True)
     device_seq = StrictInteger(required=True, minimum=1)
     base_revs = EntityRevs(load_default=dict)
-    data = JsonObject(required=True, check_attachments=True)
+    data = SubmissionData(required=True)
+
+    @post_load
+    def _attachments_beside_data(self, loaded: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        checked: CheckedData = loaded["data"]
+        loaded["data"] = checked.value
+        loaded["referenced_attachments"] = checked.referenced_attachments
+        return loaded
 
 
 class Submission(TypedDict):
@@ -546,6 +607,8 @@ class Submission(TypedDict):
     device_seq: int
     base_revs: dict[str, int]
     data: dict[str, Any]
+    # Every attachment digest in `data`, sorted, once each: `referenced_attachments(data)`.
+    referenced_attachments: list[str]
 
 
 @dataclass(frozen=True)
@@ -554,7 +617,8 @@ class SubmissionItem:
 
     `raw` is exactly what the device sent (store it verbatim, also when rejected). Either
     `submission` is the loaded submission and `errors` is empty, or `submission` is None and
-    `errors` lists what is wrong, with paths relative to the submission (`hlc`, `data.x`).
+    `errors` lists what is wrong, with paths relative to the submission (`hlc`, `data.x`). A
+    loaded submission's `referenced_attachments` lists the attachment digests of its data.
     """
 
     index: int
@@ -848,13 +912,26 @@ def parse_entity_key(key: object) -> tuple[str, str]:
 def referenced_attachments(data: Any) -> list[str]:
     """Every attachment digest (`sha256:…`) referenced in submission data, sorted, once each.
 
-    Use it on loaded (validated) data to list the push's `missing_attachments`.
+    A submission loaded by `SubmissionSchema` already carries this list (its
+    `referenced_attachments`, found while `data` was checked); this walks `data` again, for
+    callers that have only the data (a tablet, before it loads its own submission). On data that
+    was not loaded, objects whose `attachment` is not a string are left out.
     """
-    digests = {
-        ref["attachment"]
-        for _, ref in _walk_attachment_refs(data)
-        if isinstance(ref.get("attachment"), str)
-    }
+    digests = set()
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DATA_DEPTH:
+            continue
+        if isinstance(item, dict):
+            if "attachment" in item:
+                digest = item.get("attachment")
+                if isinstance(digest, str):
+                    digests.add(digest)
+                continue
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
     return sorted(digests)
 
 
@@ -864,10 +941,8 @@ def submission_fingerprint(raw: Any) -> str:
     Two sends of one `instance_id` with equal fingerprints are a re-send (`duplicate`); different
     fingerprints are `instance_conflict`. Raises `TypeError` if `raw` is not JSON data.
     """
-    return (
-        "sha256:"
-        + hashlib.sha256(canonical_value(raw).encode("utf-8", "surrogatepass")).hexdigest()
-    )
+    text = canonical_document(raw)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 PathKey = str | int
@@ -927,6 +1002,92 @@ def check_json_value(value: Any) -> list[tuple[tuple[PathKey, ...], ProtocolMess
         elif item is not None and not isinstance(item, bool | int):
             errors.append((path, _message(ItemErrorCode.INVALID_TYPE, "Not a JSON value.")))
     return errors
+
+
+_STR_ONLY = frozenset({str})
+
+
+def _check_data(
+    value: Any, ref_schema: AttachmentRefSchema | None
+) -> tuple[list[tuple[tuple[PathKey, ...], Any]], list[str]]:
+    """`check_json_value(value)` followed by the problems of every attachment reference in it
+    (objects with an `attachment` key, each loaded with `ref_schema`; none when it is None), as
+    (path, message) pairs; and when there are none, the digests the references name, sorted,
+    once each (else an empty list).
+
+    One walk for data without problems, which is nearly all data: `_plain_refs` checks it and
+    finds its references at once. Only when that walk meets something to report (or a value
+    that is not exactly a JSON type) do `check_json_value` and `_walk_attachment_refs` run, so
+    errors, their paths and their order are theirs by construction.
+    """
+    refs = _plain_refs(value, find_refs=ref_schema is not None)
+    if refs is not None and (ref_schema is None or _all_load(ref_schema, refs)):
+        return [], sorted({ref["attachment"] for ref in refs})
+    # Something to report: the reporting walks, exactly as they always ran.
+    errors: list[tuple[tuple[PathKey, ...], Any]] = list(check_json_value(value))
+    digests = set()
+    if ref_schema is not None:
+        for path, ref in _walk_attachment_refs(value):
+            try:
+                ref_schema.load(ref)
+            except ValidationError as error:
+                errors.extend(((*path, key), msg) for key, msg in _leaves(error.messages))
+            else:
+                digests.add(ref["attachment"])
+    return (errors, []) if errors else ([], sorted(digests))
+
+
+def _all_load(schema: Schema, objects: list[dict[str, Any]]) -> bool:
+    try:
+        for obj in objects:
+            schema.load(obj)
+    except ValidationError:
+        return False
+    return True
+
+
+def _plain_refs(value: Any, *, find_refs: bool) -> list[dict[str, Any]] | None:
+    # The objects with an `attachment` key in `value` (when find_refs), if `value` holds only
+    # exact JSON types and nothing check_json_value would report; None otherwise. No paths are
+    # built and every string is checked at once: this runs for every submission of every push.
+    refs: list[dict[str, Any]] = []
+    texts: list[str] = []  # every key and string value, checked for NUL and surrogates at once
+    stack: list[tuple[Any, int]] = [([value], -1)]  # the root as the only child of a list
+    while stack:
+        item, depth = stack.pop()
+        children: Iterable[Any]
+        if type(item) is dict:
+            if not _STR_ONLY.issuperset(map(type, item)):
+                return None
+            texts.extend(item)
+            if find_refs and "attachment" in item:
+                # A reference holding objects or lists fails AttachmentRefSchema, so the
+                # reporting walk runs: references never nest in data that passes.
+                refs.append(item)
+            children = item.values()
+        else:
+            children = item
+        if depth >= MAX_DATA_DEPTH and children:
+            return None  # its children are nested deeper than MAX_DATA_DEPTH
+        for child in children:
+            kind = type(child)
+            if kind is str:
+                texts.append(child)
+            elif kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is float:
+                if not math.isfinite(child):
+                    return None
+            elif not (kind is int or kind is bool or child is None):
+                return None
+    text = "".join(texts)
+    if "\x00" in text:
+        return None
+    try:
+        text.encode("utf-8")  # strict UTF-8 refuses exactly the surrogate code points
+    except UnicodeEncodeError:
+        return None
+    return refs
 
 
 def _walk_attachment_refs(data: Any) -> Iterator[tuple[tuple[PathKey, ...], dict[str, Any]]]:

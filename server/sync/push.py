@@ -48,7 +48,6 @@ from sync_protocol.messages import (
     PushRequest,
     SubmissionItem,
     entity_key,
-    referenced_attachments,
     submission_fingerprint,
 )
 from sync_protocol.messages import (
@@ -270,7 +269,7 @@ def accept_push(
                 )
             )
             if outcome.status is SubmissionStatus.ACCEPTED and item.submission is not None:
-                for digest in referenced_attachments(item.submission["data"]):
+                for digest in item.submission["referenced_attachments"]:
                     attachment_refs.append((digest, instance_id, outcome.village_code))
             if item.submission is not None and outcome.status is SubmissionStatus.ACCEPTED:
                 clock.observe(item.submission["hlc"])
