@@ -3,8 +3,8 @@
 A push reads and writes every entity of up to a thousand households; converting every value of
 every row through SQLAlchemy's result and parameter machinery costs more than the database work.
 Here rows travel as plain tuples, and each column's conversion is SQLAlchemy's own for the dialect
-(`TableCodec`), applied only to the columns a caller actually reads or writes. On PostgreSQL many
-rows go in one statement, as one array per column (`unnest`); on SQLite, as one executemany. The
+(`TableCodec`), applied only to the columns a caller actually reads or writes. New rows go to
+PostgreSQL with COPY; the rest is one executemany per statement (pipelined by psycopg). The
 statements are plain SQL over the models' table and column names; no value is ever spliced into
 SQL text.
 """
@@ -34,7 +34,6 @@ class TableCodec:
         self.dialect = dialect
         self.columns = tuple(column.name for column in table.columns)
         self._readers: dict[str, Convert] = {}
-        self._sql_types: dict[str, str] = {}
         self._writers = {
             column.name: column.type.dialect_impl(dialect).bind_processor(dialect) or _same
             for column in table.columns
@@ -43,15 +42,6 @@ class TableCodec:
     def reader(self, column: str) -> Convert:
         """Driver value → Python value of `column` (known once the column has been selected)."""
         return self._readers[column]
-
-    def sql_type(self, column: str) -> str:
-        """The column's type as the database spells it (for casts)."""
-        spelled = self._sql_types.get(column)
-        if spelled is None:
-            spelled = self._sql_types[column] = self.table.c[column].type.compile(
-                dialect=self.dialect
-            )
-        return spelled
 
     def learn(self, columns: Sequence[str], description: Sequence[Sequence[Any]]) -> None:
         """Build the readers of `columns` from a cursor's description: some conversions depend
@@ -84,31 +74,20 @@ def codec_for(table: Table, dialect: Dialect) -> TableCodec:
     return codec
 
 
-def _placeholder(dialect: Dialect) -> str:
-    return "?" if dialect.paramstyle == "qmark" else "%s"
-
-
 def _is_postgres(codec: TableCodec) -> bool:
     return codec.dialect.name == "postgresql"
 
 
-def _unnest(codec: TableCodec, columns: Sequence[str]) -> str:
-    """PostgreSQL: `unnest(%s::T1[], …) AS v(c1, …)`, a relation of rows passed as one array
-    per column; one statement sends them all (executemany would send one per row)."""
-    arrays = ", ".join(f"%s::{codec.sql_type(column)}[]" for column in columns)
-    return f"unnest({arrays}) AS v({', '.join(columns)})"
+def _placeholder(codec: TableCodec) -> str:
+    return "?" if codec.dialect.paramstyle == "qmark" else "%s"
 
 
-def _by_column(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
-    return tuple(list(values) for values in zip(*rows, strict=True))
-
-
-def _membership(dialect: Dialect, column: str, values: Iterable[Any]) -> tuple[str, Any]:
+def _membership(codec: TableCodec, column: str, values: list[Any]) -> tuple[str, Any]:
     """A condition `column` ∈ `values` with a single parameter, however many values: an array on
     PostgreSQL, a JSON array on SQLite (both use the column's index)."""
-    if dialect.name == "postgresql":
-        return f"{column} = ANY(%s)", list(values)
-    return f"{column} IN (SELECT value FROM json_each(?))", json.dumps(list(values))
+    if _is_postgres(codec):
+        return f"{column} = ANY(%s)", values
+    return f"{column} IN (SELECT value FROM json_each(?))", json.dumps(values)
 
 
 def select_in(
@@ -119,16 +98,14 @@ def select_in(
 ) -> list[tuple[Any, ...]]:
     """Raw rows (driver values, in `columns` order) of the codec's table where any of the
     `(column, values)` conditions holds; the values are converted for the driver here."""
-    dialect = codec.dialect
     clauses, parameters = [], []
     for column, values in conditions:
         write = codec.writer(column)
         converted = [write(v) for v in values]
-        if not converted:
-            continue
-        clause, parameter = _membership(dialect, column, converted)
-        clauses.append(clause)
-        parameters.append(parameter)
+        if converted:
+            clause, parameter = _membership(codec, column, converted)
+            clauses.append(clause)
+            parameters.append(parameter)
     if not clauses:
         return []
     statement = f"SELECT {', '.join(columns)} FROM {codec.table.name} WHERE {' OR '.join(clauses)}"
@@ -145,19 +122,22 @@ def insert_rows(
     *,
     skip_existing: bool = False,
 ) -> None:
-    """Insert `rows` (driver values in `columns` order) in one statement (PostgreSQL) or one
-    executemany (SQLite); with `skip_existing`, rows whose key is already there are left out
-    (`ON CONFLICT DO NOTHING`)."""
+    """Insert `rows` (driver values in `columns` order): with COPY on PostgreSQL, one
+    executemany otherwise; with `skip_existing`, rows whose key is already there are left out
+    (`ON CONFLICT DO NOTHING`, an executemany on both)."""
     if not rows:
         return
-    into = f"INSERT INTO {codec.table.name} ({', '.join(columns)})"
-    suffix = " ON CONFLICT DO NOTHING" if skip_existing else ""
-    if _is_postgres(codec):
-        statement = f"{into} SELECT {', '.join(columns)} FROM {_unnest(codec, columns)}{suffix}"
-        connection.exec_driver_sql(statement, _by_column(rows))
+    names = ", ".join(columns)
+    if _is_postgres(codec) and not skip_existing:
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(f"COPY {codec.table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
         return
-    marks = ", ".join(_placeholder(codec.dialect) for _ in columns)
-    connection.exec_driver_sql(f"{into} VALUES ({marks}){suffix}", rows)
+    marks = ", ".join(_placeholder(codec) for _ in columns)
+    suffix = " ON CONFLICT DO NOTHING" if skip_existing else ""
+    statement = f"INSERT INTO {codec.table.name} ({names}) VALUES ({marks}){suffix}"
+    connection.exec_driver_sql(statement, rows)
 
 
 def update_rows(
@@ -167,20 +147,11 @@ def update_rows(
     key: str,
     rows: list[tuple[Any, ...]],
 ) -> None:
-    """Set `columns` of the rows whose `key` matches, in one statement (PostgreSQL) or one
-    executemany (SQLite): each row holds driver values for `columns` followed by the key's. Keys
-    must be unique among `rows`."""
+    """Set `columns` of the rows whose `key` matches, one executemany (psycopg pipelines it):
+    each row holds driver values for `columns` followed by the key's."""
     if not rows:
         return
-    table = codec.table.name
-    if _is_postgres(codec):
-        assignments = ", ".join(f"{column} = v.{column}" for column in columns)
-        statement = (
-            f"UPDATE {table} SET {assignments} FROM {_unnest(codec, (*columns, key))} "
-            f"WHERE {table}.{key} = v.{key}"
-        )
-        connection.exec_driver_sql(statement, _by_column(rows))
-        return
-    mark = _placeholder(codec.dialect)
+    mark = _placeholder(codec)
     assignments = ", ".join(f"{column} = {mark}" for column in columns)
-    connection.exec_driver_sql(f"UPDATE {table} SET {assignments} WHERE {key} = {mark}", rows)
+    statement = f"UPDATE {codec.table.name} SET {assignments} WHERE {key} = {mark}"
+    connection.exec_driver_sql(statement, rows)
