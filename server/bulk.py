@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, DateTime, Table
 from sqlalchemy.engine import Dialect
 
 Convert = Callable[[Any], Any]
@@ -23,6 +23,22 @@ Convert = Callable[[Any], Any]
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _remembering_last(convert: Convert) -> Convert:
+    """`convert`, answering again from memory for the same object as last time: the rows a unit
+    of work writes share one timestamp, and formatting it costs more than the rest of a row."""
+    last: tuple[Any, Any] = (_same, None)  # (value, converted); a pair, so threads never mix
+
+    def converted(value: Any) -> Any:
+        nonlocal last
+        seen, result = last
+        if seen is not value:
+            result = convert(value)
+            last = (value, result)
+        return result
+
+    return converted
 
 
 class TableCodec:
@@ -34,10 +50,13 @@ class TableCodec:
         self.dialect = dialect
         self.columns = tuple(column.name for column in table.columns)
         self._readers: dict[str, Convert] = {}
-        self._writers = {
-            column.name: column.type.dialect_impl(dialect).bind_processor(dialect) or _same
-            for column in table.columns
-        }
+        self._writers: dict[str, Convert] = {}
+        for column in table.columns:
+            writer: Convert = column.type.dialect_impl(dialect).bind_processor(dialect) or _same
+            stored_as = getattr(column.type, "impl", column.type)
+            if isinstance(stored_as, DateTime) and writer is not _same:
+                writer = _remembering_last(writer)
+            self._writers[column.name] = writer
 
     def reader(self, column: str) -> Convert:
         """Driver value → Python value of `column` (known once the column has been selected)."""

@@ -142,6 +142,9 @@ class StoredFields(Mapping[str, FieldState]):
         return len(self._names)
 
 
+_UNREAD = object()
+
+
 class StoredRow(Mapping[str, Any]):
     """A register row as read at the driver level: each column converted (by SQLAlchemy's own
     conversion for it) on first read. A push looks at a handful of a row's thirty columns."""
@@ -155,11 +158,10 @@ class StoredRow(Mapping[str, Any]):
         self._values: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
+        value = self._values.get(name, _UNREAD)
+        if value is _UNREAD:
             value = self._values[name] = self._codec.reader(name)(self._raw[name])
-            return value
+        return value
 
     def get(self, name: str, default: Any = None) -> Any:
         return self[name] if name in self._raw else default
@@ -466,7 +468,7 @@ class Workspace:
             return []
         members = [
             m
-            for mid in sorted(self.members_of.get(household.id, set()))
+            for mid in self.members_of.get(household.id, ())
             if (m := self.find("member", mid)) is not None and not m.is_deleted
         ]
         heads = [m for m in members if m.value("relation") == "head"]
