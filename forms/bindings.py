@@ -84,65 +84,81 @@ def derive_register_updates(
 
 def updates_in(context: SubmissionContext) -> list[EntityUpdate]:
     """`derive_register_updates` on answers already read into a context."""
+    binder = _Binder(context)
     updates: list[EntityUpdate] = []
     for entity in context.plan.entities:
-        for frame in _frames_for(context, entity):
-            update = _update_for(context, entity, frame)
+        for frame in binder.frames_for(entity):
+            update = binder.update_for(entity, frame)
             if update is not None:
                 updates.append(update)
     return updates
 
 
-def _frames_for(context: SubmissionContext, entity: EntityPlan) -> list[Frame]:
-    frames = [context.root]
-    for step in entity.steps:
-        frames = [child for frame in frames for child in context.instances(frame, step)]
-    if entity.missing_step is not None and frames:
-        raise KeyError(entity.missing_step)
-    return frames
+class _Binder:
+    def __init__(self, context: SubmissionContext) -> None:
+        self.context = context
+        # Entity ids found so far, by object of answers and entity: a household's id is read
+        # again for each of its members.
+        self.ids: dict[tuple[int, EntityPlan], str | None] = {}
+
+    def frames_for(self, entity: EntityPlan) -> list[Frame]:
+        context = self.context
+        frames = [context.root]
+        for step in entity.steps:
+            frames = [child for frame in frames for child in context.instances(frame, step)]
+        if entity.missing_step is not None and frames:
+            raise KeyError(entity.missing_step)
+        return frames
+
+    def entity_id(self, entity: EntityPlan, frame: Frame) -> str | None:
+        key = (id(frame.instance), entity)
+        if key in self.ids:
+            return self.ids[key]
+        id_field = entity.id_field
+        if id_field is None:
+            raise KeyError(entity.entity.id_field)
+        found: str | None = None
+        if self.context.relevant(frame, id_field):
+            raw = frame.instance.get(id_field.name)
+            if not is_valid_uuid(raw):
+                raise BindingError(f"{frame.path}.{id_field.name}: entity id must be a UUID")
+            assert isinstance(raw, str)
+            found = raw.lower()
+        self.ids[key] = found
+        return found
+
+    def update_for(self, entity: EntityPlan, frame: Frame) -> EntityUpdate | None:
+        entity_id = self.entity_id(entity, frame)
+        if entity_id is None:
+            return None
+        declared = entity.entity
+        parent: tuple[EntityType, str] | None = None
+        values: dict[str, JsonValue] = {}
+        if declared.parent is not None:
+            parent_entity = self.context.plan.entities_by_name[declared.parent]
+            parent_frame = frame.chain[: len(parent_entity.entity.scope) + 1][-1]
+            parent_id = self.entity_id(parent_entity, parent_frame)
+            if parent_id is None:
+                raise BindingError(f"{frame.path}: the parent entity {declared.parent} has no id")
+            parent = (parent_entity.entity.type, parent_id)
+            if declared.type == "member":
+                values["household_id"] = parent_id
+        _write_bound(self.context, entity, frame, values)
+        return EntityUpdate(
+            entity=declared.name,
+            type=declared.type,
+            id=entity_id,
+            create=declared.create,
+            parent=parent,
+            fields=dict(sorted(values.items())),
+            path=frame.path,
+        )
 
 
-def _entity_id(context: SubmissionContext, entity: EntityPlan, frame: Frame) -> str | None:
-    id_field = entity.id_field
-    if id_field is None:
-        raise KeyError(entity.entity.id_field)
-    if not context.relevant(frame, id_field):
-        return None
-    raw = frame.instance.get(id_field.name)
-    if not is_valid_uuid(raw):
-        raise BindingError(f"{frame.path}.{id_field.name}: entity id must be a UUID")
-    assert isinstance(raw, str)
-    return raw.lower()
-
-
-def _update_for(
-    context: SubmissionContext, entity: EntityPlan, frame: Frame
-) -> EntityUpdate | None:
-    entity_id = _entity_id(context, entity, frame)
-    if entity_id is None:
-        return None
-    declared = entity.entity
-    parent: tuple[EntityType, str] | None = None
-    values: dict[str, JsonValue] = {}
-    if declared.parent is not None:
-        parent_entity = context.plan.entities_by_name[declared.parent]
-        parent_frame = frame.chain[: len(parent_entity.entity.scope) + 1][-1]
-        parent_id = _entity_id(context, parent_entity, parent_frame)
-        if parent_id is None:
-            raise BindingError(f"{frame.path}: the parent entity {declared.parent} has no id")
-        parent = (parent_entity.entity.type, parent_id)
-        if declared.type == "member":
-            values["household_id"] = parent_id
-    _write_bound(context, entity, frame, values)
-    return EntityUpdate(
-        entity=declared.name,
-        type=declared.type,
-        id=entity_id,
-        create=declared.create,
-        parent=parent,
-        fields=dict(sorted(values.items())),
-        path=frame.path,
-    )
+# Reading an enum member is a descriptor call in Python 3.11: the loop over bound fields compares
+# with these constants instead.
+_CALCULATED = FieldType.CALCULATED
+_DATETIME = FieldType.DATETIME
 
 
 def _write_bound(
@@ -157,12 +173,12 @@ def _write_bound(
         if f.relevant is not None and not (relevance.get(f.name) or context.relevant(frame, f)):
             continue
         raw = instance.get(f.name)
-        if f.type is not FieldType.CALCULATED and (raw is None or raw == ""):
+        if f.type is not _CALCULATED and (raw is None or raw == ""):
             continue
         value = known[f.name] if f.name in known else context.value(frame, f)
         if value is None:
             continue
-        if f.type is FieldType.DATETIME:
+        if f.type is _DATETIME:
             # As given: the offset the tablet wrote is kept.
             if isinstance(raw, str):
                 values[register_field] = raw

@@ -7,7 +7,6 @@ raises on bad data, never changes the data.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime
 
 from forms.answer_types import AnswerProblem, is_valid_uuid
@@ -52,6 +51,12 @@ def validate_submission(
     return validate_in(context, strict_relevance=strict_relevance)
 
 
+# Reading an enum member is a descriptor call in Python 3.11: the loop over every field compares
+# with these constants instead.
+_REPEAT = FieldType.REPEAT
+_SELECT_MULTIPLE = FieldType.SELECT_MULTIPLE
+
+
 def not_an_object() -> list[ValidationIssue]:
     """The one issue of answers that are not a JSON object at all."""
     return [ValidationIssue("data", IssueCode.INVALID_TYPE, "answers must be a JSON object")]
@@ -81,11 +86,14 @@ class _Validator:
     def instance(self, frame: Frame) -> None:
         instance = frame.instance
         fields = frame.plan.fields
-        for key in instance:
-            if key not in fields:
-                self.issues.append(
-                    ValidationIssue(f"{frame.path}.{key}", IssueCode.UNKNOWN_FIELD, "no such field")
-                )
+        if not fields.keys() >= instance.keys():  # some key is no field: report each, in order
+            for key in instance:
+                if key not in fields:
+                    self.issues.append(
+                        ValidationIssue(
+                            f"{frame.path}.{key}", IssueCode.UNKNOWN_FIELD, "no such field"
+                        )
+                    )
         # The path every field takes is inline here, the rest in the methods below: this loop
         # runs for every field of every submission.
         context = self.context
@@ -100,7 +108,7 @@ class _Validator:
                         frame, f, IssueCode.NOT_RELEVANT, "answer given to a non-relevant field"
                     )
                 continue
-            if f.type is FieldType.REPEAT:
+            if f.type is _REPEAT:
                 self.repeat(frame, f, raw)
                 continue
             if raw is None or raw == "":
@@ -119,7 +127,7 @@ class _Validator:
             if f.is_id and not is_valid_uuid(raw):
                 self.report(frame, f, IssueCode.INVALID_ID, "an entity id must be a UUID")
                 continue
-            if f.type is FieldType.SELECT_MULTIPLE and value == () and self.is_required(frame, f):
+            if f.type is _SELECT_MULTIPLE and value == () and self.is_required(frame, f):
                 self.report(frame, f, IssueCode.REQUIRED, "select at least one choice")
                 continue
             if f.limits is not None and not self.limits(frame, f, f.limits, raw, value):
@@ -188,10 +196,12 @@ class _Validator:
         return ok
 
     def choices(self, frame: Frame, f: FieldPlan, choices: Choices, value: Value) -> bool:
-        allowed: AbstractSet[str] = choices.codes
+        allowed: frozenset[str] | set[str] = choices.codes
         if choices.filter is not None:
             allowed = self.filtered(frame, choices.filter, choices.columns)
         selected = value if isinstance(value, tuple) else (value,)
+        if allowed.issuperset(selected):
+            return True
         unknown = [code for code in selected if code not in allowed]
         if unknown:
             listed = ", ".join(repr(code) for code in unknown)

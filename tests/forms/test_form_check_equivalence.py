@@ -530,6 +530,7 @@ def test_unknown_entity_repeats_and_id_fields_fail_binding_as_before() -> None:
         Entity("m", "member", "member_id", create=False, repeat="nowhere", parent="hh"),
         Entity("m", "member", "no_such_field", create=False),
         Entity("m", "member", "household_id", create=False, parent="nobody"),
+        Entity("hh", "member", "x", create=False),  # a second entity of the same name
     ]
     for broken in broken_entities:
         definition = FormDefinition(
