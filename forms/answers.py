@@ -31,8 +31,9 @@ _DATE = FieldType.DATE
 
 
 class _Memo:
-    """What has been worked out about one object of answers. Kept per object (by identity), so
-    an object that occurs twice in the answers is worked out once, as it always was."""
+    """What has been worked out about one object of answers. Kept per object (by identity), not
+    per place: an object that occurs twice in the answers (only Python callers can do that) is
+    worked out once, with the environment of the place first evaluated in."""
 
     __slots__ = ("calculating", "environment", "judging", "parsed", "relevance", "values")
 
