@@ -1,7 +1,7 @@
 """What a well-formed answer of each field type looks like on the wire, and its typed value.
 
 Checks one value in isolation (type and shape only; no limits, choices or expressions). Never
-raises on bad input: it returns the issue code instead.
+raises on bad input: it returns the problem (issue code and message) instead.
 """
 
 from __future__ import annotations

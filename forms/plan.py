@@ -8,8 +8,10 @@ to it.
 
 Static: reads the definition alone, never answers. `plan_for` builds a definition's plan on first
 use and keeps it in `definition.memo`, so every submission read against the definition shares it.
-Building never fails on a definition: whatever would fail is left to fail where it did before
-(see `EntityPlan`, `compile_expression`), so callers see the same errors at the same points.
+Building never fails on a definition whose attributes have their declared types, even one built
+by hand without `load_definition`'s checks: what cannot work (a missing repeat or id field, an
+expression tree that does not compile) is left to fail where it did before (see `EntityPlan`,
+`compile_expression`), so callers see the same errors at the same points.
 """
 
 from __future__ import annotations
