@@ -1,13 +1,14 @@
 """What a well-formed answer of each field type looks like on the wire, and its typed value.
 
 Checks one value in isolation (type and shape only; no limits, choices or expressions). Never
-raises on bad input: it returns the issue code instead.
+raises on bad input: it returns the problem (issue code and message) instead.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -29,16 +30,16 @@ _ATTACHMENT_KEYS = frozenset({"attachment", "filename", "content_type"})
 _GEOPOINT_KEYS = frozenset({"latitude", "longitude", "altitude", "accuracy"})
 
 
-@dataclass(frozen=True)
-class ParsedAnswer:
-    """A raw answer read as its type: `value` (None when unanswered or invalid) or an issue."""
+@dataclass(frozen=True, slots=True)
+class AnswerProblem:
+    """Why a raw answer is not a well-formed answer of its field's type."""
 
-    value: Value
-    code: IssueCode | None = None
-    message: str = ""
+    code: IssueCode
+    message: str
 
 
-UNANSWERED = ParsedAnswer(None)
+Reader = Callable[[object], Value | AnswerProblem]
+"""Reads one answered (not missing, null or '') raw value as one field type."""
 
 
 def is_unanswered(raw: object) -> bool:
@@ -46,22 +47,30 @@ def is_unanswered(raw: object) -> bool:
     return raw is None or raw == ""
 
 
-def parse_answer(field_type: FieldType, raw: object) -> ParsedAnswer:
-    """Read `raw` (JSON data) as an answer of `field_type`.
+def parse_answer(field_type: FieldType, raw: object) -> Value | AnswerProblem:
+    """Read `raw` (JSON data) as an answer of `field_type`: its typed value (None when unanswered)
+    or, when it is not a well-formed answer of that type, the problem.
 
     text: a string. integer: a JSON integer, or a float without fraction; never a boolean.
     decimal: a JSON number (not a string, not a boolean, finite). boolean: true/false.
     date: `YYYY-MM-DD`. datetime: RFC 3339 with `Z` or an offset. select_one: a code string.
     select_multiple: a list of distinct code strings. geopoint: `{"latitude", "longitude",
     "altitude"?, "accuracy"?}` within range. attachment: `{"attachment": "sha256:<64 hex>",
-    "filename", "content_type"}`. Notes, repeats and calculations have no parsed value here.
+    "filename", "content_type"}`. Notes, repeats and calculations have no parsed value here
+    (always None).
     """
     if is_unanswered(raw):
-        return UNANSWERED
+        return None
     reader = _READERS.get(field_type)
     if reader is None:
-        return UNANSWERED
+        return None
     return reader(raw)
+
+
+def reader_for(field_type: FieldType) -> Reader | None:
+    """What `parse_answer` applies to an answered value of `field_type` (None for the types that
+    hold no answer: notes, repeats, calculations), for callers that look it up once."""
+    return _READERS.get(field_type)
 
 
 def is_valid_uuid(raw: object) -> bool:
@@ -70,19 +79,19 @@ def is_valid_uuid(raw: object) -> bool:
     return isinstance(raw, str) and _UUID.fullmatch(raw) is not None
 
 
-def _invalid(code: IssueCode, message: str) -> ParsedAnswer:
-    return ParsedAnswer(None, code, message)
+def _invalid(code: IssueCode, message: str) -> AnswerProblem:
+    return AnswerProblem(code, message)
 
 
-def _text(raw: object) -> ParsedAnswer:
+def _text(raw: object) -> Value | AnswerProblem:
     if not isinstance(raw, str):
         return _invalid(IssueCode.INVALID_TYPE, "expected text")
     if len(raw) > MAX_TEXT_LENGTH:
         return _invalid(IssueCode.TOO_LONG, f"text longer than {MAX_TEXT_LENGTH} characters")
-    return ParsedAnswer(raw)
+    return raw
 
 
-def _integer(raw: object) -> ParsedAnswer:
+def _integer(raw: object) -> Value | AnswerProblem:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         return _invalid(IssueCode.INVALID_TYPE, "expected a whole number")
     if isinstance(raw, float):
@@ -91,23 +100,23 @@ def _integer(raw: object) -> ParsedAnswer:
         raw = int(raw)
     if abs(raw) > 10**15:
         return _invalid(IssueCode.INVALID_TYPE, "number out of range")
-    return ParsedAnswer(raw)
+    return raw
 
 
-def _decimal(raw: object) -> ParsedAnswer:
+def _decimal(raw: object) -> Value | AnswerProblem:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         return _invalid(IssueCode.INVALID_TYPE, "expected a number")
     if isinstance(raw, float) and not math.isfinite(raw):
         return _invalid(IssueCode.INVALID_TYPE, "expected a finite number")
     if abs(raw) > 10**15:
         return _invalid(IssueCode.INVALID_TYPE, "number out of range")
-    return ParsedAnswer(raw)
+    return raw
 
 
-def _boolean(raw: object) -> ParsedAnswer:
+def _boolean(raw: object) -> Value | AnswerProblem:
     if not isinstance(raw, bool):
         return _invalid(IssueCode.INVALID_TYPE, "expected true or false")
-    return ParsedAnswer(raw)
+    return raw
 
 
 def parse_iso_date(raw: object) -> date | None:
@@ -136,39 +145,39 @@ def parse_rfc3339(raw: object) -> datetime | None:
         return None
 
 
-def _date(raw: object) -> ParsedAnswer:
+def _date(raw: object) -> Value | AnswerProblem:
     parsed = parse_iso_date(raw)
     if parsed is None:
         return _invalid(IssueCode.INVALID_DATE, "expected a date as YYYY-MM-DD")
-    return ParsedAnswer(parsed)
+    return parsed
 
 
-def _datetime(raw: object) -> ParsedAnswer:
+def _datetime(raw: object) -> Value | AnswerProblem:
     parsed = parse_rfc3339(raw)
     if parsed is None:
         return _invalid(IssueCode.INVALID_DATETIME, "expected an RFC 3339 date-time with an offset")
-    return ParsedAnswer(parsed)
+    return parsed
 
 
-def _select_one(raw: object) -> ParsedAnswer:
+def _select_one(raw: object) -> Value | AnswerProblem:
     if not isinstance(raw, str):
         return _invalid(IssueCode.INVALID_TYPE, "expected one choice code")
-    return ParsedAnswer(raw)
+    return raw
 
 
-def _select_multiple(raw: object) -> ParsedAnswer:
+def _select_multiple(raw: object) -> Value | AnswerProblem:
     if not isinstance(raw, list) or not all(isinstance(code, str) for code in raw):
         return _invalid(IssueCode.INVALID_TYPE, "expected a list of choice codes")
     if len(set(raw)) != len(raw):
         return _invalid(IssueCode.INVALID_CHOICE, "a choice is selected more than once")
-    return ParsedAnswer(tuple(raw))
+    return tuple(raw)
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _geopoint(raw: object) -> ParsedAnswer:
+def _geopoint(raw: object) -> Value | AnswerProblem:
     if not isinstance(raw, dict) or not set(raw) <= _GEOPOINT_KEYS:
         return _invalid(
             IssueCode.INVALID_GEOPOINT,
@@ -185,10 +194,10 @@ def _geopoint(raw: object) -> ParsedAnswer:
             return _invalid(IssueCode.INVALID_GEOPOINT, f"{key} must be a number")
     if "accuracy" in raw and raw["accuracy"] < 0:
         return _invalid(IssueCode.INVALID_GEOPOINT, "accuracy must not be negative")
-    return ParsedAnswer(f"{latitude} {longitude}")
+    return f"{latitude} {longitude}"
 
 
-def _attachment(raw: object) -> ParsedAnswer:
+def _attachment(raw: object) -> Value | AnswerProblem:
     if not isinstance(raw, dict) or set(raw) != _ATTACHMENT_KEYS:
         return _invalid(
             IssueCode.INVALID_ATTACHMENT, "expected {attachment, filename, content_type}"
@@ -204,10 +213,10 @@ def _attachment(raw: object) -> ParsedAnswer:
         return _invalid(IssueCode.INVALID_ATTACHMENT, "filename must be a plain file name")
     if not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type):
         return _invalid(IssueCode.INVALID_ATTACHMENT, "content_type must be a media type")
-    return ParsedAnswer(reference)
+    return reference
 
 
-_READERS = {
+_READERS: dict[FieldType, Reader] = {
     FieldType.TEXT: _text,
     FieldType.INTEGER: _integer,
     FieldType.DECIMAL: _decimal,

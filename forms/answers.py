@@ -1,51 +1,111 @@
 """A submission's answers as expressions see them: typed values, relevance and calculated values,
 scoped by repeat instance, computed lazily and remembered.
 
-Reads the answers it is given and nothing else (the clock comes in as `today`/`now`). Evaluation
-problems make a value null or a field not relevant; they never escape as exceptions.
+Reads the answers it is given and nothing else (the clock comes in as `today`/`now`); everything
+static about the definition comes from its plan (`forms.plan`). Evaluation problems make a value
+null or a field not relevant; they never escape as exceptions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import TypeVar
+from types import MappingProxyType
 
-from forms.answer_types import ParsedAnswer, parse_answer
-from forms.definition import Field, FieldType, FormDefinition
-from forms.expressions import (
-    Expression,
-    ExpressionError,
-    NodeSet,
-    Value,
-    evaluate,
-    evaluate_boolean,
-)
+from forms.answer_types import AnswerProblem
+from forms.definition import FieldType, FormDefinition
+from forms.expressions import ExpressionError, NodeSet, Program, Value
 from forms.expressions.values import to_boolean, to_date, to_number, to_string
-from forms.scopes import AmbiguousReference, ResolvedReference, resolve_reference
+from forms.plan import FieldPlan, ManyValues, OneValue, ScopePlan, plan_for
 
-T = TypeVar("T")
+_NO_CHOICE: Mapping[str, Value] = MappingProxyType({})
+
+# Reading an enum member is a descriptor call in Python 3.11 (about 0.1 µs): the paths taken for
+# every field of every submission compare types with these constants instead.
+_REPEAT = FieldType.REPEAT
+_TEXT = FieldType.TEXT
+_INTEGER = FieldType.INTEGER
+_DECIMAL = FieldType.DECIMAL
+_BOOLEAN = FieldType.BOOLEAN
+_DATE = FieldType.DATE
 
 
-@dataclass(frozen=True)
+class _Memo:
+    """What has been worked out about one object of answers. Kept per object (by identity), not
+    per place: an object that occurs twice in the answers (only Python callers can do that) is
+    worked out once, with the environment of the place first evaluated in."""
+
+    __slots__ = ("calculating", "environment", "judging", "parsed", "relevance", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, Value] = {}
+        self.relevance: dict[str, bool] = {}
+        self.parsed: dict[str, Value | AnswerProblem] = {}
+        # The relevance and calculations being evaluated right now, by field name: met again
+        # while evaluating, they are a cycle (only a hand-built definition can have one).
+        self.judging: set[str] = set()
+        self.calculating: set[str] = set()
+        self.environment: _Environment | None = None
+
+
 class Frame:
-    """One object of answers: the top level (`data`) or one repeat instance (`data.members[2]`)."""
+    """One object of answers where it occurs: the top level (`data`) or one repeat instance
+    (`data.members[2]`), with `chain` the frames from the top level down to it and `plan` its
+    scope's plan. Its path is only spelled out when asked for (issues, updates)."""
 
-    scope: tuple[str, ...]
-    instance: Mapping[str, object]
-    path: str
+    __slots__ = (
+        "_index",
+        "_name",
+        "_parent",
+        "_path",
+        "chain",
+        "children",
+        "instance",
+        "memo",
+        "parsed",
+        "plan",
+        "relevance",
+        "values",
+    )
 
+    def __init__(
+        self,
+        plan: ScopePlan,
+        instance: Mapping[str, object],
+        memo: _Memo,
+        parent: Frame | None = None,
+        name: str = "",
+        index: int = 0,
+    ) -> None:
+        self.plan = plan
+        self.instance = instance
+        self.memo = memo
+        self.values = memo.values
+        self.relevance = memo.relevance
+        self.parsed = memo.parsed
+        self._parent = parent
+        self._name = name
+        self._index = index
+        self._path: str | None = None if parent is not None else "data"
+        self.chain: tuple[Frame, ...] = (self,) if parent is None else (*parent.chain, self)
+        self.children: dict[str, list[Frame]] = {}
+        """The instances of each repeat in this frame, once listed (relevant or not)."""
 
-FrameChain = tuple[Frame, ...]
-"""The frames from the top level down to the current instance, one per scope depth."""
+    @property
+    def path(self) -> str:
+        """`data`, or `data.members[2]` (the index counts every item of the list)."""
+        path = self._path
+        if path is None:
+            assert self._parent is not None
+            path = self._path = f"{self._parent.path}.{self._name}[{self._index}]"
+        return path
 
 
 class SubmissionContext:
     """Answers of one submission, read against one definition.
 
-    `relevant` and `value` answer for a field in a given chain of frames; values of fields that
-    are not relevant are null, as in ODK.
+    `relevant` and `value` answer for a field in a given frame; values of fields that are not
+    relevant are null, as in ODK. Each is computed at most once per object of answers.
     """
 
     def __init__(
@@ -57,167 +117,181 @@ class SubmissionContext:
         now: datetime,
     ) -> None:
         self.definition = definition
-        self.root: FrameChain = (Frame((), data, "data"),)
+        self.plan = plan_for(definition)
         self.today = today
         self.now = now
-        self._values: dict[tuple[int, str], Value] = {}
-        self._parsed: dict[tuple[int, str], ParsedAnswer] = {}
-        self._relevance: dict[tuple[int, str], bool] = {}
-        self._busy: set[tuple[int, str, str]] = set()
-        self._environments: dict[int, _Environment] = {}
-        self._references: dict[tuple[tuple[str, ...], str], ResolvedReference | None] = (
-            definition.memo.setdefault("resolved_references", {})
-        )
+        self._memos: dict[int, _Memo] = {}
+        self.root = Frame(self.plan.root, data, self._memo(data))
 
-    def relevant(self, chain: FrameChain, f: Field) -> bool:
-        """Whether `f` is relevant in the instance at the end of `chain` (false on errors)."""
+    def relevant(self, frame: Frame, f: FieldPlan) -> bool:
+        """Whether `f` is relevant in `frame` (false on errors)."""
         relevant = f.relevant
         if relevant is None:
             return True
-        key = (id(chain[-1].instance), f.name)
-        if key not in self._relevance:
-            self._relevance[key] = self._guarded(
-                chain, f, "relevant", lambda: evaluate_boolean(relevant, self.env(chain)), False
-            )
-        return self._relevance[key]
-
-    def value(self, chain: FrameChain, f: Field) -> Value:
-        """The typed value of `f` in the instance at the end of `chain`; null when unanswered,
-        invalid or not relevant; for a calculation, its computed value."""
-        key = (id(chain[-1].instance), f.name)
-        if key in self._values:
-            return self._values[key]
-        result: Value = None
-        if self.relevant(chain, f):
-            if f.type is FieldType.CALCULATED and f.calculation is not None:
-                calculation = f.calculation
-                result = self._guarded(
-                    chain, f, "calculation", lambda: self._calculate(chain, f, calculation), None
-                )
-            else:
-                result = self.parsed(chain, f).value
-        self._values[key] = result
+        known = frame.relevance.get(f.name)
+        if known is not None:
+            return known
+        name = f.name
+        judging = frame.memo.judging
+        if name in judging:
+            frame.relevance[name] = False
+            return False
+        judging.add(name)
+        try:
+            try:
+                result = relevant(frame.memo.environment or self.environment(frame))
+            except ExpressionError:
+                result = False
+        finally:
+            judging.discard(name)
+        frame.relevance[name] = result
         return result
 
-    def parsed(self, chain: FrameChain, f: Field) -> ParsedAnswer:
-        """The answer to `f` in the instance at the end of `chain`, read as its type (with the
-        problem, if any), whatever its relevance."""
-        key = (id(chain[-1].instance), f.name)
-        parsed = self._parsed.get(key)
-        if parsed is None:
-            parsed = self._parsed[key] = parse_answer(f.type, chain[-1].instance.get(f.name))
-        return parsed
+    def value(self, frame: Frame, f: FieldPlan) -> Value:
+        """The typed value of `f` in `frame`; null when unanswered, invalid or not relevant; for a
+        calculation, its computed value."""
+        values = frame.values
+        name = f.name
+        if name in values:
+            return values[name]
+        result: Value = None
+        if f.relevant is None or self.relevant(frame, f):
+            calculation = f.calculation
+            if calculation is not None:
+                result = self._calculate(frame, f, calculation)
+            else:
+                parsed = frame.parsed
+                answer = parsed[name] if name in parsed else self.answer(frame, f)
+                if not isinstance(answer, AnswerProblem):
+                    result = answer
+        values[name] = result
+        return result
 
-    def evaluate_in(
-        self,
-        chain: FrameChain,
-        expression: Expression,
-        *,
-        current: Value = None,
-        choice: Mapping[str, Value] | None = None,
-    ) -> Value:
-        """Evaluate `expression` in the instance at the end of `chain` (ExpressionError if it
-        fails)."""
-        return evaluate(expression, self.env(chain, current=current, choice=choice))
+    def answer(self, frame: Frame, f: FieldPlan) -> Value | AnswerProblem:
+        """The answer to `f` in `frame` read as its type (or the problem with it), whatever its
+        relevance (see `parse_answer`)."""
+        parsed = frame.parsed
+        name = f.name
+        if name in parsed:
+            return parsed[name]
+        raw = frame.instance.get(name)
+        reader = f.reader
+        result = None if raw is None or raw == "" or reader is None else reader(raw)
+        parsed[name] = result
+        return result
 
-    def instances(self, chain: FrameChain, repeat: Field) -> list[Frame]:
-        """The instances (objects) of `repeat` in the instance at the end of `chain`; none when
-        the repeat is not relevant or not a list. Items that are not objects are skipped."""
-        if not self.relevant(chain, repeat):
+    def instances(self, frame: Frame, repeat: FieldPlan) -> list[Frame]:
+        """The instances (objects) of `repeat` in `frame`; none when the repeat is not relevant or
+        not a list. Items that are not objects are skipped. The list is shared: do not change it."""
+        if repeat.relevant is not None and not self.relevant(frame, repeat):
             return []
-        raw = chain[-1].instance.get(repeat.name)
+        listed = frame.children.get(repeat.name)
+        if listed is None:
+            listed = frame.children[repeat.name] = self._list_instances(frame, repeat)
+        return listed
+
+    def environment(
+        self, frame: Frame, *, current: Value = None, choice: Mapping[str, Value] | None = None
+    ) -> _Environment:
+        """What an expression evaluated in `frame` sees (`current` is `.`, `choice` the columns of
+        the choice being filtered)."""
+        if current is not None or choice:
+            return _Environment(self, frame, current, choice or _NO_CHOICE)
+        # The plain environment of an object of answers is the same every time: kept, not
+        # rebuilt. It stays bound to the frame it was first asked for.
+        memo = frame.memo
+        environment = memo.environment
+        if environment is None:
+            environment = memo.environment = _Environment(self, frame, None, _NO_CHOICE)
+        return environment
+
+    def many(self, frame: Frame, reference: ManyValues) -> NodeSet:
+        """The values a many-valued `${name}` stands for, seen from `frame`."""
+        frames = [frame.chain[reference.common]]
+        for step in reference.steps:
+            frames = [child for parent in frames for child in self.instances(parent, step)]
+        target = reference.field
+        if target.type is _REPEAT:
+            return NodeSet(tuple(True for parent in frames for _ in self.instances(parent, target)))
+        return NodeSet(tuple(self.value(parent, target) for parent in frames))
+
+    def _calculate(self, frame: Frame, f: FieldPlan, calculation: Program) -> Value:
+        name = f.name
+        calculating = frame.memo.calculating
+        if name in calculating:
+            return None
+        calculating.add(name)
+        try:
+            try:
+                computed = calculation(frame.memo.environment or self.environment(frame))
+            except ExpressionError:
+                return None
+            return coerce_to(f.field.value_type, computed)
+        finally:
+            calculating.discard(name)
+
+    def _list_instances(self, frame: Frame, repeat: FieldPlan) -> list[Frame]:
+        raw = frame.instance.get(repeat.name)
         if not isinstance(raw, list):
             return []
-        scope = (*chain[-1].scope, repeat.name)
-        prefix = f"{chain[-1].path}.{repeat.name}"
+        # A field that is not a repeat only gets here from a hand-built definition.
+        plan = repeat.children or self.plan.scope(repeat.path)
         return [
-            Frame(scope, item, f"{prefix}[{index}]")
+            Frame(plan, item, self._memo(item), frame, repeat.name, index)
             for index, item in enumerate(raw)
             if isinstance(item, dict)
         ]
 
-    def env(
-        self,
-        chain: FrameChain,
-        *,
-        current: Value = None,
-        choice: Mapping[str, Value] | None = None,
-    ) -> _Environment:
-        if current is not None or choice:
-            return _Environment(self, chain, current, choice or {})
-        # The plain environment of an instance is the same every time: kept, not rebuilt.
-        key = id(chain[-1].instance)
-        environment = self._environments.get(key)
-        if environment is None:
-            environment = self._environments[key] = _Environment(self, chain, None, {})
-        return environment
-
-    def resolve(self, scope: tuple[str, ...], name: str) -> ResolvedReference | None:
-        # Static: remembered with the definition, for every submission read against it.
-        key = (scope, name)
-        if key not in self._references:
-            try:
-                self._references[key] = resolve_reference(self.definition, scope, name)
-            except AmbiguousReference:
-                self._references[key] = None
-        return self._references[key]
-
-    def _calculate(self, chain: FrameChain, f: Field, calculation: Expression) -> Value:
-        return coerce_to(f.value_type, evaluate(calculation, self.env(chain)))
-
-    def _guarded(
-        self, chain: FrameChain, f: Field, what: str, compute: Callable[[], T], fallback: T
-    ) -> T:
-        # Definitions are checked for cycles when loaded; this guard only keeps a hand-built
-        # definition from recursing forever.
-        key = (id(chain[-1].instance), f.name, what)
-        if key in self._busy:
-            return fallback
-        self._busy.add(key)
-        try:
-            return compute()
-        except ExpressionError:
-            return fallback
-        finally:
-            self._busy.discard(key)
+    def _memo(self, instance: Mapping[str, object]) -> _Memo:
+        memo = self._memos.get(id(instance))
+        if memo is None:
+            memo = self._memos[id(instance)] = _Memo()
+        return memo
 
 
 def coerce_to(value_type: FieldType | None, value: Value) -> Value:
     """A calculated value converted to its declared `value_type` (null when it does not fit)."""
     if value is None or value_type is None:
         return value
-    if value_type is FieldType.TEXT:
+    # What the conversions below come to for plain numbers, without them.
+    kind = type(value)
+    if kind is int and (value_type is _INTEGER or value_type is _DECIMAL):
+        return value
+    if kind is float and value_type is _DECIMAL:
+        return value
+    if kind is bool and value_type is _BOOLEAN:
+        return value
+    if value_type is _TEXT:
         return to_string(value) or None
-    if value_type is FieldType.BOOLEAN:
+    if value_type is _BOOLEAN:
         return to_boolean(value)
-    if value_type is FieldType.DATE:
+    if value_type is _DATE:
         return to_date(value)
     number = to_number(value)
-    if value_type is FieldType.INTEGER:
+    if value_type is _INTEGER:
         return int(number) if number is not None and number == int(number) else None
     return number
 
 
 class _Environment:
+    """The Environment of expressions evaluated in one frame."""
+
+    __slots__ = ("choice", "context", "current", "frame", "now", "references", "today")
+
     def __init__(
         self,
         context: SubmissionContext,
-        chain: FrameChain,
+        frame: Frame,
         current: Value,
         choice: Mapping[str, Value],
     ) -> None:
         self.context = context
-        self.chain = chain
+        self.frame = frame
+        self.references = frame.plan.references
+        self.today = context.today
+        self.now = context.now
         self.current = current
         self.choice = choice
-
-    @property
-    def today(self) -> date:
-        return self.context.today
-
-    @property
-    def now(self) -> datetime:
-        return self.context.now
 
     def current_value(self) -> Value:
         return self.current
@@ -226,34 +300,15 @@ class _Environment:
         return self.choice.get(name)
 
     def value_of(self, name: str) -> Value | NodeSet:
-        context = self.context
-        scope = self.chain[-1].scope
-        resolved = context.resolve(scope, name)
-        if resolved is None:
+        reference = self.references[name]
+        if reference is None:
             return None
-        target_scope, target_name = resolved.target[:-1], resolved.target[-1]
-        if not resolved.is_many:
-            prefix = self.chain[: len(target_scope) + 1]
-            return context.value(prefix, context.definition.fields_in(target_scope)[target_name])
-        common = 0
-        while common < min(len(scope), len(target_scope)) and (
-            scope[common] == target_scope[common]
-        ):
-            common += 1
-        chains: list[FrameChain] = [self.chain[: common + 1]]
-        for step in target_scope[common:]:
-            chains = [
-                (*chain, frame)
-                for chain in chains
-                for frame in context.instances(
-                    chain, context.definition.fields_in(chain[-1].scope)[step]
-                )
-            ]
-        values: list[Value] = []
-        for chain in chains:
-            target = context.definition.fields_in(target_scope)[target_name]
-            if target.type is FieldType.REPEAT:
-                values.extend(True for _ in context.instances(chain, target))
-            else:
-                values.append(context.value(chain, target))
-        return NodeSet(tuple(values))
+        if isinstance(reference, OneValue):
+            frame = self.frame.chain[reference.depth]
+            # Most references are to values already known: read them here, as `value` would.
+            values = frame.values
+            target = reference.field
+            if target.name in values:
+                return values[target.name]
+            return self.context.value(frame, target)
+        return self.context.many(self.frame, reference)

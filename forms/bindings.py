@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from forms.answer_types import is_unanswered, is_valid_uuid
-from forms.answers import Frame, FrameChain, SubmissionContext
-from forms.definition import Entity, Field, FieldType, FormDefinition
+from forms.answer_types import is_valid_uuid
+from forms.answers import Frame, SubmissionContext
+from forms.definition import FieldType, FormDefinition
 from forms.expressions import Value
+from forms.plan import EntityPlan
 from forms.register import EntityType
 
 JsonValue = None | bool | int | float | str | list[str]
@@ -83,111 +84,113 @@ def derive_register_updates(
 
 def updates_in(context: SubmissionContext) -> list[EntityUpdate]:
     """`derive_register_updates` on answers already read into a context."""
-    definition = context.definition
-    by_name = {entity.name: entity for entity in definition.entities}
+    binder = _Binder(context)
     updates: list[EntityUpdate] = []
-    for entity in definition.entities:
-        for chain in _chains_for(context, entity.scope):
-            update = _update_for(context, entity, chain, by_name)
+    for entity in context.plan.entities:
+        for frame in binder.frames_for(entity):
+            update = binder.update_for(entity, frame)
             if update is not None:
                 updates.append(update)
     return updates
 
 
-def _chains_for(context: SubmissionContext, scope: tuple[str, ...]) -> list[FrameChain]:
-    chains: list[FrameChain] = [context.root]
-    for step in scope:
-        chains = [
-            (*chain, frame)
-            for chain in chains
-            for frame in context.instances(
-                chain, context.definition.fields_in(chain[-1].scope)[step]
-            )
-        ]
-    return chains
+class _Binder:
+    def __init__(self, context: SubmissionContext) -> None:
+        self.context = context
+        # Entity ids found so far, by object of answers and entity: a household's id is read
+        # again for each of its members.
+        self.ids: dict[tuple[int, EntityPlan], str | None] = {}
+
+    def frames_for(self, entity: EntityPlan) -> list[Frame]:
+        context = self.context
+        frames = [context.root]
+        for step in entity.steps:
+            frames = [child for frame in frames for child in context.instances(frame, step)]
+        if entity.missing_step is not None and frames:
+            raise KeyError(entity.missing_step)
+        return frames
+
+    def entity_id(self, entity: EntityPlan, frame: Frame) -> str | None:
+        key = (id(frame.instance), entity)
+        if key in self.ids:
+            return self.ids[key]
+        id_field = entity.id_field
+        if id_field is None:
+            raise KeyError(entity.entity.id_field)
+        found: str | None = None
+        if self.context.relevant(frame, id_field):
+            raw = frame.instance.get(id_field.name)
+            if not is_valid_uuid(raw):
+                raise BindingError(f"{frame.path}.{id_field.name}: entity id must be a UUID")
+            assert isinstance(raw, str)
+            found = raw.lower()
+        self.ids[key] = found
+        return found
+
+    def update_for(self, entity: EntityPlan, frame: Frame) -> EntityUpdate | None:
+        entity_id = self.entity_id(entity, frame)
+        if entity_id is None:
+            return None
+        declared = entity.entity
+        parent: tuple[EntityType, str] | None = None
+        values: dict[str, JsonValue] = {}
+        if declared.parent is not None:
+            parent_entity = self.context.plan.entities_by_name[declared.parent]
+            parent_frame = frame.chain[: len(parent_entity.entity.scope) + 1][-1]
+            parent_id = self.entity_id(parent_entity, parent_frame)
+            if parent_id is None:
+                raise BindingError(f"{frame.path}: the parent entity {declared.parent} has no id")
+            parent = (parent_entity.entity.type, parent_id)
+            if declared.type == "member":
+                values["household_id"] = parent_id
+        _write_bound(self.context, entity, frame, values)
+        return EntityUpdate(
+            entity=declared.name,
+            type=declared.type,
+            id=entity_id,
+            create=declared.create,
+            parent=parent,
+            fields=dict(sorted(values.items())),
+            path=frame.path,
+        )
 
 
-def _entity_id(context: SubmissionContext, entity: Entity, chain: FrameChain) -> str | None:
-    id_field = context.definition.fields_in(entity.scope)[entity.id_field]
-    if not context.relevant(chain, id_field):
-        return None
-    raw = chain[-1].instance.get(entity.id_field)
-    if not is_valid_uuid(raw):
-        raise BindingError(f"{chain[-1].path}.{entity.id_field}: entity id must be a UUID")
-    assert isinstance(raw, str)
-    return raw.lower()
+# Reading an enum member is a descriptor call in Python 3.11: the loop over bound fields compares
+# with these constants instead.
+_CALCULATED = FieldType.CALCULATED
+_DATETIME = FieldType.DATETIME
 
 
-def _update_for(
-    context: SubmissionContext,
-    entity: Entity,
-    chain: FrameChain,
-    entities: dict[str, Entity],
-) -> EntityUpdate | None:
-    entity_id = _entity_id(context, entity, chain)
-    if entity_id is None:
-        return None
-    parent: tuple[EntityType, str] | None = None
-    values: dict[str, JsonValue] = {}
-    if entity.parent is not None:
-        parent_entity = entities[entity.parent]
-        parent_id = _entity_id(context, parent_entity, chain[: len(parent_entity.scope) + 1])
-        if parent_id is None:
-            raise BindingError(f"{chain[-1].path}: the parent entity {entity.parent} has no id")
-        parent = (parent_entity.type, parent_id)
-        if entity.type == "member":
-            values["household_id"] = parent_id
-    frame = chain[-1]
-    for f, register_field in _bound_fields(context.definition, entity):
-        value = _bound_value(context, chain, frame, f)
-        if value is not _NO_WRITE:
-            values[register_field] = value  # type: ignore[assignment]
-    return EntityUpdate(
-        entity=entity.name,
-        type=entity.type,
-        id=entity_id,
-        create=entity.create,
-        parent=parent,
-        fields=dict(sorted(values.items())),
-        path=frame.path,
-    )
-
-
-def _bound_fields(definition: FormDefinition, entity: Entity) -> list[tuple[Field, str]]:
-    """The fields of `entity`'s scope bound to it, each with its register field, in order
-    (remembered with the definition)."""
-    key = ("bound_fields", entity.name)
-    bound: list[tuple[Field, str]] | None = definition.memo.get(key)
-    if bound is None:
-        bound = definition.memo[key] = [
-            (f, binding[1])
-            for f in definition.fields_in(entity.scope).values()
-            if (binding := f.binding) is not None and binding[0] == entity.name
-        ]
-    return bound
-
-
-_NO_WRITE = object()
-
-
-def _bound_value(
-    context: SubmissionContext, chain: FrameChain, frame: Frame, f: Field
-) -> JsonValue | object:
-    if not context.relevant(chain, f):
-        return _NO_WRITE
-    if f.type is not FieldType.CALCULATED and is_unanswered(frame.instance.get(f.name)):
-        return _NO_WRITE
-    value = context.value(chain, f)
-    if value is None:
-        return _NO_WRITE
-    if f.type is FieldType.DATETIME:
-        raw = frame.instance.get(f.name)
-        return raw if isinstance(raw, str) else _NO_WRITE
-    return to_json_value(value)
+def _write_bound(
+    context: SubmissionContext, entity: EntityPlan, frame: Frame, values: dict[str, JsonValue]
+) -> None:
+    """Add the values of `entity`'s bound fields in `frame` to `values`: only relevant, answered
+    fields (calculations: non-null results) write."""
+    instance = frame.instance
+    known = frame.values
+    relevance = frame.relevance
+    for f, register_field in entity.bound:
+        if f.relevant is not None and not (relevance.get(f.name) or context.relevant(frame, f)):
+            continue
+        raw = instance.get(f.name)
+        if f.type is not _CALCULATED and (raw is None or raw == ""):
+            continue
+        value = known[f.name] if f.name in known else context.value(frame, f)
+        if value is None:
+            continue
+        if f.type is _DATETIME:
+            # As given: the offset the tablet wrote is kept.
+            if isinstance(raw, str):
+                values[register_field] = raw
+            continue
+        values[register_field] = to_json_value(value)
 
 
 def to_json_value(value: Value) -> JsonValue:
     """A typed value in its register form: ISO dates, whole floats as int, sorted selections."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int:  # the commonest, as they are
+        return value  # type: ignore[return-value]
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, date):

@@ -211,8 +211,9 @@ class FormDefinition:
     version: int | None = None
     _scopes: dict[tuple[str, ...], dict[str, Field]] = field(init=False, repr=False, compare=False)
     memo: dict[Hashable, Any] = field(init=False, repr=False, compare=False)
-    """Facts other modules derive from the definition alone (resolved references, the fields
-    bound to each entity), computed on first use and kept: a definition never changes."""
+    """Facts other modules derive from the definition alone (the plan submissions are checked
+    with: compiled expressions, resolved references, the fields bound to each entity), computed
+    on first use and kept: a definition never changes."""
 
     def __post_init__(self) -> None:
         scopes: dict[tuple[str, ...], dict[str, Field]] = {(): {}}

@@ -6,20 +6,15 @@ raises on bad data, never changes the data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
-from forms.answer_types import (
-    is_unanswered,
-    is_valid_uuid,
-    parse_iso_date,
-    parse_rfc3339,
-)
-from forms.answers import FrameChain, SubmissionContext
-from forms.definition import Choice, Field, FieldType, FormDefinition, Text
-from forms.expressions import ExpressionError, Value
-from forms.expressions.patterns import UnsafePatternError, compile_safe_pattern
-from forms.expressions.values import to_boolean
+from forms.answer_types import AnswerProblem, is_valid_uuid
+from forms.answers import Frame, SubmissionContext
+from forms.definition import FieldType, FormDefinition
+from forms.expressions import Condition, ExpressionError, Value
 from forms.issues import IssueCode, ValidationIssue
+from forms.plan import Choices, FieldPlan, Limits
 
 
 def validate_submission(
@@ -56,6 +51,12 @@ def validate_submission(
     return validate_in(context, strict_relevance=strict_relevance)
 
 
+# Reading an enum member is a descriptor call in Python 3.11: the loop over every field compares
+# with these constants instead.
+_REPEAT = FieldType.REPEAT
+_SELECT_MULTIPLE = FieldType.SELECT_MULTIPLE
+
+
 def not_an_object() -> list[ValidationIssue]:
     """The one issue of answers that are not a JSON object at all."""
     return [ValidationIssue("data", IssueCode.INVALID_TYPE, "answers must be a JSON object")]
@@ -66,173 +67,171 @@ def validate_in(
 ) -> list[ValidationIssue]:
     """`validate_submission` on answers already read into a context (which keeps the relevance
     and values it computed, so binding the same context afterwards evaluates nothing twice)."""
-    validator = _Validator(context.definition, context, strict_relevance)
+    validator = _Validator(context, strict_relevance)
     validator.instance(context.root)
     return validator.issues
 
 
 class _Validator:
-    def __init__(
-        self, definition: FormDefinition, context: SubmissionContext, strict_relevance: bool
-    ) -> None:
-        self.definition = definition
+    # Walks the plan of each scope; a field's path is only spelled out when it has an issue.
+
+    def __init__(self, context: SubmissionContext, strict_relevance: bool) -> None:
         self.context = context
         self.strict_relevance = strict_relevance
         self.issues: list[ValidationIssue] = []
-        self.id_fields = {(entity.scope, entity.id_field) for entity in definition.entities}
 
-    def report(self, path: str, code: IssueCode, message: str) -> None:
-        self.issues.append(ValidationIssue(path, code, message))
+    def report(self, frame: Frame, f: FieldPlan, code: IssueCode, message: str) -> None:
+        self.issues.append(ValidationIssue(f"{frame.path}.{f.name}", code, message))
 
-    def instance(self, chain: FrameChain) -> None:
-        frame = chain[-1]
-        fields = self.definition.fields_in(frame.scope)
-        for key in frame.instance:
-            if key not in fields:
-                self.report(f"{frame.path}.{key}", IssueCode.UNKNOWN_FIELD, "no such field")
-        for f in fields.values():
-            self.field(chain, f)
+    def instance(self, frame: Frame) -> None:
+        instance = frame.instance
+        fields = frame.plan.fields
+        if not fields.keys() >= instance.keys():  # some key is no field: report each, in order
+            for key in instance:
+                if key not in fields:
+                    self.issues.append(
+                        ValidationIssue(
+                            f"{frame.path}.{key}", IssueCode.UNKNOWN_FIELD, "no such field"
+                        )
+                    )
+        # The path every field takes is inline here, the rest in the methods below: this loop
+        # runs for every field of every submission.
+        context = self.context
+        relevance = frame.relevance
+        parsed = frame.parsed
+        for f in frame.plan.checked:  # notes and calculations take no answer: nothing to check
+            name = f.name
+            raw = instance.get(name)
+            if f.relevant is not None and not (relevance.get(name) or context.relevant(frame, f)):
+                if self.strict_relevance and not (raw is None or raw == ""):
+                    self.report(
+                        frame, f, IssueCode.NOT_RELEVANT, "answer given to a non-relevant field"
+                    )
+                continue
+            if f.type is _REPEAT:
+                self.repeat(frame, f, raw)
+                continue
+            if raw is None or raw == "":
+                if self.is_required(frame, f):
+                    self.report(frame, f, IssueCode.REQUIRED, "an answer is required")
+                continue
+            # `SubmissionContext.answer`, inlined: most answers are read here first.
+            if name in parsed:
+                value = parsed[name]
+            else:
+                reader = f.reader
+                value = parsed[name] = None if reader is None else reader(raw)
+            if isinstance(value, AnswerProblem):
+                self.report(frame, f, value.code, value.message)
+                continue
+            if f.is_id and not is_valid_uuid(raw):
+                self.report(frame, f, IssueCode.INVALID_ID, "an entity id must be a UUID")
+                continue
+            if f.type is _SELECT_MULTIPLE and value == () and self.is_required(frame, f):
+                self.report(frame, f, IssueCode.REQUIRED, "select at least one choice")
+                continue
+            if f.limits is not None and not self.limits(frame, f, f.limits, raw, value):
+                continue
+            if f.choices is not None and not self.choices(frame, f, f.choices, value):
+                continue
+            if f.constraint is not None:
+                self.constraint(frame, f, f.constraint, value)
 
-    def field(self, chain: FrameChain, f: Field) -> None:
-        frame = chain[-1]
-        path = f"{frame.path}.{f.name}"
-        raw = frame.instance.get(f.name)
-        if f.type in (FieldType.NOTE, FieldType.CALCULATED):
-            return
-        if not self.context.relevant(chain, f):
-            if self.strict_relevance and not is_unanswered(raw):
-                self.report(path, IssueCode.NOT_RELEVANT, "answer given to a non-relevant field")
-            return
-        if f.type is FieldType.REPEAT:
-            self.repeat(chain, f, path, raw)
-            return
-        if is_unanswered(raw):
-            if self.is_required(chain, f):
-                self.report(path, IssueCode.REQUIRED, "an answer is required")
-            return
-        parsed = self.context.parsed(chain, f)
-        if parsed.code is not None:
-            self.report(path, parsed.code, parsed.message)
-            return
-        if (frame.scope, f.name) in self.id_fields and not is_valid_uuid(raw):
-            self.report(path, IssueCode.INVALID_ID, "an entity id must be a UUID")
-            return
-        if (
-            f.type is FieldType.SELECT_MULTIPLE
-            and parsed.value == ()
-            and self.is_required(chain, f)
-        ):
-            self.report(path, IssueCode.REQUIRED, "select at least one choice")
-            return
-        if self.limits(path, f, raw, parsed.value) and self.choices(chain, path, f, parsed.value):
-            self.constraint(chain, path, f, parsed.value)
-
-    def is_required(self, chain: FrameChain, f: Field) -> bool:
-        if (chain[-1].scope, f.name) in self.id_fields:
-            return True
-        if isinstance(f.required, bool):
+    def is_required(self, frame: Frame, f: FieldPlan) -> bool:
+        if f.required_when is None:
             return f.required
         try:
-            return to_boolean(self.context.evaluate_in(chain, f.required))
+            return f.required_when(frame.memo.environment or self.context.environment(frame))
         except ExpressionError:
             return False
 
-    def repeat(self, chain: FrameChain, f: Field, path: str, raw: object) -> None:
+    def repeat(self, frame: Frame, f: FieldPlan, raw: object) -> None:
         if raw is not None and not isinstance(raw, list):
-            self.report(path, IssueCode.INVALID_TYPE, "a repeat must be a list of objects")
+            self.report(frame, f, IssueCode.INVALID_TYPE, "a repeat must be a list of objects")
             return
         items = raw or []
         for index, item in enumerate(items):
             if not isinstance(item, dict):
-                self.report(f"{path}[{index}]", IssueCode.INVALID_TYPE, "expected an object")
+                self.issues.append(
+                    ValidationIssue(
+                        f"{frame.path}.{f.name}[{index}]",
+                        IssueCode.INVALID_TYPE,
+                        "expected an object",
+                    )
+                )
         count = len(items)
-        minimum = f.min_count or 0
-        if minimum == 0 and self.is_required(chain, f):
+        declared = f.field
+        minimum = declared.min_count or 0
+        if minimum == 0 and self.is_required(frame, f):
             minimum = 1
         if count < minimum:
-            self.report(path, IssueCode.TOO_FEW_REPEATS, f"at least {minimum} required")
-        if f.max_count is not None and count > f.max_count:
-            self.report(path, IssueCode.TOO_MANY_REPEATS, f"at most {f.max_count} allowed")
-        for frame in self.context.instances(chain, f):
-            self.instance((*chain, frame))
+            self.report(frame, f, IssueCode.TOO_FEW_REPEATS, f"at least {minimum} required")
+        if declared.max_count is not None and count > declared.max_count:
+            self.report(
+                frame, f, IssueCode.TOO_MANY_REPEATS, f"at most {declared.max_count} allowed"
+            )
+        for instance in self.context.instances(frame, f):
+            self.instance(instance)
 
-    def limits(self, path: str, f: Field, raw: object, value: Value) -> bool:
+    def limits(self, frame: Frame, f: FieldPlan, limits: Limits, raw: object, value: Value) -> bool:
         ok = True
-        if f.type in (FieldType.INTEGER, FieldType.DECIMAL, FieldType.DATE, FieldType.DATETIME):
-            low, high = _bound(f.type, f.minimum), _bound(f.type, f.maximum)
-            if low is not None and value < low:  # type: ignore[operator]
-                self.report(path, IssueCode.BELOW_MIN, f"must be at least {f.minimum}")
+        if limits.low is not None and value < limits.low:
+            self.report(frame, f, IssueCode.BELOW_MIN, limits.below_message)
+            ok = False
+        if limits.high is not None and value > limits.high:
+            self.report(frame, f, IssueCode.ABOVE_MAX, limits.above_message)
+            ok = False
+        if isinstance(raw, str):
+            if limits.min_length is not None and len(raw) < limits.min_length:
+                self.report(
+                    frame, f, IssueCode.TOO_SHORT, f"at least {limits.min_length} characters"
+                )
                 ok = False
-            if high is not None and value > high:  # type: ignore[operator]
-                self.report(path, IssueCode.ABOVE_MAX, f"must be at most {f.maximum}")
+            if limits.max_length is not None and len(raw) > limits.max_length:
+                self.report(frame, f, IssueCode.TOO_LONG, f"at most {limits.max_length} characters")
                 ok = False
-        if f.type is FieldType.TEXT and isinstance(raw, str):
-            if f.min_length is not None and len(raw) < f.min_length:
-                self.report(path, IssueCode.TOO_SHORT, f"at least {f.min_length} characters")
-                ok = False
-            if f.max_length is not None and len(raw) > f.max_length:
-                self.report(path, IssueCode.TOO_LONG, f"at most {f.max_length} characters")
-                ok = False
-            if f.pattern is not None and not _matches(f.pattern, raw):
-                self.report(path, IssueCode.PATTERN_MISMATCH, "does not have the expected form")
+            if limits.matches is not None and not limits.matches(raw):
+                self.report(frame, f, IssueCode.PATTERN_MISMATCH, "does not have the expected form")
                 ok = False
         return ok
 
-    def choices(self, chain: FrameChain, path: str, f: Field, value: Value) -> bool:
-        if f.type not in (FieldType.SELECT_ONE, FieldType.SELECT_MULTIPLE):
-            return True
-        allowed = {choice.code for choice in self.allowed_choices(chain, f)}
+    def choices(self, frame: Frame, f: FieldPlan, choices: Choices, value: Value) -> bool:
+        allowed: frozenset[str] | set[str] = choices.codes
+        if choices.filter is not None:
+            allowed = self.filtered(frame, choices.filter, choices.columns)
         selected = value if isinstance(value, tuple) else (value,)
+        if allowed.issuperset(selected):
+            return True
         unknown = [code for code in selected if code not in allowed]
         if unknown:
             listed = ", ".join(repr(code) for code in unknown)
-            self.report(path, IssueCode.INVALID_CHOICE, f"not a valid choice here: {listed}")
+            self.report(frame, f, IssueCode.INVALID_CHOICE, f"not a valid choice here: {listed}")
             return False
         return True
 
-    def allowed_choices(self, chain: FrameChain, f: Field) -> list[Choice]:
-        choices = list(self.definition.choices_for(f))
-        if f.choice_filter is None:
-            return choices
-        allowed = []
-        for choice in choices:
-            columns: dict[str, Value] = {**choice.attributes, "name": choice.code}
+    def filtered(
+        self,
+        frame: Frame,
+        choice_filter: Condition,
+        choices: Sequence[tuple[str, Mapping[str, Value]]],
+    ) -> set[str]:
+        """The codes `choice_filter` keeps in `frame`, each choice judged in list order."""
+        allowed = set()
+        for code, columns in choices:
+            environment = self.context.environment(frame, choice=columns)
             try:
-                keep = to_boolean(self.context.evaluate_in(chain, f.choice_filter, choice=columns))
+                keep = choice_filter(environment)
             except ExpressionError:
                 keep = False
             if keep:
-                allowed.append(choice)
+                allowed.add(code)
         return allowed
 
-    def constraint(self, chain: FrameChain, path: str, f: Field, value: Value) -> None:
-        if f.constraint is None:
-            return
+    def constraint(self, frame: Frame, f: FieldPlan, constraint: Condition, value: Value) -> None:
+        environment = self.context.environment(frame, current=value)
         try:
-            ok = to_boolean(self.context.evaluate_in(chain, f.constraint, current=value))
+            ok = constraint(environment)
         except ExpressionError:
             ok = False
         if not ok:
-            message = (
-                str(f.constraint_message)
-                if isinstance(f.constraint_message, Text)
-                else f"constraint not met: {f.constraint.source}"
-            )
-            self.report(path, IssueCode.CONSTRAINT_FAILED, message)
-
-
-def _bound(field_type: FieldType, bound: object) -> object:
-    if bound is None:
-        return None
-    if field_type is FieldType.DATE:
-        return parse_iso_date(bound)
-    if field_type is FieldType.DATETIME:
-        return parse_rfc3339(bound)
-    return bound
-
-
-def _matches(pattern: str, text: str) -> bool:
-    try:
-        return compile_safe_pattern(pattern).fullmatch(text) is not None
-    except UnsafePatternError:
-        return False
+            self.report(frame, f, IssueCode.CONSTRAINT_FAILED, f.constraint_message)

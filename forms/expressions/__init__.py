@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from forms.expressions.errors import EvaluationError, ExpressionError, ExpressionSyntaxError
 from forms.expressions.evaluator import (
+    Condition,
     Environment,
     MappingEnvironment,
+    Program,
+    compile_condition,
+    compile_expression,
     evaluate,
     evaluate_boolean,
 )
@@ -18,6 +22,7 @@ from forms.expressions.parser import Expression, parse_expression
 from forms.expressions.values import NodeSet, Value
 
 __all__ = [
+    "Condition",
     "Environment",
     "EvaluationError",
     "Expression",
@@ -25,7 +30,10 @@ __all__ = [
     "ExpressionSyntaxError",
     "MappingEnvironment",
     "NodeSet",
+    "Program",
     "Value",
+    "compile_condition",
+    "compile_expression",
     "evaluate",
     "evaluate_boolean",
     "parse_expression",

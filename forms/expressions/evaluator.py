@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Protocol
+from operator import eq, ge, gt, le, lt, ne
+from typing import Any, Protocol
 
 from forms.expressions.errors import EvaluationError, ExpressionError
 from forms.expressions.functions import PURE_FUNCTIONS, age_at, count_of, regex_matches, sum_of
@@ -85,6 +86,13 @@ class MappingEnvironment:
         return self.choice.get(name)
 
 
+Program = Callable[[Environment], Value]
+"""An expression compiled into a function of the environment it is evaluated in."""
+
+Condition = Callable[[Environment], bool]
+"""An expression compiled into its truth in the environment it is evaluated in."""
+
+
 def evaluate(expression: Expression, environment: Environment) -> Value:
     """Evaluate `expression` in `environment` and return its value (None is null).
 
@@ -92,17 +100,42 @@ def evaluate(expression: Expression, environment: Environment) -> Value:
     outside `count()`/`sum()`, or a result exceeds the limits.
     """
     try:
-        return _program(expression)(environment)
-    except ExpressionError:
-        raise
-    except (ArithmeticError, ValueError, TypeError, RecursionError) as err:
-        # Defensive: the value rules are meant to make these impossible.
-        raise EvaluationError(f"cannot evaluate: {type(err).__name__}") from None
+        program = _program(expression)
+    except _DEFENSIVE as err:
+        raise _cannot_evaluate(err) from None
+    return program(environment)
 
 
 def evaluate_boolean(expression: Expression, environment: Environment) -> bool:
     """`evaluate` followed by XPath truth (null, false, 0 and '' are false)."""
     return to_boolean(evaluate(expression, environment))
+
+
+def compile_expression(expression: Expression) -> Program:
+    """`expression` as a Program, for callers that evaluate it many times: `program(env)` gives
+    what `evaluate(expression, env)` gives and raises what it raises, without looking the
+    compiled form up on every call. Never raises itself."""
+    try:
+        return _program(expression)
+    except Exception:  # a hand-built tree that does not compile fails where evaluate fails
+        return lambda environment: evaluate(expression, environment)
+
+
+def compile_condition(expression: Expression) -> Condition:
+    """`expression` as a Condition: `condition(env)` is `evaluate_boolean(expression, env)`, as
+    `compile_expression` is `evaluate`. Never raises itself."""
+    try:
+        return _condition(expression)
+    except Exception:  # as in compile_expression
+        return lambda environment: evaluate_boolean(expression, environment)
+
+
+_DEFENSIVE = (ArithmeticError, ValueError, TypeError, RecursionError)
+
+
+def _cannot_evaluate(err: Exception) -> EvaluationError:
+    # Defensive: the value rules are meant to make these errors impossible.
+    return EvaluationError(f"cannot evaluate: {type(err).__name__}")
 
 
 # --- the tree, turned once into nested closures -------------------------------------------------
@@ -123,10 +156,50 @@ _MANY_VALUES = (
 
 
 @lru_cache(maxsize=4096)
-def _program(expression: Expression) -> ValueStep:
+def _program(expression: Expression) -> Program:
     # Keyed by the expression, i.e. its source (equal sources parse to equal trees). Bounded:
     # drafts come and go in a long-running server.
-    return _value_step(expression.root)
+    step = _value_step(expression.root)
+
+    def program(environment: Environment) -> Value:
+        try:
+            return step(environment)
+        except ExpressionError:
+            raise
+        except _DEFENSIVE as err:
+            raise _cannot_evaluate(err) from None
+
+    return program
+
+
+@lru_cache(maxsize=4096)
+def _condition(expression: Expression) -> Condition:
+    # As _program, with XPath truth applied to the result, which comparisons, `and`, `or` and
+    # the boolean functions already give.
+    step = _value_step(expression.root)
+    if _is_boolean(expression.root):
+        boolean_step: Callable[[Environment], Any] = step
+    else:
+
+        def boolean_step(environment: Environment) -> bool:
+            return to_boolean(step(environment))
+
+    def condition(environment: Environment) -> bool:
+        try:
+            return boolean_step(environment)  # type: ignore[no-any-return]
+        except ExpressionError:
+            raise
+        except _DEFENSIVE as err:
+            raise _cannot_evaluate(err) from None
+
+    return condition
+
+
+def _is_boolean(node: Node) -> bool:
+    """Whether the value of `node` is always a bool, its own XPath truth."""
+    if isinstance(node, Chain):
+        return bool(node.rest) and node.rest[-1][0] in _BOOLEAN_OPERATORS
+    return isinstance(node, Call) and node.name in _BOOLEAN_FUNCTIONS
 
 
 def _value_step(node: Node) -> ValueStep:
@@ -141,7 +214,19 @@ def _value_step(node: Node) -> ValueStep:
         return _chain(node)
     if isinstance(node, Call):
         return _call(node)
-    step, position = _name_step(node), node.position
+    position = node.position
+    if isinstance(node, Reference):
+        # The commonest node of all, so its lookup and its check are one step.
+        name = node.name
+
+        def reference(environment: Environment) -> Value:
+            result = environment.value_of(name)
+            if isinstance(result, NodeSet):
+                raise EvaluationError(_MANY_VALUES, position)
+            return result
+
+        return reference
+    step = _name_step(node)
 
     def single(environment: Environment) -> Value:
         result = step(environment)
@@ -180,37 +265,101 @@ def _negation(node: Negation) -> ValueStep:
 
 
 def _chain(node: Chain) -> ValueStep:
+    if len(node.rest) == 1:
+        # Most chains are one operator between two operands: one step, no loop.
+        ((operator, operand),) = node.rest
+        return _binary(node.first, operator, operand)
     first = _value_step(node.first)
-    rest = tuple((operator, _value_step(operand)) for operator, operand in node.rest)
+    links = tuple(_link(operator, _value_step(operand)) for operator, operand in node.rest)
 
     def chain(environment: Environment) -> Value:
         result = first(environment)
-        for operator, operand in rest:
-            if operator == "or":
-                result = to_boolean(result) or to_boolean(operand(environment))
-            elif operator == "and":
-                result = to_boolean(result) and to_boolean(operand(environment))
-            elif operator in _COMPARISONS:
-                result = compare(operator, result, operand(environment))
-            else:
-                result = arithmetic(operator, result, operand(environment))
+        for link in links:
+            result = link(result, environment)
         return result
 
     return chain
 
 
+def _binary(left_node: Node, operator: str, right_node: Node) -> ValueStep:
+    """`left operator right`, as a chain of one link applies it."""
+    left, right = _value_step(left_node), _value_step(right_node)
+    if operator in ("or", "and"):
+        if _is_boolean(left_node) and _is_boolean(right_node):  # no XPath truth to work out
+            if operator == "or":
+                return lambda environment: left(environment) or right(environment)
+            return lambda environment: left(environment) and right(environment)
+        if operator == "or":
+            return lambda environment: (
+                to_boolean(left(environment)) or to_boolean(right(environment))
+            )
+        return lambda environment: to_boolean(left(environment)) and to_boolean(right(environment))
+    if operator in _COMPARISONS:
+        return _comparison(left, operator, right, right_node)
+    return lambda environment: arithmetic(operator, left(environment), right(environment))
+
+
+def _comparison(left: ValueStep, operator: str, right: ValueStep, right_node: Node) -> ValueStep:
+    direct, direct_types = _DIRECT_COMPARISONS[operator]
+    if isinstance(right_node, Literal):
+        # `${x} >= 6`, `${x} = 'yes'`: the constant is not looked up, and its type is known.
+        constant = right_node.value
+        constant_type = type(constant)
+        if constant_type not in direct_types:
+            return lambda environment: compare(operator, left(environment), constant)
+
+        def with_constant(environment: Environment) -> Value:
+            value = left(environment)
+            if type(value) is constant_type:
+                return direct(value, constant)  # type: ignore[no-any-return]
+            return compare(operator, value, constant)
+
+        return with_constant
+
+    def comparison(environment: Environment) -> Value:
+        a, b = left(environment), right(environment)
+        kind = type(a)
+        if kind is type(b) and kind in direct_types:
+            return direct(a, b)  # type: ignore[no-any-return]
+        return compare(operator, a, b)
+
+    return comparison
+
+
+def _link(operator: str, operand: ValueStep) -> Callable[[Value, Environment], Value]:
+    """How one link of a longer chain combines the result so far with its operand."""
+    if operator == "or":
+        return lambda result, environment: to_boolean(result) or to_boolean(operand(environment))
+    if operator == "and":
+        return lambda result, environment: to_boolean(result) and to_boolean(operand(environment))
+    if operator in _COMPARISONS:
+        return lambda result, environment: compare(operator, result, operand(environment))
+    return lambda result, environment: arithmetic(operator, result, operand(environment))
+
+
 _COMPARISONS = frozenset(("=", "!=", "<", "<=", ">", ">="))
+_BOOLEAN_OPERATORS = _COMPARISONS | {"and", "or"}
+_BOOLEAN_FUNCTIONS = frozenset(("true", "false", "not", "selected", "regex"))
+
+# Two operands of exactly the same one of these types compare as Python compares them: that is
+# what `compare` comes to for them (numbers as numbers, dates as dates, and for equality text as
+# text), without its dispatch. Booleans, datetimes, selections, nulls, mixed types and text
+# ordering (numeric when both read as numbers) always go through `compare`.
+_ORDERED = frozenset({int, float, date})
+_DIRECT_COMPARISONS: dict[str, tuple[Callable[[Any, Any], Any], frozenset[type]]] = {
+    "=": (eq, _ORDERED | {str}),
+    "!=": (ne, _ORDERED | {str}),
+    "<": (lt, _ORDERED),
+    "<=": (le, _ORDERED),
+    ">": (gt, _ORDERED),
+    ">=": (ge, _ORDERED),
+}
 
 
 def _call(node: Call) -> ValueStep:
     name = node.name
     if name == "if":
-        condition, when_true, when_false = (_value_step(a) for a in node.arguments)
-        return lambda environment: (
-            when_true(environment)
-            if to_boolean(condition(environment))
-            else when_false(environment)
-        )
+        return _if(node)
     if name in AGGREGATE_FUNCTIONS:
         many = _step(node.arguments[0])
         aggregate = count_of if name == "count" else sum_of
@@ -229,4 +378,25 @@ def _call(node: Call) -> ValueStep:
         return lambda environment: regex_matches(text(environment), source)
     function = PURE_FUNCTIONS[name]
     arguments = tuple(_value_step(argument) for argument in node.arguments)
+    if len(arguments) == 1:
+        (only,) = arguments
+        return lambda environment: function([only(environment)])
+    if len(arguments) == 2:
+        one, two = arguments
+        return lambda environment: function([one(environment), two(environment)])
     return lambda environment: function([argument(environment) for argument in arguments])
+
+
+def _if(node: Call) -> ValueStep:
+    condition_node, true_node, false_node = node.arguments
+    condition = _value_step(condition_node)
+    when_true, when_false = _value_step(true_node), _value_step(false_node)
+    if isinstance(true_node, Literal) and isinstance(false_node, Literal):
+        # `if(..., 1, 0)`: both results are constants.
+        yes, no = true_node.value, false_node.value
+        if _is_boolean(condition_node):
+            return lambda environment: yes if condition(environment) else no
+        return lambda environment: yes if to_boolean(condition(environment)) else no
+    return lambda environment: (
+        when_true(environment) if to_boolean(condition(environment)) else when_false(environment)
+    )

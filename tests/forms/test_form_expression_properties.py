@@ -1,9 +1,11 @@
 """Property tests of the expression language and of validation: garbage never escapes as anything
-but a syntax error, well-formed expressions evaluate or fail cleanly, integer arithmetic matches a
-reference, and arbitrary answers never make validation raise."""
+but a syntax error, well-formed expressions evaluate or fail cleanly, compiled expressions give
+what walking the tree gives, integer arithmetic matches a reference, and arbitrary answers never
+make validation raise."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from hypothesis import given, settings
@@ -15,11 +17,15 @@ from forms.expressions import (
     ExpressionError,
     ExpressionSyntaxError,
     MappingEnvironment,
+    compile_condition,
+    compile_expression,
     evaluate,
     parse_expression,
 )
 from forms.expressions.limits import MAX_NESTING_DEPTH
+from forms.expressions.values import to_boolean
 from forms.validation import validate_submission
+from tests.forms import reference_checker
 
 ENVIRONMENT = MappingEnvironment(
     {"a": 3, "b": None, "c": "text", "d": date(2010, 1, 1), "s": ("x", "y"), "r": [1, None, 2]},
@@ -87,6 +93,67 @@ def test_well_formed_expressions_evaluate_or_raise_only_expression_errors(source
         assert err.message
         return
     assert result is None or isinstance(result, bool | int | float | str | date | tuple)
+
+
+# Longer chains (`a + b - c`, `x and y and z`), more kinds of value and constants on either side:
+# the shapes the compiled evaluator treats specially.
+richer_leaves = leaves | st.sampled_from(
+    [
+        *("'12'", "'9'", "'3.5'", "'2010-01-01'", "'y'", "true()", "false()", "12.5"),
+        *("${e}", "${t}", "${n}", "${dt}"),
+    ]
+)
+CHAIN_OPERATORS = ["+", "-", "*", "div", "mod", "=", "!=", "<", "<=", ">", ">=", "and", "or"]
+
+
+def longer_chains(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    links = st.lists(st.tuples(st.sampled_from(CHAIN_OPERATORS), children), min_size=2, max_size=3)
+    return st.tuples(children, links).map(
+        lambda t: "(" + t[0] + "".join(f" {operator} {operand}" for operator, operand in t[1]) + ")"
+    )
+
+
+richer_expressions = st.recursive(
+    richer_leaves, lambda children: combine(children) | longer_chains(children), max_leaves=12
+)
+RICHER_ENVIRONMENT = MappingEnvironment(
+    {
+        **ENVIRONMENT.values,
+        "e": 2.5,
+        "t": True,
+        "n": "12",
+        "dt": datetime(2010, 1, 1, 8, tzinfo=UTC),
+    },
+    current="y",
+    today=date(2024, 11, 20),
+    now=datetime(2024, 11, 20, tzinfo=UTC),
+)
+
+
+def result_of(run: Callable[[], object]) -> tuple[str, object]:
+    """The value with its type (so that 1, 1.0 and True differ), or the error raised."""
+    try:
+        value = run()
+    except ExpressionError as err:
+        return "raised", (type(err).__name__, str(err))
+    return "returned", (type(value), value)
+
+
+@settings(max_examples=1000)
+@given(richer_expressions)
+def test_compiled_expressions_give_what_walking_the_tree_gives(source: str) -> None:
+    try:
+        expression = parse_expression(source, allow_current=True)
+    except ExpressionSyntaxError:
+        return
+    expected = result_of(lambda: reference_checker.evaluate(expression, RICHER_ENVIRONMENT))
+
+    assert result_of(lambda: evaluate(expression, RICHER_ENVIRONMENT)) == expected
+    assert result_of(lambda: compile_expression(expression)(RICHER_ENVIRONMENT)) == expected
+    truth = result_of(
+        lambda: to_boolean(reference_checker.evaluate(expression, RICHER_ENVIRONMENT))
+    )
+    assert result_of(lambda: compile_condition(expression)(RICHER_ENVIRONMENT)) == truth
 
 
 @given(st.integers(min_value=MAX_NESTING_DEPTH + 1, max_value=300), st.sampled_from(["(", "not("]))

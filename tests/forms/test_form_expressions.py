@@ -15,6 +15,7 @@ from forms.expressions import (
     parse_expression,
 )
 from forms.expressions.limits import MAX_EXPRESSION_LENGTH, MAX_NESTING_DEPTH
+from forms.expressions.values import compare, to_boolean
 
 TODAY = date(2024, 11, 20)
 
@@ -255,3 +256,57 @@ def test_strings_built_by_concat_are_bounded() -> None:
 def test_regex_on_very_long_text_is_refused() -> None:
     with pytest.raises(EvaluationError):
         value("regex(${s}, 'a')", s="a" * 20_000)
+
+
+# Values of every kind, for the comparisons the compiled evaluator takes a short way through.
+KINDS_OF_VALUE: list[Value] = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    12,
+    -3,
+    2.5,
+    12.0,
+    "",
+    "12",
+    "9",
+    " 3.5 ",
+    "y",
+    date(2010, 1, 1),
+    date(2024, 2, 29),
+    datetime(2010, 1, 1, 8, 0, tzinfo=UTC),
+    ("x", "y"),
+    (),
+]
+CONSTANTS = ["12", "9", "2.5", "'12'", "'9'", "'y'", "''"]
+
+
+@pytest.mark.parametrize("operator", ["=", "!=", "<", "<=", ">", ">="])
+def test_comparisons_compare_every_kind_of_value_as_the_null_and_type_rules_say(
+    operator: str,
+) -> None:
+    for left in KINDS_OF_VALUE:
+        for right in KINDS_OF_VALUE:
+            found = value(f"${{l}} {operator} ${{r}}", l=left, r=right)
+            assert found is compare(operator, left, right), (left, right)
+        for constant in CONSTANTS:
+            literal = evaluate(parse_expression(constant), MappingEnvironment())
+            found = value(f"${{l}} {operator} {constant}", l=left)
+            assert found is compare(operator, left, literal), (left, constant)
+            found = value(f"{constant} {operator} ${{l}}", l=left)
+            assert found is compare(operator, literal, left), (constant, left)
+
+
+def test_and_or_and_if_give_what_their_rules_say_whatever_their_operands_are() -> None:
+    for left in KINDS_OF_VALUE:
+        for right in KINDS_OF_VALUE:
+            truths = (to_boolean(left), to_boolean(right))
+            assert value("${l} and ${r}", l=left, r=right) is (truths[0] and truths[1])
+            assert value("${l} or ${r}", l=left, r=right) is (truths[0] or truths[1])
+            assert value("(${l} = ${r}) or ${r} > 1", l=left, r=right) is (
+                compare("=", left, right) or compare(">", right, 1)
+            )
+        assert value("if(${l}, 1, 'no')", l=left) == (1 if to_boolean(left) else "no")
+        assert value("if(${l} != '', ${l}, 0)", l=left) == (left if compare("!=", left, "") else 0)
