@@ -248,6 +248,29 @@ class SubmissionContext:
             memo = self._memos[id(instance)] = _Memo()
         return memo
 
+    def __enter__(self) -> SubmissionContext:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let go of everything worked out. Frames point at each other (a repeat instance at its
+        parent and back, each at itself in its chain) and memos at their environments, which
+        point back at the context: left alone, a submission's answers would wait for the cyclic
+        garbage collector instead of being freed at once — a push holds thousands of them.
+        `with SubmissionContext(...) as context:` closes it at the end of the block."""
+        stack = [self.root]
+        while stack:
+            frame = stack.pop()
+            for listed in frame.children.values():
+                stack.extend(listed)
+            frame.children = {}
+            frame.chain = ()
+        for memo in self._memos.values():
+            memo.environment = None
+        self._memos.clear()
+
 
 def coerce_to(value_type: FieldType | None, value: Value) -> Value:
     """A calculated value converted to its declared `value_type` (null when it does not fit)."""

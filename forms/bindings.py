@@ -76,10 +76,10 @@ def derive_register_updates(
     whole else float, selections as sorted distinct code lists. A member's `household_id` is
     always its parent's id. `today`/`now` as for `validate_submission`.
     """
-    context = SubmissionContext(
+    with SubmissionContext(
         definition, data, today=today or date.today(), now=now or datetime.now(UTC)
-    )
-    return updates_in(context)
+    ) as context:
+        return updates_in(context)
 
 
 def updates_in(context: SubmissionContext) -> list[EntityUpdate]:

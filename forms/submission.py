@@ -30,8 +30,8 @@ def check_submission(
     results as calling both, at about the cost of one."""
     if not isinstance(data, dict):
         return CheckedSubmission(not_an_object(), [])
-    context = SubmissionContext(definition, data, today=today, now=now)
-    issues = validate_in(context)
-    if issues:
-        return CheckedSubmission(issues, [])
-    return CheckedSubmission([], updates_in(context))
+    with SubmissionContext(definition, data, today=today, now=now) as context:
+        issues = validate_in(context)
+        if issues:
+            return CheckedSubmission(issues, [])
+        return CheckedSubmission([], updates_in(context))

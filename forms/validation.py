@@ -42,13 +42,13 @@ def validate_submission(
     """
     if not isinstance(data, dict):
         return not_an_object()
-    context = SubmissionContext(
+    with SubmissionContext(
         definition,
         data,
         today=today or date.today(),
         now=now or datetime.now(UTC),
-    )
-    return validate_in(context, strict_relevance=strict_relevance)
+    ) as context:
+        return validate_in(context, strict_relevance=strict_relevance)
 
 
 # Reading an enum member is a descriptor call in Python 3.11: the loop over every field compares

@@ -3,8 +3,10 @@ with conflicts, quarantine, scope, and clear errors for malformed batches."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import uuid
+import weakref
 from datetime import timedelta
 
 import pytest
@@ -20,6 +22,7 @@ from server.forms.models import FormVersion
 from server.forms.service import retire
 from server.households.models import Household, Member
 from server.submissions.models import Submission
+from server.sync.apply import Origin, Workspace
 from server.users.models import Role
 from sync_protocol.clock import Hlc
 from tests.conftest import VILLAGE_A1
@@ -254,3 +257,37 @@ def test_push_lists_attachments_the_server_lacks_until_they_are_uploaded(tablet,
     second = tablet.push([tablet.submission(visit(house_photo=ref))]).get_json()
     assert second["results"][0]["status"] == "accepted"
     assert second["missing_attachments"] == []
+
+
+def test_a_unit_of_work_is_freed_without_the_cyclic_collector(rt, village_households):
+    """A push holds thousands of entities: once its unit of work is done they must be freed by
+    reference counting, not wait for the cyclic garbage collector."""
+    household_id = village_households[VILLAGE_A1]["household"]
+    member_id = village_households[VILLAGE_A1]["member"]
+    origin = Origin("device-1", uuid.uuid4(), None, None)
+    stamp = Hlc.parse("1764000000000-00001-device-1")
+    gc.collect()
+    gc.disable()
+    try:
+        with rt.db.unit_of_work() as session:
+            workspace = Workspace(session, rt.codec)
+            workspace.load({household_id}, {member_id})
+            for kind, entity_id, values in (
+                ("household", household_id, {"annual_income": 9000, "per_capita_income": 4500}),
+                ("member", member_id, {"insured": True, "health": "chronic"}),
+            ):
+                state = workspace.find(kind, entity_id)
+                assert state is not None
+                outcome = workspace.preview(state, values, stamp, state.rev, origin)
+                workspace.commit(state, outcome, stamp, origin)
+            workspace.flush(txid=1)
+            states = [weakref.ref(s) for s in workspace.entities.values()]
+            unit_of_work = weakref.ref(workspace)
+            del workspace, state, outcome
+        assert len(states) == 2 and unit_of_work() is None
+        assert [s() for s in states] == [None, None]
+    finally:
+        gc.enable()
+    with rt.db.unit_of_work(write=False) as session:
+        household = session.get(Household, household_id)
+        assert household is not None and household.annual_income == 9000
