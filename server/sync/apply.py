@@ -11,7 +11,7 @@ household at once (no lost update from a read-modify-write race).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -144,6 +144,28 @@ class StoredFields(Mapping[str, FieldState]):
 
 _UNREAD = object()
 
+# What every loaded entity needs besides the columns of the fields a unit of work writes: its
+# identity and versions, its extension properties, and what the household invariants, the
+# change log and the scope checks read.
+_ALWAYS_READ = {
+    "household": ("id", "rev", "versions", "extra", "village_code", "head_member_id", "deleted"),
+    "member": ("id", "rev", "versions", "extra", "household_id", "relation", "deleted"),
+}
+
+
+def _columns_for(entity_type: str, fields: Iterable[str]) -> tuple[str, ...]:
+    """The columns to read so that `fields` of `entity_type` can be merged."""
+    columns = dict.fromkeys(_ALWAYS_READ[entity_type])
+    if entity_type == "household":
+        columns["review_flags"] = None
+    register = ENTITIES[entity_type].fields
+    for name in fields:
+        if name in SENSITIVE:
+            columns[f"{name}_cipher"] = None
+        elif name in register:
+            columns[name] = None
+    return tuple(columns)
+
 
 class StoredRow(Mapping[str, Any]):
     """A register row as read at the driver level: each column converted (by SQLAlchemy's own
@@ -151,10 +173,10 @@ class StoredRow(Mapping[str, Any]):
 
     __slots__ = ("_codec", "_raw", "_values")
 
-    def __init__(self, codec: TableCodec, raw: Iterable[Any]) -> None:
-        """`raw`: the driver's values of all the codec's columns, in their order."""
+    def __init__(self, codec: TableCodec, columns: Sequence[str], raw: Iterable[Any]) -> None:
+        """`raw`: the driver's values of `columns`, in their order."""
         self._codec = codec
-        self._raw = dict(zip(codec.columns, raw, strict=True))
+        self._raw = dict(zip(columns, raw, strict=True))
         self._values: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
@@ -234,20 +256,27 @@ class Workspace:
 
     # --- loading ------------------------------------------------------------------------------
 
-    def load(self, household_ids: set[uuid.UUID], member_ids: set[uuid.UUID]) -> None:
+    def load(
+        self,
+        household_ids: set[uuid.UUID],
+        member_ids: set[uuid.UUID],
+        written: Mapping[str, Iterable[str]],
+    ) -> None:
         """Load the households and members named, and every member of those households (the
-        household invariants look at all of them). Two queries."""
+        household invariants look at all of them). Two queries, reading only the columns that
+        the fields in `written` (by entity type: the fields this unit of work may write) and
+        the invariants need; reading any other field of these entities is an error."""
         connection = self.session.connection()
         households = self._codec("household")
         if household_ids:
-            for raw in select_in(
-                connection, households, households.columns, [("id", household_ids)]
-            ):
-                self._adopt("household", StoredRow(households, raw))
+            columns = _columns_for("household", written.get("household", ()))
+            for raw in select_in(connection, households, columns, [("id", household_ids)]):
+                self._adopt("household", StoredRow(households, columns, raw))
         members = self._codec("member")
+        columns = _columns_for("member", written.get("member", ()))
         conditions = [("household_id", household_ids), ("id", member_ids)]
-        for raw in select_in(connection, members, members.columns, conditions):
-            self._adopt("member", StoredRow(members, raw))
+        for raw in select_in(connection, members, columns, conditions):
+            self._adopt("member", StoredRow(members, columns, raw))
 
     def _codec(self, entity_type: str) -> TableCodec:
         return codec_for(TABLES[entity_type], self.session.get_bind().dialect)
@@ -604,7 +633,11 @@ def apply_server_write(
         raise NotFound(f"no {entity_type} {entity_id}")
     lock_households(session, [household_id])
     workspace = Workspace(session, codec)
-    workspace.load({household_id}, {entity_id} if entity_type == "member" else set())
+    workspace.load(
+        {household_id},
+        {entity_id} if entity_type == "member" else set(),
+        {entity_type: [field_name]},
+    )
     state = workspace.find(entity_type, entity_id)
     if state is None:
         raise NotFound(f"no {entity_type} {entity_id}")

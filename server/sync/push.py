@@ -234,7 +234,7 @@ def accept_push(
     device = session.scalars(select(Device).where(Device.id == device_id).with_for_update()).one()
     stored = _stored_submissions(session, items, fingerprints)
     workspace = Workspace(session, codec)
-    workspace.load(household_ids, member_ids)
+    workspace.load(household_ids, member_ids, _written_fields(planned.values()))
     villages = _known_villages(session, planned.values())
     txid = transaction_marker(session)
     scope = _Scope(actor)
@@ -353,6 +353,15 @@ def _entity_ids(plans: Iterable[list[EntityUpdate]]) -> tuple[set[uuid.UUID], se
                 if u.parent is not None:
                     households.add(uuid.UUID(u.parent[1]))
     return households, members
+
+
+def _written_fields(plans: Iterable[list[EntityUpdate]]) -> dict[str, set[str]]:
+    """The fields the planned updates write, by entity type."""
+    written: dict[str, set[str]] = {"household": set(), "member": set()}
+    for updates in plans:
+        for u in updates:
+            written[u.type].update(u.fields)
+    return written
 
 
 def _storage_id(item: SubmissionItem, fingerprint: str) -> uuid.UUID:

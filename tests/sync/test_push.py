@@ -271,7 +271,14 @@ def test_a_unit_of_work_is_freed_without_the_cyclic_collector(rt, village_househ
     try:
         with rt.db.unit_of_work() as session:
             workspace = Workspace(session, rt.codec)
-            workspace.load({household_id}, {member_id})
+            workspace.load(
+                {household_id},
+                {member_id},
+                {
+                    "household": ["annual_income", "per_capita_income"],
+                    "member": ["insured", "health"],
+                },
+            )
             for kind, entity_id, values in (
                 ("household", household_id, {"annual_income": 9000, "per_capita_income": 4500}),
                 ("member", member_id, {"insured": True, "health": "chronic"}),
