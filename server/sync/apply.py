@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
@@ -67,6 +67,10 @@ def member_households(session: Session, member_ids: Iterable[uuid.UUID]) -> set[
     rows = select_in(session.connection(), codec, ("household_id",), [("id", member_ids)])
     read = codec.reader("household_id")
     return {read(household_id) for (household_id,) in rows}
+
+
+def _locks_households(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 @dataclass
@@ -603,6 +607,40 @@ class Workspace:
         return column_values(state.type, name, state.fields[name].value, self.codec, extra=extra)
 
 
+def load_locked(
+    session: Session,
+    codec: SensitiveCodec,
+    household_ids: set[uuid.UUID],
+    member_ids: set[uuid.UUID],
+    written: Mapping[str, Iterable[str]],
+) -> Workspace:
+    """A workspace holding the households and members named (see `Workspace.load`), read only
+    once every household they are in is locked (`lock_households`), so that no other writer can
+    merge into them until this transaction ends.
+
+    A member is read where it is now, which is not always the household a submission names (a
+    visit may list a member of another household, or it moved since): that household is locked
+    and everything read again, until no loaded member is in a household left unlocked. On
+    PostgreSQL the members' households are looked up and locked first, so this is rare; SQLite's
+    write transaction already excludes every other writer."""
+    household_ids = set(household_ids)
+    if _locks_households(session):
+        household_ids |= member_households(session, member_ids)
+    lock_households(session, household_ids)
+    while True:
+        workspace = Workspace(session, codec)
+        workspace.load(household_ids, member_ids, written)
+        elsewhere = {
+            state.household_id
+            for state in workspace.entities.values()
+            if state.household_id is not None and state.household_id not in household_ids
+        }
+        if not elsewhere:
+            return workspace
+        lock_households(session, elsewhere)
+        household_ids |= elsewhere
+
+
 @dataclass(frozen=True)
 class ServerWrite:
     rev: int
@@ -625,17 +663,12 @@ def apply_server_write(
     wins over the value it replaces even if another worker saw a tablet clock running ahead — and
     logged in the change log, so tablets receive it on their next pull. Returns the new revision
     and the clock used. NotFound for an unknown entity."""
-    if entity_type == "household":
-        household_id: uuid.UUID | None = entity_id
-    else:
-        household_id = session.scalar(select(Member.household_id).where(Member.id == entity_id))
-    if household_id is None:
-        raise NotFound(f"no {entity_type} {entity_id}")
-    lock_households(session, [household_id])
-    workspace = Workspace(session, codec)
-    workspace.load(
-        {household_id},
-        {entity_id} if entity_type == "member" else set(),
+    is_household = entity_type == "household"
+    workspace = load_locked(
+        session,
+        codec,
+        {entity_id} if is_household else set(),
+        set() if is_household else {entity_id},
         {entity_type: [field_name]},
     )
     state = workspace.find(entity_type, entity_id)

@@ -37,8 +37,7 @@ from server.sync.apply import (
     EntityState,
     Origin,
     Workspace,
-    lock_households,
-    member_households,
+    load_locked,
 )
 from server.sync.feed import transaction_marker
 from sync_protocol.clock import HybridClock, is_too_far_ahead
@@ -220,21 +219,15 @@ def accept_push(
     )
     items, fingerprints = request["submissions"], plan.fingerprints
 
-    # 2. Lock the households this batch writes, then read what exists (in this order, so that a
-    #    concurrent copy of the same batch sees our committed submissions once it gets the locks).
+    # 2. Lock the households this batch writes and read them, then what was stored before (in
+    #    this order, so that a concurrent copy of the same batch sees our committed submissions
+    #    once it gets the locks).
     household_ids, member_ids = _entity_ids(planned.values())
-    household_ids |= member_households(session, member_ids)
-    lock_households(session, household_ids)
-    # A member may have moved between that read and the locks; once its household is locked it
-    # cannot move again, so one re-read settles it.
-    moved_to = member_households(session, member_ids) - household_ids
-    if moved_to:
-        lock_households(session, moved_to)
-        household_ids |= moved_to
+    workspace = load_locked(
+        session, codec, household_ids, member_ids, _written_fields(planned.values())
+    )
     device = session.scalars(select(Device).where(Device.id == device_id).with_for_update()).one()
     stored = _stored_submissions(session, items, fingerprints)
-    workspace = Workspace(session, codec)
-    workspace.load(household_ids, member_ids, _written_fields(planned.values()))
     villages = _known_villages(session, planned.values())
     txid = transaction_marker(session)
     scope = _Scope(actor)

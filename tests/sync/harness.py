@@ -215,12 +215,12 @@ def push_worker(
     from server.app import create_app
 
     if disable_household_locks:
-        import server.sync.push as push_module
+        import server.sync.apply as apply_module
 
         def no_lock(session: Any, household_ids: Any) -> None:
             return None
 
-        push_module.lock_households = no_lock  # type: ignore[attr-defined]
+        apply_module.lock_households = no_lock
 
     app = create_app(cheap_settings(database_url, Path(instance_dir)))
     client = app.test_client()
