@@ -40,13 +40,12 @@ from server.sync.apply import (
     load_locked,
 )
 from server.sync.feed import transaction_marker
-from sync_protocol.clock import HybridClock, is_too_far_ahead
+from sync_protocol.clock import Hlc, HybridClock, is_too_far_ahead
 from sync_protocol.errors import ItemErrorCode
 from sync_protocol.merge import EntityMergeOutcome, MergeInputError
 from sync_protocol.messages import (
     PushRequest,
     SubmissionItem,
-    entity_key,
     submission_fingerprint,
 )
 from sync_protocol.messages import (
@@ -222,7 +221,8 @@ def accept_push(
     # 2. Lock the households this batch writes and read them, then what was stored before (in
     #    this order, so that a concurrent copy of the same batch sees our committed submissions
     #    once it gets the locks).
-    household_ids, member_ids = _entity_ids(planned.values())
+    ids = _parsed_ids(planned.values())
+    household_ids, member_ids = _entity_ids(planned.values(), ids)
     workspace = load_locked(
         session, codec, household_ids, member_ids, _written_fields(planned.values())
     )
@@ -239,6 +239,7 @@ def accept_push(
     attachment_refs: list[tuple[str, uuid.UUID, str | None]] = []
     results: list[dict[str, Any]] = []
     new_rows: list[dict[str, Any]] = []
+    latest: Hlc | None = None  # the latest stamp accepted: the server clock observes it
     for item, fingerprint in zip(items, fingerprints, strict=True):
         instance_id = _storage_id(item, fingerprint)
         key = str(instance_id)
@@ -246,7 +247,7 @@ def accept_push(
             outcome = _resend(item, fingerprint, *seen[key])
         else:
             outcome = outcomes.get(item.index) or _merge_item(
-                workspace, scope, device_id, item, planned[item.index], villages
+                workspace, scope, device_id, item, planned[item.index], villages, ids
             )
             seen[key] = (fingerprint, outcome.result)
             new_rows.append(
@@ -264,9 +265,11 @@ def accept_push(
             if outcome.status is SubmissionStatus.ACCEPTED and item.submission is not None:
                 for digest in item.submission["referenced_attachments"]:
                     attachment_refs.append((digest, instance_id, outcome.village_code))
-            if item.submission is not None and outcome.status is SubmissionStatus.ACCEPTED:
-                clock.observe(item.submission["hlc"])
+                latest = max(latest, item.submission["hlc"]) if latest else item.submission["hlc"]
         results.append(outcome.result)
+
+    if latest is not None:
+        clock.observe(latest)  # after which the clock is past every accepted stamp
 
     # 4. Write: register, change log, conflicts, submissions, device sequence bookkeeping.
     workspace.flush(txid)
@@ -334,17 +337,31 @@ def _form_versions(
     return {(row.form_id, row.version): row for row in rows}
 
 
-def _entity_ids(plans: Iterable[list[EntityUpdate]]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+def _parsed_ids(plans: Iterable[list[EntityUpdate]]) -> dict[str, uuid.UUID]:
+    """Every entity id the planned updates name (parents included), parsed once."""
+    ids: dict[str, uuid.UUID] = {}
+    for updates in plans:
+        for u in updates:
+            if u.id not in ids:
+                ids[u.id] = uuid.UUID(u.id)
+            if u.parent is not None and u.parent[1] not in ids:
+                ids[u.parent[1]] = uuid.UUID(u.parent[1])
+    return ids
+
+
+def _entity_ids(
+    plans: Iterable[list[EntityUpdate]], ids: dict[str, uuid.UUID]
+) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
     households: set[uuid.UUID] = set()
     members: set[uuid.UUID] = set()
     for updates in plans:
         for u in updates:
             if u.type == "household":
-                households.add(uuid.UUID(u.id))
+                households.add(ids[u.id])
             else:
-                members.add(uuid.UUID(u.id))
+                members.add(ids[u.id])
                 if u.parent is not None:
-                    households.add(uuid.UUID(u.parent[1]))
+                    households.add(ids[u.parent[1]])
     return households, members
 
 
@@ -427,8 +444,10 @@ def _merge_item(
     item: SubmissionItem,
     updates: list[EntityUpdate],
     villages: set[str],
+    ids: dict[str, uuid.UUID],
 ) -> ItemOutcome:
-    """Merge one valid submission, all of it or (on any refusal) none of it."""
+    """Merge one valid submission, all of it or (on any refusal) none of it. `ids`: the batch's
+    entity ids, parsed."""
     sub: LoadedSubmission = item.submission  # type: ignore[assignment]
     origin = Origin(
         origin=str(device_id),
@@ -436,12 +455,12 @@ def _merge_item(
         device_id=device_id,
         user_id=scope.actor.user_id,
     )
+    base_revs, hlc = sub["base_revs"], sub["hlc"]
     errors: list[dict[str, Any]] = []
-    staged: list[tuple[EntityState, EntityMergeOutcome]] = []
+    staged: list[tuple[EntityState, EntityMergeOutcome, str]] = []
     preview = _PreviewWorkspace(workspace)
     for u in updates:
-        entity_id = uuid.UUID(u.id)
-        state = preview.find(u.type, entity_id)
+        state = preview.find(u.type, ids[u.id])
         if state is None:
             if not u.create:
                 errors.append(
@@ -452,32 +471,26 @@ def _merge_item(
                     )
                 )
                 continue
-            state = workspace.new_entity(u.type, entity_id)
+            state = workspace.new_entity(u.type, ids[u.id])
+        key = f"{u.type}/{u.id}"  # binding lower-cases ids: this is `entity_key`
         before = preview.village_of(state)
-        base_rev = sub["base_revs"].get(entity_key(u.type, u.id))
         try:
-            outcome = workspace.preview(state, u.fields, sub["hlc"], base_rev, origin)
+            outcome = workspace.preview(state, u.fields, hlc, base_revs.get(key), origin)
         except MergeInputError as exc:
-            errors.append(
-                _error(
-                    ItemErrorCode.INVALID_BASE_REV,
-                    str(exc),
-                    f'base_revs["{entity_key(u.type, u.id)}"]',
-                )
-            )
+            errors.append(_error(ItemErrorCode.INVALID_BASE_REV, str(exc), f'base_revs["{key}"]'))
             continue
         preview.stage(state, outcome)
-        after = preview.village_of(state)
+        after = preview.village_of(state) if preview.may_have_moved(state) else before
         errors.extend(_scope_errors(scope, u, before, after, villages))
-        staged.append((state, outcome))
+        staged.append((state, outcome, key))
     if errors:
         return _rejected(sub["instance_id"], errors)
     revs: dict[str, int] = {}
     conflicts: list[AppliedConflict] = []
-    for state, outcome in staged:
-        conflicts.extend(workspace.commit(state, outcome, sub["hlc"], origin))
-        revs[entity_key(state.type, str(state.id))] = outcome.rev
-    village = next((workspace.village_of(s) for s, _ in staged if s.type == "household"), None)
+    for state, outcome, key in staged:
+        conflicts.extend(workspace.commit(state, outcome, hlc, origin))
+        revs[key] = outcome.rev
+    village = next((workspace.village_of(s) for s, _, _ in staged if s.type == "household"), None)
     result: dict[str, Any] = {"instance_id": sub["instance_id"], "status": "accepted", "revs": revs}
     if conflicts:
         result["conflicts"] = [
@@ -549,6 +562,21 @@ class _PreviewWorkspace:
 
     def stage(self, state: EntityState, outcome: EntityMergeOutcome) -> None:
         self.staged[(state.type, state.id)] = (state, outcome)
+
+    def may_have_moved(self, state: EntityState) -> bool:
+        """Whether the staged writes may have put `state` in another village: it is new, or its
+        village (a household's `village_code`, a member's household or that household's
+        village) changed value. Otherwise its village is the one it had before."""
+        if state.is_new:
+            return True
+        staged = self.staged.get((state.type, state.id))
+        place = "village_code" if state.type == "household" else "household_id"
+        if staged and place in staged[1].value_changed_fields:
+            return True
+        if state.type == "household" or state.household_id is None:
+            return False
+        household = self.staged.get(("household", state.household_id))
+        return household is not None and self.may_have_moved(household[0])
 
     def _value(self, state: EntityState, name: str) -> Any:
         staged = self.staged.get((state.type, state.id))
