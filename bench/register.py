@@ -51,7 +51,7 @@ from forms.register import (
     RiskCause,
     Sex,
 )
-from server import migrate
+from server import json_codec, migrate
 from server.auth.actor import system_actor
 from server.auth.passwords import PasswordHasher
 from server.changes.models import Change
@@ -73,7 +73,7 @@ from server.users.service import create_user
 DbKind = Literal["sqlite", "postgresql"]
 
 # Bump when the generator or the row layout changes: saved registers of another version are rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SEED = 20261125
 REFERENCE_DATE = date(2025, 7, 1)  # ages and incomes refer to this day
 MEMBERS_PER_HOUSEHOLD = 4
@@ -441,7 +441,7 @@ def _same(value: Any) -> Any:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value)  # SQLAlchemy's default JSON serializer
+    return json_codec.dumps(value)  # the engines' JSON serializer
 
 
 def _code(value: Any) -> Any:
@@ -583,9 +583,10 @@ class RowBuilder:
         for name, value in values.items():
             columns, text = self._field(entity, name, value)
             row.update(columns)
-            logged.append(f"{json.dumps(name)}: {text}")
-        # The change log's `fields` as json.dumps would write it, from the cached value texts.
-        self.changes.append((entity, encoded_id, "{" + ", ".join(logged) + "}", village))
+            logged.append(f"{_json(name)}:{text}")
+        # The change log's `fields` as the engines' serializer writes it, from the cached value
+        # texts (compact: no spaces after separators).
+        self.changes.append((entity, encoded_id, "{" + ",".join(logged) + "}", village))
         return tuple(row.values())
 
 

@@ -12,6 +12,7 @@ SQL text.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -59,8 +60,12 @@ class TableCodec:
             self._writers[column.name] = writer
 
     def reader(self, column: str) -> Convert:
-        """Driver value → Python value of `column` (known once the column has been selected)."""
-        return self._readers[column]
+        """Driver value → Python value of `column`. Known once `select_in` has read the column
+        (some conversions depend on what the driver reports); asking before is an error."""
+        reader = self._readers.get(column)
+        if reader is None:
+            raise LookupError(f"{self.table.name}.{column} has not been read through select_in")
+        return reader
 
     def learn(self, columns: Sequence[str], description: Sequence[Sequence[Any]]) -> None:
         """Build the readers of `columns` from a cursor's description: some conversions depend
@@ -81,15 +86,16 @@ class TableCodec:
         return tuple(writers[c](v) for c, v in zip(columns, values, strict=True))
 
 
-_codecs: dict[tuple[str, str, str], TableCodec] = {}
+# Per engine (its dialect carries the engine's JSON functions), per table.
+_codecs: weakref.WeakKeyDictionary[Dialect, dict[str, TableCodec]] = weakref.WeakKeyDictionary()
 
 
 def codec_for(table: Table, dialect: Dialect) -> TableCodec:
-    """The codec of `table` for `dialect`, built once per process (a pure function of both)."""
-    key = (table.name, dialect.name, dialect.driver)
-    codec = _codecs.get(key)
+    """The codec of `table` for `dialect`, built once per engine (a pure function of both)."""
+    codecs = _codecs.setdefault(dialect, {})
+    codec = codecs.get(table.name)
     if codec is None:
-        codec = _codecs[key] = TableCodec(table, dialect)
+        codec = codecs[table.name] = TableCodec(table, dialect)
     return codec
 
 

@@ -20,6 +20,8 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from server import json_codec
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -124,9 +126,10 @@ class Database:
 
 
 def _make_engine(url: str, kind: str, *, echo: bool) -> Engine:
+    json_options = {"json_serializer": json_codec.dumps, "json_deserializer": json_codec.loads}
     if kind != "sqlite":
-        return create_engine(url, echo=echo, pool_pre_ping=True, future=True)
-    engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        return create_engine(url, echo=echo, pool_pre_ping=True, future=True, **json_options)
+    engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, **json_options)
 
     @event.listens_for(engine, "connect")
     def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -65,6 +65,8 @@ def member_households(session: Session, member_ids: Iterable[uuid.UUID]) -> set[
     household: that household is written too, and must be locked and checked as well)."""
     codec = codec_for(TABLES["member"], session.get_bind().dialect)
     rows = select_in(session.connection(), codec, ("household_id",), [("id", member_ids)])
+    if not rows:
+        return set()
     read = codec.reader("household_id")
     return {read(household_id) for (household_id,) in rows}
 

@@ -390,6 +390,8 @@ def _stored_submissions(
     codec = codec_for(SUBMISSIONS, session.get_bind().dialect)
     columns = ("instance_id", "content_hash", "result")
     rows = select_in(session.connection(), codec, columns, [("instance_id", ids)])
+    if not rows:
+        return {}
     read_id, read_result = codec.reader("instance_id"), codec.reader("result")
     return {read_id(key): (content_hash, read_result(result)) for key, content_hash, result in rows}
 

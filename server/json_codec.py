@@ -1,0 +1,45 @@
+"""JSON for the documents fieldsync stores: orjson (several times faster than the standard library,
+which a push of 500 visits felt: it writes ~8,000 documents), with the standard library wherever
+orjson would differ, so that behaviour never changes. (Request bodies stay with the standard
+library: a megabyte is parsed in a few milliseconds, and telling orjson's texts from the others
+would cost as much.)
+
+orjson refuses `NaN`, `1e400`, lone surrogates, bad UTF-8 and nesting deeper than 1,024, and reads
+integers beyond 64 bits as floats: a text with any of these (for the last, any run of 19 digits)
+is read by `json` exactly as before.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS
+# 19 digits in a row may be an integer orjson cannot hold (2**63 has 19 digits).
+_LONG_DIGITS = re.compile("[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(b"[0-9]{19}")
+
+
+def dumps(value: Any) -> str:
+    """The JSON text of `value` (compact, characters as they are; what orjson refuses is written
+    by `json.dumps`, escaped). `TypeError` for values that are not JSON data, as `json.dumps`."""
+    try:
+        return orjson.dumps(value, option=_DUMP_OPTIONS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value)
+
+
+def loads(text: str | bytes, *, fallback: Callable[[Any], Any] = json.loads) -> Any:
+    """The value of JSON `text`, exactly as `fallback` (by default `json.loads`) reads it; only
+    texts orjson reads the same way are left to orjson."""
+    pattern = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
+    if pattern.search(text) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return fallback(text)
