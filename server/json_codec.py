@@ -12,16 +12,30 @@ is read by `json` exactly as before.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS
-# 19 digits in a row may be an integer orjson cannot hold (2**63 has 19 digits).
-_LONG_DIGITS = re.compile("[0-9]{19}")
-_LONG_DIGITS_BYTES = re.compile(b"[0-9]{19}")
+# 19 digits in a row may be an integer orjson cannot hold (2**63 has 19 digits). Found by turning
+# every digit into a 9 and looking for nineteen 9s: several times cheaper than a regex.
+_DIGITS_TO_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
+_LONG_RUN = b"9" * 19
+
+
+def _is_for_orjson(text: object) -> bool:
+    """Whether orjson reads `text` exactly as the standard library would."""
+    if isinstance(text, str):
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: not for orjson either
+            return False
+    elif isinstance(text, bytes | bytearray | memoryview):
+        data = bytes(text)
+    else:  # not a text at all: the standard library says what is wrong with it
+        return False
+    return data.translate(_DIGITS_TO_NINES).find(_LONG_RUN) < 0
 
 
 def dumps(value: Any) -> str:
@@ -33,11 +47,12 @@ def dumps(value: Any) -> str:
         return json.dumps(value)
 
 
-def loads(text: str | bytes, *, fallback: Callable[[Any], Any] = json.loads) -> Any:
+def loads(
+    text: str | bytes | bytearray | memoryview, *, fallback: Callable[[Any], Any] = json.loads
+) -> Any:
     """The value of JSON `text`, exactly as `fallback` (by default `json.loads`) reads it; only
     texts orjson reads the same way are left to orjson."""
-    pattern = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
-    if pattern.search(text) is None:  # type: ignore[arg-type]
+    if _is_for_orjson(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

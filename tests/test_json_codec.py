@@ -103,3 +103,10 @@ def _holds_nan(value: Any) -> bool:
 def test_values_that_are_not_json_data_are_refused() -> None:
     with pytest.raises(TypeError):
         json_codec.dumps({"when": object()})
+
+
+def test_what_is_not_a_text_fails_as_the_standard_library_fails() -> None:
+    # SQLAlchemy's SQLite JSON reader relies on this TypeError to pass stored numbers through.
+    with pytest.raises(TypeError):
+        json_codec.loads(5)  # type: ignore[arg-type]
+    assert json_codec.loads(memoryview(b'{"a": [1]}')) == {"a": [1]}

@@ -214,6 +214,11 @@ class Origin:
     device_id: uuid.UUID | None
     user_id: int | None
 
+    @property
+    def source(self) -> str | None:
+        """The submission as the field versions record it."""
+        return None if self.submission_id is None else str(self.submission_id)
+
 
 @dataclass(frozen=True)
 class AppliedConflict:
@@ -316,7 +321,6 @@ class Workspace:
         field_writes: Mapping[str, int],
         writes: list[StoredWrite],
     ) -> StoredFields:
-        extra: dict[str, Any] = columns["extra"] or {}
         register_fields = ENTITIES[entity_type].fields
         # The versions as loaded: later merges repoint `field_writes`, never these.
         stored = dict(field_writes)
@@ -331,7 +335,7 @@ class Workspace:
             elif name in register_fields:
                 value = to_json_value(columns[name])
             else:
-                value = extra.get(name)
+                value = (columns["extra"] or {}).get(name)
             clock, rev, origin, _ = writes[stored[name]]
             return FieldState(value, stamps.parsed(clock), rev, origin)
 
@@ -385,9 +389,8 @@ class Workspace:
         else:
             self._touched_households.add(state.id)
         if outcome.changed_fields:
-            submission = str(origin.submission_id) if origin.submission_id else None
             write = len(state.writes)
-            state.writes.append([self._text(clock), outcome.rev, origin.origin, submission])
+            state.writes.append([self._text(clock), outcome.rev, origin.origin, origin.source])
             for name in outcome.changed_fields:
                 state.field_writes[name] = write
             state.dirty.update(outcome.changed_fields)

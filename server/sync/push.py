@@ -231,6 +231,7 @@ def accept_push(
     villages = _known_villages(session, planned.values())
     txid = transaction_marker(session)
     scope = _Scope(actor)
+    device_text = str(device_id)
 
     # 3. Items in batch order: re-sends, then the merge.
     seen: dict[str, tuple[str, dict[str, Any]]] = {
@@ -247,7 +248,7 @@ def accept_push(
             outcome = _resend(item, fingerprint, *seen[key])
         else:
             outcome = outcomes.get(item.index) or _merge_item(
-                workspace, scope, device_id, item, planned[item.index], villages, ids
+                workspace, scope, device_id, item, planned[item.index], villages, ids, device_text
             )
             seen[key] = (fingerprint, outcome.result)
             new_rows.append(
@@ -447,12 +448,13 @@ def _merge_item(
     updates: list[EntityUpdate],
     villages: set[str],
     ids: dict[str, uuid.UUID],
+    device_text: str,
 ) -> ItemOutcome:
     """Merge one valid submission, all of it or (on any refusal) none of it. `ids`: the batch's
-    entity ids, parsed."""
+    entity ids, parsed; `device_text`: the device id as text."""
     sub: LoadedSubmission = item.submission  # type: ignore[assignment]
     origin = Origin(
-        origin=str(device_id),
+        origin=device_text,
         submission_id=uuid.UUID(sub["instance_id"]),
         device_id=device_id,
         user_id=scope.actor.user_id,
