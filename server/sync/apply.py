@@ -421,6 +421,8 @@ class Workspace:
             left = self._village_left(state, outcome, village)
             if left is not None:
                 self._changes.append({**change, "village_code": left})
+                if state.type == "household":
+                    self._log_members_moved_along(state, change, left)
         applied = []
         for name, record in outcome.conflicts:
             conflict_id = uuid.uuid4()
@@ -475,6 +477,21 @@ class Workspace:
         else:
             old_village = None
         return old_village if old_village and old_village != village else None
+
+    def _log_members_moved_along(
+        self, household: EntityState, change: dict[str, Any], left: str
+    ) -> None:
+        """A household that moved takes its members along, written or not: each gets a change
+        row (no fields changed) in the village left, whose tablets must drop it, and in the new
+        one, whose tablets must receive it."""
+        for member_id in self.members_of.get(household.id, ()):
+            member = self.find("member", member_id)
+            if member is None:
+                continue
+            moved = {**change, "entity_type": "member", "entity_id": member_id, "fields": {}}
+            moved["rev"] = member.rev
+            self._changes.append(moved)
+            self._changes.append({**moved, "village_code": left})
 
     def _follow_household(self, member: EntityState, outcome: EntityMergeOutcome) -> None:
         """Keep `members_of` and the member's household up to date with a merge; the household

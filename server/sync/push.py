@@ -46,6 +46,7 @@ from sync_protocol.merge import EntityMergeOutcome, MergeInputError
 from sync_protocol.messages import (
     PushRequest,
     SubmissionItem,
+    entity_key,
     submission_fingerprint,
 )
 from sync_protocol.messages import (
@@ -230,8 +231,7 @@ def accept_push(
     stored = _stored_submissions(session, items, fingerprints)
     villages = _known_villages(session, planned.values())
     txid = transaction_marker(session)
-    scope = _Scope(actor)
-    device_text = str(device_id)
+    batch = _Batch(workspace, _Scope(actor), device_id, str(device_id), villages, ids)
 
     # 3. Items in batch order: re-sends, then the merge.
     seen: dict[str, tuple[str, dict[str, Any]]] = {
@@ -247,9 +247,7 @@ def accept_push(
         if key in seen:
             outcome = _resend(item, fingerprint, *seen[key])
         else:
-            outcome = outcomes.get(item.index) or _merge_item(
-                workspace, scope, device_id, item, planned[item.index], villages, ids, device_text
-            )
+            outcome = outcomes.get(item.index) or _merge_item(batch, item, planned[item.index])
             seen[key] = (fingerprint, outcome.result)
             new_rows.append(
                 _submission_row(
@@ -440,23 +438,27 @@ def _known_villages(session: Session, plans: Iterable[list[EntityUpdate]]) -> se
     return set(session.scalars(select(Region.code).where(Region.code.in_(codes))))
 
 
-def _merge_item(
-    workspace: Workspace,
-    scope: _Scope,
-    device_id: uuid.UUID,
-    item: SubmissionItem,
-    updates: list[EntityUpdate],
-    villages: set[str],
-    ids: dict[str, uuid.UUID],
-    device_text: str,
-) -> ItemOutcome:
-    """Merge one valid submission, all of it or (on any refusal) none of it. `ids`: the batch's
-    entity ids, parsed; `device_text`: the device id as text."""
+@dataclass(frozen=True)
+class _Batch:
+    """What every item of a batch is merged with: the workspace, the caller's scope, the device
+    (id and text), the villages the batch names that exist, and its entity ids parsed."""
+
+    workspace: Workspace
+    scope: _Scope
+    device_id: uuid.UUID
+    device: str
+    villages: set[str]
+    ids: dict[str, uuid.UUID]
+
+
+def _merge_item(batch: _Batch, item: SubmissionItem, updates: list[EntityUpdate]) -> ItemOutcome:
+    """Merge one valid submission, all of it or (on any refusal) none of it."""
     sub: LoadedSubmission = item.submission  # type: ignore[assignment]
+    workspace, scope, ids = batch.workspace, batch.scope, batch.ids
     origin = Origin(
-        origin=device_text,
+        origin=batch.device,
         submission_id=uuid.UUID(sub["instance_id"]),
-        device_id=device_id,
+        device_id=batch.device_id,
         user_id=scope.actor.user_id,
     )
     base_revs, hlc = sub["base_revs"], sub["hlc"]
@@ -476,7 +478,7 @@ def _merge_item(
                 )
                 continue
             state = workspace.new_entity(u.type, ids[u.id])
-        key = f"{u.type}/{u.id}"  # binding lower-cases ids: this is `entity_key`
+        key = entity_key(u.type, u.id)
         before = preview.village_of(state)
         try:
             outcome = workspace.preview(state, u.fields, hlc, base_revs.get(key), origin)
@@ -485,7 +487,7 @@ def _merge_item(
             continue
         preview.stage(state, outcome)
         after = preview.village_of(state) if preview.may_have_moved(state) else before
-        errors.extend(_scope_errors(scope, u, before, after, villages))
+        errors.extend(_scope_errors(scope, u, before, after, batch.villages))
         staged.append((state, outcome, key))
     if errors:
         return _rejected(sub["instance_id"], errors)

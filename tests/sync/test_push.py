@@ -25,7 +25,7 @@ from server.submissions.models import Submission
 from server.sync.apply import Origin, Workspace
 from server.users.models import Role
 from sync_protocol.clock import Hlc
-from tests.conftest import VILLAGE_A1
+from tests.conftest import TOWNSHIP_A, VILLAGE_A1, VILLAGE_A2
 from tests.sync.helpers import (
     HOUSEHOLD_A,
     HOUSEHOLD_B,
@@ -298,3 +298,81 @@ def test_a_unit_of_work_is_freed_without_the_cyclic_collector(rt, village_househ
     with rt.db.unit_of_work(write=False) as session:
         household = session.get(Household, household_id)
         assert household is not None and household.annual_income == 9000
+
+
+def _moving_household_a(tablet: Tablet, village: str, *, listed: int = 3) -> dict:
+    """A household_register submission for household A in `village`, listing the first `listed`
+    of its three members (the form needs one at least)."""
+    people = [
+        ("黄志强", "head", "male", "1978-03-12"),
+        ("覃美兰", "spouse", "female", "1980-05-21"),
+        ("黄小雨", "child", "female", "2012-09-15"),
+    ]
+    members = [
+        {
+            "member_id": str(member_id),
+            "name": name,
+            "relation": relation,
+            "sex": sex,
+            "birth_date": born,
+            "health": "healthy",
+            "insured": True,
+        }
+        for member_id, (name, relation, sex, born) in zip(MEMBERS_A, people, strict=True)
+    ]
+    members[2]["in_school"] = True  # 14 years old when collected
+    data = {
+        "household_id": str(HOUSEHOLD_A),
+        "village_code": village,
+        "category": "lifted",
+        "members": members[:listed],
+    }
+    return tablet.submission(data, form_id="household_register")
+
+
+def test_moving_a_household_out_of_the_callers_villages_is_refused_with_its_members(tablet, rt):
+    result = tablet.push([_moving_household_a(tablet, VILLAGE_A2)]).get_json()["results"][0]
+    assert result["status"] == "rejected"
+    # The household leaves A1 for A2, and its members with it: each is refused for A2.
+    assert [(e["code"], e["path"]) for e in result["errors"]] == [
+        ("forbidden", "data"),
+        *(("forbidden", f"data.members[{i}]") for i in range(3)),
+    ]
+    assert all(VILLAGE_A2 in e["message"] for e in result["errors"])
+    with rt.db.unit_of_work(write=False) as session:
+        household = session.get(Household, HOUSEHOLD_A)
+        assert household is not None and (household.village_code, household.rev) == (VILLAGE_A1, 1)
+
+
+@pytest.mark.parametrize("listed", [3, 1], ids=["all-members-listed", "head-only"])
+def test_a_household_moved_between_villages_takes_its_members_from_tablet_to_tablet(
+    client, rt, create_user_, listed
+):
+    """The old village's tablets drop the household and every member; the new village's receive
+    them all, whether or not the submission that moved it listed the members."""
+    load_register(rt)
+    create_user_("township", Role.COLLECTOR, [TOWNSHIP_A])
+    create_user_("a1", Role.COLLECTOR, [VILLAGE_A1])
+    create_user_("a2", Role.COLLECTOR, [VILLAGE_A2])
+    mover = Tablet.login(client, "township")
+    old, new = Tablet.login(client, "a1"), Tablet.login(client, "a2")
+    family = {str(HOUSEHOLD_A), *(str(m) for m in MEMBERS_A)}
+    entities, _, old_cursor = old.pull_all()
+    assert {e["id"] for e in entities} == family
+    entities, _, new_cursor = new.pull_all()
+    assert entities == []
+
+    moving = _moving_household_a(mover, VILLAGE_A2, listed=listed)
+    result = mover.push([moving]).get_json()["results"][0]
+    assert result["status"] == "accepted", result
+
+    entities, removed, _ = old.pull_all(old_cursor)
+    assert entities == []
+    assert sorted((r["entity"], r["id"]) for r in removed) == sorted(
+        [("household", str(HOUSEHOLD_A)), *(("member", str(m)) for m in MEMBERS_A)]
+    )
+    entities, removed, _ = new.pull_all(new_cursor)
+    assert removed == [] and {e["id"] for e in entities} == family
+    with rt.db.unit_of_work(write=False) as session:
+        household = session.get(Household, HOUSEHOLD_A)
+        assert household is not None and household.village_code == VILLAGE_A2
