@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from server.changes.models import Change
 from server.households.fields import set_field
+from server.households.invariants import household_flags
 from server.households.models import Household, Member
 from server.households.versions import FieldVersion, encode_versions
 from server.sensitive import SensitiveCodec
@@ -43,6 +44,10 @@ def load_households(
         village = str(new.fields["village_code"])
         household = Household(id=new.id, village_code=village)
         _fill(household, "household", new.id, new.fields, codec, clock, village, user_id, changes)
+        # An imported household is checked as a merged one is: kept as given, flagged if broken.
+        household.review_flags = household_flags(
+            new.fields, {str(member_id): fields for member_id, fields in new.members}
+        )
         session.add(household)
         for member_id, member_fields in new.members:
             values = {**member_fields, "household_id": str(new.id)}

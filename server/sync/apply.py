@@ -27,6 +27,7 @@ from server.conflicts.models import Conflict
 from server.db import utcnow
 from server.errors import NotFound
 from server.households.fields import column_values, to_json_value
+from server.households.invariants import INVARIANT_FIELDS, household_flags
 from server.households.models import Household, Member
 from server.households.versions import StoredWrite, compacted
 from server.sensitive import SensitiveCodec, mask, protected_for_review
@@ -386,7 +387,7 @@ class Workspace:
         self.entities[(state.type, state.id)] = state
         if state.type == "member":
             self._follow_household(state, outcome)
-        else:
+        elif state.is_new or not INVARIANT_FIELDS.isdisjoint(outcome.value_changed_fields):
             self._touched_households.add(state.id)
         if outcome.changed_fields:
             write = len(state.writes)
@@ -495,7 +496,8 @@ class Workspace:
 
     def _follow_household(self, member: EntityState, outcome: EntityMergeOutcome) -> None:
         """Keep `members_of` and the member's household up to date with a merge; the household
-        it is in (and the one it left) get their invariants checked at flush."""
+        it is in (and the one it left) get their invariants checked at flush when the merge
+        could have changed them."""
         old = member.household_id
         if "household_id" in outcome.value_changed_fields:
             new = uuid.UUID(str(outcome.fields["household_id"].value))
@@ -504,7 +506,8 @@ class Workspace:
                 self._touched_households.add(old)
             self.members_of.setdefault(new, set()).add(member.id)
             member.household_id = new
-        if member.household_id is not None:
+        affects_invariants = not INVARIANT_FIELDS.isdisjoint(outcome.value_changed_fields)
+        if member.household_id is not None and (member.is_new or affects_invariants):
             self._touched_households.add(member.household_id)
 
     def _protected(self, name: str, value: Any) -> Any:
@@ -519,27 +522,18 @@ class Workspace:
 
     def household_flags(self, household: EntityState) -> list[str]:
         """What is wrong with a household as a whole after field-wise merging (kept, flagged)."""
-        if household.is_deleted:
-            return []
-        members = [
-            m
+        members = {
+            str(member.id): {"relation": member.value("relation"), "deleted": member.is_deleted}
             for mid in self.members_of.get(household.id, ())
-            if (m := self.find("member", mid)) is not None and not m.is_deleted
-        ]
-        heads = [m for m in members if m.value("relation") == "head"]
-        flags = []
-        if len(heads) > 1:
-            flags.append("multiple_heads")
-        if members and not heads:
-            flags.append("no_head")
-        head_id = household.value("head_member_id")
-        if head_id:
-            head = self.find("member", uuid.UUID(str(head_id)))
-            if head is None or head.is_deleted or head not in members:
-                flags.append("head_not_member")
-            elif head.value("relation") != "head":
-                flags.append("head_relation_mismatch")
-        return flags
+            if (member := self.find("member", mid)) is not None
+        }
+        return household_flags(
+            {
+                "deleted": household.is_deleted,
+                "head_member_id": household.value("head_member_id"),
+            },
+            members,
+        )
 
     # --- writing ------------------------------------------------------------------------------
 
