@@ -990,7 +990,7 @@ def prepared_register(kind: DbKind, size_name: str, *, reuse: bool) -> Iterator[
 
 
 def _remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", "-writers"):
         with contextlib.suppress(FileNotFoundError):
             Path(f"{path}{suffix}").unlink()
 

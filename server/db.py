@@ -5,9 +5,10 @@ commits. Services receive a session and flush; they never commit.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -21,6 +22,11 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from server import json_codec
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: SQLite's own waiting is all there is
+    fcntl = None  # type: ignore[assignment]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -81,14 +87,50 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class WriterQueue:
+    """SQLite writers of one database file, taking turns in order.
+
+    SQLite lets one transaction write at a time, and a writer that finds the database locked
+    polls it with growing sleeps (up to 100 ms each), so its turn often starts long after the
+    previous writer finished: two workers pushing at once lost a sixth of their throughput to
+    it. Here a writer first waits for an exclusive `flock` on a companion file, which the kernel
+    hands over the moment it is released, to a thread of this process or of any other. A thread
+    already holding the turn (a nested unit of work) is not made to wait for itself."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._held = threading.local()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        depth: int = getattr(self._held, "depth", 0)
+        if depth or fcntl is None:
+            self._held.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._held.depth = depth
+            return
+        with self.path.open("a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._held.depth = 1
+            try:
+                yield
+            finally:
+                self._held.depth = 0
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Database:
     """One engine and session factory per app. Never connects at construction."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(url)
         self.kind = "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
+        self._writer_queue: WriterQueue | None = None
         if self.kind == "sqlite" and self.url.database and self.url.database != ":memory:":
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            self._writer_queue = WriterQueue(Path(f"{self.url.database}-writers"))
         self.engine = _make_engine(url, self.kind, echo=echo)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -103,23 +145,25 @@ class Database:
         """
         from server.errors import AppError
 
-        session = self.sessionmaker()
-        try:
-            if write and self.kind == "sqlite":
-                session.connection(execution_options={"fieldsync_write": True})
-            yield session
-            session.commit()
-        except AppError as exc:
-            if exc.keeps_changes:
+        queue = self._writer_queue if write else None
+        with queue.turn() if queue is not None else nullcontext():
+            session = self.sessionmaker()
+            try:
+                if write and self.kind == "sqlite":
+                    session.connection(execution_options={"fieldsync_write": True})
+                yield session
                 session.commit()
-            else:
+            except AppError as exc:
+                if exc.keeps_changes:
+                    session.commit()
+                else:
+                    session.rollback()
+                raise
+            except BaseException:
                 session.rollback()
-            raise
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+                raise
+            finally:
+                session.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -4,9 +4,11 @@ orjson would differ, so that behaviour never changes. (Request bodies stay with 
 library: a megabyte is parsed in a few milliseconds, and telling orjson's texts from the others
 would cost as much.)
 
-orjson refuses `NaN`, `1e400`, lone surrogates, bad UTF-8 and nesting deeper than 1,024, and reads
-integers beyond 64 bits as floats: a text with any of these (for the last, any run of 19 digits)
-is read by `json` exactly as before.
+Reading: orjson refuses `NaN`, `1e400`, lone surrogates, bad UTF-8 and nesting deeper than 1,024,
+and reads integers beyond 64 bits as floats; a text with any of these (for the last, any run of
+19 digits) is read by `json` exactly as before. Writing: orjson writes NaN and infinities as
+`null` (valid JSON, where `json.dumps` wrote `NaN`, which PostgreSQL refuses); they only reach a
+stored document inside a quarantined submission that sent `1e400`.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import uuid
 import weakref
 from datetime import timedelta
@@ -376,3 +377,32 @@ def test_a_household_moved_between_villages_takes_its_members_from_tablet_to_tab
     with rt.db.unit_of_work(write=False) as session:
         household = session.get(Household, HOUSEHOLD_A)
         assert household is not None and household.village_code == VILLAGE_A2
+
+
+def test_an_out_of_range_number_is_quarantined_and_the_rest_of_the_batch_goes_on(
+    tablet, client, rt
+):
+    """`1e400` is a JSON number no tablet should send (it reads as infinity): that submission is
+    rejected and kept, the number stored as null; the other one is accepted."""
+    good, bad = tablet.submission(visit()), tablet.submission(visit(annual_income=1))
+    body = json.dumps(
+        {
+            "device_id": tablet.device_id,
+            "batch_id": str(uuid.uuid4()),
+            "clock": str(tablet.clock.now()),
+            "submissions": [good, bad],
+        }
+    ).replace('"annual_income": 1,', '"annual_income": 1e400,')
+    response = client.post(
+        "/api/v1/sync/push",
+        data=body,
+        headers={**tablet.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected"]
+    assert results[1]["errors"][0]["path"] == "data.annual_income"
+    with rt.db.unit_of_work(write=False) as session:
+        stored = session.get(Submission, uuid.UUID(bad["instance_id"]))
+        assert stored is not None and stored.status.value == "rejected"
+        assert stored.payload["data"]["annual_income"] is None
