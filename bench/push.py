@@ -1,8 +1,9 @@
 """Push throughput end to end: batches of `household_visit` submissions (each one household and
-its four members) POSTed over HTTP to the real app on a 50,000-household register, through
-decoding, validation, binding, field merge and commit; then the raw database limit for the same
-rows (a set-based upsert with no application logic), the peak memory of a 1,000-item batch, and
-the throughput of gunicorn with two worker processes serving two tablets pushing at once.
+its four members) POSTed over HTTP to the real app (`gunicorn wsgi:app`, one worker) on a
+50,000-household register, through decoding, validation, binding, field merge and commit; then
+the raw database limit for the same rows (written back as driver values, no application logic),
+the peak memory of a 1,000-item batch, and the throughput of gunicorn with two worker processes
+serving two tablets pushing at once.
 
     python bench/push.py [--db sqlite|postgresql|both] [--reuse] [--batches 6] [--profile]
 """
@@ -368,26 +369,35 @@ class Options:
 
 def run(register: Register, options: Options) -> None:
     kind = register.kind
-    with served_app(register.settings) as served:
-        tablet = HttpTablet.login(served.url, COUNTY_COLLECTOR, PASSWORD)
-        count = (1 + options.batches + int(options.profile)) * BATCH_SIZE + MEMORY_BATCH_SIZE
-        worker_households = WORKERS * (1 + WORKER_BATCHES) * BATCH_SIZE
-        everyone = known_households(register.settings, count + worker_households)
-        households, for_workers = everyone[:count], everyone[count:]
+    count = (1 + options.batches + int(options.profile)) * BATCH_SIZE + MEMORY_BATCH_SIZE
+    worker_households = WORKERS * (1 + WORKER_BATCHES) * BATCH_SIZE
+    everyone = known_households(register.settings, count + worker_households)
+    households, for_workers = everyone[:count], everyone[count:]
+    # One worker process, as deployed (`gunicorn wsgi:app --workers=1`): the tablet runs in this
+    # process and shares nothing with the server, not even the interpreter lock.
+    with gunicorn_app(register.settings, 1) as url:
+        tablet = HttpTablet.login(url, COUNTY_COLLECTOR, PASSWORD)
         bodies = visit_batches(tablet, households[:-MEMORY_BATCH_SIZE], BATCH_SIZE)
-        memory_body = visit_batches(tablet, households[-MEMORY_BATCH_SIZE:], MEMORY_BATCH_SIZE)[0]
         measure_app(tablet, bodies[:1])  # warm-up: caches, connection pool, form definition
         app = measure_app(tablet, bodies[1 : 1 + options.batches])
-        raw_seconds, raw_rows, raw_submissions = measure_raw(kind, register.url, app.batch_ids)
+    raw_seconds, raw_rows, raw_submissions = measure_raw(kind, register.url, app.batch_ids)
+    # Memory and the profile need the server in this process.
+    with served_app(register.settings) as served:
+        tablet = HttpTablet.login(served.url, COUNTY_COLLECTOR, PASSWORD)
+        memory_body = visit_batches(tablet, households[-MEMORY_BATCH_SIZE:], MEMORY_BATCH_SIZE)[0]
         memory = measure_memory(tablet, memory_body)
-        profile = profile_push(served, tablet, bodies[-1]) if options.profile else None
+        profile = None
+        if options.profile:  # the batch after the measured ones, for this tablet
+            start = (1 + options.batches) * BATCH_SIZE
+            body = visit_batches(tablet, households[start : start + BATCH_SIZE], BATCH_SIZE)[0]
+            profile = profile_push(served, tablet, body)
     workers = measure_workers(register, for_workers)
     raw_per_second = raw_submissions / raw_seconds
     share = app.per_second / raw_per_second
     median = statistics.median(app.batch_seconds)
     print(f"\n== push on {kind} ({register.size.households:,}-household register)")
     print(
-        f"app      : {app.per_second:,.0f} submissions/s over {options.batches} batches of "
+        f"app      : {app.per_second:,.0f} submissions/s, one worker, {options.batches} batches of "
         f"{BATCH_SIZE} (median batch {median:.2f} s; "
         f"batches {' '.join(f'{s:.2f}' for s in app.batch_seconds)} s)"
         f"   target >= {TARGETS[kind]:,}  {_verdict(app.per_second >= TARGETS[kind])}"

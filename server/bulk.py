@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Table
@@ -103,6 +104,22 @@ def _is_postgres(codec: TableCodec) -> bool:
     return codec.dialect.name == "postgresql"
 
 
+def _driver(connection: Connection) -> Any:
+    return connection.connection.driver_connection
+
+
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """Updates sent inside the block are not waited for one by one: on PostgreSQL the server
+    works through them (pipeline mode) while Python prepares what comes next, and the end of the
+    block waits for all of them (raising the first error). No COPY inside. Nothing on SQLite."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    with _driver(connection).pipeline():
+        yield
+
+
 def _placeholder(codec: TableCodec) -> str:
     return "?" if codec.dialect.paramstyle == "qmark" else "%s"
 
@@ -154,7 +171,7 @@ def insert_rows(
         return
     names = ", ".join(columns)
     if _is_postgres(codec) and not skip_existing:
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = _driver(connection).cursor()
         with cursor, cursor.copy(f"COPY {codec.table.name} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -172,11 +189,16 @@ def update_rows(
     key: str,
     rows: list[tuple[Any, ...]],
 ) -> None:
-    """Set `columns` of the rows whose `key` matches, one executemany (psycopg pipelines it):
-    each row holds driver values for `columns` followed by the key's."""
+    """Set `columns` of the rows whose `key` matches, one executemany (psycopg pipelines it;
+    inside `pipelined`, without waiting for it): each row holds driver values for `columns`
+    followed by the key's."""
     if not rows:
         return
     mark = _placeholder(codec)
     assignments = ", ".join(f"{column} = {mark}" for column in columns)
     statement = f"UPDATE {codec.table.name} SET {assignments} WHERE {key} = {mark}"
+    if _is_postgres(codec):
+        with _driver(connection).cursor() as cursor:
+            cursor.executemany(statement, rows)
+        return
     connection.exec_driver_sql(statement, rows)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
 from server.auth.actor import Actor
-from server.bulk import TableCodec, codec_for, insert_rows, select_in, update_rows
+from server.bulk import TableCodec, codec_for, insert_rows, pipelined, select_in, update_rows
 from server.changes.models import Change
 from server.conflicts.models import Conflict
 from server.db import utcnow
@@ -548,38 +548,34 @@ class Workspace:
             if flags != list(household.columns.get("review_flags") or []):
                 household.new_review_flags = flags
         connection = self.session.connection()
-        for entity_type in ("household", "member"):
+        inserts: dict[str, list[tuple[Any, ...]]] = {}
+        # Existing rows: only the columns this unit of work changed are written, one
+        # executemany per set of columns (a batch of one form makes a handful of sets).
+        updates: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
+        for state in self.entities.values():
+            codec = self._codec(state.type)
+            if state.is_new:
+                if state.dirty:
+                    row = self._new_row(state, now)
+                    written = codec.written(codec.columns, [row[c] for c in codec.columns])
+                    inserts.setdefault(state.type, []).append(written)
+            elif state.dirty or state.new_review_flags is not None:
+                changed = self._changed_columns(state, now)
+                names = tuple(changed)
+                values = [*changed.values(), state.id]
+                written = codec.written((*names, "id"), values)
+                updates.setdefault((state.type, names), []).append(written)
+        for entity_type in ("household", "member"):  # households first: members refer to them
             codec = self._codec(entity_type)
-            inserts: list[tuple[Any, ...]] = []
-            # Existing rows: only the columns this unit of work changed are written, one
-            # executemany per set of columns (a batch of one form makes a handful of sets).
-            updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-            for state in self.entities.values():
-                if state.type != entity_type:
-                    continue
-                if state.is_new:
-                    if state.dirty:
-                        row = self._new_row(state, now)
-                        inserts.append(
-                            codec.written(codec.columns, [row[c] for c in codec.columns])
-                        )
-                elif state.dirty or state.new_review_flags is not None:
-                    changed = self._changed_columns(state, now)
-                    names = tuple(changed)
-                    values = [*changed.values(), state.id]
-                    updates.setdefault(names, []).append(codec.written((*names, "id"), values))
-            insert_rows(connection, codec, codec.columns, inserts)
-            for names, rows in updates.items():
-                update_rows(connection, codec, names, "id", rows)
-        if self._changes:
-            changes = codec_for(CHANGES, connection.dialect)
-            columns = tuple(self._changes[0])
-            insert_rows(
-                connection,
-                changes,
-                (*columns, "txid"),
-                [changes.written((*columns, "txid"), (*c.values(), txid)) for c in self._changes],
-            )
+            insert_rows(connection, codec, codec.columns, inserts.get(entity_type, []))
+        changes = codec_for(CHANGES, connection.dialect)
+        columns = (*self._changes[0], "txid") if self._changes else ()
+        with pipelined(connection):
+            for (entity_type, names), rows in updates.items():
+                update_rows(connection, self._codec(entity_type), names, "id", rows)
+            # Prepared while the database works through the updates.
+            log = [changes.written(columns, (*c.values(), txid)) for c in self._changes]
+        insert_rows(connection, changes, columns, log)
         if self._conflicts:
             connection.execute(insert(CONFLICTS), self._conflicts)
 
