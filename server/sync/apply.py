@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
@@ -90,7 +90,7 @@ class EntityState:
     is_new: bool
     rev: int
     fields: Mapping[str, FieldState]
-    columns: Mapping[str, Any]  # the stored row (a `StoredRow`), `{}` for a new entity
+    columns: Mapping[str, Any]  # the stored row (see `stored_row`), `{}` for a new entity
     field_writes: dict[str, int] = field(default_factory=dict)
     writes: list[StoredWrite] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
@@ -117,24 +117,28 @@ class EntityState:
         return bool(self.value("deleted"))
 
 
-class StoredFields(Mapping[str, FieldState]):
-    """An entity's field states as its row stores them, each decoded on first use: a visit writes
-    a dozen fields of a household that has forty, and the rest are never looked at."""
+_UNREAD = object()
+V = TypeVar("V")
 
-    __slots__ = ("_decode", "_decoded", "_names")
 
-    def __init__(self, names: Mapping[str, int], decode: Callable[[str], FieldState]) -> None:
-        self._names = names  # a field is stored when it has a version: these are the names
-        self._decode = decode
-        self._decoded: dict[str, FieldState] = {}
+class LazyMapping(Mapping[str, V]):
+    """Values worked out on first read, for a known set of names: a push looks at a handful of a
+    stored row's thirty columns, and merges a dozen of a household's forty fields."""
 
-    def __getitem__(self, name: str) -> FieldState:
-        state = self._decoded.get(name)
-        if state is None:
+    __slots__ = ("_compute", "_names", "_values")
+
+    def __init__(self, names: Mapping[str, object], compute: Callable[[str], V]) -> None:
+        self._names = names
+        self._compute = compute
+        self._values: dict[str, V] = {}
+
+    def __getitem__(self, name: str) -> V:
+        value = self._values.get(name, _UNREAD)
+        if value is _UNREAD:
             if name not in self._names:
                 raise KeyError(name)
-            state = self._decoded[name] = self._decode(name)
-        return state
+            value = self._values[name] = self._compute(name)
+        return value  # type: ignore[return-value]
 
     def get(self, name: str, default: Any = None) -> Any:
         return self[name] if name in self._names else default
@@ -149,7 +153,12 @@ class StoredFields(Mapping[str, FieldState]):
         return len(self._names)
 
 
-_UNREAD = object()
+def stored_row(codec: TableCodec, columns: Sequence[str], raw: Iterable[Any]) -> LazyMapping[Any]:
+    """A register row read at the driver level (`raw`: the values of `columns`), each column
+    converted by SQLAlchemy's own conversion for it on first read."""
+    values = dict(zip(columns, raw, strict=True))
+    return LazyMapping(values, lambda name: codec.reader(name)(values[name]))
+
 
 # What every loaded entity needs besides the columns of the fields a unit of work writes: its
 # identity and versions, its extension properties, and what the household invariants, the
@@ -172,37 +181,6 @@ def _columns_for(entity_type: str, fields: Iterable[str]) -> tuple[str, ...]:
         elif name in register:
             columns[name] = None
     return tuple(columns)
-
-
-class StoredRow(Mapping[str, Any]):
-    """A register row as read at the driver level: each column converted (by SQLAlchemy's own
-    conversion for it) on first read. A push looks at a handful of a row's thirty columns."""
-
-    __slots__ = ("_codec", "_raw", "_values")
-
-    def __init__(self, codec: TableCodec, columns: Sequence[str], raw: Iterable[Any]) -> None:
-        """`raw`: the driver's values of `columns`, in their order."""
-        self._codec = codec
-        self._raw = dict(zip(columns, raw, strict=True))
-        self._values: dict[str, Any] = {}
-
-    def __getitem__(self, name: str) -> Any:
-        value = self._values.get(name, _UNREAD)
-        if value is _UNREAD:
-            value = self._values[name] = self._codec.reader(name)(self._raw[name])
-        return value
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self[name] if name in self._raw else default
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._raw
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
 
 
 @dataclass(frozen=True)
@@ -283,17 +261,17 @@ class Workspace:
         if household_ids:
             columns = _columns_for("household", written.get("household", ()))
             for raw in select_in(connection, households, columns, [("id", household_ids)]):
-                self._adopt("household", StoredRow(households, columns, raw))
+                self._adopt("household", stored_row(households, columns, raw))
         members = self._codec("member")
         columns = _columns_for("member", written.get("member", ()))
         conditions = [("household_id", household_ids), ("id", member_ids)]
         for raw in select_in(connection, members, columns, conditions):
-            self._adopt("member", StoredRow(members, columns, raw))
+            self._adopt("member", stored_row(members, columns, raw))
 
     def _codec(self, entity_type: str) -> TableCodec:
         return codec_for(TABLES[entity_type], self.session.get_bind().dialect)
 
-    def _adopt(self, entity_type: str, columns: StoredRow) -> None:
+    def _adopt(self, entity_type: str, columns: Mapping[str, Any]) -> None:
         versions = columns["versions"] or {}
         field_writes: dict[str, int] = dict(versions.get("fields") or {})
         writes: list[StoredWrite] = list(versions.get("writes") or [])
@@ -321,7 +299,7 @@ class Workspace:
         columns: Mapping[str, Any],
         field_writes: Mapping[str, int],
         writes: list[StoredWrite],
-    ) -> StoredFields:
+    ) -> LazyMapping[FieldState]:
         register_fields = ENTITIES[entity_type].fields
         # The versions as loaded: later merges repoint `field_writes`, never these.
         stored = dict(field_writes)
@@ -340,7 +318,7 @@ class Workspace:
             clock, rev, origin, _ = writes[stored[name]]
             return FieldState(value, stamps.parsed(clock), rev, origin)
 
-        return StoredFields(stored, decode)
+        return LazyMapping(stored, decode)
 
     def _text(self, clock: Hlc) -> str:
         return self._stamps.text(clock)
