@@ -3,8 +3,8 @@
 A `Workspace` loads the current state of the entities a unit of work touches, merges writes into
 them in memory with the pure rules of `sync_protocol.merge`, re-checks household invariants, and
 finally writes everything set-based: new rows, changed rows, change-log rows and conflicts — a
-fixed number of statements however many submissions a batch holds. Callers must hold the
-household locks (`lock_households`) before loading, so no two transactions merge into the same
+fixed number of statements however many submissions a batch holds. Workspaces are read through
+`load_locked`, which takes the household locks first, so no two transactions merge into the same
 household at once (no lost update from a read-modify-write race).
 """
 
