@@ -141,7 +141,8 @@ class Database:
         An exception rolls everything back, except an `AppError` whose `keeps_changes` is true
         (e.g. a refused login must still count as an attempt): that one commits, then propagates.
         `write=True` takes SQLite's write lock up front (BEGIN IMMEDIATE) so that two writers
-        never deadlock upgrading a read lock; PostgreSQL ignores it.
+        never deadlock upgrading a read lock, after waiting its turn in the `WriterQueue`;
+        PostgreSQL ignores it.
         """
         from server.errors import AppError
 

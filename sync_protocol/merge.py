@@ -330,14 +330,9 @@ def merge_field(
     if is_collision and same_value:
         return FieldMergeOutcome(current, changed=False, value_changed=False, conflict=None)
 
-    if is_collision:
-        # Two different values under one clock (a device reusing a stamp) cannot be ordered
-        # causally: the canonical value decides, and the pair is always recorded.
-        incoming_wins = _precedes(current.clock, current.value, incoming.clock, incoming.value)
-    else:
-        incoming_wins = current.clock is None or (
-            incoming.clock is not None and current.clock < incoming.clock
-        )
+    # Two different values under one clock (a device reusing a stamp) cannot be ordered
+    # causally: the canonical value decides, and the pair is always recorded.
+    incoming_wins = _precedes(current.clock, current.value, incoming.clock, incoming.value)
     same_origin = current.origin is not None and current.origin == incoming.origin
 
     if not incoming_wins:

@@ -63,8 +63,6 @@ class Versioned:
 # Every visit rewrites a household and its members: on PostgreSQL both tables keep a fifth of each
 # page free (fillfactor 80, set by migration 0006) so that new row versions fit beside the old
 # ones — HOT updates, with no index entries to add.
-
-
 class Household(Versioned, Base):
     __tablename__ = "households"
 

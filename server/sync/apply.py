@@ -44,6 +44,10 @@ CHANGES = cast(Table, Change.__table__)
 CONFLICTS = cast(Table, Conflict.__table__)
 
 
+def _locks_households(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> None:
     """Serialise writers per household until the transaction ends.
 
@@ -52,7 +56,7 @@ def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> Non
     SQLite: the write transaction already holds the database lock (BEGIN IMMEDIATE).
     """
     keys = sorted({int.from_bytes(hid.bytes[:8], "big", signed=True) for hid in household_ids})
-    if keys and session.get_bind().dialect.name == "postgresql":
+    if keys and _locks_households(session):
         session.execute(
             text(
                 "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
@@ -70,10 +74,6 @@ def member_households(session: Session, member_ids: Iterable[uuid.UUID]) -> set[
         return set()
     read = codec.reader("household_id")
     return {read(household_id) for (household_id,) in rows}
-
-
-def _locks_households(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 @dataclass
@@ -320,9 +320,6 @@ class Workspace:
 
         return LazyMapping(stored, decode)
 
-    def _text(self, clock: Hlc) -> str:
-        return self._stamps.text(clock)
-
     def find(self, entity_type: str, entity_id: uuid.UUID) -> EntityState | None:
         return self.entities.get((entity_type, entity_id))
 
@@ -369,7 +366,9 @@ class Workspace:
             self._touched_households.add(state.id)
         if outcome.changed_fields:
             write = len(state.writes)
-            state.writes.append([self._text(clock), outcome.rev, origin.origin, origin.source])
+            state.writes.append(
+                [self._stamps.text(clock), outcome.rev, origin.origin, origin.source]
+            )
             for name in outcome.changed_fields:
                 state.field_writes[name] = write
             state.dirty.update(outcome.changed_fields)
@@ -386,7 +385,7 @@ class Workspace:
                     name: self._shown(name, outcome.fields[name].value)
                     for name in outcome.changed_fields
                 },
-                "clock": self._text(clock),
+                "clock": self._stamps.text(clock),
                 "rev": outcome.rev,
                 "village_code": village,
                 "submission_id": origin.submission_id,
