@@ -222,16 +222,14 @@ def accept_push(
     # 2. Lock the households this batch writes and read them, then what was stored before (in
     #    this order, so that a concurrent copy of the same batch sees our committed submissions
     #    once it gets the locks).
-    ids = _parsed_ids(planned.values())
-    household_ids, member_ids = _entity_ids(planned.values(), ids)
-    workspace = load_locked(
-        session, codec, household_ids, member_ids, _written_fields(planned.values())
-    )
+    named = _named(planned.values())
+    workspace = load_locked(session, codec, named.households, named.members, named.written)
     device = session.scalars(select(Device).where(Device.id == device_id).with_for_update()).one()
-    stored = _stored_submissions(session, items, fingerprints)
+    storage_ids = [_storage_id(item, fp) for item, fp in zip(items, fingerprints, strict=True)]
+    stored = _stored_submissions(session, storage_ids)
     villages = _known_villages(session, planned.values())
     txid = transaction_marker(session)
-    batch = _Batch(workspace, _Scope(actor), device_id, str(device_id), villages, ids)
+    batch = _Batch(workspace, _Scope(actor), device_id, str(device_id), villages, named.ids)
 
     # 3. Items in batch order: re-sends, then the merge.
     seen: dict[str, tuple[str, dict[str, Any]]] = {
@@ -241,8 +239,7 @@ def accept_push(
     results: list[dict[str, Any]] = []
     new_rows: list[dict[str, Any]] = []
     latest: Hlc | None = None  # the latest stamp accepted: the server clock observes it
-    for item, fingerprint in zip(items, fingerprints, strict=True):
-        instance_id = _storage_id(item, fingerprint)
+    for item, fingerprint, instance_id in zip(items, fingerprints, storage_ids, strict=True):
         key = str(instance_id)
         if key in seen:
             outcome = _resend(item, fingerprint, *seen[key])
@@ -336,41 +333,36 @@ def _form_versions(
     return {(row.form_id, row.version): row for row in rows}
 
 
-def _parsed_ids(plans: Iterable[list[EntityUpdate]]) -> dict[str, uuid.UUID]:
-    """Every entity id the planned updates name (parents included), parsed once."""
-    ids: dict[str, uuid.UUID] = {}
-    for updates in plans:
-        for u in updates:
-            if u.id not in ids:
-                ids[u.id] = uuid.UUID(u.id)
-            if u.parent is not None and u.parent[1] not in ids:
-                ids[u.parent[1]] = uuid.UUID(u.parent[1])
-    return ids
+@dataclass(frozen=True)
+class _Named:
+    """The entities a batch's planned updates name: every id parsed (parents included), the
+    households and members to load, and the fields written, by entity type."""
+
+    ids: dict[str, uuid.UUID]
+    households: set[uuid.UUID]
+    members: set[uuid.UUID]
+    written: dict[str, set[str]]
 
 
-def _entity_ids(
-    plans: Iterable[list[EntityUpdate]], ids: dict[str, uuid.UUID]
-) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    households: set[uuid.UUID] = set()
-    members: set[uuid.UUID] = set()
+def _named(plans: Iterable[list[EntityUpdate]]) -> _Named:
+    named = _Named({}, set(), set(), {"household": set(), "member": set()})
+
+    def parsed(text: str) -> uuid.UUID:
+        entity_id = named.ids.get(text)
+        if entity_id is None:
+            entity_id = named.ids[text] = uuid.UUID(text)
+        return entity_id
+
     for updates in plans:
         for u in updates:
+            named.written[u.type].update(u.fields)
             if u.type == "household":
-                households.add(ids[u.id])
-            else:
-                members.add(ids[u.id])
-                if u.parent is not None:
-                    households.add(ids[u.parent[1]])
-    return households, members
-
-
-def _written_fields(plans: Iterable[list[EntityUpdate]]) -> dict[str, set[str]]:
-    """The fields the planned updates write, by entity type."""
-    written: dict[str, set[str]] = {"household": set(), "member": set()}
-    for updates in plans:
-        for u in updates:
-            written[u.type].update(u.fields)
-    return written
+                named.households.add(parsed(u.id))
+                continue
+            named.members.add(parsed(u.id))
+            if u.parent is not None:
+                named.households.add(parsed(u.parent[1]))
+    return named
 
 
 def _storage_id(item: SubmissionItem, fingerprint: str) -> uuid.UUID:
@@ -383,12 +375,12 @@ def _storage_id(item: SubmissionItem, fingerprint: str) -> uuid.UUID:
 
 
 def _stored_submissions(
-    session: Session, items: list[SubmissionItem], fingerprints: list[str]
+    session: Session, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[str, dict[str, Any]]]:
-    ids = {_storage_id(item, fp) for item, fp in zip(items, fingerprints, strict=True)}
+    """The content hash and result of each of `ids` already stored."""
     codec = codec_for(SUBMISSIONS, session.get_bind().dialect)
     columns = ("instance_id", "content_hash", "result")
-    rows = select_in(session.connection(), codec, columns, [("instance_id", ids)])
+    rows = select_in(session.connection(), codec, columns, [("instance_id", set(ids))])
     if not rows:
         return {}
     read_id, read_result = codec.reader("instance_id"), codec.reader("result")
