@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -281,6 +282,55 @@ def users_disable(state: CliState, username: str) -> None:
     with state.runtime().db.unit_of_work() as session:
         disable_user(session, username)
     click.echo(f"disabled {username}")
+
+
+# -- login throttling and device owners -------------------------------------------------------
+
+
+@users.command("unlock")
+@click.argument("username", required=False)
+@click.option(
+    "--address",
+    "client_address",
+    metavar="ADDRESS",
+    help="Also forget the failed logins counted against this client address.",
+)
+@pass_state
+def users_unlock(state: CliState, username: str | None, client_address: str | None) -> None:
+    """End a user's login waits (every tablet's too), or an address's; audited."""
+    from server.auth.throttle import clear_address, unlock_account
+
+    if username is None and client_address is None:
+        raise click.UsageError("give a USERNAME, --address ADDRESS, or both")
+    with state.runtime().db.unit_of_work() as session:
+        if username is not None:
+            cleared = unlock_account(session, username, acting_user_id=None)
+            click.echo(f"unlocked {username} ({cleared} login limits cleared)")
+        if client_address is not None:
+            cleared = clear_address(session, client_address, acting_user_id=None)
+            click.echo(f"cleared address {client_address} ({cleared} login limits cleared)")
+
+
+@main.group(cls=_Group)
+def devices() -> None:
+    """Tablets and the accounts they belong to."""
+
+
+@devices.command("assign")
+@click.argument("device_id", type=click.UUID)
+@click.argument("username")
+@pass_state
+def devices_assign(state: CliState, device_id: uuid.UUID, username: str) -> None:
+    """Give a device to another user; tokens other users hold for it stop working."""
+    from server.auth.actor import system_actor
+    from server.auth.service import assign_device
+
+    with state.runtime().db.unit_of_work() as session:
+        assigned = assign_device(session, system_actor(), device_id, username)
+    click.echo(
+        f"device {assigned.device_id} now belongs to {assigned.username} "
+        f"(was {assigned.previous_username or '-'}; {assigned.revoked_tokens} tokens revoked)"
+    )
 
 
 # -- forms ---------------------------------------------------------------------------------------

@@ -46,11 +46,21 @@ class Settings:
     max_clock_skew: int = 600
     # Lifetime of a login token (seconds). Tablets stay offline for days: 30 days.
     token_ttl: int = 30 * 24 * 3600
-    # Login rate limit: within LOGIN_WINDOW seconds, at most LOGIN_MAX_FAILURES_PER_USER failed
-    # attempts per username and LOGIN_MAX_ATTEMPTS_PER_ADDRESS attempts per client address.
-    login_window: int = 900
+    # Login throttling (docs/operations.md, "Login throttling"). Per account: after
+    # LOGIN_MAX_FAILURES_PER_USER failed logins in a row, each further failure makes the next
+    # password check wait LOGIN_DELAY seconds, doubling with every failure up to LOGIN_MAX_DELAY.
+    # Logins naming a tablet already registered to the account have an allowance of their own, so
+    # guesses without it cannot keep the tablet out. Failures are forgotten LOGIN_WINDOW seconds
+    # after the last one, and a successful login clears them.
+    login_window: int = 3600
     login_max_failures_per_user: int = 5
-    login_max_attempts_per_address: int = 30
+    login_delay: int = 30
+    login_max_delay: int = 900
+    # Per client address: at most LOGIN_MAX_FAILURES_PER_ADDRESS failed logins per LOGIN_WINDOW
+    # (a steady leak, not a fixed window). Successful logins never count, so an office of
+    # hundreds of tablets behind one address logs in; tablets already known to their account
+    # are not held back by it.
+    login_max_failures_per_address: int = 300
     # Argon2id cost. Lower only in tests.
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 64 * 1024
@@ -76,6 +86,20 @@ class Settings:
             raise ConfigError("SECRET_KEY must be set in production")
         if self.max_body_size <= 0 or self.max_batch_items <= 0:
             raise ConfigError("MAX_BODY_SIZE and MAX_BATCH_ITEMS must be positive")
+        self._check_login_limits()
+
+    def _check_login_limits(self) -> None:
+        limits = (
+            self.login_max_failures_per_user,
+            self.login_delay,
+            self.login_max_delay,
+            self.login_max_failures_per_address,
+        )
+        if min(limits) <= 0:
+            raise ConfigError("the LOGIN_* limits and delays must be positive")
+        # Failures forgotten before the longest wait ends would let guessing start afresh.
+        if self.login_window <= self.login_max_delay:
+            raise ConfigError("LOGIN_WINDOW must be longer than LOGIN_MAX_DELAY")
 
     @property
     def database_kind(self) -> str:

@@ -2,7 +2,7 @@
 
 from server.attachments.models import Attachment, AttachmentRef
 from server.audit.models import AuditEntry
-from server.auth.models import LoginAttempt, Token
+from server.auth.models import LoginThrottle, Token
 from server.changes.models import Change, ScopeSnapshot
 from server.conflicts.models import Conflict
 from server.db import Base
@@ -26,7 +26,7 @@ __all__ = [
     "Form",
     "FormVersion",
     "Household",
-    "LoginAttempt",
+    "LoginThrottle",
     "Member",
     "Region",
     "RegionGrant",

@@ -13,6 +13,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint
 
 from server import __version__
+from server.auth.schemas import DeviceAssignRequestSchema
 from sync_protocol.errors import ErrorCode
 from sync_protocol.messages import (
     ErrorResponseSchema,
@@ -71,6 +72,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "auth",
         roles=ADMIN,
         errors=(403, 404),
+    ),
+    Operation(
+        "post",
+        "/api/v1/devices/{device_id}/assign",
+        "Assign a device to a user; other users' tokens for it stop working",
+        "auth",
+        roles=ADMIN,
+        request="DeviceAssignRequest",
+        errors=(400, 403, 404, 413, 415, 422),
     ),
     Operation("get", "/api/v1/forms", "Published forms in use", "forms"),
     Operation(
@@ -253,6 +263,7 @@ OPERATIONS: tuple[Operation, ...] = (
 _SCHEMAS = {
     "LoginRequest": LoginRequestSchema,
     "LoginResponse": LoginResponseSchema,
+    "DeviceAssignRequest": DeviceAssignRequestSchema,
     "Error": ErrorResponseSchema,
     "PushRequest": PushRequestSchema,
     "PushResponse": PushResponseSchema,

@@ -1,4 +1,4 @@
-"""HTTP: log in, who am I, log out, revoke a device."""
+"""HTTP: log in, who am I, log out, revoke a device, assign a device to a user."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from flask import Blueprint, request
 
 from server.auth import service
 from server.auth.guard import authenticated, current_actor
-from server.auth.schemas import LoginRequestSchema, actor_json
+from server.auth.schemas import DeviceAssignRequestSchema, LoginRequestSchema, actor_json
 from server.request_body import json_object, load_with
 from server.runtime import runtime
 from server.users.models import Role
@@ -21,16 +21,15 @@ bp = Blueprint("auth", __name__, url_prefix="/api/v1")
 def login() -> tuple[dict[str, Any], int]:
     rt = runtime()
     body = load_with(LoginRequestSchema(), json_object(rt.settings.max_body_size))
-    with rt.db.unit_of_work() as session:
-        issued = service.login(
-            session,
-            rt.settings,
-            rt.passwords,
-            username=body["username"],
-            password=body["password"],
-            device_id=uuid.UUID(body["device_id"]) if body.get("device_id") else None,
-            address=request.remote_addr or "-",
-        )
+    issued = service.login(
+        rt.db,
+        rt.settings,
+        rt.passwords,
+        username=body["username"],
+        password=body["password"],
+        device_id=uuid.UUID(body["device_id"]) if body.get("device_id") else None,
+        address=request.remote_addr or "-",
+    )
     return {
         "token": issued.token,
         "expires_at": issued.expires_at.isoformat(),
@@ -61,4 +60,19 @@ def revoke_device(device_id: uuid.UUID) -> dict[str, Any]:
     return {
         "device_id": str(device_id),
         "revoked_at": revoked_at.isoformat() if revoked_at else None,
+    }
+
+
+@bp.post("/devices/<uuid:device_id>/assign")
+@authenticated(Role.ADMIN)
+def assign_device(device_id: uuid.UUID) -> dict[str, Any]:
+    rt = runtime()
+    body = load_with(DeviceAssignRequestSchema(), json_object(rt.settings.max_body_size))
+    with rt.db.unit_of_work() as session:
+        assigned = service.assign_device(session, current_actor(), device_id, body["username"])
+    return {
+        "device_id": str(assigned.device_id),
+        "username": assigned.username,
+        "previous_username": assigned.previous_username,
+        "revoked_tokens": assigned.revoked_tokens,
     }

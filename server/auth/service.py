@@ -1,39 +1,42 @@
-"""Logging in, resolving tokens and logging out. Login attempts are counted in the database so the
-rate limit holds across every worker and host; a refused attempt is committed before the error
-propagates (`keeps_changes`)."""
+"""Logging in, resolving tokens and logging out, and the devices tokens are bound to: each belongs
+to one account, revocable and re-assignable by an administrator. Login throttling
+(`server.auth.throttle`) is counted in the database, so it holds across every worker and host."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select, true, update
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from server.audit import service as audit
+from server.auth import throttle
 from server.auth.actor import Actor
-from server.auth.models import LoginAttempt, Token
+from server.auth.models import Token
 from server.auth.passwords import PasswordHasher
 from server.config import Settings
-from server.db import utcnow
+from server.db import Database, utcnow
 from server.devices.models import Device
-from server.errors import Forbidden, NotFound, RateLimited, Unauthorized
+from server.errors import Forbidden, NotFound, Unauthorized
 from server.users.models import RegionGrant, User
 
 
 class LoginRefused(Unauthorized):
-    keeps_changes = True
+    pass
 
 
 class DeviceRevoked(Forbidden):
     keeps_changes = True
 
 
-class LoginRateLimited(RateLimited):
+class DeviceOfAnotherUser(Forbidden):
     keeps_changes = True
 
 
@@ -44,12 +47,21 @@ class IssuedToken:
     actor: Actor
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """What the first step of a login learns about the account, before the password check."""
+
+    user_id: int | None
+    password_hash: str | None
+    admission: throttle.Admission
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def login(
-    session: Session,
+    db: Database,
     settings: Settings,
     passwords: PasswordHasher,
     *,
@@ -58,38 +70,78 @@ def login(
     device_id: uuid.UUID | None,
     address: str,
 ) -> IssuedToken:
-    """Check the rate limits, then the password; register the device on first use; issue a token."""
-    now = utcnow()
-    _enforce_rate_limits(session, settings, username=username, address=address, now=now)
-    user = session.scalars(select(User).where(User.username == username)).one_or_none()
-    ok = passwords.verify(user.password_hash if user else None, password)
-    usable = user is not None and ok and user.is_active
-    session.add(
-        LoginAttempt(username=username, address=address, attempted_at=now, succeeded=usable)
+    """Admit the attempt past the login throttle, check the password, then register the device
+    on first use and issue a token.
+
+    Three steps, each its own unit of work: the throttle's charge is committed before the
+    (deliberately slow) password check, so parallel attempts on any worker see it, and no lock
+    is held while the password is hashed; a right password takes the charge back."""
+    with db.unit_of_work() as session:
+        candidate = _admit(session, settings, username, device_id, address)
+    is_right = passwords.verify(candidate.password_hash, password)
+    if not is_right or candidate.user_id is None:
+        with db.unit_of_work() as session:
+            throttle.forget_stale(session, settings, now=utcnow())
+        raise LoginRefused("wrong username or password, or the account is disabled")
+    with db.unit_of_work() as session:
+        return _issue(
+            session,
+            settings,
+            passwords,
+            candidate,
+            user_id=candidate.user_id,
+            password=password,
+            device_id=device_id,
+            address=address,
+        )
+
+
+def _admit(
+    session: Session,
+    settings: Settings,
+    username: str,
+    device_id: uuid.UUID | None,
+    address: str,
+) -> _Candidate:
+    user = session.execute(
+        select(User.id, User.password_hash).where(User.username == username, User.is_active)
+    ).one_or_none()
+    known_device_id = None
+    if user is not None and device_id is not None:
+        known_device_id = session.scalars(
+            select(Device.id).where(
+                Device.id == device_id, Device.owner_id == user.id, Device.revoked_at.is_(None)
+            )
+        ).one_or_none()
+    subjects = throttle.subjects_for(username, known_device_id=known_device_id, address=address)
+    admission = throttle.admit(session, settings, subjects, now=utcnow())
+    return _Candidate(
+        user_id=user.id if user else None,
+        password_hash=user.password_hash if user else None,
+        admission=admission,
     )
-    if not usable or user is None:
+
+
+def _issue(
+    session: Session,
+    settings: Settings,
+    passwords: PasswordHasher,
+    candidate: _Candidate,
+    *,
+    user_id: int,
+    password: str,
+    device_id: uuid.UUID | None,
+    address: str,
+) -> IssuedToken:
+    now = utcnow()
+    throttle.take_back(session, settings, candidate.admission, now=now)
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:  # disabled while the password was being checked
         raise LoginRefused("wrong username or password, or the account is disabled")
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash(password)
     if device_id is not None:
-        device = session.get(Device, device_id)
-        if device is None:
-            session.add(Device(id=device_id, registered_by_id=user.id, last_seen_at=now))
-            session.flush()  # the token below refers to it, and no relationship orders the two
-            audit.record(
-                session,
-                "device_registered",
-                user_id=user.id,
-                object_type="device",
-                object_id=str(device_id),
-                address=address,
-            )
-        elif device.is_revoked:
-            raise DeviceRevoked(
-                "this device has been revoked", details={"device_id": str(device_id)}
-            )
-        else:
-            device.last_seen_at = now
+        _use_device(session, user, device_id, address=address, now=now)
     token = secrets.token_urlsafe(32)
     expires_at = now + timedelta(seconds=settings.token_ttl)
     row = Token(
@@ -122,41 +174,46 @@ def login(
     return IssuedToken(token=token, expires_at=expires_at, actor=actor)
 
 
-def _enforce_rate_limits(
-    session: Session, settings: Settings, *, username: str, address: str, now: datetime
+def _use_device(
+    session: Session, user: User, device_id: uuid.UUID, *, address: str, now: datetime
 ) -> None:
-    window_start = now - timedelta(seconds=settings.login_window)
-    session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < window_start))
-    checks = (
-        (
-            LoginAttempt.username == username,
-            LoginAttempt.succeeded.is_(False),
-            settings.login_max_failures_per_user,
-            "too many failed logins for this user",
-        ),
-        (
-            LoginAttempt.address == address,
-            true(),
-            settings.login_max_attempts_per_address,
-            "too many login attempts from this address",
-        ),
-    )
-    for who, which, limit, message in checks:
-        recent = (
-            select(LoginAttempt.attempted_at)
-            .where(who, which, LoginAttempt.attempted_at >= window_start)
-            .order_by(LoginAttempt.attempted_at.desc())
-            .limit(limit)
+    """Register the device to `user` on its first login; refuse it if revoked or another's."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # Two first logins with one new id may race: the insert that loses does nothing.
+    created = session.execute(
+        insert(Device)
+        .values(id=device_id, registered_by_id=user.id, owner_id=user.id, last_seen_at=now)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(Device.id)
+    ).first()
+    device = session.scalars(select(Device).where(Device.id == device_id).with_for_update()).one()
+    if created is not None:
+        audit.record(
+            session,
+            "device_registered",
+            user_id=user.id,
+            object_type="device",
+            object_id=str(device_id),
+            address=address,
         )
-        stamps = list(session.scalars(recent))
-        if len(stamps) >= limit:
-            # The limit lifts when the oldest of the last `limit` attempts leaves the window.
-            frees_at = stamps[-1] + timedelta(seconds=settings.login_window)
-            retry_after = math.ceil((frees_at - now).total_seconds())
-            session.add(
-                LoginAttempt(username=username, address=address, attempted_at=now, succeeded=False)
-            )
-            raise LoginRateLimited(message + "; try again later", retry_after=retry_after)
+        return
+    if device.is_revoked:
+        raise DeviceRevoked("this device has been revoked", details={"device_id": str(device_id)})
+    if device.owner_id != user.id:
+        audit.record(
+            session,
+            "device_login_refused",
+            user_id=user.id,
+            object_type="device",
+            object_id=str(device_id),
+            address=address,
+            details={"owner_id": device.owner_id},
+        )
+        raise DeviceOfAnotherUser(
+            "this device is registered to another user; an administrator can assign it to you",
+            details={"device_id": str(device_id)},
+        )
+    device.last_seen_at = now
 
 
 def _region_codes(session: Session, user_id: int) -> tuple[str, ...]:
@@ -172,16 +229,18 @@ def actor_for_token(session: Session, token: str, *, address: str | None) -> Act
     """The actor a bearer token stands for, or Unauthorized if it is unknown, expired or revoked."""
     now = utcnow()
     row = session.execute(
-        select(Token, User, Device.revoked_at)
+        select(Token, User, Device.revoked_at, Device.owner_id)
         .join(User, User.id == Token.user_id)
         .outerjoin(Device, Device.id == Token.device_id)
         .where(Token.token_hash == token_digest(token))
     ).one_or_none()
     if row is None:
         raise Unauthorized("unknown token")
-    tok, user, device_revoked_at = row
+    tok, user, device_revoked_at, device_owner_id = row
     if tok.revoked_at is not None or device_revoked_at is not None:
         raise Unauthorized("token has been revoked")
+    if tok.device_id is not None and device_owner_id != tok.user_id:
+        raise Unauthorized("the token's device now belongs to another user")
     if tok.expires_at <= now:
         raise Unauthorized("token has expired")
     if not user.is_active:
@@ -228,3 +287,54 @@ def revoke_device(session: Session, actor: Actor, device_id: uuid.UUID) -> Devic
         address=actor.address,
     )
     return device
+
+
+@dataclass(frozen=True)
+class DeviceAssignment:
+    device_id: uuid.UUID
+    username: str
+    previous_username: str
+    revoked_tokens: int
+
+
+def assign_device(
+    session: Session, actor: Actor, device_id: uuid.UUID, username: str
+) -> DeviceAssignment:
+    """Make `username` the device's owner (an administrator's decision): only they may log in
+    with it from now on, and every token another account holds for it stops working."""
+    device = session.scalars(
+        select(Device).where(Device.id == device_id).with_for_update()
+    ).one_or_none()
+    if device is None:
+        raise NotFound("no such device", details={"device_id": str(device_id)})
+    user = session.scalars(select(User).where(User.username == username)).one_or_none()
+    if user is None:
+        raise NotFound(f"no user named {username!r}", details={"username": username})
+    previous = session.get(User, device.owner_id)
+    device.owner_id = user.id
+    revoked = session.execute(
+        update(Token)
+        .where(Token.device_id == device_id, Token.user_id != user.id, Token.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    revoked_tokens = int(cast(CursorResult[Any], revoked).rowcount)
+    previous_username = previous.username if previous else ""
+    audit.record(
+        session,
+        "device_assigned",
+        user_id=actor.user_id,
+        object_type="device",
+        object_id=str(device_id),
+        address=actor.address,
+        details={
+            "from": previous_username,
+            "to": user.username,
+            "revoked_tokens": revoked_tokens,
+        },
+    )
+    return DeviceAssignment(
+        device_id=device_id,
+        username=user.username,
+        previous_username=previous_username,
+        revoked_tokens=revoked_tokens,
+    )

@@ -1,4 +1,5 @@
-"""Devices (tablets) and the submission sequence numbers they are known to be missing."""
+"""Devices (tablets), the account each belongs to, and the submission sequence numbers they are
+known to be missing."""
 
 from __future__ import annotations
 
@@ -6,9 +7,16 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, utcnow
+
+
+def _registrant(context: DefaultExecutionContext) -> int:
+    """A new device belongs to the account that registers it."""
+    registrant: int = context.get_current_parameters()["registered_by_id"]  # type: ignore[no-untyped-call]
+    return registrant
 
 
 class Device(Base):
@@ -17,6 +25,9 @@ class Device(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     label: Mapped[str] = mapped_column(String(100), default="")
     registered_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # The one account that may log in with this device: whoever registered it, until an admin
+    # assigns it to someone else. Tokens bound to the device work only for its owner.
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True, default=_registrant)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
