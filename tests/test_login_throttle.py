@@ -332,3 +332,21 @@ def test_an_admin_logs_in_the_same_way(client, create_user_, rt):
     for _ in range(rt.settings.login_max_failures_per_user):
         assert _login(client, "admin", WRONG).status_code == 401
     assert _login(client, "admin").status_code == 429
+
+
+def test_throttle_rows_that_hold_nothing_are_removed_as_failures_come_in(client, create_user_, rt):
+    from server.auth.models import LoginThrottle
+
+    create_user_("li.ming")
+    for i in range(3):
+        _login(client, f"guess{i}", WRONG)
+    assert _login(client, "li.ming").status_code == 200
+    with rt.db.unit_of_work(write=False) as session:
+        subjects = set(session.scalars(select(LoginThrottle.subject)))
+    # A successful login leaves nothing behind for its account.
+    assert subjects == {"guess0", "guess1", "guess2", "127.0.0.1"}
+    _age_counts(rt, rt.settings.login_window + 1)
+    _login(client, "guess9", WRONG)
+    with rt.db.unit_of_work(write=False) as session:
+        subjects = set(session.scalars(select(LoginThrottle.subject)))
+    assert subjects == {"guess9", "127.0.0.1"}
