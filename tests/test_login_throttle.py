@@ -18,7 +18,8 @@ from server.app import create_app
 from server.audit.models import AuditEntry
 from server.db import utcnow
 from server.users.models import Role
-from tests.conftest import PASSWORD, cheap_settings
+from server.users.service import create_user
+from tests.conftest import PASSWORD, VILLAGE_A1, cheap_settings
 
 WRONG = "wrong-password"
 
@@ -163,12 +164,18 @@ def test_failures_are_forgotten_a_window_after_the_last_one(client, create_user_
     assert statuses == [401] * allowance
 
 
-def test_three_hundred_tablets_behind_one_address_all_log_in_the_same_morning(
-    client, create_user_, rt
-):
+def test_three_hundred_tablets_behind_one_address_all_log_in_the_same_morning(client, regions, rt):
     tablets = {f"collector{i:03d}": str(uuid.uuid4()) for i in range(300)}
-    for username in tablets:
-        create_user_(username)
+    with rt.db.unit_of_work() as session:
+        for username in tablets:
+            create_user(
+                session,
+                rt.passwords,
+                username=username,
+                password=PASSWORD,
+                role=Role.COLLECTOR,
+                regions=[VILLAGE_A1],
+            )
     mistyped = set(list(tablets)[::25])  # a dozen of them mistype their password first
     tokens = {}
     for username, device_id in tablets.items():
@@ -253,22 +260,41 @@ def _parallel(app: Flask, bodies: list[dict]) -> list[int]:
     return statuses
 
 
+def _count_password_checks(app: Flask, monkeypatch) -> list[str]:
+    """Record every password check the app makes (the check itself is unchanged)."""
+    passwords = app.extensions["fieldsync"].passwords
+    verify = passwords.verify
+    checked: list[str] = []
+    lock = threading.Lock()
+
+    def counting_verify(stored_hash, password):
+        with lock:
+            checked.append(password)
+        return verify(stored_hash, password)
+
+    monkeypatch.setattr(passwords, "verify", counting_verify)
+    return checked
+
+
 def test_parallel_wrong_guesses_get_no_more_password_checks_than_the_allowance(
-    app, create_user_, rt
+    app, create_user_, rt, monkeypatch
 ):
     create_user_("li.ming")
     allowance = rt.settings.login_max_failures_per_user
+    checked = _count_password_checks(app, monkeypatch)
     statuses = _parallel(app, [{"username": "li.ming", "password": WRONG}] * 12)
-    # 401 means the password was checked; 429 means it was not.
+    assert len(checked) == allowance
     assert sorted(statuses) == [401] * allowance + [429] * (12 - allowance)
 
 
 def test_parallel_failures_from_one_address_stop_at_the_address_limit(
-    strict_address_app, create_user_
+    strict_address_app, create_user_, monkeypatch
 ):
+    checked = _count_password_checks(strict_address_app, monkeypatch)
     statuses = _parallel(
         strict_address_app, [{"username": f"guess{i}", "password": WRONG} for i in range(10)]
     )
+    assert len(checked) == 4
     assert sorted(statuses) == [401] * 4 + [429] * 6
 
 
