@@ -249,7 +249,7 @@ def _parallel(app: Flask, bodies: list[dict]) -> list[int]:
 
     def attempt(index: int) -> None:
         client = app.test_client()
-        barrier.wait()
+        barrier.wait(timeout=300)  # generous: a thread that never arrives fails the test
         statuses[index] = client.post("/api/v1/auth/login", json=bodies[index]).status_code
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(bodies))]
@@ -376,3 +376,13 @@ def test_throttle_rows_that_hold_nothing_are_removed_as_failures_come_in(client,
     with rt.db.unit_of_work(write=False) as session:
         subjects = set(session.scalars(select(LoginThrottle.subject)))
     assert subjects == {"guess9", "127.0.0.1"}
+
+
+def test_waits_double_from_the_first_delay_up_to_the_cap(tmp_path):
+    from server.auth.throttle import failure_delay
+    from server.config import Settings
+
+    settings = Settings(instance_dir=tmp_path)
+    waits = [failure_delay(failures, settings) for failures in range(1, 13)]
+    assert waits == [0, 0, 0, 0, 30, 60, 120, 240, 480, 900, 900, 900]
+    assert failure_delay(10**9, settings) == 900
