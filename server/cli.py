@@ -293,11 +293,11 @@ def users_disable(state: CliState, username: str) -> None:
     "--address",
     "client_address",
     metavar="ADDRESS",
-    help="Also forget the failed logins counted against this client address.",
+    help="Forget the failed logins counted against this client address.",
 )
 @pass_state
 def users_unlock(state: CliState, username: str | None, client_address: str | None) -> None:
-    """End a user's login waits (every tablet's too), or an address's; audited."""
+    """End the login waits of a user (and of every device of theirs), or of an address; audited."""
     from server.auth.throttle import clear_address, unlock_account
 
     if username is None and client_address is None:
