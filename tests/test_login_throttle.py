@@ -5,6 +5,8 @@ address logs in, parallel guesses get no more password checks than the limit, an
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import threading
 import uuid
 from datetime import timedelta
@@ -296,6 +298,50 @@ def test_parallel_failures_from_one_address_stop_at_the_address_limit(
     )
     assert len(checked) == 4
     assert sorted(statuses) == [401] * 4 + [429] * 6
+
+
+def _guessing_process(
+    db_url: str, instance_dir: str, username: str, guesses: int, barrier, out: str
+) -> None:
+    """A worker process with its own app on the shared database: wrong guesses, one at a time."""
+    app = create_app(cheap_settings(db_url, Path(instance_dir)))
+    client = app.test_client()
+    barrier.wait(timeout=300)
+    statuses = [_login(client, username, WRONG).status_code for _ in range(guesses)]
+    Path(out).write_text(json.dumps(statuses))
+    app.extensions["fieldsync"].db.dispose()
+
+
+def test_wrong_guesses_from_several_processes_get_no_more_checks_than_the_allowance(
+    db_url, create_user_, rt, tmp_path
+):
+    create_user_("li.ming")
+    context = multiprocessing.get_context("spawn")
+    workers = 3
+    barrier = context.Barrier(workers)
+    outputs = [tmp_path / f"guesses-{i}.json" for i in range(workers)]
+    processes = [
+        context.Process(
+            target=_guessing_process,
+            args=(db_url, str(tmp_path / f"worker-{i}"), "li.ming", 3, barrier, str(out)),
+        )
+        for i, out in enumerate(outputs)
+    ]
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(600)  # generous: spawning an app is slow on a busy machine
+        assert [p.exitcode for p in processes] == [0] * workers
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+    statuses = sorted(status for out in outputs for status in json.loads(out.read_text()))
+    allowance = rt.settings.login_max_failures_per_user
+    # 401 means the password was checked; 429 means it was not.
+    assert statuses == [401] * allowance + [429] * (3 * workers - allowance)
 
 
 def test_users_unlock_ends_the_wait_and_is_audited(client, create_user_, rt, cli):
