@@ -1,29 +1,29 @@
 """The `fieldsync` command line: database migrations, the development server, region import, user
 management and the demo county. Each command is one service call in one unit of work.
 
-Importing this module does nothing: settings are read and the runtime is built on first use, so
-tests inject their own `Settings` with `main(..., obj=CliState(settings))`.
+Importing this module does nothing and stays cheap (`fieldsync --help` must start at once): Flask,
+SQLAlchemy, alembic and the services are imported inside the commands that use them, never here.
+Settings are read and the runtime is built on first use, so tests inject their own `Settings`
+with `main(..., obj=CliState(settings))`.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
-from server import migrate
 from server.config import ConfigError, Settings
-from server.errors import AppError
-from server.runtime import Runtime
-from server.users.models import Role
 
-_ROLES = {role.value: role for role in Role}
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
+# The codes of server.users.models.Role (a test keeps them equal): importing the model here would
+# load SQLAlchemy for `--help`.
+ROLE_NAMES = ("admin", "supervisor", "collector")
 
 
 @dataclass
@@ -39,6 +39,9 @@ class CliState:
         return self.settings
 
     def runtime(self, *, require_current_schema: bool = True) -> Runtime:
+        from server import migrate
+        from server.runtime import Runtime
+
         if self._runtime is None:
             self._runtime = Runtime.build(self.get_settings())
         if require_current_schema:
@@ -72,18 +75,32 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except AppError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            for line in _detail_lines(exc.details):
-                click.echo(f"  {line}", err=True)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, OSError):
+            raise  # click prints these itself (a closed pipe, `| head`, ends quietly)
+        except Exception as exc:
+            lines = _error_lines(exc)
+            if lines is None:
+                raise
+            for line in lines:
+                click.echo(line, err=True)
             ctx.exit(1)
-        except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
-        except OperationalError as exc:
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            click.echo(f"error: the database cannot be used: {reason}", err=True)
-            ctx.exit(1)
+
+
+def _error_lines(exc: Exception) -> list[str] | None:
+    """What to print for a domain, configuration or database error; None for anything else (a bug,
+    left to show its traceback). The modules are imported here, not at the top: see above."""
+    from sqlalchemy.exc import OperationalError
+
+    from server.errors import AppError
+
+    if isinstance(exc, AppError):
+        return [f"error: {exc.message}", *(f"  {line}" for line in _detail_lines(exc.details))]
+    if isinstance(exc, ConfigError):
+        return [f"error: {exc}"]
+    if isinstance(exc, OperationalError):
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return [f"error: the database cannot be used: {reason}"]
+    return None
 
 
 def _detail_lines(details: dict[str, Any]) -> list[str]:
@@ -116,6 +133,10 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: CliState) -> None:
     """Migrate the database to the newest schema (creates a SQLite file and its folder)."""
+    from sqlalchemy.engine import make_url
+
+    from server import migrate
+
     url = state.get_settings().database_url
     database = make_url(url).database
     if url.startswith("sqlite") and database and database != ":memory:":
@@ -128,6 +149,8 @@ def db_upgrade(state: CliState) -> None:
 @pass_state
 def db_status(state: CliState) -> None:
     """Show the database's migration revision and the newest one."""
+    from server import migrate
+
     migration = migrate.migration_state(state.runtime(require_current_schema=False).db.engine)
     click.echo(f"current: {migration.current or '(empty database)'}")
     click.echo(f"head:    {migration.head}")
@@ -143,6 +166,8 @@ def db_status(state: CliState) -> None:
 @pass_state
 def serve(state: CliState, host: str, port: int) -> None:
     """Run the development server (production: gunicorn wsgi:app)."""
+    import logging
+
     from server.app import create_app
     from server.serving import tune_for_serving
 
@@ -189,7 +214,7 @@ def users() -> None:
 
 @users.command("create")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(list(_ROLES)))
+@click.option("--role", required=True, type=click.Choice(ROLE_NAMES))
 @click.option(
     "--region",
     "region_codes",
@@ -209,6 +234,7 @@ def users_create(
     password_stdin: bool,
 ) -> None:
     """Create a user."""
+    from server.users.models import Role
     from server.users.service import create_user
 
     if (password is None) == (not password_stdin):
@@ -222,7 +248,7 @@ def users_create(
             rt.passwords,
             username=username,
             password=password or "",
-            role=_ROLES[role],
+            role={r.value: r for r in Role}[role],
             regions=region_codes,
         )
     click.echo(f"created {role} {username}")

@@ -288,3 +288,109 @@ def test_forms_install_publishes_the_bundled_forms_once(cli):
 def test_forms_install_refuses_an_unknown_form(cli):
     result = cli("forms", "install", "no_such_form")
     assert result.exit_code == 2 and "no bundled form no_such_form" in result.output
+
+
+# -- start-up and output ------------------------------------------------------------------------
+
+# What a `--help` must not load: each costs tenths of a second on a busy machine.
+HEAVY_MODULES = (
+    "flask",
+    "werkzeug",
+    "sqlalchemy",
+    "alembic",
+    "marshmallow",
+    "pyxform",
+    "openpyxl",
+    "requests",
+    "argon2",
+    "cryptography",
+    "apispec",
+)
+
+
+def _modules_imported_by(*argv):
+    """The top-level packages a Python process imports while running `argv` (from -X importtime)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    return names, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("entry", "argv"),
+    [
+        ("from server.cli import main; main()", ["--help"]),
+        ("from server.cli import main; main()", ["users", "--help"]),
+        ("from sync_protocol.tablet_cli import main; main()", ["--help"]),
+        ("from sync_protocol.tablet_cli import main; main()", ["show", "--help"]),
+    ],
+)
+def test_help_loads_no_framework_database_or_spreadsheet_library(entry, argv, tmp_path):
+    names, output = _modules_imported_by("-c", entry, *argv)
+    assert "Usage:" in output
+    assert sorted(names & set(HEAVY_MODULES)) == []
+
+
+def _best_of_three(argv):
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, check=True, timeout=120)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["fieldsync", "fieldsync-tablet"])
+def test_help_starts_within_half_a_second_of_a_bare_python(script):
+    installed = Path(sys.executable).parent / script
+    if not installed.exists():
+        pytest.skip(f"{script} is not installed next to {sys.executable}")
+    bare = _best_of_three([sys.executable, "-c", "pass"])
+    help_time = _best_of_three([str(installed), "--help"])
+    assert help_time < bare + 0.5, f"{script} --help took {help_time:.2f} s (bare {bare:.2f} s)"
+
+
+def test_the_role_choices_are_the_roles_of_the_user_model():
+    from server.cli import ROLE_NAMES
+    from server.users.models import Role
+
+    assert ROLE_NAMES == tuple(Role.codes())
+
+
+def _run_with_stdout_closed(argv, env=None):
+    """Runs `argv` with its standard output a pipe nobody reads (`… | head` after head exits)."""
+    process = subprocess.Popen(
+        argv,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()
+    errors = process.stderr.read()
+    process.stderr.close()
+    return process.wait(timeout=120), errors
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["users", "list"], ["db", "status"]])
+def test_a_closed_output_pipe_ends_the_command_quietly(argv, tmp_path, sqlite_template):
+    database = tmp_path / "pipe.db"
+    database.write_bytes(Path(sqlite_template).read_bytes())
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    status, errors = _run_with_stdout_closed(
+        [sys.executable, "-c", "from server.cli import main; main()", *argv], env
+    )
+    assert status != 0
+    assert errors == ""
