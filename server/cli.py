@@ -237,21 +237,26 @@ def users_create(
     from server.users.models import Role
     from server.users.service import create_user
 
-    if (password is None) == (not password_stdin):
-        raise click.UsageError("give exactly one of --password and --password-stdin")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+    password = _read_password(password, password_stdin)
     rt = state.runtime()
     with rt.db.unit_of_work() as session:
         create_user(
             session,
             rt.passwords,
             username=username,
-            password=password or "",
+            password=password,
             role={r.value: r for r in Role}[role],
             regions=region_codes,
         )
     click.echo(f"created {role} {username}")
+
+
+def _read_password(password: str | None, password_stdin: bool) -> str:
+    if (password is None) == (not password_stdin):
+        raise click.UsageError("give exactly one of --password and --password-stdin")
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return password or ""
 
 
 @users.command("list")
@@ -307,6 +312,36 @@ def users_disable(state: CliState, username: str) -> None:
     with state.runtime().db.unit_of_work() as session:
         disable_user(session, username)
     click.echo(f"disabled {username}")
+
+
+@users.command("enable")
+@click.argument("username")
+@pass_state
+def users_enable(state: CliState, username: str) -> None:
+    """Let a disabled user log in again (with a fresh login: old tokens stay ended)."""
+    from server.users.service import enable_user
+
+    with state.runtime().db.unit_of_work() as session:
+        enable_user(session, username)
+    click.echo(f"enabled {username}")
+
+
+@users.command("set-password")
+@click.argument("username")
+@click.option("--password", help="The new password (visible in the process list: prefer stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin.")
+@pass_state
+def users_set_password(
+    state: CliState, username: str, password: str | None, password_stdin: bool
+) -> None:
+    """Give a user a new password; every token they hold ends (their tablets log in again)."""
+    from server.users.service import set_password
+
+    password = _read_password(password, password_stdin)
+    rt = state.runtime()
+    with rt.db.unit_of_work() as session:
+        ended = set_password(session, rt.passwords, username, password)
+    click.echo(f"new password set for {username}; {ended} login token(s) ended")
 
 
 # -- forms ---------------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 
 from server import migrate
+from server.audit.models import AuditEntry
 from server.cli import CliState, main
 from server.config import PROJECT_ROOT, Settings
-from tests.conftest import COUNTY, PASSWORD, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1
+from tests.conftest import COUNTY, PASSWORD, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1, bearer
 
 
 def _user_rows(cli):
@@ -226,6 +227,73 @@ def test_disabling_a_user_ends_the_tokens_they_hold(cli, regions, client, login)
     assert response.status_code == 401
 
 
+def _audit_rows(rt, action):
+    with rt.db.unit_of_work(write=False) as session:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+        ).all()
+        return [(row.user_id, row.object_type, row.object_id, row.details) for row in rows]
+
+
+def test_an_enabled_user_logs_in_again_and_the_change_is_audited(cli, regions, client, rt):
+    _create(cli, "li.ming")
+    cli("users", "disable", "li.ming")
+    result = cli("users", "enable", "li.ming")
+    assert result.exit_code == 0, result.output
+    assert result.output == "enabled li.ming\n"
+    assert _user_rows(cli)["li.ming"][1] == "yes"
+    assert _login(client, "li.ming").status_code == 200
+    assert _audit_rows(rt, "user_enabled") == [(None, "user", "li.ming", {})]
+
+
+def test_enabling_an_active_user_changes_and_records_nothing(cli, regions, rt):
+    _create(cli, "li.ming")
+    assert cli("users", "enable", "li.ming").exit_code == 0
+    assert _audit_rows(rt, "user_enabled") == []
+
+
+def test_set_password_from_stdin_replaces_the_password_and_ends_every_token(
+    cli, regions, client, login, rt
+):
+    _create(cli, "li.ming")
+    tokens = [login("li.ming"), login("li.ming")]
+    new_password = "a-new-long-password"
+    result = cli("users", "set-password", "li.ming", "--password-stdin", input=new_password + "\n")
+    assert result.exit_code == 0, result.output
+    assert result.output == "new password set for li.ming; 2 login token(s) ended\n"
+    assert _login(client, "li.ming").status_code == 401
+    assert _login(client, "li.ming", new_password).status_code == 200
+    for token in tokens:
+        assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
+    audited = _audit_rows(rt, "password_set")
+    assert audited == [(None, "user", "li.ming", {"tokens_ended": 2})]
+    assert new_password not in repr(audited)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["set-password", "nobody", "--password", PASSWORD], "error: no user named 'nobody'"),
+        (["set-password", "li.ming", "--password", "short"], "error: invalid password"),
+        (["enable", "nobody"], "error: no user named 'nobody'"),
+    ],
+    ids=["unknown-user", "short-password", "enable-unknown"],
+)
+def test_password_and_enable_errors_change_nothing(cli, regions, client, args, message):
+    _create(cli, "li.ming")
+    result = cli("users", *args)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == message
+    assert _login(client, "li.ming").status_code == 200
+
+
+def test_set_password_needs_exactly_one_password_source(cli, regions):
+    _create(cli, "li.ming")
+    result = cli("users", "set-password", "li.ming")
+    assert result.exit_code == 2
+    assert "exactly one of --password and --password-stdin" in result.output
+
+
 # -- serve -------------------------------------------------------------------------------------
 
 
@@ -365,7 +433,7 @@ def test_the_role_choices_are_the_roles_of_the_user_model():
     from server.cli import ROLE_NAMES
     from server.users.models import Role
 
-    assert ROLE_NAMES == tuple(Role.codes())
+    assert tuple(Role.codes()) == ROLE_NAMES
 
 
 def _run_with_stdout_closed(argv, env=None):

@@ -75,16 +75,16 @@ def test_a_command_help_opens_no_tablet_file(tmp_path):
 
 
 def test_the_default_retries_are_the_client_policy_default():
-    assert DEFAULT_ATTEMPTS == RetryPolicy.max_attempts
+    assert RetryPolicy.max_attempts == DEFAULT_ATTEMPTS
 
 
 @pytest.mark.parametrize("args", [["show", "--outbox"], ["show"], ["status"], ["--help"]])
 def test_a_closed_output_pipe_ends_the_command_quietly(db, args):
     """`fieldsync-tablet … | head`: once the reader is gone, no error and no traceback."""
     _run(db, "fill", "household_visit", "--sample", "--village", "990102001001")
+    entry = "from sync_protocol.tablet_cli import main; main()"
     process = subprocess.Popen(
-        [sys.executable, "-c", "from sync_protocol.tablet_cli import main; main()"]
-        + ["--db", str(db), *args],
+        [sys.executable, "-c", entry, "--db", str(db), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
