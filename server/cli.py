@@ -19,6 +19,8 @@ import click
 from server.config import ConfigError, Settings
 
 if TYPE_CHECKING:
+    import socket
+
     from server.runtime import Runtime
 
 # The codes of server.users.models.Role (a test keeps them equal): importing the model here would
@@ -168,17 +170,42 @@ def serve(state: CliState, host: str, port: int) -> None:
     """Run the development server (production: gunicorn wsgi:app)."""
     import logging
 
+    from werkzeug.serving import make_server
+
     from server.app import create_app
     from server.serving import tune_for_serving
 
     state.runtime()  # refuse to serve an unmigrated database
     state.close()
+    listener = _listen_or_refuse(host, port)  # before anything says "listening"
     app = create_app(state.get_settings())
     tune_for_serving()
-    click.echo(f"fieldsync listening on http://{host}:{port}/")
+    server = make_server(host, port, app, threaded=True, fd=listener.fileno())
+    listener.close()  # the server holds its own copy of the socket
+    click.echo(f"fieldsync listening on http://{host}:{server.port}/")
     # fieldsync logs every request itself (key=value); Werkzeug's access log would repeat it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app.run(host=host, port=port, threaded=True)
+    server.serve_forever()
+
+
+def _listen_or_refuse(host: str, port: int) -> socket.socket:
+    import errno
+
+    from server.serving import listen
+
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandRefused(
+                f"port {port} on {host} is in use by another program: stop it, or choose "
+                f"another port with `fieldsync serve --port {port + 1}` "
+                f"(with make: `make run PORT={port + 1}`)"
+            ) from exc
+        raise CommandRefused(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another address "
+            "with --host/--port (with make: HOST=… PORT=…)"
+        ) from exc
 
 
 # -- regions -----------------------------------------------------------------------------------

@@ -341,6 +341,31 @@ def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
     assert f"fieldsync listening on http://127.0.0.1:{port}/" in output
 
 
+@pytest.mark.slow
+def test_serve_on_a_port_in_use_says_so_first_and_how_to_choose_another(tmp_path, sqlite_template):
+    database = tmp_path / "serve.db"
+    database.write_bytes(Path(sqlite_template).read_bytes())
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        serve = ["serve", "--port", str(port)]
+        result = subprocess.run(
+            [sys.executable, "-c", "from server.cli import main; main()", *serve],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""  # never "listening on…"
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: port {port} on 127.0.0.1 is in use by another program")
+    assert f"--port {port + 1}" in line and f"make run PORT={port + 1}" in line
+
+
 def test_forms_install_publishes_the_bundled_forms_once(cli):
     first = cli("forms", "install")
     assert first.exit_code == 0, first.output
