@@ -454,6 +454,19 @@ def test_help_starts_within_half_a_second_of_a_bare_python(script):
     assert help_time < bare + 0.5, f"{script} --help took {help_time:.2f} s (bare {bare:.2f} s)"
 
 
+def test_a_command_that_checks_no_password_computes_no_argon2_hash(settings, rt):
+    """The unknown-user dummy hash costs a few tenths of a second: the app makes it at start (so
+    every login of an unknown user costs the same), a command that checks no password never."""
+    assert "_dummy" in vars(rt.passwords)
+    state = CliState(settings)
+    try:
+        result = CliRunner().invoke(main, ["users", "list"], obj=state)
+        assert result.exit_code == 0, result.output
+        assert "_dummy" not in vars(state.runtime().passwords)
+    finally:
+        state.close()
+
+
 def test_the_role_choices_are_the_roles_of_the_user_model():
     from server.cli import ROLE_NAMES
     from server.users.models import Role
