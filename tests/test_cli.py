@@ -484,6 +484,7 @@ def _run_with_stdout_closed(argv, env=None):
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None and process.stderr is not None
     process.stdout.close()
     errors = process.stderr.read()
     process.stderr.close()

@@ -89,6 +89,7 @@ def test_a_closed_output_pipe_ends_the_command_quietly(db, args):
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None and process.stderr is not None
     process.stdout.close()
     errors = process.stderr.read()
     process.stderr.close()
