@@ -10,22 +10,22 @@ with `main(..., obj=CliState(settings))`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import click
 
 from server.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    import socket
-
     from server.runtime import Runtime
 
 # The codes of server.users.models.Role (a test keeps them equal): importing the model here would
 # load SQLAlchemy for `--help`.
 ROLE_NAMES = ("admin", "supervisor", "collector")
+T = TypeVar("T")
 
 
 @dataclass
@@ -173,28 +173,31 @@ def serve(state: CliState, host: str, port: int) -> None:
     from werkzeug.serving import make_server
 
     from server.app import create_app
-    from server.serving import tune_for_serving
+    from server.serving import bind_port, start_listening, tune_for_serving
 
     state.runtime()  # refuse to serve an unmigrated database
     state.close()
-    listener = _listen_or_refuse(host, port)  # before anything says "listening"
+    # Bind first, so that a port in use is refused before the app is built; listen only once it
+    # is, so that nobody connects to a server that cannot answer yet.
+    bound = _refuse_unusable_port(host, port, lambda: bind_port(host, port))
     app = create_app(state.get_settings())
     tune_for_serving()
-    server = make_server(host, port, app, threaded=True, fd=listener.fileno())
-    listener.close()  # the server holds its own copy of the socket
+    server = make_server(host, port, app, threaded=True, fd=bound.fileno())
+    bound.close()  # the server holds its own copy of the socket
+    _refuse_unusable_port(host, port, lambda: start_listening(server.socket))
     click.echo(f"fieldsync listening on http://{host}:{server.port}/")
     # fieldsync logs every request itself (key=value); Werkzeug's access log would repeat it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server.serve_forever()
 
 
-def _listen_or_refuse(host: str, port: int) -> socket.socket:
+def _refuse_unusable_port(host: str, port: int, step: Callable[[], T]) -> T:
+    """`step()`, with the `OSError` of a port in use (or an address that cannot be used) turned
+    into one line saying how to choose another."""
     import errno
 
-    from server.serving import listen
-
     try:
-        return listen(host, port)
+        return step()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise CommandRefused(

@@ -44,19 +44,27 @@ def resume_collection(was_enabled: bool) -> None:
         gc.enable()
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A socket listening on `host`:`port` (port 0: any free one), made the way Werkzeug's server
+def bind_port(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` (port 0: any free one), made the way Werkzeug's server
     makes its own (same address family, `SO_REUSEADDR`), so that `fieldsync serve` learns of a
-    port in use before it builds the app or says it is listening. Raises `OSError`."""
-    from werkzeug.serving import LISTEN_QUEUE, get_sockaddr, select_address_family
+    port in use before it builds the app. It does not listen yet: until `start_listening`,
+    connections are refused, as they were before the process started. Raises `OSError`."""
+    from werkzeug.serving import get_sockaddr, select_address_family
 
     family = select_address_family(host, port)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(get_sockaddr(host, port, family))
-        sock.listen(LISTEN_QUEUE)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def start_listening(sock: socket.socket) -> None:
+    """Accept connections on a socket from `bind_port` (once the app is ready). Raises `OSError`
+    (`EADDRINUSE` when another socket took the port meanwhile)."""
+    from werkzeug.serving import LISTEN_QUEUE
+
+    sock.listen(LISTEN_QUEUE)
