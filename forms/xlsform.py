@@ -8,9 +8,11 @@ writes files or touches the database.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import io
 import re
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,10 @@ MAX_XLSFORM_BYTES = 10 * 1024 * 1024
 MAX_SURVEY_ROWS = 5_000
 
 SURVEY, CHOICES, SETTINGS, ENTITIES = "survey", "choices", "settings", "entities"
+# What an upload must be, in the words messages use.
+EXPECTED_WORKBOOK = "an XLSForm saved as an Excel workbook (.xlsx)"
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls and other Office 97–2003 files
+_SNIFF_BYTES = 64 * 1024
 
 TYPES = {
     "text": "text",
@@ -158,15 +164,61 @@ class ImportResult:
         return self.definition is None
 
 
+def describe_non_workbook(content: bytes) -> str | None:
+    """None when `content` is an `.xlsx` workbook (a ZIP archive holding `xl/workbook.xml`);
+    otherwise what it looks like, for a message: "an empty file", "CSV text", "an Excel 97–2003
+    workbook (.xls)", "a ZIP archive that is not an Excel workbook", … Reads only the archive's
+    directory or the first 64 KiB; never raises."""
+    if not content:
+        return "an empty file"
+    if content.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return "a damaged ZIP archive"
+        if "xl/workbook.xml" in names:
+            return None
+        if "xl/workbook.bin" in names:
+            return "a binary Excel workbook (.xlsb)"
+        if "content.xml" in names and "mimetype" in names:
+            return "an OpenDocument file (.ods, .odt …)"
+        if "word/document.xml" in names:
+            return "a Word document (.docx)"
+        return "a ZIP archive that is not an Excel workbook"
+    if content.startswith(_OLE2_MAGIC):
+        return "an Excel 97–2003 workbook (.xls) or another old Office file"
+    sample = content[:_SNIFF_BYTES]
+    if b"\x00" not in sample:
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                # Incremental: a character cut at the end of the sample is not an error.
+                text = codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+            except UnicodeDecodeError:
+                continue
+            first_line = text.lstrip().split("\n", 1)[0]
+            if "\t" in first_line:
+                return "tab-separated text"
+            if "," in first_line:
+                return "CSV text"
+            return "text"
+    return "a file that is not a spreadsheet"
+
+
 def import_xlsform(content: bytes) -> ImportResult:
-    """Translate an XLSForm workbook (`.xlsx` bytes; `.xls` if pyxform can read it) into a draft.
+    """Translate an XLSForm workbook (`.xlsx` bytes) into a draft.
 
     The draft loads with `load_definition` and passes `check_register_compatibility`; otherwise
-    the problems are returned as blocking issues located in the workbook. See docs/forms.md for
-    the column mapping and the list of unsupported features.
+    the problems are returned as blocking issues located in the workbook. Anything but an `.xlsx`
+    workbook (CSV, an old `.xls`, an empty file …) is one blocking issue saying what it is (see
+    `describe_non_workbook`). See docs/forms.md for the column mapping and the list of
+    unsupported features.
     """
     if len(content) > MAX_XLSFORM_BYTES:
         return _blocked(ImportIssue("", None, None, f"file larger than {MAX_XLSFORM_BYTES} bytes"))
+    received = describe_non_workbook(content)
+    if received is not None:
+        return _blocked(ImportIssue("", None, None, f"{received}, not {EXPECTED_WORKBOOK}"))
     try:
         workbook = definition_to_dict(content)
     except Exception as err:  # pyxform raises many kinds of errors on arbitrary bytes

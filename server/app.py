@@ -29,7 +29,9 @@ def create_app(config: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops
         )
     configure_logging(settings.log_level)
-    app.extensions[EXTENSION_KEY] = Runtime.build(settings)
+    runtime = Runtime.build(settings)
+    runtime.passwords.prepare()  # so that even the first login of an unknown user costs a hash
+    app.extensions[EXTENSION_KEY] = runtime
     register_error_handlers(app)
     init_request_log(app)
     _register_blueprints(app)

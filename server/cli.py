@@ -1,30 +1,32 @@
 """The `fieldsync` command line: database migrations, the development server, region import, user
 management and the demo county. Each command is one service call in one unit of work.
 
-Importing this module does nothing: settings are read and the runtime is built on first use, so
-tests inject their own `Settings` with `main(..., obj=CliState(settings))`.
+Importing this module does nothing and stays cheap (`fieldsync --help` must start at once): Flask,
+SQLAlchemy, alembic and the services are imported inside the commands that use them, never here.
+Settings are read and the runtime is built on first use, so tests inject their own `Settings`
+with `main(..., obj=CliState(settings))`.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
-from server import migrate
 from server.config import ConfigError, Settings
-from server.errors import AppError
-from server.runtime import Runtime
-from server.users.models import Role
 
-_ROLES = {role.value: role for role in Role}
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
+# The codes of server.users.models.Role (a test keeps them equal): importing the model here would
+# load SQLAlchemy for `--help`.
+ROLE_NAMES = ("admin", "supervisor", "collector")
+T = TypeVar("T")
 
 
 @dataclass
@@ -40,6 +42,9 @@ class CliState:
         return self.settings
 
     def runtime(self, *, require_current_schema: bool = True) -> Runtime:
+        from server import migrate
+        from server.runtime import Runtime
+
         if self._runtime is None:
             self._runtime = Runtime.build(self.get_settings())
         if require_current_schema:
@@ -73,18 +78,32 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except AppError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            for line in _detail_lines(exc.details):
-                click.echo(f"  {line}", err=True)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, OSError):
+            raise  # click prints these itself (a closed pipe, `| head`, ends quietly)
+        except Exception as exc:
+            lines = _error_lines(exc)
+            if lines is None:
+                raise
+            for line in lines:
+                click.echo(line, err=True)
             ctx.exit(1)
-        except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
-        except OperationalError as exc:
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            click.echo(f"error: the database cannot be used: {reason}", err=True)
-            ctx.exit(1)
+
+
+def _error_lines(exc: Exception) -> list[str] | None:
+    """What to print for a domain, configuration or database error; None for anything else (a bug,
+    left to show its traceback). The modules are imported here, not at the top: see above."""
+    from sqlalchemy.exc import OperationalError
+
+    from server.errors import AppError
+
+    if isinstance(exc, AppError):
+        return [f"error: {exc.message}", *(f"  {line}" for line in _detail_lines(exc.details))]
+    if isinstance(exc, ConfigError):
+        return [f"error: {exc}"]
+    if isinstance(exc, OperationalError):
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return [f"error: the database cannot be used: {reason}"]
+    return None
 
 
 def _detail_lines(details: dict[str, Any]) -> list[str]:
@@ -117,6 +136,10 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: CliState) -> None:
     """Migrate the database to the newest schema (creates a SQLite file and its folder)."""
+    from sqlalchemy.engine import make_url
+
+    from server import migrate
+
     url = state.get_settings().database_url
     database = make_url(url).database
     if url.startswith("sqlite") and database and database != ":memory:":
@@ -129,6 +152,8 @@ def db_upgrade(state: CliState) -> None:
 @pass_state
 def db_status(state: CliState) -> None:
     """Show the database's migration revision and the newest one."""
+    from server import migrate
+
     migration = migrate.migration_state(state.runtime(require_current_schema=False).db.engine)
     click.echo(f"current: {migration.current or '(empty database)'}")
     click.echo(f"head:    {migration.head}")
@@ -144,17 +169,47 @@ def db_status(state: CliState) -> None:
 @pass_state
 def serve(state: CliState, host: str, port: int) -> None:
     """Run the development server (production: gunicorn wsgi:app)."""
+    import logging
+
+    from werkzeug.serving import make_server
+
     from server.app import create_app
-    from server.serving import tune_for_serving
+    from server.serving import bind_port, start_listening, tune_for_serving
 
     state.runtime()  # refuse to serve an unmigrated database
     state.close()
+    # Bind first, so that a port in use is refused before the app is built; listen only once it
+    # is, so that nobody connects to a server that cannot answer yet.
+    bound = _refuse_unusable_port(host, port, lambda: bind_port(host, port))
     app = create_app(state.get_settings())
     tune_for_serving()
-    click.echo(f"fieldsync listening on http://{host}:{port}/")
+    server = make_server(host, port, app, threaded=True, fd=bound.fileno())
+    bound.close()  # the server holds its own copy of the socket
+    _refuse_unusable_port(host, port, lambda: start_listening(server.socket))
+    click.echo(f"fieldsync listening on http://{host}:{server.port}/")
     # fieldsync logs every request itself (key=value); Werkzeug's access log would repeat it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app.run(host=host, port=port, threaded=True)
+    server.serve_forever()
+
+
+def _refuse_unusable_port(host: str, port: int, step: Callable[[], T]) -> T:
+    """`step()`, with the `OSError` of a port in use (or an address that cannot be used) turned
+    into one line saying how to choose another."""
+    import errno
+
+    try:
+        return step()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandRefused(
+                f"port {port} on {host} is in use by another program: stop it, or choose "
+                f"another port with `fieldsync serve --port {port + 1}` "
+                f"(with make: `make run PORT={port + 1}`)"
+            ) from exc
+        raise CommandRefused(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another address "
+            "with --host/--port (with make: HOST=… PORT=…)"
+        ) from exc
 
 
 # -- regions -----------------------------------------------------------------------------------
@@ -190,7 +245,7 @@ def users() -> None:
 
 @users.command("create")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(list(_ROLES)))
+@click.option("--role", required=True, type=click.Choice(ROLE_NAMES))
 @click.option(
     "--region",
     "region_codes",
@@ -210,23 +265,29 @@ def users_create(
     password_stdin: bool,
 ) -> None:
     """Create a user."""
+    from server.users.models import Role
     from server.users.service import create_user
 
-    if (password is None) == (not password_stdin):
-        raise click.UsageError("give exactly one of --password and --password-stdin")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+    password = _read_password(password, password_stdin)
     rt = state.runtime()
     with rt.db.unit_of_work() as session:
         create_user(
             session,
             rt.passwords,
             username=username,
-            password=password or "",
-            role=_ROLES[role],
+            password=password,
+            role={r.value: r for r in Role}[role],
             regions=region_codes,
         )
     click.echo(f"created {role} {username}")
+
+
+def _read_password(password: str | None, password_stdin: bool) -> str:
+    if (password is None) == (not password_stdin):
+        raise click.UsageError("give exactly one of --password and --password-stdin")
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return password or ""
 
 
 @users.command("list")
@@ -282,6 +343,36 @@ def users_disable(state: CliState, username: str) -> None:
     with state.runtime().db.unit_of_work() as session:
         disable_user(session, username)
     click.echo(f"disabled {username}")
+
+
+@users.command("enable")
+@click.argument("username")
+@pass_state
+def users_enable(state: CliState, username: str) -> None:
+    """Let a disabled user log in again (with a fresh login: old tokens stay ended)."""
+    from server.users.service import enable_user
+
+    with state.runtime().db.unit_of_work() as session:
+        enable_user(session, username)
+    click.echo(f"enabled {username}")
+
+
+@users.command("set-password")
+@click.argument("username")
+@click.option("--password", help="The new password (visible in the process list: prefer stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin.")
+@pass_state
+def users_set_password(
+    state: CliState, username: str, password: str | None, password_stdin: bool
+) -> None:
+    """Give a user a new password; every token they hold ends (their tablets log in again)."""
+    from server.users.service import set_password
+
+    password = _read_password(password, password_stdin)
+    rt = state.runtime()
+    with rt.db.unit_of_work() as session:
+        ended = set_password(session, rt.passwords, username, password)
+    click.echo(f"new password set for {username}; {ended} login token(s) ended")
 
 
 # -- login throttling and device owners -------------------------------------------------------

@@ -10,6 +10,7 @@ anyway; only cycles need the collector, and they can wait a little longer.
 from __future__ import annotations
 
 import gc
+import socket
 
 # Collections of the youngest generation every 50,000 allocations instead of 700; the older
 # generations keep their relative rhythm.
@@ -41,3 +42,29 @@ def resume_collection(was_enabled: bool) -> None:
     process, collection is back on when the first that turned it off ends."""
     if was_enabled:
         gc.enable()
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` (port 0: any free one), made the way Werkzeug's server
+    makes its own (same address family, `SO_REUSEADDR`), so that `fieldsync serve` learns of a
+    port in use before it builds the app. It does not listen yet: until `start_listening`,
+    connections are refused, as they were before the process started. Raises `OSError`."""
+    from werkzeug.serving import get_sockaddr, select_address_family
+
+    family = select_address_family(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(get_sockaddr(host, port, family))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def start_listening(sock: socket.socket) -> None:
+    """Accept connections on a socket from `bind_port` (once the app is ready). Raises `OSError`
+    (`EADDRINUSE` when another socket took the port meanwhile)."""
+    from werkzeug.serving import LISTEN_QUEUE
+
+    sock.listen(LISTEN_QUEUE)

@@ -281,7 +281,7 @@ class TabletClient:
         """
         cached = self.replica.current_form(form_id)
         if cached is None:
-            raise UnknownForm(f"form {form_id!r} is not on this tablet: refresh the forms first")
+            raise UnknownForm(form_id)
         definition = self._definition(cached)
         collected_at = datetime.fromtimestamp(self.replica.physical_time_ms() / 1000, UTC)
         collected_at = collected_at.astimezone()

@@ -41,6 +41,13 @@ class ProtocolViolation(ClientError):
 class UnknownForm(ClientError):
     """The form is not in the local cache: run `refresh_forms()` (or `fieldsync-tablet forms`)."""
 
+    def __init__(self, form_id: str) -> None:
+        super().__init__(
+            f"form {form_id!r} is not on this tablet: fetch the published forms with "
+            "`fieldsync-tablet forms` (or `sync`), which also lists them"
+        )
+        self.form_id = form_id
+
 
 class InvalidSubmission(ClientError):
     """Local validation refused the answers; `issues` lists every `{path, code, message}`."""

@@ -518,10 +518,21 @@ class ProtocolSchema(Schema):
 
 
 class RequestSchema(ProtocolSchema):
-    """A message a client sends to the server: unknown fields are refused."""
+    """A message a client sends to the server: unknown fields are refused, and the refusal lists
+    the fields the message accepts, so a client with a misspelt key learns the right one."""
 
     class Meta:
         unknown = RAISE
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        accepted = sorted(field.data_key or name for name, field in self.load_fields.items())
+        self.error_messages = {
+            **self.error_messages,
+            "unknown": _message(
+                ItemErrorCode.UNKNOWN_FIELD, f"Unknown field; accepted: {', '.join(accepted)}."
+            ),
+        }
 
 
 class ResponseSchema(ProtocolSchema):

@@ -1,21 +1,28 @@
 """`fieldsync-tablet`: the reference client as a command-line tablet simulator, one `TabletClient`
 call per command on the `--db` file. Failures print `error: …` and exit 1, never a traceback;
-passwords come from a prompt or stdin and are never stored or printed."""
+passwords come from a prompt or stdin and are never stored or printed.
+
+`--help` must answer at once: the client (requests, marshmallow, the form library) is imported
+and the `--db` file opened only when a command needs them."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sync_protocol.client import PullReport, PushReport, TabletClient
 from sync_protocol.client_errors import ClientError, InvalidSubmission
-from sync_protocol.tablet_samples import sample_answers
-from sync_protocol.transport import RetryPolicy
+
+if TYPE_CHECKING:
+    from sync_protocol.client import PullReport, PushReport, TabletClient
+
+# sync_protocol.transport.RetryPolicy.max_attempts (a test keeps them equal).
+DEFAULT_ATTEMPTS = 5
 
 
 class _TabletGroup(click.Group):
@@ -34,6 +41,8 @@ class _TabletGroup(click.Group):
             raise click.exceptions.Exit(1) from error
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            raise  # the reader went away (`show | head`): click ends quietly
         except (OSError, ValueError, sqlite3.Error) as error:
             click.echo(f"error: {error}", err=True)
             raise click.exceptions.Exit(1) from error
@@ -60,7 +69,7 @@ class _TabletGroup(click.Group):
 )
 @click.option(
     "--retries",
-    default=RetryPolicy.max_attempts,
+    default=DEFAULT_ATTEMPTS,
     show_default=True,
     type=click.IntRange(1, 20),
     help="Attempts per request when the network or server fails (with backoff).",
@@ -68,14 +77,38 @@ class _TabletGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, db_path: Path, server: str | None, retries: int) -> None:
     """A simulated field tablet speaking the fieldsync sync protocol."""
-    client = TabletClient(db_path, server, retry=RetryPolicy(max_attempts=retries))
-    ctx.call_on_close(client.close)
-    ctx.obj = client
+    tablet = _Tablet(db_path, server, retries)
+    ctx.call_on_close(tablet.close)
+    ctx.obj = tablet
+
+
+@dataclass
+class _Tablet:
+    """The `--db` file's client, opened by the first command that needs it."""
+
+    db_path: Path
+    server: str | None
+    retries: int
+    client: TabletClient | None = field(default=None, repr=False)
+
+    def open(self) -> TabletClient:
+        if self.client is None:
+            from sync_protocol.client import TabletClient
+            from sync_protocol.transport import RetryPolicy
+
+            retry = RetryPolicy(max_attempts=self.retries)
+            self.client = TabletClient(self.db_path, self.server, retry=retry)
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
 
 
 def _client(ctx: click.Context) -> TabletClient:
-    client: TabletClient = ctx.obj
-    return client
+    tablet: _Tablet = ctx.obj
+    return tablet.open()
 
 
 @cli.command()
@@ -158,6 +191,8 @@ def fill(
         if not isinstance(data, dict):
             raise ClientError(f"{answers} must hold a JSON object of answers")
     else:
+        from sync_protocol.tablet_samples import sample_answers
+
         data = sample_answers(client, form_id, household_id=household, village_code=village)
     instance_id = client.fill(form_id, data)
     entry = client.outbox()[-1]
@@ -240,9 +275,6 @@ def _pull_line(report: PullReport) -> str:
 
 
 def main() -> None:
-    """Console entry point (`fieldsync-tablet`)."""
-    try:
-        cli(prog_name="fieldsync-tablet")
-    except ClientError as error:  # raised while building the client, before a command runs
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
+    """Console entry point (`fieldsync-tablet`). The client is opened inside the commands, so
+    every failure, opening the `--db` file included, goes through `_TabletGroup`."""
+    cli(prog_name="fieldsync-tablet")

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 
 from server import migrate
+from server.audit.models import AuditEntry
 from server.cli import CliState, main
 from server.config import PROJECT_ROOT, Settings
-from tests.conftest import COUNTY, PASSWORD, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1
+from tests.conftest import COUNTY, PASSWORD, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1, bearer
 
 
 def _user_rows(cli):
@@ -226,6 +227,73 @@ def test_disabling_a_user_ends_the_tokens_they_hold(cli, regions, client, login)
     assert response.status_code == 401
 
 
+def _audit_rows(rt, action):
+    with rt.db.unit_of_work(write=False) as session:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+        ).all()
+        return [(row.user_id, row.object_type, row.object_id, row.details) for row in rows]
+
+
+def test_an_enabled_user_logs_in_again_and_the_change_is_audited(cli, regions, client, rt):
+    _create(cli, "li.ming")
+    cli("users", "disable", "li.ming")
+    result = cli("users", "enable", "li.ming")
+    assert result.exit_code == 0, result.output
+    assert result.output == "enabled li.ming\n"
+    assert _user_rows(cli)["li.ming"][1] == "yes"
+    assert _login(client, "li.ming").status_code == 200
+    assert _audit_rows(rt, "user_enabled") == [(None, "user", "li.ming", {})]
+
+
+def test_enabling_an_active_user_changes_and_records_nothing(cli, regions, rt):
+    _create(cli, "li.ming")
+    assert cli("users", "enable", "li.ming").exit_code == 0
+    assert _audit_rows(rt, "user_enabled") == []
+
+
+def test_set_password_from_stdin_replaces_the_password_and_ends_every_token(
+    cli, regions, client, login, rt
+):
+    _create(cli, "li.ming")
+    tokens = [login("li.ming"), login("li.ming")]
+    new_password = "a-new-long-password"
+    result = cli("users", "set-password", "li.ming", "--password-stdin", input=new_password + "\n")
+    assert result.exit_code == 0, result.output
+    assert result.output == "new password set for li.ming; 2 login token(s) ended\n"
+    assert _login(client, "li.ming").status_code == 401
+    assert _login(client, "li.ming", new_password).status_code == 200
+    for token in tokens:
+        assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
+    audited = _audit_rows(rt, "password_set")
+    assert audited == [(None, "user", "li.ming", {"tokens_ended": 2})]
+    assert new_password not in repr(audited)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["set-password", "nobody", "--password", PASSWORD], "error: no user named 'nobody'"),
+        (["set-password", "li.ming", "--password", "short"], "error: invalid password"),
+        (["enable", "nobody"], "error: no user named 'nobody'"),
+    ],
+    ids=["unknown-user", "short-password", "enable-unknown"],
+)
+def test_password_and_enable_errors_change_nothing(cli, regions, client, args, message):
+    _create(cli, "li.ming")
+    result = cli("users", *args)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == message
+    assert _login(client, "li.ming").status_code == 200
+
+
+def test_set_password_needs_exactly_one_password_source(cli, regions):
+    _create(cli, "li.ming")
+    result = cli("users", "set-password", "li.ming")
+    assert result.exit_code == 2
+    assert "exactly one of --password and --password-stdin" in result.output
+
+
 # -- serve -------------------------------------------------------------------------------------
 
 
@@ -273,6 +341,31 @@ def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
     assert f"fieldsync listening on http://127.0.0.1:{port}/" in output
 
 
+@pytest.mark.slow
+def test_serve_on_a_port_in_use_says_so_first_and_how_to_choose_another(tmp_path, sqlite_template):
+    database = tmp_path / "serve.db"
+    database.write_bytes(Path(sqlite_template).read_bytes())
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        serve = ["serve", "--port", str(port)]
+        result = subprocess.run(
+            [sys.executable, "-c", "from server.cli import main; main()", *serve],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""  # never "listening on…"
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: port {port} on 127.0.0.1 is in use by another program")
+    assert f"--port {port + 1}" in line and f"make run PORT={port + 1}" in line
+
+
 def test_forms_install_publishes_the_bundled_forms_once(cli):
     first = cli("forms", "install")
     assert first.exit_code == 0, first.output
@@ -288,3 +381,123 @@ def test_forms_install_publishes_the_bundled_forms_once(cli):
 def test_forms_install_refuses_an_unknown_form(cli):
     result = cli("forms", "install", "no_such_form")
     assert result.exit_code == 2 and "no bundled form no_such_form" in result.output
+
+
+# -- start-up and output ------------------------------------------------------------------------
+
+# What a `--help` must not load: each costs tenths of a second on a busy machine.
+HEAVY_MODULES = (
+    "flask",
+    "werkzeug",
+    "sqlalchemy",
+    "alembic",
+    "marshmallow",
+    "pyxform",
+    "openpyxl",
+    "requests",
+    "argon2",
+    "cryptography",
+    "apispec",
+)
+
+
+def _modules_imported_by(*argv):
+    """The top-level packages a Python process imports while running `argv` (from -X importtime)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    return names, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("entry", "argv"),
+    [
+        ("from server.cli import main; main()", ["--help"]),
+        ("from server.cli import main; main()", ["users", "--help"]),
+        ("from sync_protocol.tablet_cli import main; main()", ["--help"]),
+        ("from sync_protocol.tablet_cli import main; main()", ["show", "--help"]),
+    ],
+)
+def test_help_loads_no_framework_database_or_spreadsheet_library(entry, argv, tmp_path):
+    names, output = _modules_imported_by("-c", entry, *argv)
+    assert "Usage:" in output
+    assert sorted(names & set(HEAVY_MODULES)) == []
+
+
+def _best_of_three(argv):
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, check=True, timeout=120)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["fieldsync", "fieldsync-tablet"])
+def test_help_starts_within_half_a_second_of_a_bare_python(script):
+    installed = Path(sys.executable).parent / script
+    if not installed.exists():
+        pytest.skip(f"{script} is not installed next to {sys.executable}")
+    bare = _best_of_three([sys.executable, "-c", "pass"])
+    help_time = _best_of_three([str(installed), "--help"])
+    assert help_time < bare + 0.5, f"{script} --help took {help_time:.2f} s (bare {bare:.2f} s)"
+
+
+def test_a_command_that_checks_no_password_computes_no_argon2_hash(settings, rt):
+    """The unknown-user dummy hash costs a few tenths of a second: the app makes it at start (so
+    every login of an unknown user costs the same), a command that checks no password never."""
+    assert "_dummy" in vars(rt.passwords)
+    state = CliState(settings)
+    try:
+        result = CliRunner().invoke(main, ["users", "list"], obj=state)
+        assert result.exit_code == 0, result.output
+        assert "_dummy" not in vars(state.runtime().passwords)
+    finally:
+        state.close()
+
+
+def test_the_role_choices_are_the_roles_of_the_user_model():
+    from server.cli import ROLE_NAMES
+    from server.users.models import Role
+
+    assert tuple(Role.codes()) == ROLE_NAMES
+
+
+def _run_with_stdout_closed(argv, env=None):
+    """Runs `argv` with its standard output a pipe nobody reads (`… | head` after head exits)."""
+    process = subprocess.Popen(
+        argv,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    errors = process.stderr.read()
+    process.stderr.close()
+    return process.wait(timeout=120), errors
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["users", "list"], ["db", "status"]])
+def test_a_closed_output_pipe_ends_the_command_quietly(argv, tmp_path, sqlite_template):
+    database = tmp_path / "pipe.db"
+    database.write_bytes(Path(sqlite_template).read_bytes())
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    status, errors = _run_with_stdout_closed(
+        [sys.executable, "-c", "from server.cli import main; main()", *argv], env
+    )
+    assert status != 0
+    assert errors == ""

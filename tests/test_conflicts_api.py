@@ -668,6 +668,30 @@ def test_a_resolve_request_needs_exactly_one_of_value_and_choose(
     assert [d["path"] for d in response.get_json()["error"]["details"]["errors"]] == [path]
 
 
+@pytest.mark.parametrize(
+    "body,path,named",
+    [
+        ({}, "value", ['"choose"', '"winner"', '"loser"', '"value"']),
+        ({"choice": "winner"}, "choice", ["accepted: choose, value"]),
+        ({"chose": "loser"}, "chose", ["accepted: choose, value"]),
+        ({"choose": "mine"}, "choose", ["winner", "loser"]),
+        ({"value": 1, "choose": "winner"}, "choose", ['"choose" or "value"']),
+    ],
+    ids=["empty", "misspelt-choice", "misspelt-chose", "unknown-side", "both"],
+)
+def test_a_refused_resolve_request_names_the_keys_and_words_it_accepts(
+    client, supervisor, make_conflict, body, path, named
+):
+    response = resolve(client, supervisor, make_conflict(), body)
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error"
+    [detail] = error["details"]["errors"]
+    assert detail["path"] == path
+    for text in named:
+        assert text in detail["message"], detail
+
+
 def test_resolving_to_null_clears_the_field(client, supervisor, make_conflict, register, rt):
     household_id = register[VILLAGE_A1]["household"]
     conflict_id = make_conflict(winner_value=6400.5, loser_value=None)

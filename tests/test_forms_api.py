@@ -17,7 +17,11 @@ from server.forms.models import FormVersion
 from server.forms.service import acceptance_of
 from server.users.models import Role
 from tests.conftest import COUNTY, VILLAGE_A1, bearer
-from tests.forms.test_form_xlsform_import import member_repeat_form, unsupported_features_form
+from tests.forms.test_form_xlsform_import import (
+    NOT_WORKBOOKS,
+    member_repeat_form,
+    unsupported_features_form,
+)
 
 # The minimal definition of the shared sync contract, verbatim.
 CONTRACT_FORM: dict[str, Any] = {
@@ -306,7 +310,33 @@ def test_xlsform_upload_must_be_multipart_with_a_file_and_a_workbook(client, adm
     )
     assert missing.status_code == 400
     garbage = _upload(client, admin, b"this is not a workbook")
-    assert garbage.status_code == 422
+    assert garbage.status_code == 415
+
+
+@pytest.mark.parametrize(
+    "name,content,received",
+    [
+        ("households.csv", "type,name,label\ntext,hh,户\n".encode(), "CSV text"),
+        ("form.xlsx", b"", "an empty file"),
+        ("notes.txt", b"survey sheet below", "text"),
+        ("form.zip", NOT_WORKBOOKS["zip"][0], "a ZIP archive that is not an Excel workbook"),
+        ("old.xls", NOT_WORKBOOKS["xls"][0], "an Excel 97–2003 workbook (.xls)"),
+    ],
+    ids=["csv", "empty", "text", "zip", "xls"],
+)
+def test_an_upload_that_is_not_an_xlsx_workbook_is_415_naming_what_it_is_and_what_is_expected(
+    client, admin, name, content, received
+):
+    response = _upload(client, admin, content, name=name)
+    assert response.status_code == 415
+    error = response.get_json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert error["message"].startswith(f"{name!r} is {received}")
+    assert ".xlsx" in error["message"] and "survey sheet" not in error["message"]
+    assert error["details"]["filename"] == name
+    assert error["details"]["received"].startswith(received)
+    assert error["details"]["expected"] == "an XLSForm saved as an Excel workbook (.xlsx)"
+    assert client.get("/api/v1/forms", headers=admin).get_json()["forms"] == []
 
 
 def test_bundled_forms_install_publish_and_reinstall_changes_nothing(rt, client, collector):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from server.config import PROJECT_ROOT
+from server.demo.county import demo_regions
 from server.regions.codes import RegionLevel
 from server.regions.importing import parse_regions
 from server.regions.models import Region
@@ -184,3 +186,11 @@ def test_a_bad_file_leaves_earlier_imports_untouched(import_file, rt):
     result = import_file(TREE.replace("上坪村", "改名村") + f"{CITY},,\n")
     assert result.exit_code == 1
     assert _regions(rt) == before
+
+
+def test_the_example_region_file_is_the_demo_county_tree_with_its_parents():
+    parsed = parse_regions((PROJECT_ROOT / "docs" / "examples" / "regions.csv").read_bytes())
+    assert parsed.errors == []
+    assert [(row.code, row.name) for row in parsed.rows] == demo_regions()
+    codes = {row.code for row in parsed.rows}
+    assert all(row.parent_code is None or row.parent_code in codes for row in parsed.rows)

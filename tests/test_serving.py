@@ -1,12 +1,17 @@
-"""A serving process tunes Python's garbage collector once its app is built."""
+"""A serving process tunes Python's garbage collector once its app is built; `fieldsync serve`
+claims its port before building the app and accepts connections only once it can answer."""
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import subprocess
 import sys
 
-from server.serving import GC_THRESHOLDS
+import pytest
+
+from server.serving import GC_THRESHOLDS, bind_port, start_listening
 from tests.sync.harness import PROJECT_ROOT
 
 
@@ -25,3 +30,18 @@ def test_the_wsgi_entry_point_freezes_the_app_and_collects_less_often(tmp_path):
         check=True,
     )
     assert done.stdout.split("\n")[0] == f"server {GC_THRESHOLDS} True"
+
+
+def test_a_bound_port_refuses_connections_until_it_listens_and_is_then_taken():
+    bound = bind_port("127.0.0.1", 0)
+    try:
+        port = bound.getsockname()[1]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        start_listening(bound)
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        with pytest.raises(OSError) as taken:
+            bind_port("127.0.0.1", port).close()
+        assert taken.value.errno == errno.EADDRINUSE
+    finally:
+        bound.close()

@@ -66,7 +66,8 @@ class ResolveRequestSchema(RequestSchema):
         if "value" in data and "choose" in data:
             raise ValidationError(
                 ProtocolMessage(
-                    ItemErrorCode.INVALID_VALUE.value, "Give value or choose, not both."
+                    ItemErrorCode.INVALID_VALUE.value,
+                    'Give "choose" or "value", not both.',
                 ),
                 "choose",
             )
@@ -74,7 +75,8 @@ class ResolveRequestSchema(RequestSchema):
             raise ValidationError(
                 ProtocolMessage(
                     ItemErrorCode.REQUIRED.value,
-                    'Give the value to keep, or choose "winner" or "loser".',
+                    'Give "choose": "winner" or "loser" (the side to keep), '
+                    'or "value": the value to keep.',
                 ),
                 "value",
             )

@@ -163,5 +163,7 @@ def import_xlsform() -> tuple[dict[str, Any], int]:
         raise BadRequest("multipart field 'file' is missing")
     content = upload.read(rt.settings.max_body_size + 1)
     with rt.db.unit_of_work() as session:
-        report, created = import_xlsform_draft(session, current_actor(), content)
+        report, created = import_xlsform_draft(
+            session, current_actor(), content, filename=upload.filename or None
+        )
     return report.to_dict(), 201 if created else 200

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from forms.xlsform import ImportIssue, import_xlsform
+from forms.xlsform import EXPECTED_WORKBOOK, ImportIssue, describe_non_workbook, import_xlsform
 from server.auth.actor import Actor
-from server.errors import ValidationFailed
+from server.errors import UnsupportedMediaType, ValidationFailed
 from server.forms import service
 from server.forms.models import Form
 
@@ -33,9 +33,21 @@ def _detail(issue: ImportIssue) -> dict[str, Any]:
 
 
 def import_xlsform_draft(
-    session: Session, actor: Actor, content: bytes
+    session: Session, actor: Actor, content: bytes, *, filename: str | None = None
 ) -> tuple[XlsformReport, bool]:
-    """The report on the draft made from `content`, and whether the form is new."""
+    """The report on the draft made from `content`, and whether the form is new.
+
+    Anything but an `.xlsx` workbook is `415 unsupported_media_type` saying what was received
+    (CSV text, an old .xls, an empty file …) and what is expected; a workbook with problems is
+    `422` with their sheet, row and column."""
+    received = describe_non_workbook(content)
+    if received is not None:
+        name = f"{filename!r} is " if filename else "the upload is "
+        raise UnsupportedMediaType(
+            f"{name}{received}, not {EXPECTED_WORKBOOK}: save the form in Excel (or LibreOffice) "
+            "as .xlsx and upload that file",
+            details={"filename": filename, "received": received, "expected": EXPECTED_WORKBOOK},
+        )
     result = import_xlsform(content)
     if result.definition is None:
         raise ValidationFailed(

@@ -1,5 +1,6 @@
-"""Managing users: create, list, grant and revoke regions, disable. Used by the CLI today and by the
-admin console later; every change is audited with the acting user (None for the command line)."""
+"""Managing users: create, list, grant and revoke regions, disable and enable, set a password. Used
+by the CLI today and by the admin console later; every change is audited with the acting user (None
+for the command line). Passwords are never stored, logged or audited, only their hashes."""
 
 from __future__ import annotations
 
@@ -77,14 +78,7 @@ def create_user(
                 "message": "1–64 letters, digits, '_' or '.'",
             }
         )
-    if len(password) < PasswordHasher.MIN_LENGTH:
-        errors.append(
-            {
-                "path": "password",
-                "code": "too_short",
-                "message": f"at least {PasswordHasher.MIN_LENGTH} characters",
-            }
-        )
+    errors.extend(_password_problems(password))
     if errors:
         raise ValidationFailed("invalid user", errors)
     if find_user(session, username) is not None:
@@ -110,6 +104,18 @@ def create_user(
     )
     session.flush()
     return user
+
+
+def _password_problems(password: str) -> list[dict[str, str]]:
+    if len(password) < PasswordHasher.MIN_LENGTH:
+        return [
+            {
+                "path": "password",
+                "code": "too_short",
+                "message": f"at least {PasswordHasher.MIN_LENGTH} characters",
+            }
+        ]
+    return []
 
 
 def list_users(session: Session) -> list[UserSummary]:
@@ -176,3 +182,51 @@ def disable_user(session: Session, username: str, *, acting_user_id: int | None 
     audit.record(
         session, "user_disabled", user_id=acting_user_id, object_type="user", object_id=username
     )
+
+
+def enable_user(session: Session, username: str, *, acting_user_id: int | None = None) -> None:
+    """Let a disabled user log in again. The tokens ended by disabling stay ended: the user logs in
+    afresh. Enabling an active user changes nothing and records nothing."""
+    user = get_user(session, username)
+    if user.is_active:
+        return
+    user.is_active = True
+    user.disabled_at = None
+    audit.record(
+        session, "user_enabled", user_id=acting_user_id, object_type="user", object_id=username
+    )
+    session.flush()
+
+
+def set_password(
+    session: Session,
+    passwords: PasswordHasher,
+    username: str,
+    password: str,
+    *,
+    acting_user_id: int | None = None,
+) -> int:
+    """Give a user a new password and end every token they hold (whoever knew the old password
+    may have logged in with it); the user's tablets log in again with the new one. Returns the
+    number of tokens ended. The password itself is neither logged nor audited."""
+    problems = _password_problems(password)
+    if problems:
+        raise ValidationFailed("invalid password", problems)
+    user = get_user(session, username)
+    user.password_hash = passwords.hash(password)
+    ended = session.execute(
+        update(Token)
+        .where(Token.user_id == user.id, Token.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    count: int = ended.rowcount  # type: ignore[attr-defined]
+    audit.record(
+        session,
+        "password_set",
+        user_id=acting_user_id,
+        object_type="user",
+        object_id=username,
+        details={"tokens_ended": count},
+    )
+    session.flush()
+    return count

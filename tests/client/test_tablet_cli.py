@@ -4,7 +4,10 @@ traceback; the happy path against the real server is in test_e2e_sync.py."""
 from __future__ import annotations
 
 import json
+import re
 import socket
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +15,8 @@ from click.testing import CliRunner
 from forms.bundled import load_bundled_form
 from sync_protocol.client import TabletClient
 from sync_protocol.replica import CachedForm
-from sync_protocol.tablet_cli import cli
+from sync_protocol.tablet_cli import DEFAULT_ATTEMPTS, cli
+from sync_protocol.transport import RetryPolicy
 
 
 @pytest.fixture
@@ -49,6 +53,48 @@ def test_sync_before_login_is_a_clear_error(db):
 
 def test_an_unknown_form_is_a_clear_error(db):
     _assert_error(_run(db, "fill", "no_such_form", "--sample"), "form 'no_such_form'")
+
+
+@pytest.mark.parametrize("how", [["--sample"], ["answers.json"]])
+def test_a_form_not_on_the_tablet_names_the_command_that_fetches_forms(db, tmp_path, how):
+    (tmp_path / "answers.json").write_text("{}")
+    args = [str(tmp_path / arg) if arg.endswith(".json") else arg for arg in how]
+    result = _run(db, "fill", "household_register", *args)
+    _assert_error(result, "form 'household_register' is not on this tablet")
+    commands = re.findall(r"`fieldsync-tablet ([a-z-]+)`", result.output)
+    assert commands, result.output
+    for command in commands:  # every command the message names exists
+        assert _run(db, command, "--help").exit_code == 0, command
+
+
+def test_a_command_help_opens_no_tablet_file(tmp_path):
+    path = tmp_path / "never.db"
+    result = CliRunner().invoke(cli, ["--db", str(path), "show", "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+    assert not path.exists()
+
+
+def test_the_default_retries_are_the_client_policy_default():
+    assert RetryPolicy.max_attempts == DEFAULT_ATTEMPTS
+
+
+@pytest.mark.parametrize("args", [["show", "--outbox"], ["show"], ["status"], ["--help"]])
+def test_a_closed_output_pipe_ends_the_command_quietly(db, args):
+    """`fieldsync-tablet … | head`: once the reader is gone, no error and no traceback."""
+    _run(db, "fill", "household_visit", "--sample", "--village", "990102001001")
+    entry = "from sync_protocol.tablet_cli import main; main()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", entry, "--db", str(db), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    errors = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=120) != 0
+    assert errors == ""
 
 
 def test_invalid_answers_list_every_problem(db, tmp_path):

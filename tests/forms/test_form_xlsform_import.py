@@ -4,14 +4,16 @@ fixtures), translated into drafts that load, and unsupported features located by
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import date
 
+import pytest
 from openpyxl import Workbook
 
 from forms.definition import FieldType
 from forms.definition_schema import load_definition
 from forms.validation import validate_submission
-from forms.xlsform import ImportIssue, import_xlsform
+from forms.xlsform import ImportIssue, describe_non_workbook, import_xlsform
 
 Rows = list[list[object]]
 
@@ -415,6 +417,47 @@ def test_bytes_that_are_not_a_workbook_give_an_issue_not_an_exception() -> None:
 
     assert result.definition is None
     assert result.issues and all(i.blocking for i in result.issues)
+
+
+def zip_bytes(members: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+NOT_WORKBOOKS = {
+    "empty": (b"", "an empty file"),
+    "csv": ("type,name,label\ntext,village,村\n".encode(), "CSV text"),
+    "csv-gbk": ("type,name,label\ntext,village,村名\n".encode("gbk"), "CSV text"),
+    "tsv": (b"type\tname\tlabel\n", "tab-separated text"),
+    "text": (b"this is not a workbook", "text"),
+    "binary": (b"\x00\x01 definitely not a spreadsheet", "a file that is not a spreadsheet"),
+    "zip": (zip_bytes({"readme.txt": "hello"}), "a ZIP archive that is not an Excel workbook"),
+    "docx": (zip_bytes({"word/document.xml": "<w/>"}), "a Word document (.docx)"),
+    "damaged-zip": (b"PK\x03\x04" + b"\x00" * 40, "a damaged ZIP archive"),
+    "xls": (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504,
+        "an Excel 97–2003 workbook (.xls) or another old Office file",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_WORKBOOKS))
+def test_what_is_not_an_xlsx_workbook_is_named_for_what_it_is(name: str) -> None:
+    content, described = NOT_WORKBOOKS[name]
+    assert describe_non_workbook(content) == described
+    result = import_xlsform(content)
+    assert result.definition is None
+    assert [issue.message for issue in result.issues] == [
+        f"{described}, not an XLSForm saved as an Excel workbook (.xlsx)"
+    ]
+
+
+def test_an_xlsx_workbook_is_recognised_even_without_a_survey_sheet() -> None:
+    assert describe_non_workbook(member_repeat_form()) is None
+    assert describe_non_workbook(workbook_bytes({"other": [["a"]]})) is None
 
 
 def test_odk_entities_sheets_are_refused() -> None:

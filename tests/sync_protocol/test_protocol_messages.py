@@ -207,9 +207,11 @@ def test_error_response_carries_code_message_and_details() -> None:
 def test_request_with_an_unknown_field_is_refused_with_its_path() -> None:
     body = contract_push()
     body["batchid"] = BATCH
-    assert {"path": "batchid", "code": "unknown_field", "message": "Unknown field."} in details_of(
-        PushRequestSchema(), body
-    )
+    assert {
+        "path": "batchid",
+        "code": "unknown_field",
+        "message": "Unknown field; accepted: batch_id, clock, device_id, submissions.",
+    } in details_of(PushRequestSchema(), body)
 
 
 def test_response_with_fields_from_a_newer_server_still_loads() -> None:
