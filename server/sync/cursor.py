@@ -18,7 +18,7 @@ import json
 import re
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 from server.errors import BadRequest, ResyncRequired
 
@@ -103,9 +103,9 @@ def _signed_content(body: str) -> Cursor:
         raise unusable
     return Cursor(
         user_id=user_id,
-        scope=scope,
-        phase=phase,
-        lo=lo,
+        scope=cast(str, scope),
+        phase=cast(str, phase),
+        lo=cast(int, lo),
         hi=hi,
         after=after,
         backfill_from=backfill_from,

@@ -29,7 +29,8 @@ def tablet(client, rt, create_user_):
 
 def _user_id(rt, username: str) -> int:
     with rt.db.unit_of_work(write=False) as session:
-        return session.scalars(select(User.id).where(User.username == username)).one()
+        user_id: int = session.scalars(select(User.id).where(User.username == username)).one()
+        return user_id
 
 
 def _pull(client, tablet, query: str):
