@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from server import migrate
 from server.cli import CliState, main
 from server.config import PROJECT_ROOT, Settings
 from tests.conftest import COUNTY, PASSWORD, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1
+from tests.patience import PATIENCE, wait_until
 
 
 def _user_rows(cli):
@@ -248,7 +248,12 @@ def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
     database = tmp_path / "serve.db"
     database.write_bytes(Path(sqlite_template).read_bytes())
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "INSTANCE_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", "from server.cli import main; main()", "serve", "--port", str(port)],
         cwd=PROJECT_ROOT,
@@ -257,19 +262,22 @@ def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+    def answer() -> requests.Response | None:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"serve exited with {process.returncode}: {output}")
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=10)
+        except requests.RequestException:
+            return None
+
     try:
-        response = None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                response = requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        response = wait_until(answer, what=f"fieldsync serve answering on port {port}")
         assert response is not None and response.status_code == 200
     finally:
         process.terminate()
-        output, _ = process.communicate(timeout=10)
+        output, _ = process.communicate(timeout=PATIENCE)
     assert f"fieldsync listening on http://127.0.0.1:{port}/" in output
 
 
