@@ -60,7 +60,7 @@ class Settings:
     # "production" (also prod, live), "development" (dev, local) or "testing" (test), in any
     # case. Production refuses an empty, default or short SECRET_KEY and a short DATA_KEY.
     environment: str = "development"
-    # Signs pull cursors and console sessions; keys the identity-number hash and encryption when
+    # Signs pull cursors; keys the identity-number hash and encryption when
     # DATA_KEY is unset. Must be set (and kept) in production. Unset elsewhere with SQLite: a
     # random secret of the instance, INSTANCE_DIR/secret_key, made on first start.
     secret_key: str = DEV_SECRET_KEY
