@@ -88,9 +88,8 @@ def test_commands_refuse_a_database_that_is_not_migrated(tmp_path):
 
 def test_without_injected_settings_the_cli_reads_database_url_from_the_environment(tmp_path):
     database = tmp_path / "from-env" / "fieldsync.db"
-    result = CliRunner().invoke(
-        main, ["db", "upgrade"], env={"DATABASE_URL": f"sqlite:///{database}"}
-    )
+    env = {"DATABASE_URL": f"sqlite:///{database}", "INSTANCE_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
     assert result.exit_code == 0, result.output
     assert database.is_file()
 
