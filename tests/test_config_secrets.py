@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,20 +97,33 @@ def test_an_explicit_secret_key_is_used_and_no_file_is_made(tmp_path):
     assert settings.secret_key == STRONG and not (tmp_path / "secret_key").exists()
 
 
+@pytest.fixture
+def config_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """What fieldsync.config logs (the app's own log setup may stop it reaching the root)."""
+    logger = logging.getLogger("fieldsync.config")
+    level = logger.level
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(level)
+
+
 def test_an_instance_with_a_database_from_before_keeps_reading_its_identity_numbers(
-    tmp_path, caplog
+    tmp_path, config_log
 ):
     # Written while every instance used the development key.
     old = SensitiveCodec(Settings(instance_dir=tmp_path).data_key_bytes)
     stored = old.protect("id_number", "990102198001012345").cipher
     (tmp_path / "fieldsync.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
-    with caplog.at_level(logging.WARNING, logger="fieldsync.config"):
-        settings = Settings.from_env({"INSTANCE_DIR": str(tmp_path)})
+    settings = Settings.from_env({"INSTANCE_DIR": str(tmp_path)})
     assert settings.secret_key != DEV_SECRET_KEY  # cursors are no longer signed with it
     codec = SensitiveCodec(settings.data_key_bytes)
     assert codec.reveal("id_number", stored) == "990102198001012345"
     assert stat.S_IMODE((tmp_path / "data_key").stat().st_mode) == 0o600
-    assert "development key" in caplog.text
+    assert "development key" in config_log.text
     # The decision is kept: the same keys on every later start.
     again = Settings.from_env({"INSTANCE_DIR": str(tmp_path)})
     assert (again.secret_key, again.data_key_bytes) == (
@@ -146,11 +160,10 @@ def test_a_damaged_instance_secret_is_an_error_naming_the_file(tmp_path):
 
 
 def test_postgresql_without_secret_key_outside_production_warns_and_writes_no_file(
-    tmp_path, caplog
+    tmp_path, config_log
 ):
-    with caplog.at_level(logging.WARNING, logger="fieldsync.config"):
-        settings = Settings.from_env({"DATABASE_URL": PG_URL, "INSTANCE_DIR": str(tmp_path)})
-    assert settings.secret_key == DEV_SECRET_KEY and "SECRET_KEY is not set" in caplog.text
+    settings = Settings.from_env({"DATABASE_URL": PG_URL, "INSTANCE_DIR": str(tmp_path)})
+    assert settings.secret_key == DEV_SECRET_KEY and "SECRET_KEY is not set" in config_log.text
     assert not (tmp_path / "secret_key").exists()
 
 
