@@ -88,6 +88,9 @@ def gunicorn_app(settings: Settings, workers: int) -> Iterator[str]:
         "DATABASE_URL": settings.database_url,
         "INSTANCE_DIR": str(settings.instance_dir),
         "ATTACHMENT_DIR": str(settings.attachment_dir),
+        # The keys the register was loaded with, so the workers read it the same way.
+        "SECRET_KEY": settings.secret_key,
+        "DATA_KEY": settings.data_key,
         "LOG_LEVEL": settings.log_level,
         "PASSWORD_HASH_TIME_COST": str(settings.password_hash_time_cost),
         "PASSWORD_HASH_MEMORY_KIB": str(settings.password_hash_memory_kib),

@@ -14,6 +14,7 @@ from flask import request
 from marshmallow import Schema, ValidationError
 
 from server.errors import BadRequest, TooLarge, UnsupportedMediaType, ValidationFailed
+from sync_protocol.errors import ItemErrorCode
 from sync_protocol.messages import validation_details
 
 _CHUNK = 64 * 1024
@@ -80,6 +81,25 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object")
     return value
+
+
+def query_arguments() -> dict[str, str]:
+    """The query string, one value per name. A name given twice is a 422: which one was meant
+    cannot be known, and taking the first silently would hide the client's mistake."""
+    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+    if repeated:
+        raise ValidationFailed(
+            "a query parameter is given more than once",
+            [
+                {
+                    "path": name,
+                    "code": ItemErrorCode.INVALID_VALUE.value,
+                    "message": f"{name} is given more than once",
+                }
+                for name in repeated
+            ],
+        )
+    return request.args.to_dict()
 
 
 def load_with(schema: Schema, payload: Mapping[str, Any]) -> Any:

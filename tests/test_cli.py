@@ -20,6 +20,7 @@ from server.audit.models import AuditEntry
 from server.cli import CliState, main
 from server.config import PROJECT_ROOT, Settings
 from tests.conftest import COUNTY, PASSWORD, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1, bearer
+from tests.patience import PATIENCE, wait_until
 
 
 def _user_rows(cli):
@@ -89,9 +90,8 @@ def test_commands_refuse_a_database_that_is_not_migrated(tmp_path):
 
 def test_without_injected_settings_the_cli_reads_database_url_from_the_environment(tmp_path):
     database = tmp_path / "from-env" / "fieldsync.db"
-    result = CliRunner().invoke(
-        main, ["db", "upgrade"], env={"DATABASE_URL": f"sqlite:///{database}"}
-    )
+    env = {"DATABASE_URL": f"sqlite:///{database}", "INSTANCE_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
     assert result.exit_code == 0, result.output
     assert database.is_file()
 
@@ -316,7 +316,12 @@ def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
     database = tmp_path / "serve.db"
     database.write_bytes(Path(sqlite_template).read_bytes())
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "INSTANCE_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", "from server.cli import main; main()", "serve", "--port", str(port)],
         cwd=PROJECT_ROOT,
@@ -325,19 +330,22 @@ def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+    def answer() -> requests.Response | None:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"serve exited with {process.returncode}: {output}")
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=10)
+        except requests.RequestException:
+            return None
+
     try:
-        response = None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                response = requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        response = wait_until(answer, what=f"fieldsync serve answering on port {port}")
         assert response is not None and response.status_code == 200
     finally:
         process.terminate()
-        output, _ = process.communicate(timeout=10)
+        output, _ = process.communicate(timeout=PATIENCE)
     assert f"fieldsync listening on http://127.0.0.1:{port}/" in output
 
 
@@ -345,7 +353,12 @@ def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
 def test_serve_on_a_port_in_use_says_so_first_and_how_to_choose_another(tmp_path, sqlite_template):
     database = tmp_path / "serve.db"
     database.write_bytes(Path(sqlite_template).read_bytes())
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "INSTANCE_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+    }
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -5,7 +5,6 @@ server write that wins the merge and reaches tablets like any other change."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,6 +32,7 @@ from tests.conftest import (
     VILLAGE_B1,
     bearer,
 )
+from tests.patience import wait_until
 from tests.sync.helpers import field_changes, store_accepted_submission
 
 OTHER_ID_NUMBER = "990102198502026789"
@@ -525,17 +525,16 @@ def test_resolution_reaches_a_tablet_on_its_next_pull(
     _, cursor = pull_until_quiet(client, tablet, None)
     conflict_id = make_conflict()
     assert resolve(client, supervisor, conflict_id, {"value": 7100}).status_code == 200
+
     # On PostgreSQL a pull serves changes below the oldest transaction still running anywhere on
     # the server, in any database (the cursor never skips), so another test session's open
     # transaction can delay — never lose — the change: keep pulling, as a tablet would.
-    deadline = time.monotonic() + 60
-    served: list[Any] = []
-    while not served and time.monotonic() < deadline:
+    def served_households() -> list[Any]:
+        nonlocal cursor
         entities, cursor = pull_until_quiet(client, tablet, cursor)
-        served = [e for e in entities if e["entity"] == "household"]
-        if not served:
-            time.sleep(0.2)
-    [household] = served
+        return [e for e in entities if e["entity"] == "household"]
+
+    [household] = wait_until(served_households, what="the resolution reaching the tablet")
     assert household["id"] == str(register[VILLAGE_A1]["household"])
     assert household["fields"]["per_capita_income"] == 7100
     assert Hlc.parse(household["clocks"]["per_capita_income"]).node == "server"

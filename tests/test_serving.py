@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from server.serving import GC_THRESHOLDS, bind_port, start_listening
+from tests.patience import PATIENCE
 from tests.sync.harness import PROJECT_ROOT
 
 
@@ -19,14 +20,18 @@ def test_the_wsgi_entry_point_freezes_the_app_and_collects_less_often(tmp_path):
     probe = (
         "import gc, wsgi; print(wsgi.app.name, gc.get_threshold(), gc.get_freeze_count() > 10000)"
     )
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'probe.db'}"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'probe.db'}",
+        "INSTANCE_DIR": str(tmp_path),
+    }
     done = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE,
         check=True,
     )
     assert done.stdout.split("\n")[0] == f"server {GC_THRESHOLDS} True"

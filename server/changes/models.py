@@ -48,8 +48,9 @@ class Change(Base):
 
 
 class ScopeSnapshot(Base):
-    """A set of region grants a pull cursor was issued for, named by its digest, so that a cursor
-    stays short however many regions a user has, and scope changes can be followed exactly."""
+    """A set of region grants a pull cursor was issued for, named by the digest of its user and
+    grants (see server/sync/pull.py), so that a cursor stays short however many regions a user
+    has, scope changes can be followed exactly, and a cursor can only name its own user's."""
 
     __tablename__ = "scope_snapshots"
 

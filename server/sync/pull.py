@@ -12,6 +12,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select
@@ -38,8 +39,24 @@ from sync_protocol.clock import HybridClock
 ROWS_PER_ENTITY = 8
 
 
+def _scope_regions(actor: Actor) -> list[str]:
+    return ["*"] if actor.is_admin else sorted(actor.region_codes)
+
+
 def scope_digest(actor: Actor) -> str:
-    regions = ["*"] if actor.is_admin else sorted(actor.region_codes)
+    """The name of the caller's current scope snapshot. It covers the user as well as the grants:
+    a snapshot is only ever written for the user whose real grants it holds, so a cursor naming
+    another user's snapshot (or one its user never had) names nothing and cannot be followed."""
+    return _owned_digest(actor.user_id, _scope_regions(actor))
+
+
+def _owned_digest(user_id: int | None, regions: list[Any]) -> str:
+    return hashlib.sha256(json.dumps([user_id, regions]).encode()).hexdigest()
+
+
+def _unbound_digest(regions: list[str]) -> str:
+    """How snapshots were named before they were bound to users (cursors in the field still
+    carry such names; see `_known_scope`)."""
     return hashlib.sha256(json.dumps(regions).encode()).hexdigest()
 
 
@@ -58,7 +75,7 @@ def _scope_actor(actor: Actor, regions: list[str]) -> Actor:
 
 
 def _save_scope(db: Database, digest: str, actor: Actor) -> None:
-    regions = ["*"] if actor.is_admin else sorted(actor.region_codes)
+    regions = _scope_regions(actor)
     insert = pg_insert if db.kind == "postgresql" else sqlite_insert
     with db.unit_of_work() as session:
         session.execute(
@@ -81,7 +98,12 @@ def pull_page(
     """One page of the pull for `actor`, from `cursor` (None: first sync)."""
     digest = scope_digest(actor)
     current = cursors.decode(cursor, secret, user_id=actor.user_id) if cursor else None
-    if current is None or current.scope != digest:
+    if current is not None and current.scope == _unbound_digest(_scope_regions(actor)):
+        # Issued before snapshots were bound to users, for exactly the grants the caller has
+        # now: the same scope under its new name (nothing left it, nothing to backfill).
+        current = replace(current, scope=digest)
+        _save_scope(db, digest, actor)
+    elif current is None or current.scope != digest:
         # A new scope snapshot is written in its own small transaction, before the read.
         _save_scope(db, digest, actor)
     with db.unit_of_work(write=False) as session:
@@ -115,10 +137,7 @@ def _follow_scope_change(
 ) -> tuple[Cursor, list[dict[str, str]]]:
     """When grants changed since the cursor: what left the scope is `removed`, what joined it is
     delivered in full (a backfill) before the change log goes on from where it was."""
-    old = session.get(ScopeSnapshot, cursor.scope)
-    if old is None:
-        raise ResyncRequired("the scope this cursor was issued for is unknown; pull from scratch")
-    before = _scope_actor(actor, list(old.region_codes))
+    before = _scope_actor(actor, _known_scope(session, actor, cursor.scope))
     gone = session.scalars(
         select(Household.id).where(
             before.region_filter(Household.village_code),
@@ -142,13 +161,27 @@ def _follow_scope_change(
     return backfill, removed
 
 
+def _known_scope(session: Session, actor: Actor, digest: str) -> list[str]:
+    """The grants of the snapshot `digest`, if it is one that was issued to the caller.
+
+    This is what keeps `removed` and backfills inside what the caller really had, even for a
+    cursor signed with the right key: the snapshot must exist and its name must be the caller's
+    own name for its grants (snapshots of other users, and unbound ones of old, do not qualify)."""
+    snapshot = session.get(ScopeSnapshot, digest)
+    regions = list(snapshot.region_codes) if snapshot is not None else None
+    if (
+        regions is None
+        or not all(isinstance(code, str) for code in regions)
+        or _owned_digest(actor.user_id, regions) != digest
+    ):
+        raise ResyncRequired("the scope this cursor was issued for is unknown; pull from scratch")
+    return regions
+
+
 def _initial_filter(session: Session, actor: Actor, cursor: Cursor) -> ColumnElement[bool]:
     condition = actor.region_filter(Household.village_code)
     if cursor.backfill_from:
-        old = session.get(ScopeSnapshot, cursor.backfill_from)
-        if old is None:
-            raise ResyncRequired("the scope this cursor was issued for is unknown")
-        before = _scope_actor(actor, list(old.region_codes))
+        before = _scope_actor(actor, _known_scope(session, actor, cursor.backfill_from))
         condition = and_(condition, not_(before.region_filter(Household.village_code)))
     return and_(condition, Household.merged_into_id.is_(None))
 

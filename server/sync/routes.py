@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 from marshmallow import ValidationError
 
 from server import failpoints
@@ -13,7 +13,7 @@ from server.attachments.store import store_for
 from server.auth.guard import authenticated, current_actor
 from server.db import utcnow
 from server.errors import TooLarge, ValidationFailed
-from server.request_body import json_object, load_with
+from server.request_body import json_object, load_with, query_arguments
 from server.runtime import runtime
 from server.serving import pause_collection, resume_collection
 from server.sync import pull, push
@@ -71,7 +71,7 @@ def push_batch() -> dict[str, Any]:
 @authenticated()
 def pull_page() -> dict[str, Any]:
     rt = runtime()
-    args = load_with(PullRequestSchema(), request.args.to_dict())
+    args = load_with(PullRequestSchema(), query_arguments())
     return pull.pull_page(
         rt.db,
         current_actor(),

@@ -37,6 +37,7 @@ from sync_protocol.tablet_cli import cli
 from sync_protocol.tablet_samples import sample_answers
 from sync_protocol.transport import RetryPolicy
 from tests.conftest import PASSWORD, TOWNSHIP_A, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1
+from tests.patience import PATIENCE, wait_until
 
 SAMPLE = load_sample_answers("household_visit")
 VISIT = load_bundled_form("household_visit")
@@ -104,7 +105,7 @@ def live_server(app) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
-        thread.join(timeout=10)
+        thread.join(timeout=PATIENCE)
         server.server_close()
 
 
@@ -160,7 +161,7 @@ def admin_session(live_server: str, create_user_) -> requests.Session:
     token = requests.post(
         f"{live_server}/api/v1/auth/login",
         json={"username": "auditor", "password": PASSWORD},
-        timeout=30,
+        timeout=PATIENCE,
     ).json()["token"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
@@ -168,7 +169,7 @@ def admin_session(live_server: str, create_user_) -> requests.Session:
 
 
 def server_household(session: requests.Session, live_server: str, household_id: str) -> Any:
-    response = session.get(f"{live_server}/api/v1/households/{household_id}", timeout=30)
+    response = session.get(f"{live_server}/api/v1/households/{household_id}", timeout=PATIENCE)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -180,7 +181,7 @@ def open_conflicts(session: requests.Session, live_server: str) -> list[Any]:
         response = session.get(
             f"{live_server}/api/v1/conflicts",
             params={"status": "open", "limit": "200", "offset": str(len(found))},
-            timeout=30,
+            timeout=PATIENCE,
         )
         assert response.status_code == 200, response.text
         page = response.json()
@@ -238,7 +239,6 @@ def _register_differences(
 # transaction still running anywhere on the cluster (other test databases included) holds back
 # what a pull may serve. The protocol promises "never skips", not read-your-writes, so a tablet
 # may need another pull to see a change committed just before.
-SETTLE_SECONDS = 60.0
 
 
 def assert_same_as_server(
@@ -247,14 +247,16 @@ def assert_same_as_server(
     """The tablet's register holds exactly these households and their members, each as the
     server has it (revision, deletion, every field), with no unconfirmed local value left —
     pulling again while a change is still held back by the visibility horizon."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
+    differences: list[str] = []
+
+    def settled() -> bool:
+        nonlocal differences
         differences = _register_differences(tablet, server, live_server, household_ids)
-        if not differences or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-        tablet.pull()
-    assert differences == []
+        if differences:
+            tablet.pull()
+        return not differences
+
+    wait_until(settled, what="the tablet's register settling", details=lambda: str(differences))
 
 
 # --- (a) one tablet, one visit --------------------------------------------------------------
@@ -288,7 +290,8 @@ def test_a_visit_filled_offline_reaches_the_server_register(
     assert members[M1B]["insured"] is False and members[M1A]["health"] == "chronic"
     assert_same_as_server(tablet, server, live_server, [HH1, HH2])
     photo = server.get(
-        f"{live_server}/api/v1/attachments/{entry.data['house_photo']['attachment']}", timeout=30
+        f"{live_server}/api/v1/attachments/{entry.data['house_photo']['attachment']}",
+        timeout=PATIENCE,
     )
     assert photo.status_code == 200 and photo.content == f"photo of {HH1}".encode()
 

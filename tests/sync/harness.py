@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from server import migrate
 from server.attachments.models import AttachmentRef
 from server.changes.models import Change
+from server.config import DEV_SECRET_KEY
 from server.conflicts.models import Conflict
 from server.devices.models import Device, DeviceSequenceGap
 from server.households.fields import household_fields, member_fields
@@ -51,11 +52,11 @@ from tests.conftest import (
     VILLAGE_B1,
     cheap_settings,
 )
+from tests.patience import PATIENCE, wait_until
 from tests.sync.helpers import load_register
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REGION_TREE = [PROVINCE, CITY, COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1]
-SERVER_START_TIMEOUT = 30.0
 
 
 def build_register(rt: Runtime, collectors: dict[str, list[str]]) -> None:
@@ -134,6 +135,9 @@ class ServerProcess:
             "DATABASE_URL": self.database_url,
             "INSTANCE_DIR": str(self.instance_dir),
             "ATTACHMENT_DIR": str(self.instance_dir / "attachments"),
+            # The key the test process wrote the register with (`cheap_settings`).
+            "SECRET_KEY": DEV_SECRET_KEY,
+            "ENVIRONMENT": "testing",
             "PASSWORD_HASH_TIME_COST": "1",
             "PASSWORD_HASH_MEMORY_KIB": "64",
             "LOG_LEVEL": "WARNING",
@@ -146,32 +150,41 @@ class ServerProcess:
         log.close()
 
     def wait_until_healthy(self) -> None:
+        """Wait (patiently: the machine may be busy) until the server answers its health check;
+        fail at once if it exits, and with its output either way."""
         assert self.process is not None
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}: {self.log()}")
+        process = self.process
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited with {process.returncode}: {self.log()}")
             try:
-                if requests.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise AssertionError(f"server not healthy within {SERVER_START_TIMEOUT} s: {self.log()}")
+                return requests.get(f"{self.url}/api/v1/health", timeout=10).status_code == 200
+            except requests.RequestException:
+                return False
+
+        try:
+            wait_until(healthy, what=f"server on port {self.port} healthy", details=self.log)
+        except AssertionError:
+            self.kill()
+            raise
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no cleanup, no goodbye."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
         if self.process is not None:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=PATIENCE)
 
-    def wait_for_death(self, timeout: float = 10) -> int:
+    def wait_for_death(self, timeout: float = PATIENCE) -> int:
         """The exit status of a server expected to die by itself (a failpoint)."""
         assert self.process is not None
         try:
             return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                f"server did not die within {timeout:.0f} s: {self.log()}"
+            ) from exc
         finally:
             self.kill()
 
@@ -227,16 +240,16 @@ def push_worker(
     outcomes: list[dict[str, Any]] = []
     try:
         for body in bodies:
-            barrier.wait(timeout=120)
+            barrier.wait(timeout=PATIENCE)
             statuses = []
-            for _attempt in range(5):
+            for attempt in range(5):
                 response = client.post(
                     "/api/v1/sync/push", json=body, headers={"Authorization": f"Bearer {token}"}
                 )
                 statuses.append(response.status_code)
                 if response.status_code < 500:
                     break
-                time.sleep(0.05)
+                time.sleep(0.05 * 2**attempt)  # back off before retrying a 5xx
             outcomes.append({"statuses": statuses, "body": response.get_json()})
     finally:
         Path(out_path).write_text(json.dumps(outcomes))

@@ -40,6 +40,7 @@ from server.submissions.models import Submission
 from sync_protocol.clock import Hlc, wall_clock_ms
 from sync_protocol.merge import FieldState, IncomingWrite, merge_entity, values_equal
 from tests.conftest import VILLAGE_A1, VILLAGE_B1, _empty_postgres
+from tests.patience import PATIENCE, wait_until
 from tests.sync.harness import (
     Replica,
     ServerProcess,
@@ -63,7 +64,7 @@ pytestmark = pytest.mark.postgres_only
 
 VISIT_FORM = load_bundled_form("household_visit")
 HEALTH = ["healthy", "chronic", "serious", "disabled"]
-WORKER_TIMEOUT = 120.0
+WORKER_TIMEOUT = PATIENCE
 
 EntityRef = tuple[str, str]  # (entity type, id)
 
@@ -179,7 +180,7 @@ def _run_worker_processes(
         for process in processes:
             if process.is_alive():
                 process.kill()
-                process.join(5)
+                process.join(PATIENCE)
     return [json.loads(out.read_text()) for out in outputs]
 
 
@@ -430,12 +431,12 @@ def test_real_server_processes_on_one_database_lose_no_update(app, rt, db_url, t
     def push_rounds(base_url: str, worker: int) -> None:
         try:
             for body in workload.bodies[worker]:
-                barrier.wait(timeout=60)
+                barrier.wait(timeout=PATIENCE)
                 response = requests.post(
                     f"{base_url}/api/v1/sync/push",
                     json=body,
                     headers={"Authorization": f"Bearer {workload.tokens[worker]}"},
-                    timeout=60,
+                    timeout=PATIENCE,
                 )
                 outcomes[worker].append(
                     {"statuses": [response.status_code], "body": response.json()}
@@ -540,7 +541,7 @@ class CommitGate:
         try:
             self.reached.set()
             if pause is None:
-                assert self.release.wait(30), "the held push was never released"
+                assert self.release.wait(PATIENCE), "the held push was never released"
             else:
                 time.sleep(pause)
         finally:
@@ -612,7 +613,7 @@ def test_a_change_committed_after_a_later_transaction_is_still_pulled(app, rt, g
         early_result.append(response.status_code)
 
     held = _in_thread(push_early, errors)
-    assert gate.reached.wait(10), errors
+    assert gate.reached.wait(PATIENCE), errors
     late = late_writer.push([late_writer.submission(_visit_b(24000))])
     assert late.status_code == 200
     with rt.db.unit_of_work(write=False) as session:
@@ -635,7 +636,7 @@ def test_a_change_committed_after_a_later_transaction_is_still_pulled(app, rt, g
     while_held = _pull(reader, replica)
     assert all(e["id"] != str(HOUSEHOLD_A) for e in while_held)  # not committed: not visible
     gate.release.set()
-    held.join(30)
+    held.join(PATIENCE)
     assert errors == [] and early_result == [200]
 
     after = _pull(reader, replica)
@@ -702,7 +703,7 @@ def test_a_reader_pulling_during_out_of_order_commits_ends_with_the_register(app
 
     threads = [_in_thread(writer_loop(i), errors) for i in range(len(writers))]
     pulls_while_held = 0
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + PATIENCE
     for _round in range(2000):
         if not any(t.is_alive() for t in threads) or time.monotonic() > deadline:
             break
@@ -710,7 +711,7 @@ def test_a_reader_pulling_during_out_of_order_commits_ends_with_the_register(app
         _pull(reader, replica, limit=rng.choice([1, 2, 1000]))
         time.sleep(0.005)
     for thread in threads:
-        thread.join(30)
+        thread.join(PATIENCE)
     assert errors == [] and not any(t.is_alive() for t in threads), f"seed {seed}"
     assert pulls_while_held > 0, f"no pull overlapped a held transaction (seed {seed})"
 
@@ -721,9 +722,8 @@ def test_a_reader_pulling_during_out_of_order_commits_ends_with_the_register(app
 # -- known bug: the lock follows the household a visit names, not the member's own ----------------
 
 
-def _wait_for_a_lock_wait(rt: Runtime, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait_for_a_lock_wait(rt: Runtime) -> bool:
+    def someone_waits() -> bool:
         with rt.db.unit_of_work(write=False) as session:
             waiting = session.scalar(
                 text(
@@ -731,10 +731,9 @@ def _wait_for_a_lock_wait(rt: Runtime, timeout: float = 10) -> bool:
                     "WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 )
             )
-        if waiting:
-            return True
-        time.sleep(0.02)
-    return False
+        return bool(waiting)
+
+    return wait_until(someone_waits, what="a push waiting for a lock")
 
 
 def test_a_visit_listing_another_households_member_does_not_lose_that_households_update(
@@ -763,12 +762,12 @@ def test_a_visit_listing_another_households_member_does_not_lose_that_households
         statuses.append(at_b.push([later]).status_code)
 
     held = _in_thread(push_later, errors)
-    assert gate.reached.wait(10), errors
+    assert gate.reached.wait(PATIENCE), errors
     racing = _in_thread(lambda: statuses.append(at_a.push([earlier]).status_code), errors)
     assert _wait_for_a_lock_wait(rt), "the second push never waited for the first"
     gate.release.set()
-    held.join(30)
-    racing.join(30)
+    held.join(PATIENCE)
+    racing.join(PATIENCE)
     assert errors == [] and statuses == [200, 200]
 
     with rt.db.unit_of_work(write=False) as session:

@@ -28,6 +28,7 @@ from server.submissions.models import Submission
 from server.users.models import Role
 from sync_protocol.clock import HybridClock
 from tests.conftest import PASSWORD, VILLAGE_A1, cheap_settings
+from tests.patience import PATIENCE
 from tests.sync.harness import (
     ServerProcess,
     build_register,
@@ -53,7 +54,7 @@ def _login(server: ServerProcess, device_id: str) -> str:
     response = requests.post(
         f"{server.url}/api/v1/auth/login",
         json={"username": "collector", "password": PASSWORD, "device_id": device_id},
-        timeout=30,
+        timeout=PATIENCE,
     )
     assert response.status_code == 200, response.text
     token: str = response.json()["token"]
@@ -65,7 +66,7 @@ def _push(server: ServerProcess, token: str, body: dict[str, Any]) -> requests.R
         f"{server.url}/api/v1/sync/push",
         json=body,
         headers={"Authorization": f"Bearer {token}"},
-        timeout=120,
+        timeout=PATIENCE,
     )
 
 
@@ -230,7 +231,8 @@ def test_a_push_killed_at_random_moments_ends_as_if_pushed_once(
             sender.start()
             time.sleep(delay)
             server.kill()
-            sender.join(60)
+            sender.join(PATIENCE)
+            assert not sender.is_alive(), "the push to a killed server never ended"
             stored = _stored_instances(rt)
             # A batch is one transaction: wholly there or not at all, wherever the kill landed.
             assert stored in (set(), pushed), f"attempt {attempt}, delay {delay:.3f} s, seed {seed}"
