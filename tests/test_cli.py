@@ -357,6 +357,7 @@ def test_serve_on_a_port_in_use_says_so_first_and_how_to_choose_another(tmp_path
         **os.environ,
         "DATABASE_URL": f"sqlite:///{database}",
         "INSTANCE_DIR": str(tmp_path),
+        "SECRET_KEY": "a-test-secret-key-of-at-least-32-characters",
         "LOG_LEVEL": "WARNING",
     }
     with socket.socket() as taken:
@@ -508,7 +509,13 @@ def _run_with_stdout_closed(argv, env=None):
 def test_a_closed_output_pipe_ends_the_command_quietly(argv, tmp_path, sqlite_template):
     database = tmp_path / "pipe.db"
     database.write_bytes(Path(sqlite_template).read_bytes())
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "INSTANCE_DIR": str(tmp_path),
+        "SECRET_KEY": "a-test-secret-key-of-at-least-32-characters",
+        "LOG_LEVEL": "WARNING",
+    }
     status, errors = _run_with_stdout_closed(
         [sys.executable, "-c", "from server.cli import main; main()", *argv], env
     )
