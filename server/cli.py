@@ -116,11 +116,12 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: CliState) -> None:
     """Migrate the database to the newest schema (creates a SQLite file and its folder)."""
-    url = state.get_settings().database_url
+    settings = state.get_settings()
+    url = settings.database_url
     database = make_url(url).database
     if url.startswith("sqlite") and database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(url)
+    migrate.upgrade(url, data_key=settings.data_key_bytes)
     click.echo(f"database at {migrate.head_revision()}")
 
 
