@@ -11,6 +11,9 @@ import json
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, select, text
 
 from forms.bundled import load_sample_answers
@@ -349,3 +352,63 @@ def test_a_digest_from_another_region_neither_opens_the_file_nor_says_it_exists(
     upload_b = client.put(url, data=photo, headers=tablet_b.headers)
     assert upload_b.status_code == 201 and upload_b.get_json()["created"] is True
     assert client.get(url, headers=supervisor_b, buffered=True).status_code == 200
+
+
+# --- the rule, on any document --------------------------------------------------------------------
+
+_CODEC = SensitiveCodec(b"a test data key of 32 bytes ...!")
+_SENSITIVE_TEXTS = st.sampled_from(
+    [ID_A, ID_B, PHONE, OLD_ID, "１３９０７７１１２３４", f"tel:{PHONE}", f"证{ID_B}号"]
+)
+_TEXTS = st.one_of(st.text(max_size=30), _SENSITIVE_TEXTS, st.just(MARK))
+_DOCUMENTS = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**63), max_value=2**63),
+        st.sampled_from([13907711234, 452802197803120011]),
+        st.floats(allow_nan=False, allow_infinity=False),
+        _TEXTS,
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(_TEXTS, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=st.dictionaries(_TEXTS, _DOCUMENTS, max_size=5))
+def test_any_document_is_stored_without_a_clear_value_and_revealed_exactly(document):
+    instance_id = str(uuid.uuid4())
+    row = {
+        "instance_id": instance_id,
+        "payload": document,
+        "errors": [{"message": json.dumps(document, ensure_ascii=False)}],
+        "result": {},
+        "quarantine_reason": None,
+    }
+    stored = protect_submission_row(_CODEC, {}, row)
+
+    def clear_parts(value, inside_marker=False):
+        if isinstance(value, dict):
+            if MARK in value and "cipher" in value:
+                yield from clear_parts(value["masked"], True)
+                return
+            for key, element in value.items():
+                yield key
+                yield from clear_parts(element, inside_marker)
+        elif isinstance(value, list):
+            for element in value:
+                yield from clear_parts(element, inside_marker)
+        elif isinstance(value, str):
+            yield value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            yield str(value)
+
+    for part in clear_parts([stored["payload"], stored["errors"]]):
+        assert not looks_sensitive(part), part
+    shown = shown_payload(_CODEC, stored["payload"], instance_id, reveal=True)
+    assert shown.payload == document
+    masked = shown_payload(_CODEC, stored["payload"], instance_id, reveal=False).payload
+    assert not any(looks_sensitive(part) for part in clear_parts(masked))
