@@ -180,6 +180,27 @@ def regions_import(state: CliState, file: BinaryIO) -> None:
     )
 
 
+# -- submissions -------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def submissions() -> None:
+    """Stored submissions."""
+
+
+@submissions.command("protect")
+@pass_state
+def submissions_protect(state: CliState) -> None:
+    """Protect identity numbers and phones in stored submissions (as migration 0009 does; run it
+    again after a rolling deploy whose old workers stored some in clear). Idempotent."""
+    from server.submissions.payload import protect_stored_submissions
+
+    rt = state.runtime()
+    with rt.db.unit_of_work() as session:
+        changed = protect_stored_submissions(session.connection(), rt.codec)
+    click.echo(f"submissions: {changed} protected")
+
+
 # -- users -------------------------------------------------------------------------------------
 
 

@@ -65,7 +65,8 @@ def submission_in(rt, create_user_):
 @pytest.fixture
 def uploader_token(submission_in, login) -> str:
     """A token of the user whose submissions `submission_in` stores."""
-    return login("uploader")
+    token: str = login("uploader")
+    return token
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -140,7 +141,7 @@ def test_no_identity_number_or_phone_is_stored_in_clear_and_resends_are_still_re
 
 def test_a_stored_payload_reveals_exactly_what_was_sent_and_nothing_else_opens_it(rt):
     codec = rt.codec
-    raw = {
+    raw: dict[str, Any] = {
         "instance_id": str(uuid.uuid4()),
         "data": {
             "text": f"tel：{PHONE}\x00",
@@ -275,6 +276,22 @@ def test_existing_rows_are_protected_by_the_upgrade_and_a_second_run_changes_not
     assert {r["instance_id"]: r["payload"] for r in revealed["submissions"]} == {
         item["instance_id"]: item for item in items
     }
+
+
+def test_the_protect_command_protects_rows_stored_in_clear_and_then_has_nothing_to_do(
+    people, rt, cli
+):
+    tablet, _ = people
+    items = quarantined_items(tablet)
+    tablet.push(items)
+    with rt.db.unit_of_work() as session:
+        clear = session.get(Submission, uuid.UUID(items[1]["instance_id"]))
+        clear.payload = items[1]  # as an old worker of a rolling deploy would have stored it
+    first = cli("submissions", "protect")
+    assert first.exit_code == 0 and first.output == "submissions: 1 protected\n"
+    for row in stored_rows(rt):
+        assert not any(value in stored_text(row) for value in CLEAR), stored_text(row)
+    assert cli("submissions", "protect").output == "submissions: 0 protected\n"
 
 
 # --- nothing crosses a region by knowing an id ----------------------------------------------
