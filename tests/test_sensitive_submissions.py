@@ -429,3 +429,23 @@ def test_any_document_is_stored_without_a_clear_value_and_revealed_exactly(docum
     assert shown.payload == document
     masked = shown_payload(_CODEC, stored["payload"], instance_id, reveal=False).payload
     assert not any(looks_sensitive(part) for part in clear_parts(masked))
+
+
+@pytest.mark.parametrize("depth", [70, 600, 950])
+def test_a_deeply_nested_payload_is_protected_without_recursion_errors(depth):
+    document = json.loads("[" * depth + json.dumps(f"tel {PHONE}") + "]" * depth)
+    instance_id = str(uuid.uuid4())
+    row = {
+        "instance_id": instance_id,
+        "payload": {"data": document},
+        "errors": [],
+        "result": {},
+        "quarantine_reason": None,
+    }
+    stored = protect_submission_row(_CODEC, {}, row)
+    assert PHONE not in repr(stored)
+    masked = shown_payload(_CODEC, stored["payload"], instance_id, reveal=False)
+    assert PHONE not in repr(masked.payload)
+    if depth < 900:  # deeper than that only the ciphertext keeps it (no one can show it anyway)
+        revealed = shown_payload(_CODEC, stored["payload"], instance_id, reveal=True)
+        assert revealed.payload == row["payload"]

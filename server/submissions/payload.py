@@ -43,11 +43,10 @@ from server.submissions.models import Submission
 MARK = "$sensitive"
 # The kinds of marker: a register field's name, or `text` for a value that holds sensitive parts.
 TEXT = "text"
-# A run of digits that is an identity number (18 or 15) or a mobile number (11), not part of a
-# longer run. `\d` is any Unicode digit: tablets' input methods type full-width ones too.
 # Every maximal run of 11 or more digits (with an identity number's final X); which of them are
-# sensitive is decided by `_kind_of` (a regular expression with look-arounds and alternatives
-# is tens of times slower on a visit's text).
+# sensitive is decided by `_kind_of` (a regular expression with look-arounds and alternatives is
+# tens of times slower on a visit's text). `\d` is any Unicode digit: tablets' input methods type
+# full-width ones too.
 _LONG_RUN = re.compile(r"\d{11,}[XxＸｘ]?")
 _ID_CHECK_LETTERS = frozenset("XxＸｘ")
 _PHONE_SECOND_DIGITS = frozenset("3456789３４５６７８９")
@@ -249,7 +248,9 @@ class _Sealer:
             return self.marker(kind, value, mask(kind, value), hashed=value)
         return self.marker(TEXT, value, masked_text(value))
 
-    def whole(self, value: Any, tree: Tree | None, depth: int) -> dict[str, Any]:
+    def whole(self, value: Any, tree: Tree | None, depth: int) -> Any:
+        if depth >= _MAX_DEPTH and not _holds_sensitive_deep(value):
+            return value  # nesting only, nothing to protect
         return self.marker(TEXT, value, _masked_copy(value, tree, depth))
 
     def marker(
@@ -329,6 +330,27 @@ def _may_hold_sensitive(value: Any) -> bool:
     return False
 
 
+def _holds_sensitive_deep(value: Any) -> bool:
+    """Whether any string, key or number in `value` looks sensitive, however deep (no recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if MARK in item or any(looks_sensitive(key) for key in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if looks_sensitive(item):
+                return True
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            digits = _number_digits(item)
+            if digits is not None and _sensitive_kind(digits):
+                return True
+    return False
+
+
 def _kind_of(run: str) -> str | None:
     """`id_number` or `phone` if the run of digits (from `_LONG_RUN`) is one, else None."""
     size = len(run)
@@ -366,7 +388,42 @@ def _number_digits(value: int | float) -> str | None:
 
 def _json_text(value: Any) -> str:
     # ASCII JSON: lone surrogates and NUL characters survive encryption and come back as sent.
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    try:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    except RecursionError:  # nested nearly as deep as a JSON text can be read
+        return _json_text_without_recursion(value)
+
+
+def _json_text_without_recursion(value: Any) -> str:
+    """`json.dumps(value, ensure_ascii=True, separators=(",", ":"))` with an explicit stack."""
+    parts: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Literal):
+            parts.append(item.text)
+        elif isinstance(item, dict):
+            parts.append("{")
+            stack.append(_Literal("}"))
+            for index, (key, element) in reversed(list(enumerate(item.items()))):
+                stack.append(element)
+                separator = "," if index else ""
+                stack.append(_Literal(f"{separator}{json.dumps(str(key))}:"))
+        elif isinstance(item, list):
+            parts.append("[")
+            stack.append(_Literal("]"))
+            for index, element in reversed(list(enumerate(item))):
+                stack.append(element)
+                if index:
+                    stack.append(_Literal(","))
+        else:
+            parts.append(json.dumps(item))
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class _Literal:
+    text: str
 
 
 # --- showing ------------------------------------------------------------------------------------
@@ -377,6 +434,10 @@ def _show(
 ) -> Any:
     if isinstance(value, str):
         return value if reveal else masked_text(value)
+    if depth >= _MAX_DEPTH * 2 and isinstance(value, dict | list):
+        # Deeper than anything the server stores unprotected: shown as is when nothing in it
+        # looks sensitive (or when revealing), else as a placeholder.
+        return value if reveal or not _holds_sensitive_deep(value) else "…"
     if isinstance(value, dict):
         if MARK in value and "masked" in value:
             kind = str(value[MARK])
@@ -384,11 +445,14 @@ def _show(
             if reveal and isinstance(cipher, str):
                 text = codec.unseal(cipher, context)
                 if text is not None:
-                    revealed.append(kind)
-                    return json.loads(text)
+                    try:
+                        original = json.loads(text)
+                    except RecursionError:  # nested too deep to show here: stays masked
+                        pass
+                    else:
+                        revealed.append(kind)
+                        return original
             return _masked_copy(value["masked"], None, 0)
-        if depth >= _MAX_DEPTH * 2:
-            return _masked_copy(value, None, depth) if not reveal else value
         return {
             (key if reveal else masked_text(key)): _show(
                 codec, context, element, reveal, revealed, depth + 1
