@@ -435,7 +435,7 @@ def test_any_document_is_stored_without_a_clear_value_and_revealed_exactly(docum
 def test_a_deeply_nested_payload_is_protected_without_recursion_errors(depth):
     document = json.loads("[" * depth + json.dumps(f"tel {PHONE}") + "]" * depth)
     instance_id = str(uuid.uuid4())
-    row = {
+    row: dict[str, Any] = {
         "instance_id": instance_id,
         "payload": {"data": document},
         "errors": [],
