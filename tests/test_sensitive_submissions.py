@@ -82,7 +82,8 @@ def stored_rows(rt) -> list[Submission]:
 
 def stored_text(row: Submission) -> str:
     return json.dumps(
-        [row.payload, row.errors, row.result, row.quarantine_reason], ensure_ascii=False
+        [row.payload, row.errors, row.result, row.quarantine_reason, row.form_id, row.hlc],
+        ensure_ascii=False,
     )
 
 
@@ -101,7 +102,12 @@ def quarantined_items(tablet: Tablet) -> list[dict]:
         {"note": f"身份证{ID_B}，旧证{OLD_ID}", "numbers": [13907711234], ID_A: "key"},
         form_id="no_such_form",
     )
-    broken = {"instance_id": str(uuid.uuid4()), "form_id": f"x{ID_A}", "phone": PHONE}
+    broken = {
+        "instance_id": str(uuid.uuid4()),
+        "form_id": f"x{ID_A}",
+        "hlc": f"{PHONE}-1",
+        "phone": PHONE,
+    }
     return [bad_choice, unknown_form, broken]
 
 

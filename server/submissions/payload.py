@@ -78,16 +78,30 @@ def protect_submission_row(
 ) -> dict[str, Any]:
     """A `submissions` row as push built it, ready to store: sensitive values in its `payload`
     protected (ciphertext and mask; `forms` tells which answers are bound to sensitive register
-    fields), and masked in its `errors`, `quarantine_reason` and stored `result`. The
+    fields), and masked in its `errors`, `quarantine_reason`, stored `result`, `form_id` and
+    `hlc`. The
     `content_hash` — the fingerprint of the raw item — is left as it is, so a re-send is still
     recognised. `row` itself is not changed."""
+    return _protected_row(codec, forms, row, trusts_markers=False)
+
+
+def _protected_row(
+    codec: SensitiveCodec,
+    forms: Mapping[tuple[str, int], Any],
+    row: dict[str, Any],
+    *,
+    trusts_markers: bool,
+) -> dict[str, Any]:
     payload = row["payload"]
     tree = _tree_for(forms, payload) if isinstance(payload, dict) else None
     protected = dict(row)
     if tree or _may_hold_sensitive(payload):
-        protected["payload"] = _Sealer(codec, str(row["instance_id"])).protect(
-            payload, {"data": tree} if tree else None
-        )
+        sealer = _Sealer(codec, str(row["instance_id"]), trusts_markers=trusts_markers)
+        protected["payload"] = sealer.protect(payload, {"data": tree} if tree else None)
+    # Columns copied from an unreadable item as sent (its form id, its clock) are masked too.
+    for column in ("form_id", "hlc"):
+        if isinstance(row.get(column), str):
+            protected[column] = masked_text(row[column])
     protected["errors"] = masked_value(row["errors"])
     protected["result"] = masked_value(row["result"])
     reason = row.get("quarantine_reason")
@@ -159,7 +173,7 @@ def sensitive_answers(definition: FormDefinition) -> Tree:
     return tree
 
 
-def _tree_for(forms: Mapping[tuple[str, int], FormVersion], payload: dict[str, Any]) -> Tree | None:
+def _tree_for(forms: Mapping[tuple[str, int], Any], payload: dict[str, Any]) -> Tree | None:
     form_id, version = payload.get("form_id"), payload.get("form_version")
     if not isinstance(form_id, str) or not isinstance(version, int) or isinstance(version, bool):
         return None
@@ -487,32 +501,19 @@ def protect_stored_submissions(
             )
         )
     }
-    columns = (
-        submissions.c.instance_id,
-        submissions.c.payload,
-        submissions.c.errors,
-        submissions.c.result,
-        submissions.c.quarantine_reason,
-    )
+    names = ("instance_id", "payload", "errors", "result", "quarantine_reason", "form_id", "hlc")
+    columns = tuple(submissions.c[name] for name in names)
     changed = 0
     for page in _pages(connection, columns, submissions.c.instance_id, batch_size):
-        for instance_id, payload, errors, result, reason in page:
-            tree = _tree_for(cast(Any, forms), payload) if isinstance(payload, dict) else None
-            sealer = _Sealer(codec, str(instance_id), trusts_markers=True)
-            new_payload = sealer.protect(payload, {"data": tree} if tree else None)
-            values = {
-                "payload": new_payload,
-                "errors": masked_value(errors),
-                "result": masked_value(result),
-                "quarantine_reason": masked_text(reason) if reason is not None else None,
-            }
-            before = {"payload": payload, "errors": errors, "result": result}
-            before["quarantine_reason"] = reason
-            if values != before:
+        for values in page:
+            before = dict(zip(names, values, strict=True))
+            after = _protected_row(codec, forms, before, trusts_markers=True)
+            if after != before:
+                instance_id = after.pop("instance_id")
                 connection.execute(
                     update(submissions)
                     .where(submissions.c.instance_id == instance_id)
-                    .values(**values)
+                    .values(**after)
                 )
                 changed += 1
     return changed
