@@ -384,6 +384,12 @@ _SENSITIVE_TEXTS = st.sampled_from(
     [ID_A, ID_B, PHONE, OLD_ID, "１３９０７７１１２３４", f"tel:{PHONE}", f"证{ID_B}号"]
 )
 _TEXTS = st.one_of(st.text(max_size=30), _SENSITIVE_TEXTS, st.just(MARK))
+
+
+def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(children, max_size=4), st.dictionaries(_TEXTS, children, max_size=4))
+
+
 _DOCUMENTS = st.recursive(
     st.one_of(
         st.none(),
@@ -393,9 +399,7 @@ _DOCUMENTS = st.recursive(
         st.floats(allow_nan=False, allow_infinity=False),
         _TEXTS,
     ),
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(_TEXTS, children, max_size=4)
-    ),
+    _containers,
     max_leaves=20,
 )
 
