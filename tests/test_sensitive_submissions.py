@@ -181,6 +181,12 @@ def test_a_stored_payload_reveals_exactly_what_was_sent_and_nothing_else_opens_i
     assert other.revealed == [] and other.payload == masked
     stranger = SensitiveCodec(b"another key" * 3)
     assert shown_payload(stranger, stored, raw["instance_id"], reveal=True).revealed == []
+    # A row stored in clear (before protection existed) is masked too, and revealing it counts.
+    old = {"data": {PHONE: f"证{ID_B}"}}
+    assert shown_payload(codec, old, uuid.uuid4(), reveal=False).payload == {
+        "data": {"139****1234": "证4528**********0028"}
+    }
+    assert shown_payload(codec, old, uuid.uuid4(), reveal=True).revealed == ["text", "text"]
 
 
 # --- the quarantine -------------------------------------------------------------------------------

@@ -447,7 +447,11 @@ def _show(
     codec: SensitiveCodec, context: str, value: Any, reveal: bool, revealed: list[str], depth: int
 ) -> Any:
     if isinstance(value, str):
-        return value if reveal else masked_text(value)
+        if not reveal:
+            return masked_text(value)
+        if looks_sensitive(value):  # a clear value in a row stored before protection existed
+            revealed.append(TEXT)
+        return value
     if depth >= _MAX_DEPTH * 2 and isinstance(value, dict | list):
         # Deeper than anything the server stores unprotected: shown as is when nothing in it
         # looks sensitive (or when revealing), else as a placeholder.
@@ -468,7 +472,7 @@ def _show(
                         return original
             return _masked_copy(value["masked"], None, 0)
         return {
-            (key if reveal else masked_text(key)): _show(
+            _show(codec, context, key, reveal, revealed, depth): _show(
                 codec, context, element, reveal, revealed, depth + 1
             )
             for key, element in value.items()
