@@ -6,6 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from server import json_codec
 from server.config import Settings
 from server.models import metadata
 
@@ -30,7 +31,13 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(url, poolclass=pool.NullPool)
+    # The application's JSON codec, so that data migrations read and write documents as it does.
+    engine = create_engine(
+        url,
+        poolclass=pool.NullPool,
+        json_serializer=json_codec.dumps,
+        json_deserializer=json_codec.loads,
+    )
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()

@@ -140,11 +140,12 @@ def db_upgrade(state: CliState) -> None:
 
     from server import migrate
 
-    url = state.get_settings().database_url
+    settings = state.get_settings()
+    url = settings.database_url
     database = make_url(url).database
     if url.startswith("sqlite") and database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(url)
+    migrate.upgrade(url, data_key=settings.data_key_bytes)
     click.echo(f"database at {migrate.head_revision()}")
 
 
@@ -233,6 +234,27 @@ def regions_import(state: CliState, file: BinaryIO) -> None:
     click.echo(
         f"regions: {result.created} created, {result.updated} updated, {result.unchanged} unchanged"
     )
+
+
+# -- submissions -------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def submissions() -> None:
+    """Stored submissions."""
+
+
+@submissions.command("protect")
+@pass_state
+def submissions_protect(state: CliState) -> None:
+    """Protect identity numbers and phones in stored submissions (as migration 0009 does; run it
+    again after a rolling deploy whose old workers stored some in clear). Idempotent."""
+    from server.submissions.payload import protect_stored_submissions
+
+    rt = state.runtime()
+    with rt.db.unit_of_work() as session:
+        changed = protect_stored_submissions(session.connection(), rt.codec)
+    click.echo(f"submissions: {changed} protected")
 
 
 # -- users -------------------------------------------------------------------------------------

@@ -24,8 +24,13 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, data_key: bytes | None = None) -> None:
+    """Migrate to `revision`. `data_key` is the key of the sensitive-data codec, for migrations
+    that protect stored values (without it they read the environment, as the app does)."""
+    config = alembic_config(database_url)
+    if data_key is not None:
+        config.attributes["data_key"] = data_key
+    command.upgrade(config, revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:

@@ -1,6 +1,6 @@
 """Every table of fieldsync, imported in one place so the metadata is complete (alembic, tests)."""
 
-from server.attachments.models import Attachment, AttachmentRef
+from server.attachments.models import Attachment, AttachmentHolder, AttachmentRef
 from server.audit.models import AuditEntry
 from server.auth.models import LoginThrottle, Token
 from server.changes.models import Change, ScopeSnapshot
@@ -17,6 +17,7 @@ metadata = Base.metadata
 
 __all__ = [
     "Attachment",
+    "AttachmentHolder",
     "AttachmentRef",
     "AuditEntry",
     "Change",

@@ -195,7 +195,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "register",
         roles=STAFF,
         errors=(422,),
-        parameters=("limit", "offset"),
+        parameters=("limit", "offset", "reveal"),
     ),
     Operation(
         "post",

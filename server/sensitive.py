@@ -11,6 +11,7 @@ import hmac
 import os
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
@@ -42,6 +43,8 @@ def mask_phone(value: str) -> str:
 
 
 _MASKS = {"id_number": mask_id_number, "phone": mask_phone}
+# The kinds of sensitive text fieldsync masks (and hashes for lookup).
+MASKED_KINDS = frozenset(_MASKS)
 
 
 def mask(kind: str, value: str) -> str:
@@ -74,6 +77,23 @@ class SensitiveCodec:
     def reveal(self, kind: str, cipher: str) -> str:
         raw = base64.b64decode(cipher)
         return self._aead.decrypt(raw[:12], raw[12:], kind.encode()).decode()
+
+    def seal(self, text: str, context: str) -> str:
+        """`text` encrypted and bound to `context` (e.g. the record it belongs to): it opens only
+        with the same context, so a ciphertext copied elsewhere reveals nothing."""
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, text.encode(), f"sealed:{context}".encode())
+        return base64.b64encode(nonce + sealed).decode("ascii")
+
+    def unseal(self, cipher: str, context: str) -> str | None:
+        """The text `seal(text, context)` encrypted, or None if `cipher` is not one of ours (or
+        was made for another context)."""
+        try:
+            raw = base64.b64decode(cipher, validate=True)
+            text = self._aead.decrypt(raw[:12], raw[12:], f"sealed:{context}".encode())
+        except (ValueError, InvalidTag):
+            return None
+        return text.decode()
 
 
 def protected_for_review(codec: SensitiveCodec, kind: str | None, value: object) -> object:

@@ -19,7 +19,8 @@ from server.attachments.models import Attachment, AttachmentRef
 from server.attachments.service import missing_attachments, record_references
 from server.attachments.store import CHUNK_SIZE, FileSystemStore, store_for
 from server.audit.models import AuditEntry
-from server.users.models import Role, User
+from server.auth.actor import Actor
+from server.users.models import RegionGrant, Role, User
 from tests.conftest import COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A1, VILLAGE_B1, bearer
 from tests.sync.helpers import store_accepted_submission
 
@@ -62,11 +63,18 @@ def submission_in(rt, create_user_):
 
 
 @pytest.fixture
-def photo_in_village_a1(client, collector_token, submission_in, rt) -> str:
-    """PHOTO uploaded as image/jpeg and referenced by a submission in village A1."""
+def uploader_token(submission_in, login) -> str:
+    """A token of the user whose submissions `submission_in` stores."""
+    token: str = login("uploader")
+    return token
+
+
+@pytest.fixture
+def photo_in_village_a1(client, uploader_token, submission_in, rt) -> str:
+    """PHOTO uploaded as image/jpeg by its sender, and referenced by a submission in village A1."""
     digest = digest_of(PHOTO)
     response = client.put(
-        url_for(digest), data=PHOTO, content_type="image/jpeg", headers=bearer(collector_token)
+        url_for(digest), data=PHOTO, content_type="image/jpeg", headers=bearer(uploader_token)
     )
     assert response.status_code == 201
     instance_id = submission_in(VILLAGE_A1)
@@ -359,15 +367,19 @@ def test_supervisor_in_region_downloads_the_bytes_with_their_type_and_it_is_audi
         assert session.get(User, entry.user_id).username == "township_a"
 
 
-def test_supervisor_outside_the_referencing_villages_gets_403_and_no_audit_entry(
+def test_supervisor_outside_the_referencing_villages_gets_404_and_no_audit_entry(
     client, create_user_, login, photo_in_village_a1, rt
 ):
+    # The same answer as for a file that does not exist: no one learns what exists elsewhere.
     create_user_("township_b", Role.SUPERVISOR, [TOWNSHIP_B])
-    response = client.get(
-        url_for(photo_in_village_a1), buffered=True, headers=bearer(login("township_b"))
-    )
-    assert response.status_code == 403
-    assert response.get_json()["error"]["code"] == "forbidden"
+    token = bearer(login("township_b"))
+    response = client.get(url_for(photo_in_village_a1), buffered=True, headers=token)
+    unknown = client.get(url_for(digest_of(b"never uploaded")), buffered=True, headers=token)
+    assert (response.status_code, unknown.status_code) == (404, 404)
+    assert response.get_json()["error"] == unknown.get_json()["error"] | {
+        "details": {"attachment": photo_in_village_a1}
+    }
+    assert client.head(url_for(photo_in_village_a1), headers=token).status_code == 404
     assert download_audits(rt) == []
 
 
@@ -378,7 +390,7 @@ def test_a_reference_from_another_village_opens_the_file_to_its_supervisors(
     token = login("township_b")
     assert (
         client.get(url_for(photo_in_village_a1), buffered=True, headers=bearer(token)).status_code
-        == 403
+        == 404
     )
     in_b1 = submission_in(VILLAGE_B1)
     with rt.db.unit_of_work() as session:
@@ -454,13 +466,11 @@ def test_revalidation_with_the_etag_is_304_without_body(
 
 
 def test_an_uploaded_html_page_cannot_run_scripts_when_downloaded(
-    client, collector_token, create_user_, login, submission_in, rt
+    client, uploader_token, create_user_, login, submission_in, rt
 ):
     page = b"<script>steal()</script>"
     digest = digest_of(page)
-    client.put(
-        url_for(digest), data=page, content_type="text/html", headers=bearer(collector_token)
-    )
+    client.put(url_for(digest), data=page, content_type="text/html", headers=bearer(uploader_token))
     in_a1 = submission_in(VILLAGE_A1)
     with rt.db.unit_of_work() as session:
         record_references(session, [(digest, in_a1, VILLAGE_A1)])
@@ -502,12 +512,20 @@ def test_record_references_refuses_a_malformed_digest(rt, submission_in):
 
 
 def test_missing_attachments_lists_the_unknown_digests_sorted_and_once(
-    client, collector_token, store
+    client, collector_token, store, rt
 ):
     have = digest_of(PHOTO)
     client.put(url_for(have), data=PHOTO, headers=bearer(collector_token))
     lacking = sorted([digest_of(b"one"), digest_of(b"two")])
     asked = [lacking[1], have, lacking[0], lacking[1]]
-    assert missing_attachments(store, asked) == lacking
-    assert missing_attachments(store, [have]) == []
-    assert missing_attachments(store, []) == []
+    with rt.db.unit_of_work(write=False) as session:
+        collector = actor_named(session, "collector")
+        assert missing_attachments(session, collector, store, asked) == lacking
+        assert missing_attachments(session, collector, store, [have]) == []
+        assert missing_attachments(session, collector, store, []) == []
+
+
+def actor_named(session, username: str) -> Actor:
+    user = session.scalars(select(User).where(User.username == username)).one()
+    grants = session.scalars(select(RegionGrant.region_code).where(RegionGrant.user_id == user.id))
+    return Actor(user.id, user.username, user.role, tuple(grants))

@@ -41,3 +41,15 @@ class AttachmentRef(Base):
     # Village of the submission's household; None when the submission has none (quarantined).
     village_code: Mapped[str | None] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AttachmentHolder(Base):
+    """A user has uploaded the bytes of an attachment: proof that they hold the file. Only a
+    holder's submissions make a file downloadable in their villages — knowing a digest (another
+    region's photo) is not having the photo."""
+
+    __tablename__ = "attachment_holders"
+
+    digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,5 +1,6 @@
 """HTTP: upload an attachment (`PUT`, any role, raw bytes named by their SHA-256) and download it
-(`GET`/`HEAD`, supervisors and admins of a referencing village; every `GET` audited)."""
+(`GET`/`HEAD`, supervisors and admins of a village where a holder's submission references it;
+every `GET` audited)."""
 
 from __future__ import annotations
 
@@ -49,9 +50,9 @@ def put_attachment(digest: str) -> tuple[dict[str, Any], int]:
         declared_size=request.content_length,
     )
     with rt.db.unit_of_work() as session:
-        service.record_upload(session, current_actor(), upload, content_type)
-    body = {"attachment": upload.digest, "size": upload.size, "created": upload.created}
-    return body, 201 if upload.created else 200
+        created = service.record_upload(session, current_actor(), upload, content_type)
+    body = {"attachment": upload.digest, "size": upload.size, "created": created}
+    return body, 201 if created else 200
 
 
 @bp.get("/attachments/<digest>")

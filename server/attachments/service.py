@@ -2,6 +2,12 @@
 what is still missing, and letting supervisors download a file from their villages (audited:
 photos of homes are personal data).
 
+Knowing a digest is not having the file. A reference counts for downloads only when the user who
+sent the submission has uploaded those bytes themselves (`attachment_holders`), and nothing a
+user is told depends on whether someone else uploaded the same content: a push lists as missing
+what the caller has not uploaded, an upload is `created` the first time the caller sends it, and
+a download outside the caller's regions is the same 404 as a file that does not exist.
+
 An upload is stored in two steps on purpose: the bytes go into the store first, outside any
 database transaction (a slow tablet must not hold a write lock while it streams megabytes), then
 the `attachments` row is recorded in the caller's unit of work. Both steps are idempotent, so a
@@ -20,7 +26,7 @@ from sqlalchemy import Insert, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from server.attachments.models import Attachment, AttachmentRef
+from server.attachments.models import Attachment, AttachmentHolder, AttachmentRef
 from server.attachments.store import (
     DIGEST_PREFIX,
     AttachmentStore,
@@ -33,12 +39,12 @@ from server.auth.actor import Actor
 from server.bulk import codec_for, insert_rows
 from server.db import utcnow
 from server.errors import (
-    Forbidden,
     NotFound,
     TooLarge,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from server.submissions.models import Submission, SubmissionStatus
 from server.users.models import Role
 from sync_protocol.errors import ItemErrorCode
 
@@ -124,8 +130,10 @@ def store_upload(
 
 def record_upload(
     session: Session, actor: Actor, upload: StoredUpload, content_type: str | None
-) -> None:
-    """The `attachments` row for a stored upload; the first upload's content type stays."""
+) -> bool:
+    """The `attachments` row for a stored upload (the first upload's content type stays), and
+    that `actor` holds the file. True if `actor` had not uploaded it before — whoever else did:
+    the answer never tells one user about another's files."""
     statement = _insert_ignoring_existing(session, Attachment).values(
         digest=upload.digest,
         content_type=content_type or DEFAULT_CONTENT_TYPE,
@@ -133,6 +141,14 @@ def record_upload(
         uploaded_by_id=actor.user_id,
     )
     session.execute(statement)
+    if actor.user_id is None:
+        return upload.created
+    held = (
+        _insert_ignoring_existing(session, AttachmentHolder)
+        .values(digest=upload.digest, user_id=actor.user_id, uploaded_at=utcnow())
+        .returning(AttachmentHolder.user_id)
+    )
+    return session.execute(held).first() is not None
 
 
 def record_references(session: Session, refs: Iterable[tuple[str, uuid.UUID, str | None]]) -> None:
@@ -159,9 +175,26 @@ def record_references(session: Session, refs: Iterable[tuple[str, uuid.UUID, str
     insert_rows(connection, codec, columns, rows, skip_existing=True)
 
 
-def missing_attachments(store: AttachmentStore, digests: Iterable[str]) -> list[str]:
-    """The digests among `digests` whose files the server does not have: sorted, unique."""
-    return store.missing(set(digests))
+def missing_attachments(
+    session: Session, actor: Actor, store: AttachmentStore, digests: Iterable[str]
+) -> list[str]:
+    """The digests among `digests` that `actor` must upload: those the server has no file for,
+    and those the caller has never uploaded (another user's upload of the same bytes does not
+    count, and is not disclosed). Sorted, unique."""
+    wanted = set(digests)
+    if not wanted:
+        return []
+    held: set[str] = set()
+    if actor.user_id is not None:
+        held = set(
+            session.scalars(
+                select(AttachmentHolder.digest).where(
+                    AttachmentHolder.user_id == actor.user_id,
+                    AttachmentHolder.digest.in_(sorted(wanted)),
+                )
+            )
+        )
+    return sorted(set(store.missing(wanted)) | (wanted - held))
 
 
 def open_download(
@@ -169,22 +202,31 @@ def open_download(
 ) -> Download:
     """Check that `actor` may download `digest` and describe the file; audit the download.
 
-    Supervisors and admins only (403 otherwise). A supervisor needs at least one referencing
-    submission in a village of their regions (403); admins may download any file. 404 if the
-    server has no such file. `audited=False` is for HEAD, which discloses no content."""
+    Supervisors and admins only (403 otherwise, whatever the digest). A supervisor needs a
+    submission accepted in a village of their regions that references the file and whose sender
+    uploaded it; admins may download any file. Without that, or without the file, 404 — the same
+    answer either way, so that nobody learns which files exist outside their regions.
+    `audited=False` is for HEAD, which discloses no content."""
     require_digest(digest)
     actor.ensure_role(*DOWNLOAD_ROLES)
-    if not store.has(digest):
-        raise NotFound("no such attachment", details={"attachment": digest})
-    villages = select(AttachmentRef.village_code).where(AttachmentRef.digest == digest)
-    village = session.execute(
-        villages.where(actor.region_filter(AttachmentRef.village_code)).limit(1)
-    ).first()
-    if village is None and not actor.is_admin:
-        raise Forbidden(
-            "this attachment belongs to no submission in your regions",
-            details={"attachment": digest},
+    held_reference = (
+        select(AttachmentRef.village_code)
+        .join(Submission, Submission.instance_id == AttachmentRef.instance_id)
+        .join(
+            AttachmentHolder,
+            (AttachmentHolder.digest == AttachmentRef.digest)
+            & (AttachmentHolder.user_id == Submission.user_id),
         )
+        .where(
+            AttachmentRef.digest == digest,
+            Submission.status == SubmissionStatus.ACCEPTED,
+            actor.region_filter(AttachmentRef.village_code),
+        )
+        .limit(1)
+    )
+    village = session.execute(held_reference).first()
+    if (village is None and not actor.is_admin) or not store.has(digest):
+        raise NotFound("no such attachment in your regions", details={"attachment": digest})
     row = session.get(Attachment, digest)
     download = Download(
         digest=digest,
@@ -217,7 +259,9 @@ def open_content(store: AttachmentStore, download: Download) -> BinaryIO:
         raise NotFound("no such attachment", details={"attachment": download.digest}) from exc
 
 
-def _insert_ignoring_existing(session: Session, model: type[Attachment | AttachmentRef]) -> Insert:
+def _insert_ignoring_existing(
+    session: Session, model: type[Attachment | AttachmentRef | AttachmentHolder]
+) -> Insert:
     # INSERT … ON CONFLICT DO NOTHING on the primary key, in each database's own dialect.
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(model).on_conflict_do_nothing()

@@ -32,6 +32,7 @@ from server.forms.service import acceptance_of
 from server.regions.models import Region
 from server.sensitive import SensitiveCodec
 from server.submissions.models import Submission, SubmissionStatus
+from server.submissions.payload import protect_submission_row
 from server.sync.apply import (
     AppliedConflict,
     EntityState,
@@ -109,6 +110,8 @@ class PushPlan:
     planned: dict[int, list[EntityUpdate]]
     outcomes: dict[int, ItemOutcome]
     fingerprints: list[str]
+    # Every version of each form the batch names (to find answers bound to sensitive fields).
+    forms: dict[tuple[str, int], FormVersion] = field(default_factory=dict)
 
 
 def plan_push(
@@ -196,7 +199,7 @@ def plan_push(
         planned[item.index] = updates
     # Canonical JSON of every raw item: costly, so computed once per item.
     fingerprints = [submission_fingerprint(item.raw) for item in items]
-    return PushPlan(request, device_id, planned, outcomes, fingerprints)
+    return PushPlan(request, device_id, planned, outcomes, fingerprints, forms)
 
 
 def accept_push(
@@ -232,8 +235,9 @@ def accept_push(
     batch = _Batch(workspace, _Scope(actor), device_id, str(device_id), villages, named.ids)
 
     # 3. Items in batch order: re-sends, then the merge.
-    seen: dict[str, tuple[str, dict[str, Any]]] = {
-        str(instance_id): (hash_, result) for instance_id, (hash_, result) in stored.items()
+    seen: dict[str, tuple[str, dict[str, Any], bool]] = {
+        str(instance_id): (before.content_hash, before.result, before.is_sent_by(batch.scope))
+        for instance_id, before in stored.items()
     }
     attachment_refs: list[tuple[str, uuid.UUID, str | None]] = []
     results: list[dict[str, Any]] = []
@@ -245,7 +249,7 @@ def accept_push(
             outcome = _resend(item, fingerprint, *seen[key])
         else:
             outcome = outcomes.get(item.index) or _merge_item(batch, item, planned[item.index])
-            seen[key] = (fingerprint, outcome.result)
+            seen[key] = (fingerprint, outcome.result, True)
             new_rows.append(
                 _submission_row(
                     item,
@@ -256,6 +260,8 @@ def accept_push(
                     device_id,
                     request["batch_id"],
                     now,
+                    codec,
+                    plan.forms,
                 )
             )
             if outcome.status is SubmissionStatus.ACCEPTED and item.submission is not None:
@@ -374,22 +380,56 @@ def _storage_id(item: SubmissionItem, fingerprint: str) -> uuid.UUID:
         return uuid.uuid5(uuid.NAMESPACE_URL, f"fieldsync:unidentified:{fingerprint}")
 
 
+@dataclass(frozen=True)
+class _StoredSubmission:
+    """What a re-send is answered from: the first version's fingerprint and result, and who sent
+    it from where."""
+
+    content_hash: str
+    result: dict[str, Any]
+    device_id: uuid.UUID
+    user_id: int
+    village_code: str | None
+
+    def is_sent_by(self, scope: _Scope) -> bool:
+        """Whether the caller sent it (same user, same device) and may still see where it went:
+        only then does a re-send replay its result."""
+        return (
+            self.user_id == scope.actor.user_id
+            and self.device_id == scope.actor.device_id
+            and (self.village_code is None or scope.covers(self.village_code))
+        )
+
+
 def _stored_submissions(
     session: Session, ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, tuple[str, dict[str, Any]]]:
-    """The content hash and result of each of `ids` already stored."""
+) -> dict[uuid.UUID, _StoredSubmission]:
+    """What is already stored of each of `ids`."""
     codec = codec_for(SUBMISSIONS, session.get_bind().dialect)
-    columns = ("instance_id", "content_hash", "result")
+    columns = ("instance_id", "content_hash", "result", "device_id", "user_id", "village_code")
     rows = select_in(session.connection(), codec, columns, [("instance_id", set(ids))])
     if not rows:
         return {}
     read_id, read_result = codec.reader("instance_id"), codec.reader("result")
-    return {read_id(key): (content_hash, read_result(result)) for key, content_hash, result in rows}
+    read_device = codec.reader("device_id")
+    return {
+        read_id(key): _StoredSubmission(
+            content_hash, read_result(result), read_device(device), user, village
+        )
+        for key, content_hash, result, device, user, village in rows
+    }
 
 
 def _resend(
-    item: SubmissionItem, fingerprint: str, stored_hash: str, original: dict[str, Any]
+    item: SubmissionItem,
+    fingerprint: str,
+    stored_hash: str,
+    original: dict[str, Any],
+    is_senders: bool,
 ) -> ItemOutcome:
+    """The answer to a re-sent instance id. Only its own sender learns the first version's
+    outcome; anyone else who sends the same content gets a bare `duplicate` (nothing of the
+    stored submission: no revisions, conflicts or errors)."""
     if fingerprint != stored_hash:
         return ItemOutcome(
             result={
@@ -405,6 +445,10 @@ def _resend(
                 ],
             },
             store=False,
+        )
+    if not is_senders:
+        return ItemOutcome(
+            result={"instance_id": item.instance_id, "status": "duplicate"}, store=False
         )
     if original.get("status") == "rejected":
         return ItemOutcome(result=dict(original), store=False)
@@ -604,29 +648,35 @@ def _submission_row(
     device_id: uuid.UUID,
     batch_id: str,
     now: datetime,
+    codec: SensitiveCodec,
+    forms: dict[tuple[str, int], FormVersion],
 ) -> dict[str, Any]:
     sub = item.submission
     raw = item.raw if isinstance(item.raw, dict) else {"value": item.raw}
     status = outcome.status or SubmissionStatus.REJECTED
-    return {
-        "instance_id": instance_id,
-        "batch_id": uuid.UUID(batch_id),
-        "device_id": device_id,
-        "user_id": actor.user_id,
-        "form_id": sub["form_id"] if sub else str(raw.get("form_id", ""))[:64],
-        "form_version": sub["form_version"] if sub else 0,
-        "collected_at": sub["collected_at"] if sub else None,
-        "hlc": str(sub["hlc"]) if sub else str(raw.get("hlc", ""))[:96],
-        "device_seq": sub["device_seq"] if sub else None,
-        "payload": raw,
-        "content_hash": fingerprint,
-        "status": status.value,
-        "result": outcome.result,
-        "errors": outcome.errors,
-        "quarantine_reason": outcome.errors[0]["message"][:255] if outcome.errors else None,
-        "village_code": outcome.village_code,
-        "received_at": now,
-    }
+    return protect_submission_row(
+        codec,
+        forms,
+        {
+            "instance_id": instance_id,
+            "batch_id": uuid.UUID(batch_id),
+            "device_id": device_id,
+            "user_id": actor.user_id,
+            "form_id": sub["form_id"] if sub else str(raw.get("form_id", ""))[:64],
+            "form_version": sub["form_version"] if sub else 0,
+            "collected_at": sub["collected_at"] if sub else None,
+            "hlc": str(sub["hlc"]) if sub else str(raw.get("hlc", ""))[:96],
+            "device_seq": sub["device_seq"] if sub else None,
+            "payload": raw,
+            "content_hash": fingerprint,
+            "status": status.value,
+            "result": outcome.result,
+            "errors": outcome.errors,
+            "quarantine_reason": outcome.errors[0]["message"][:255] if outcome.errors else None,
+            "village_code": outcome.village_code,
+            "received_at": now,
+        },
+    )
 
 
 def _record_sequence(session: Session, device: Device, seqs: list[int], now: datetime) -> None:

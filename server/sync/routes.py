@@ -55,15 +55,16 @@ def push_batch() -> dict[str, Any]:
     with rt.db.unit_of_work() as session:
         result = push.accept_push(session, actor, rt.settings, rt.codec, rt.clock, plan, now=now)
         record_references(session, result.attachment_refs)
+        missing = missing_attachments(
+            session, actor, store_for(rt.settings), result.referenced_attachments
+        )
         failpoints.reach(failpoints.PUSH_BEFORE_COMMIT, rt.settings)
     failpoints.reach(failpoints.PUSH_AFTER_COMMIT, rt.settings)
     return {
         "batch_id": result.batch_id,
         "clock": result.clock,
         "results": result.results,
-        "missing_attachments": missing_attachments(
-            store_for(rt.settings), result.referenced_attachments
-        ),
+        "missing_attachments": missing,
     }
 
 
