@@ -283,6 +283,34 @@ def users_disable(state: CliState, username: str) -> None:
     click.echo(f"disabled {username}")
 
 
+# -- devices -------------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def devices() -> None:
+    """Tablets and what they sent."""
+
+
+@devices.command("gaps")
+@click.option("--limit", default=1000, show_default=True, help="At most this many ranges.")
+@pass_state
+def devices_gaps(state: CliState, limit: int) -> None:
+    """List the device_seq ranges each device completed but never delivered."""
+    from server.devices.sequence import missing_ranges
+
+    with state.runtime().db.unit_of_work(write=False) as session:
+        ranges = missing_ranges(session, limit=limit)
+    if not ranges:
+        click.echo("no device is missing submissions")
+        return
+    for r in ranges:
+        numbers = str(r.first_seq) if r.count == 1 else f"{r.first_seq}-{r.last_seq}"
+        click.echo(
+            f"{r.device_id}  {r.registered_by}  {numbers}  ({r.count} missing, "
+            f"noticed {r.noticed_at:%Y-%m-%d %H:%M} UTC)"
+        )
+
+
 # -- forms ---------------------------------------------------------------------------------------
 
 
