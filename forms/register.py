@@ -9,8 +9,10 @@ a public contract (`sync-protocol.md`): add fields, never rename them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Literal
 
 from forms.issues import IssueCode
@@ -185,6 +187,16 @@ FieldKind = Literal[
 EntityType = Literal["household", "member"]
 
 
+_CODES: dict[type[LabelledEnum], frozenset[str]] = {}
+
+
+def _codes(choices: type[LabelledEnum]) -> frozenset[str]:
+    codes = _CODES.get(choices)
+    if codes is None:
+        codes = _CODES[choices] = frozenset(choices.codes())
+    return codes
+
+
 @dataclass(frozen=True)
 class RegisterField:
     """One canonical field of a register entity.
@@ -209,6 +221,20 @@ class RegisterField:
     def label(self, lang: str = "zh") -> str:
         return self.zh if lang == "zh" else self.en
 
+    @cached_property
+    def fits(self) -> Callable[[object], bool]:
+        """A quick test that `value` fits the column (`problem(value) is None`), for the values
+        nearly all submissions hold; `problem` says what is wrong with the others."""
+        kind, max_length = self.kind, self.max_length
+        if kind == "text" and not self.is_uuid and max_length is not None:
+            return lambda value: value is None or (type(value) is str and len(value) <= max_length)
+        if kind == "boolean":
+            return lambda value: value is None or type(value) is bool
+        if kind == "select_one" and self.choices is not None:
+            codes = _codes(self.choices)
+            return lambda value: value is None or (type(value) is str and value in codes)
+        return lambda value: self.problem(value) is None
+
     def problem(self, value: object) -> tuple[IssueCode, str] | None:
         """Why `value` (as binding writes it: see `forms.bindings.to_json_value`) does not fit
         this field's column, or None when it fits. Pure and cheap: run for every bound value."""
@@ -228,12 +254,14 @@ class RegisterField:
             if self.limit is not None and not -self.limit <= value <= self.limit:
                 return IssueCode.ABOVE_MAX, f"must be between -{self.limit} and {self.limit}"
         elif kind == "select_one":
-            if self.choices is not None and value not in self.choices.codes():
+            if not isinstance(value, str):
+                return IssueCode.INVALID_TYPE, "expected one choice code"
+            if self.choices is not None and value not in _codes(self.choices):
                 return IssueCode.INVALID_CHOICE, f"not a code of the register's {self.name} list"
         elif kind == "select_multiple":
-            if not isinstance(value, list):
+            if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
                 return IssueCode.INVALID_TYPE, "expected a list of choice codes"
-            if self.choices is not None and not set(value) <= set(self.choices.codes()):
+            if self.choices is not None and not _codes(self.choices).issuperset(value):
                 return IssueCode.INVALID_CHOICE, f"not codes of the register's {self.name} list"
         elif kind == "boolean" and not isinstance(value, bool):
             return IssueCode.INVALID_TYPE, "expected true or false"

@@ -55,7 +55,9 @@ def register_bound_issues(
         answer_names: dict[str, str] | None = None
         for name, value in u.fields.items():
             spec = specs.get(name)
-            problem = spec.problem(value) if spec is not None else None
+            if spec is None or spec.fits(value):
+                continue
+            problem = spec.problem(value)
             if problem is None:
                 continue
             if answer_names is None:

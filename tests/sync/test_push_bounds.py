@@ -12,6 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import BigInteger, Enum, Integer, Numeric, String, Uuid
 
 from forms.answer_types import MAX_TEXT_LENGTH
@@ -198,3 +200,29 @@ def _bind_of(form_id: str, scope: tuple[str, ...], name: str) -> str:
         if placed.field.name == name and placed.scope == scope and placed.field.bind:
             return placed.field.bind
     raise LookupError(name)
+
+
+@given(
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.text(max_size=70),
+        st.sampled_from(
+            [
+                code
+                for e in ENTITIES.values()
+                for f in e.fields.values()
+                if f.choices
+                for code in f.choices.codes()
+            ]
+        ),
+        st.lists(st.text(max_size=20), max_size=3),
+        st.uuids().map(str),
+    )
+)
+@settings(max_examples=300, derandomize=True, database=None)
+def test_the_quick_fit_test_agrees_with_the_problem_it_stands_for(value):
+    for spec in (f for e in ENTITIES.values() for f in e.fields.values()):
+        assert spec.fits(value) == (spec.problem(value) is None), (spec.name, value)
