@@ -677,7 +677,8 @@ def _submission_row(
         "collected_at": sub["collected_at"] if sub else None,
         "hlc": str(sub["hlc"]) if sub else _column_text(raw.get("hlc"), HLC_COLUMN),
         "device_seq": sub["device_seq"] if sub else None,
-        "payload": stored_document(raw),
+        # A loaded submission passed the protocol's text and number checks: storable as it is.
+        "payload": raw if sub else stored_document(raw),
         "content_hash": fingerprint,
         "status": status.value,
         "result": outcome.result,
