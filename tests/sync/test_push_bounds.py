@@ -226,3 +226,114 @@ def _bind_of(form_id: str, scope: tuple[str, ...], name: str) -> str:
 def test_the_quick_fit_test_agrees_with_the_problem_it_stands_for(value):
     for spec in (f for e in ENTITIES.values() for f in e.fields.values()):
         assert spec.fits(value) == (spec.problem(value) is None), (spec.name, value)
+
+
+# --- every register field, through a form that binds them all without bounds of its own -----
+
+_MEMBER_FIELDS = {"household_id"}  # filled from the parent entity, never bound
+
+
+def _bindable(entity: str) -> list[Any]:
+    return [
+        spec
+        for spec in ENTITIES[entity].fields.values()
+        if not spec.server_owned
+        and spec.name not in _MEMBER_FIELDS
+        and spec.name != "village_code"  # must name a village: its own test above
+        and ((spec.kind == "text" and not spec.is_uuid) or spec.kind == "decimal")
+    ]
+
+
+def _unbounded_form() -> dict[str, Any]:
+    def field(prefix: str, spec: Any) -> dict[str, Any]:
+        return {"name": f"{prefix}_{spec.name}", "type": spec.kind, "bind": f"{prefix}.{spec.name}"}
+
+    return {
+        "form_id": "register_extremes",
+        "title": "extremes",
+        "entities": [
+            {"name": "hh", "type": "household", "id_field": "household_id", "create": True},
+            {
+                "name": "m",
+                "type": "member",
+                "repeat": "members",
+                "id_field": "member_id",
+                "parent": "hh",
+                "create": True,
+            },
+        ],
+        "fields": [
+            {"name": "household_id", "type": "text", "required": True},
+            {"name": "village_code", "type": "text", "bind": "hh.village_code"},
+            *(field("hh", spec) for spec in _bindable("household")),
+            {
+                "name": "members",
+                "type": "repeat",
+                "fields": [
+                    {"name": "member_id", "type": "text", "required": True},
+                    *(field("m", spec) for spec in _bindable("member")),
+                ],
+            },
+        ],
+    }
+
+
+def _extreme_answers(past: int) -> tuple[dict[str, Any], uuid.UUID, uuid.UUID]:
+    """Answers at every register field's bound (`past=1`: one beyond it)."""
+
+    def extreme(spec: Any) -> Any:
+        if spec.kind == "decimal":
+            return spec.limit + past
+        return "字" * (spec.max_length + past)
+
+    household, member = uuid.uuid4(), uuid.uuid4()
+    answers: dict[str, Any] = {
+        "household_id": str(household),
+        "village_code": VILLAGE_A1,
+        **{f"hh_{spec.name}": extreme(spec) for spec in _bindable("household")},
+        "members": [
+            {
+                "member_id": str(member),
+                **{f"m_{spec.name}": extreme(spec) for spec in _bindable("member")},
+            }
+        ],
+    }
+    return answers, household, member
+
+
+def test_every_register_field_holds_its_bound_through_a_push_and_refuses_one_past_it(
+    tablet, client, rt, create_user_, login
+):
+    create_user_("admin", Role.ADMIN)
+    admin = {"Authorization": f"Bearer {login('admin')}"}
+    assert client.post("/api/v1/forms", json=_unbounded_form(), headers=admin).status_code == 201
+    published = client.post("/api/v1/forms/register_extremes/publish", headers=admin)
+    assert published.status_code == 200, published.get_json()
+    fits, household_id, member_id = _extreme_answers(0)
+    too_big, *_ = _extreme_answers(1)
+    response = push_escaped(
+        tablet,
+        [
+            tablet.submission(fits, form_id="register_extremes"),
+            tablet.submission(too_big, form_id="register_extremes"),
+        ],
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)[:1000]
+    first, second = response.get_json()["results"]
+    assert first["status"] == "accepted", first
+    assert second["status"] == "rejected"
+    bound = [f"data.hh_{s.name}" for s in _bindable("household")]
+    bound += [f"data.members[0].m_{s.name}" for s in _bindable("member")]
+    assert sorted(e["path"] for e in second["errors"]) == sorted(bound)
+    with rt.db.unit_of_work(write=False) as session:
+        household, member = session.get(Household, household_id), session.get(Member, member_id)
+        for entity, row in (("household", household), ("member", member)):
+            for spec in _bindable(entity):
+                stored = getattr(row, spec.name, None)
+                if spec.sensitive:
+                    stored = getattr(row, f"{spec.name}_masked")
+                    assert stored is not None and len(stored) == spec.max_length
+                elif spec.kind == "decimal":
+                    assert stored == Decimal(spec.limit)
+                else:
+                    assert stored == "字" * spec.max_length
