@@ -9,7 +9,7 @@ from __future__ import annotations
 from forms.definition import Field, FieldType, FormDefinition
 from forms.definition_checks import placed_fields
 from forms.issues import IssueCode, ValidationIssue
-from forms.register import FieldKind, find_register_field
+from forms.register import FieldKind, RegisterField, find_register_field
 
 ACCEPTED_KINDS: dict[FieldType, frozenset[str]] = {
     FieldType.TEXT: frozenset({"text"}),
@@ -33,7 +33,8 @@ def check_register_compatibility(definition: FormDefinition) -> list[ValidationI
     Codes: `unknown_register_field`; `field_read_only` (server-owned fields such as
     `monitoring_status`, and fields derived by binding such as a member's `household_id`);
     `incompatible_type` (see ACCEPTED_KINDS; calculated fields use their `value_type`; notes,
-    repeats, geopoints, attachments and date-times bind to nothing); `invalid_choice` (a select's
+    repeats, geopoints, attachments and date-times bind to nothing; also a declared `max_length`,
+    `min` or `max` beyond what the register column holds); `invalid_choice` (a select's
     codes must all be codes of the register field's enumeration). Paths are `fields[…].bind`.
     """
     entities = {entity.name: entity for entity in definition.entities}
@@ -84,6 +85,12 @@ def check_register_compatibility(definition: FormDefinition) -> list[ValidationI
                 )
             )
             continue
+        too_wide = _wider_than_column(f, register_field)
+        if too_wide:
+            issues.append(
+                ValidationIssue(path, IssueCode.INCOMPATIBLE_TYPE, f"{label}: {too_wide}")
+            )
+            continue
         if register_field.choices is not None and f.result_type in ACCEPTED_KINDS and f.choices:
             extra = [
                 choice.code
@@ -105,3 +112,18 @@ def _kind_fits(f: Field, kind: FieldKind) -> bool:
     if f.type is FieldType.CALCULATED and f.value_type is None:
         return False
     return kind in ACCEPTED_KINDS.get(f.result_type, frozenset())
+
+
+def _wider_than_column(f: Field, register_field: RegisterField) -> str | None:
+    """Why the bounds `f` declares let through values its register column cannot hold, or None.
+    (Undeclared bounds are fine: the answer is then checked against the column on arrival.)"""
+    column_length = register_field.max_length
+    if column_length is not None and f.max_length is not None and f.max_length > column_length:
+        return f"max_length {f.max_length} is longer than the register's {column_length} characters"
+    limit = register_field.limit
+    if limit is not None:
+        for key, bound in (("min", f.minimum), ("max", f.maximum)):
+            is_number = isinstance(bound, int | float) and not isinstance(bound, bool)
+            if is_number and not -limit <= bound <= limit:  # type: ignore[operator]
+                return f"{key} {bound} is beyond the register's limit of ±{limit}"
+    return None

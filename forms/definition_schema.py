@@ -26,7 +26,8 @@ from forms.definition_checks import check_definition, indexed_fields
 from forms.expressions import Expression, ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, IssueCode, ValidationIssue
 
-FORM_ID = r"^[a-z][a-z0-9_]{1,63}$"
+FORM_ID_LENGTH = 64  # the forms and submissions tables' form_id columns
+FORM_ID = rf"^[a-z][a-z0-9_]{{1,{FORM_ID_LENGTH - 1}}}$"
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 ENTITY_NAME = r"^[a-z][a-z0-9_]{0,31}$"
 CHOICE_CODE = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"

@@ -8,9 +8,14 @@ a public contract (`sync-protocol.md`): add fields, never rename them.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Literal
+
+from forms.issues import IssueCode
 
 
 class LabelledEnum(str, Enum):  # noqa: UP042 - StrEnum would change str() of members
@@ -160,10 +165,36 @@ class Employment(LabelledEnum):
     NOT_APPLICABLE = ("not_applicable", "不适用", "Not applicable")
 
 
+# Column bounds of the register, declared once: the tables (`server/households/models.py`) are built
+# from them, and every value a submission binds is checked against them before anything is written
+# (`RegisterField.problem`), so a value a form or the protocol lets through always fits its column.
+TEXT_LENGTH = 255  # the longest text column; a text field without its own `max_length` gets it
+NAME_LENGTH = 64
+HOUSEHOLD_NO_LENGTH = 64
+REGION_CODE_LENGTH = 12
+SENSITIVE_TEXT_LENGTH = 32  # the masked form is as long as the value (server/sensitive.py)
+MONEY_LIMIT = 999_999_999_999  # yuan; whole-yuan digits of the money columns
+MONEY_SCALE = 2  # digits after the point
+MONEY_PRECISION = len(str(MONEY_LIMIT)) + MONEY_SCALE
+
+_UUID_RE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+
 FieldKind = Literal[
     "text", "integer", "decimal", "boolean", "date", "select_one", "select_multiple"
 ]
 EntityType = Literal["household", "member"]
+
+
+_CODES: dict[type[LabelledEnum], frozenset[str]] = {}
+
+
+def _codes(choices: type[LabelledEnum]) -> frozenset[str]:
+    codes = _CODES.get(choices)
+    if codes is None:
+        codes = _CODES[choices] = frozenset(choices.codes())
+    return codes
 
 
 @dataclass(frozen=True)
@@ -172,6 +203,8 @@ class RegisterField:
 
     `server_owned` fields are decided by the review workflow and may not be written by a
     submission; `sensitive` fields are stored protected and shown masked unless revealed.
+    Column bounds: `max_length` of a text (`is_uuid`: a text holding an entity id), `limit` of a
+    decimal (its absolute value at most that); choices are the enumeration's codes.
     """
 
     name: str
@@ -181,9 +214,58 @@ class RegisterField:
     choices: type[LabelledEnum] | None = None
     server_owned: bool = False
     sensitive: bool = False
+    max_length: int | None = None
+    limit: int | None = None
+    is_uuid: bool = False
 
     def label(self, lang: str = "zh") -> str:
         return self.zh if lang == "zh" else self.en
+
+    @cached_property
+    def fits(self) -> Callable[[object], bool]:
+        """A quick test that `value` fits the column (`problem(value) is None`), for the values
+        nearly all submissions hold; `problem` says what is wrong with the others."""
+        kind, max_length = self.kind, self.max_length
+        if kind == "text" and not self.is_uuid and max_length is not None:
+            return lambda value: value is None or (type(value) is str and len(value) <= max_length)
+        if kind == "boolean":
+            return lambda value: value is None or type(value) is bool
+        if kind == "select_one" and self.choices is not None:
+            codes = _codes(self.choices)
+            return lambda value: value is None or (type(value) is str and value in codes)
+        return lambda value: self.problem(value) is None
+
+    def problem(self, value: object) -> tuple[IssueCode, str] | None:
+        """Why `value` (as binding writes it: see `forms.bindings.to_json_value`) does not fit
+        this field's column, or None when it fits. Pure and cheap: run for every bound value."""
+        if value is None:
+            return None
+        kind = self.kind
+        if kind == "text":
+            if not isinstance(value, str):
+                return IssueCode.INVALID_TYPE, "expected text"
+            if self.is_uuid and not _UUID_RE.fullmatch(value):
+                return IssueCode.INVALID_ID, "must be an entity id (a UUID)"
+            if self.max_length is not None and len(value) > self.max_length:
+                return IssueCode.TOO_LONG, f"at most {self.max_length} characters in the register"
+        elif kind == "decimal" or kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return IssueCode.INVALID_TYPE, "expected a number"
+            if self.limit is not None and not -self.limit <= value <= self.limit:
+                return IssueCode.ABOVE_MAX, f"must be between -{self.limit} and {self.limit}"
+        elif kind == "select_one":
+            if not isinstance(value, str):
+                return IssueCode.INVALID_TYPE, "expected one choice code"
+            if self.choices is not None and value not in _codes(self.choices):
+                return IssueCode.INVALID_CHOICE, f"not a code of the register's {self.name} list"
+        elif kind == "select_multiple":
+            if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
+                return IssueCode.INVALID_TYPE, "expected a list of choice codes"
+            if self.choices is not None and not _codes(self.choices).issuperset(value):
+                return IssueCode.INVALID_CHOICE, f"not codes of the register's {self.name} list"
+        elif kind == "boolean" and not isinstance(value, bool):
+            return IssueCode.INVALID_TYPE, "expected true or false"
+        return None
 
 
 @dataclass(frozen=True)
@@ -206,10 +288,16 @@ HOUSEHOLD = EntitySpec(
     zh="农户",
     en="Household",
     fields=_fields(
-        RegisterField("household_no", "text", "户编号", "Household number"),
-        RegisterField("village_code", "text", "所属村", "Village code"),
-        RegisterField("address", "text", "住址", "Address"),
-        RegisterField("head_member_id", "text", "户主", "Head of household (member id)"),
+        RegisterField(
+            "household_no", "text", "户编号", "Household number", max_length=HOUSEHOLD_NO_LENGTH
+        ),
+        RegisterField(
+            "village_code", "text", "所属村", "Village code", max_length=REGION_CODE_LENGTH
+        ),
+        RegisterField("address", "text", "住址", "Address", max_length=TEXT_LENGTH),
+        RegisterField(
+            "head_member_id", "text", "户主", "Head of household (member id)", is_uuid=True
+        ),
         RegisterField("category", "select_one", "户类别", "Category", choices=Category),
         RegisterField(
             "monitoring_type",
@@ -231,12 +319,26 @@ HOUSEHOLD = EntitySpec(
             "risk_causes", "select_multiple", "风险类型", "Risk causes", choices=RiskCause
         ),
         RegisterField(
-            "annual_income", "decimal", "家庭年收入（元）", "Annual household income (yuan)"
+            "annual_income",
+            "decimal",
+            "家庭年收入（元）",
+            "Annual household income (yuan)",
+            limit=MONEY_LIMIT,
         ),
         RegisterField(
-            "per_capita_income", "decimal", "人均纯收入（元）", "Per-capita net income (yuan)"
+            "per_capita_income",
+            "decimal",
+            "人均纯收入（元）",
+            "Per-capita net income (yuan)",
+            limit=MONEY_LIMIT,
         ),
-        RegisterField("rigid_expenditure", "decimal", "刚性支出（元）", "Rigid expenditure (yuan)"),
+        RegisterField(
+            "rigid_expenditure",
+            "decimal",
+            "刚性支出（元）",
+            "Rigid expenditure (yuan)",
+            limit=MONEY_LIMIT,
+        ),
         RegisterField("food_clothing_ok", "boolean", "不愁吃不愁穿", "Food and clothing secure"),
         RegisterField("education_ok", "boolean", "义务教育有保障", "Compulsory education secure"),
         RegisterField("medical_ok", "boolean", "基本医疗有保障", "Basic medical care secure"),
@@ -249,7 +351,7 @@ HOUSEHOLD = EntitySpec(
         RegisterField(
             "receives_extreme_poverty_support", "boolean", "特困供养", "Extreme-poverty support"
         ),
-        RegisterField("helper", "text", "帮扶责任人", "Responsible helper"),
+        RegisterField("helper", "text", "帮扶责任人", "Responsible helper", max_length=NAME_LENGTH),
         RegisterField("deleted", "boolean", "已删除", "Deleted"),
     ),
 )
@@ -260,9 +362,16 @@ MEMBER = EntitySpec(
     en="Household member",
     parent="household",
     fields=_fields(
-        RegisterField("household_id", "text", "所属农户", "Household"),
-        RegisterField("name", "text", "姓名", "Name"),
-        RegisterField("id_number", "text", "身份证号", "Identity number", sensitive=True),
+        RegisterField("household_id", "text", "所属农户", "Household", is_uuid=True),
+        RegisterField("name", "text", "姓名", "Name", max_length=NAME_LENGTH),
+        RegisterField(
+            "id_number",
+            "text",
+            "身份证号",
+            "Identity number",
+            sensitive=True,
+            max_length=SENSITIVE_TEXT_LENGTH,
+        ),
         RegisterField("relation", "select_one", "与户主关系", "Relation to head", choices=Relation),
         RegisterField("sex", "select_one", "性别", "Sex", choices=Sex),
         RegisterField("birth_date", "date", "出生日期", "Birth date"),
@@ -279,7 +388,9 @@ MEMBER = EntitySpec(
         ),
         RegisterField("insured", "boolean", "参加基本医疗保险", "Has basic medical insurance"),
         RegisterField("employment", "select_one", "务工状况", "Employment", choices=Employment),
-        RegisterField("phone", "text", "联系电话", "Phone", sensitive=True),
+        RegisterField(
+            "phone", "text", "联系电话", "Phone", sensitive=True, max_length=SENSITIVE_TEXT_LENGTH
+        ),
         RegisterField("deleted", "boolean", "已删除", "Deleted"),
     ),
 )
@@ -291,3 +402,11 @@ def find_register_field(entity: str, field: str) -> RegisterField | None:
     """The canonical field `field` of entity type `entity`, or None if there is no such field."""
     spec = ENTITIES.get(entity)
     return spec.fields.get(field) if spec else None
+
+
+def text_length(entity: str, field: str) -> int:
+    """The column length of the text field `field` of `entity` (for the table definitions)."""
+    length = ENTITIES[entity].fields[field].max_length
+    if length is None:
+        raise LookupError(f"{entity}.{field} declares no max_length")
+    return length

@@ -3,7 +3,11 @@ connection, runs no migration and starts no thread."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.config import Settings
@@ -11,10 +15,27 @@ from server.errors import register_error_handlers
 from server.request_log import configure_logging, init_request_log
 from server.runtime import EXTENSION_KEY, Runtime
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class JsonProvider(DefaultJSONProvider):
+    """Responses keep characters as they are (`ensure_ascii` off), except a response that would
+    hold a lone surrogate (echoing what a client sent, e.g. an unknown key in an error's path):
+    that one is written all-ASCII, so it is still valid UTF-8 instead of a 500."""
+
+    ensure_ascii = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        text = super().dumps(obj, **kwargs)
+        if _LONE_SURROGATE.search(text) is None:
+            return text
+        return super().dumps(obj, **{**kwargs, "ensure_ascii": True})
+
 
 def create_app(config: Settings | None = None) -> Flask:
     settings = config if config is not None else Settings.from_env()
     app = Flask("server", instance_path=str(settings.instance_dir), static_folder=None)
+    app.json = JsonProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         # Werkzeug refuses (413) a declared length over this, but silently truncates an undeclared
@@ -23,7 +44,6 @@ def create_app(config: Settings | None = None) -> Flask:
         TESTING=settings.testing,
         JSON_SORT_KEYS=False,
     )
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
     if settings.trusted_proxy_hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops

@@ -424,9 +424,12 @@ def users_unlock(state: CliState, username: str | None, client_address: str | No
             click.echo(f"cleared address {client_address} ({cleared} login limits cleared)")
 
 
+# -- devices -------------------------------------------------------------------------------------
+
+
 @main.group(cls=_Group)
 def devices() -> None:
-    """Tablets and the accounts they belong to."""
+    """Tablets: the accounts they belong to, and what they sent."""
 
 
 @devices.command("assign")
@@ -444,6 +447,26 @@ def devices_assign(state: CliState, device_id: uuid.UUID, username: str) -> None
         f"device {assigned.device_id} now belongs to {assigned.username} "
         f"(was {assigned.previous_username or '-'}; {assigned.revoked_tokens} tokens revoked)"
     )
+
+
+@devices.command("gaps")
+@click.option("--limit", default=1000, show_default=True, help="At most this many ranges.")
+@pass_state
+def devices_gaps(state: CliState, limit: int) -> None:
+    """List the device_seq ranges each device completed but never delivered."""
+    from server.devices.sequence import missing_ranges
+
+    with state.runtime().db.unit_of_work(write=False) as session:
+        ranges = missing_ranges(session, limit=limit)
+    if not ranges:
+        click.echo("no device is missing submissions")
+        return
+    for r in ranges:
+        numbers = str(r.first_seq) if r.count == 1 else f"{r.first_seq}-{r.last_seq}"
+        click.echo(
+            f"{r.device_id}  {r.owner}  {numbers}  ({r.count} missing, "
+            f"noticed {r.noticed_at:%Y-%m-%d %H:%M} UTC)"
+        )
 
 
 # -- forms ---------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ stored document inside a quarantined submission that sent `1e400`.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -60,3 +62,92 @@ def loads(
         except orjson.JSONDecodeError:
             pass
     return fallback(text)
+
+
+# --- documents the database accepts -------------------------------------------------------------
+#
+# PostgreSQL's jsonb (and text) refuse NUL, and UTF-8 cannot encode a lone surrogate; a client can
+# send either inside a submission that is then rejected and kept verbatim. Such documents are kept
+# as their ASCII-escaped JSON text (lossless), diagnostics (results, errors) with those characters
+# written as `\uXXXX` (readable; the submission itself is the record).
+
+ESCAPED_KEY = "escaped_json"
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _escape_match(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def storable_text(text: str) -> str:
+    """`text` with NUL and lone surrogates written as `\\uXXXX` (a text any database accepts)."""
+    if _UNSTORABLE_TEXT.search(text) is None:
+        return text
+    return _UNSTORABLE_TEXT.sub(_escape_match, text)
+
+
+def storable(value: Any) -> Any:
+    """`value` (JSON data) with every key and string made `storable_text`; non-finite numbers
+    become None. For diagnostics sent back and stored; iterative, so any depth is safe."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if not isinstance(value, dict | list):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        item, parent, slot = stack.pop()
+        if isinstance(item, dict):
+            copy: Any = {}
+            for key, child in item.items():
+                name = storable_text(key) if isinstance(key, str) else str(key)
+                copy[name] = None
+                stack.append((child, copy, name))
+        elif isinstance(item, list):
+            copy = [None] * len(item)
+            stack.extend((child, copy, index) for index, child in enumerate(item))
+        elif isinstance(item, str):
+            copy = storable_text(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            copy = None
+        else:
+            copy = item
+        parent[slot] = copy
+    return root[0]
+
+
+def is_storable(value: Any) -> bool:
+    """Whether `value` (JSON data) holds no NUL, lone surrogate or non-finite number anywhere."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str) or _UNSTORABLE_TEXT.search(key):
+                    return False
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if _UNSTORABLE_TEXT.search(item):
+                return False
+        elif isinstance(item, float) and not math.isfinite(item):
+            return False
+    return True
+
+
+def stored_document(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` as stored: itself when the database accepts it, else
+    `{"escaped_json": <its JSON text, ASCII-escaped>}` (also for a document that is exactly such
+    a wrapper, so reading back with `received_document` is never ambiguous)."""
+    if is_storable(document) and set(document) != {ESCAPED_KEY}:
+        return document
+    return {ESCAPED_KEY: json.dumps(document, ensure_ascii=True)}
+
+
+def received_document(stored: dict[str, Any]) -> dict[str, Any]:
+    """The document `stored_document` was given."""
+    if set(stored) == {ESCAPED_KEY} and isinstance(stored[ESCAPED_KEY], str):
+        value: dict[str, Any] = json.loads(stored[ESCAPED_KEY])
+        return value
+    return stored

@@ -63,6 +63,9 @@ class ItemErrorCode(str, Enum):  # noqa: UP042 (as ErrorCode)
     UNKNOWN_REGION = "unknown_region"
     INVALID_SUBMISSION = "invalid_submission"
     INVALID_BASE_REV = "invalid_base_rev"  # a base revision the entity never had
+    # The server failed judging this one submission (logged with its traceback); the item is kept
+    # in quarantine and the rest of the batch goes on.
+    INTERNAL_ITEM_ERROR = "internal_item_error"
 
     # Message-shape codes (sync_protocol.messages.validation_details). They label a rejected
     # submission's errors and, with the same meaning, the `details` of a 400/422 request error.

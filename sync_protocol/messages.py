@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypedDict, cast
 
 from marshmallow import (
@@ -26,6 +26,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from forms.definition_schema import FORM_ID_LENGTH
 from forms.register import ENTITIES
 from sync_protocol.clock import ClockFormatError, Hlc
 from sync_protocol.errors import ItemErrorCode
@@ -36,6 +37,10 @@ DEFAULT_MAX_PULL_LIMIT = 1000
 MAX_SAFE_INTEGER = 2**53 - 1  # exact in every JSON implementation, fits a BIGINT column
 MAX_INT32 = 2**31 - 1
 MAX_DATA_DEPTH = 32  # nesting of objects/lists inside a submission's data
+# The earliest `collected_at` taken as a real visit time: visits by tablet began long after; a
+# tablet whose clock was reset (to 1970, or 0001) is told to fix its date. The latest is the
+# server's clock plus its allowed skew (the server checks that; the wire format ends in 9999).
+EARLIEST_COLLECTED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 ROLES = ("admin", "supervisor", "collector")
 SUBMISSION_STATUSES = ("accepted", "duplicate", "rejected")
 CONFLICT_WINNERS = ("this", "other")  # from the submission's point of view
@@ -240,11 +245,16 @@ class HlcField(_ProtocolField):
 
 
 class Rfc3339DateTime(_ProtocolField):
-    """An RFC 3339 date-time *with* offset (`Z` or `±hh:mm`); loaded as an aware `datetime`."""
+    """An RFC 3339 date-time *with* offset (`Z` or `±hh:mm`) that has a UTC time; loaded as an
+    aware `datetime`. With `earliest`, an earlier time is `out_of_range`."""
 
     default_error_messages = _coded(
         invalid=_message(ItemErrorCode.INVALID_TYPE, "Not a valid string.")
     )
+
+    def __init__(self, *, earliest: datetime | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.earliest = earliest
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         if value is None or isinstance(value, str):
@@ -271,11 +281,18 @@ class Rfc3339DateTime(_ProtocolField):
         )
         text += "+00:00" if offset in ("Z", "z") else offset
         try:
-            return datetime.fromisoformat(text)
-        except ValueError as error:
+            moment = datetime.fromisoformat(text)
+            moment.astimezone(UTC)  # 0001-01-01T00:00:00+14:00 has no UTC time
+        except (ValueError, OverflowError) as error:
             raise _fail(
                 ItemErrorCode.INVALID_DATETIME, f"Not a valid date-time: {error}."
             ) from error
+        if self.earliest is not None and moment < self.earliest:
+            raise _fail(
+                ItemErrorCode.OUT_OF_RANGE,
+                f"Must not be before {self.earliest.isoformat()}; fix the tablet's date.",
+            )
+        return moment
 
 
 class StrictInteger(_ProtocolField):
@@ -591,9 +608,9 @@ class SubmissionSchema(RequestSchema):
     """
 
     instance_id = UuidString(required=True)
-    form_id = ProtocolString(required=True, max_length=100)
+    form_id = ProtocolString(required=True, max_length=FORM_ID_LENGTH)
     form_version = StrictInteger(required=True, minimum=1, maximum=MAX_INT32)
-    collected_at = Rfc3339DateTime(required=True)
+    collected_at = Rfc3339DateTime(required=True, earliest=EARLIEST_COLLECTED_AT)
     hlc = HlcField(required=True)
     device_seq = StrictInteger(required=True, minimum=1)
     base_revs = EntityRevs(load_default=dict)

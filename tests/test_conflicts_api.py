@@ -600,7 +600,7 @@ def test_resolving_outside_the_regions_is_403_and_unknown_is_404(
         ("category", "rich", "invalid_value"),
         ("risk_causes", ["illness", "boredom"], "invalid_value"),
         ("food_clothing_ok", "yes", "invalid_type"),
-        ("household_no", "x" * 33, "out_of_range"),
+        ("household_no", "x" * 65, "out_of_range"),
         ("head_member_id", "not-a-uuid", "invalid_uuid"),
         ("village_code", "990102001999", "invalid_value"),
         ("deleted", None, "required"),

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import bindparam, column, create_engine, inspect, select, table, text
+from sqlalchemy import Uuid, bindparam, column, create_engine, inspect, select, table, text
 from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
 from server import migrate
 from server.changes.models import Change
-from server.db import JsonDocument
+from server.db import JsonDocument, UtcDateTime
 from server.households.models import Household, Member
 from server.households.versions import FieldVersion, encode_versions
 from server.models import metadata
@@ -199,3 +199,51 @@ def test_field_versions_become_one_column_and_split_back(db_url, rt, village_hou
     key = ("household", str(household_id))
     expected = {**before, key: {**before[key], "category": visit._replace(rev=3)}}
     assert after == expected
+
+
+def test_sequence_gaps_become_ranges_and_expand_back(db_url, rt, create_user_):
+    """0007 joins each device's missing numbers into ranges of consecutive ones (earliest time
+    noticed); going back expands them again."""
+    from server.devices.models import Device, DeviceSequenceGap
+    from server.users.models import User
+
+    create_user_("collector")
+    device_id = uuid.uuid4()
+    with rt.db.unit_of_work() as session:
+        user_id = session.scalars(select(User.id).where(User.username == "collector")).one()
+        session.add(Device(id=device_id, registered_by_id=user_id, highest_seq=10))
+    rt.db.dispose()
+    migrate.downgrade(db_url, "0006")
+    engine = create_engine(db_url)
+    early, late = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+    numbers = table(
+        "device_sequence_gaps",
+        column("device_id", Uuid()),
+        column("seq"),
+        column("noticed_at", UtcDateTime()),
+    )
+    with engine.begin() as conn:
+        for seq, noticed_at in ((2, late), (3, early), (4, late), (7, late), (9, early)):
+            conn.execute(
+                numbers.insert().values(device_id=device_id, seq=seq, noticed_at=noticed_at)
+            )
+    engine.dispose()
+    migrate.upgrade(db_url)
+    assert _schema_diff(db_url) == []
+    engine = create_engine(db_url)
+    with Session(engine) as session:
+        gaps = session.scalars(select(DeviceSequenceGap).order_by(DeviceSequenceGap.first_seq))
+        assert [(g.first_seq, g.last_seq, g.noticed_at) for g in gaps] == [
+            (2, 4, early),
+            (7, 7, late),
+            (9, 9, early),
+        ]
+    engine.dispose()
+    migrate.downgrade(db_url, "0006")
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        seqs = conn.execute(text("SELECT seq FROM device_sequence_gaps ORDER BY seq")).scalars()
+        assert list(seqs) == [2, 3, 4, 7, 9]
+    engine.dispose()
+    migrate.upgrade(db_url)
+    assert _schema_diff(db_url) == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,7 +32,7 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     # Highest `device_seq` received from this device; lower numbers never received are gaps.
-    highest_seq: Mapped[int] = mapped_column(default=0)
+    highest_seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
     @property
     def is_revoked(self) -> bool:
@@ -40,10 +40,17 @@ class Device(Base):
 
 
 class DeviceSequenceGap(Base):
-    """A `device_seq` the device must have completed but the server has never received."""
+    """A range `first_seq..last_seq` of `device_seq` numbers the device must have completed but
+    the server has never received. Ranges of one device never overlap: a late arrival splits
+    the range it falls in (server/sync/push.py)."""
 
     __tablename__ = "device_sequence_gaps"
 
     device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"), primary_key=True)
-    seq: Mapped[int] = mapped_column(primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
     noticed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def count(self) -> int:
+        return self.last_seq - self.first_seq + 1

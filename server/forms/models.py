@@ -8,13 +8,14 @@ from typing import Any
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from forms.definition_schema import FORM_ID_LENGTH
 from server.db import Base, utcnow
 
 
 class Form(Base):
     __tablename__ = "forms"
 
-    form_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    form_id: Mapped[str] = mapped_column(String(FORM_ID_LENGTH), primary_key=True)
     title: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The definition being edited; None when nothing is being edited.
     draft: Mapped[dict[str, Any] | None]
@@ -29,7 +30,9 @@ class Form(Base):
 class FormVersion(Base):
     __tablename__ = "form_versions"
 
-    form_id: Mapped[str] = mapped_column(String(64), ForeignKey("forms.form_id"), primary_key=True)
+    form_id: Mapped[str] = mapped_column(
+        String(FORM_ID_LENGTH), ForeignKey("forms.form_id"), primary_key=True
+    )
     version: Mapped[int] = mapped_column(primary_key=True)
     definition: Mapped[dict[str, Any]]
     content_hash: Mapped[str] = mapped_column(String(64))

@@ -18,6 +18,9 @@ from sqlalchemy import ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from forms.register import (
+    MONEY_PRECISION,
+    MONEY_SCALE,
+    SENSITIVE_TEXT_LENGTH,
     Category,
     Disability,
     EducationLevel,
@@ -28,11 +31,12 @@ from forms.register import (
     MonitoringType,
     Relation,
     Sex,
+    text_length,
 )
 from server.db import Base, enum_type, utcnow
 from server.households.versions import FieldVersion, decode_versions, empty_versions, stored_clocks
 
-Money = Numeric(14, 2)
+Money = Numeric(MONEY_PRECISION, MONEY_SCALE)  # forms.register.MONEY_LIMIT, in cents
 
 
 class Versioned:
@@ -67,9 +71,13 @@ class Household(Versioned, Base):
     __tablename__ = "households"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    household_no: Mapped[str | None] = mapped_column(String(32), index=True)
-    village_code: Mapped[str] = mapped_column(String(12), ForeignKey("regions.code"), index=True)
-    address: Mapped[str | None] = mapped_column(String(255))
+    household_no: Mapped[str | None] = mapped_column(
+        String(text_length("household", "household_no")), index=True
+    )
+    village_code: Mapped[str] = mapped_column(
+        String(text_length("household", "village_code")), ForeignKey("regions.code"), index=True
+    )
+    address: Mapped[str | None] = mapped_column(String(text_length("household", "address")))
     # No foreign key: the head is often created by the same submission, after the household.
     head_member_id: Mapped[uuid.UUID | None]
     category: Mapped[Category | None] = mapped_column(enum_type(Category, "household_category"))
@@ -91,7 +99,7 @@ class Household(Versioned, Base):
     relocated: Mapped[bool | None]
     receives_minimum_allowance: Mapped[bool | None]
     receives_extreme_poverty_support: Mapped[bool | None]
-    helper: Mapped[str | None] = mapped_column(String(64))
+    helper: Mapped[str | None] = mapped_column(String(text_length("household", "helper")))
     # Set when this household was merged into another (a duplicate): the survivor.
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("households.id"))
     # Invariant problems a merge produced (e.g. two heads), kept for review, never auto-fixed.
@@ -104,9 +112,9 @@ class Member(Versioned, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"))
-    name: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(text_length("member", "name")))
     id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
-    id_number_masked: Mapped[str | None] = mapped_column(String(32))
+    id_number_masked: Mapped[str | None] = mapped_column(String(SENSITIVE_TEXT_LENGTH))
     id_number_cipher: Mapped[str | None] = mapped_column(Text)
     relation: Mapped[Relation | None] = mapped_column(enum_type(Relation, "member_relation"))
     sex: Mapped[Sex | None] = mapped_column(enum_type(Sex, "member_sex"))
@@ -125,5 +133,5 @@ class Member(Versioned, Base):
     insured: Mapped[bool | None]
     employment: Mapped[Employment | None] = mapped_column(enum_type(Employment, "employment"))
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
-    phone_masked: Mapped[str | None] = mapped_column(String(32))
+    phone_masked: Mapped[str | None] = mapped_column(String(SENSITIVE_TEXT_LENGTH))
     phone_cipher: Mapped[str | None] = mapped_column(Text)

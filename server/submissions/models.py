@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from forms.definition_schema import FORM_ID_LENGTH
 from forms.register import LabelledEnum
 from server.db import Base, enum_type, utcnow
 
@@ -29,11 +30,11 @@ class Submission(Base):
     batch_id: Mapped[uuid.UUID] = mapped_column(index=True)
     device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    form_id: Mapped[str] = mapped_column(String(64))
+    form_id: Mapped[str] = mapped_column(String(FORM_ID_LENGTH))
     form_version: Mapped[int]
     collected_at: Mapped[datetime | None]
     hlc: Mapped[str] = mapped_column(String(96))
-    device_seq: Mapped[int | None]
+    device_seq: Mapped[int | None] = mapped_column(BigInteger)  # up to 2**53 - 1 (the protocol)
     # The submission exactly as received, and the hash that tells a resend from a different one.
     payload: Mapped[dict[str, Any]]
     content_hash: Mapped[str] = mapped_column(String(80))  # "sha256:" + 64 hex

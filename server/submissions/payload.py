@@ -36,6 +36,7 @@ from forms.definition import Field, FormDefinition
 from forms.definition_schema import load_definition
 from forms.register import find_register_field
 from server.forms.models import FormVersion
+from server.json_codec import received_document, stored_document
 from server.sensitive import MASKED_KINDS, SensitiveCodec, mask_id_number
 from server.sensitive import mask as mask_kind
 from server.submissions.models import Submission
@@ -121,10 +122,21 @@ def shown_payload(
 ) -> ShownPayload:
     """A stored payload as people see it: each protected value as its mask, or with `reveal` its
     original value (the caller must be allowed to reveal, and audits it). A clear sensitive-looking
-    value (a row stored before protection existed) is masked too unless revealed."""
+    value (a row stored before protection existed) is masked too unless revealed. A payload kept
+    as escaped JSON text (it held what no database accepts as JSON) is shown the same way, and
+    stays escaped."""
     revealed: list[str] = []
-    shown = _show(codec, str(instance_id), payload, reveal, revealed, 0)
-    return ShownPayload(shown, revealed)
+    document = received_document(payload) if isinstance(payload, dict) else payload
+    escaped = document is not payload
+    shown = _show(codec, str(instance_id), document, reveal, revealed, 0)
+    return ShownPayload(stored_document(shown) if escaped else shown, revealed)
+
+
+def sent_payload(codec: SensitiveCodec, payload: Any, instance_id: uuid.UUID | str) -> Any:
+    """Exactly what the device sent, from a stored payload (sensitive values in clear: for the
+    server's own use, never for a response without an audited reveal)."""
+    document = received_document(payload) if isinstance(payload, dict) else payload
+    return _show(codec, str(instance_id), document, True, [], 0)
 
 
 def masked_value(value: Any) -> Any:

@@ -8,6 +8,9 @@ fixed number of statements (locks, lookups, the merge's writes), not a few per s
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from server.devices.models import Device, DeviceSequenceGap
 from server.errors import Forbidden
 from server.forms.models import FormVersion
 from server.forms.service import acceptance_of
+from server.json_codec import storable, storable_text, stored_document
 from server.regions.models import Region
 from server.sensitive import SensitiveCodec
 from server.submissions.models import Submission, SubmissionStatus
@@ -55,9 +59,10 @@ from sync_protocol.messages import (
 )
 
 SUBMISSIONS = cast(Table, Submission.__table__)
+FORM_ID_COLUMN = SUBMISSIONS.c.form_id.type.length  # type: ignore[attr-defined]
+HLC_COLUMN = SUBMISSIONS.c.hlc.type.length  # type: ignore[attr-defined]
 
-# A device that skips absurdly far ahead gets at most this many gap records per batch.
-MAX_GAPS_PER_BATCH = 10_000
+log = logging.getLogger("fieldsync.sync.push")
 
 _definitions: dict[str, FormDefinition] = {}
 
@@ -93,8 +98,15 @@ def _error(code: str, message: str, path: str = "") -> dict[str, Any]:
 
 
 def _rejected(instance_id: str | None, errors: list[dict[str, Any]]) -> ItemOutcome:
+    # Paths and ids may hold what the client sent (NUL, lone surrogates): made storable here, so
+    # the answer, its stored copy and its replay are the same valid JSON.
+    errors = storable(errors)
     return ItemOutcome(
-        result={"instance_id": instance_id, "status": "rejected", "errors": errors},
+        result={
+            "instance_id": None if instance_id is None else storable_text(instance_id),
+            "status": "rejected",
+            "errors": errors,
+        },
         status=SubmissionStatus.REJECTED,
         errors=errors,
     )
@@ -133,32 +145,72 @@ def plan_push(
     skew_ms = settings.max_clock_skew * 1000
     grace = timedelta(days=settings.form_retire_grace_days)
 
-    # 1. Pure checks and bindings, item by item (no database work).
+    # 1. Pure checks and bindings, item by item (no database work). Whatever goes wrong judging
+    #    one item is that item's rejection, never the batch's failure.
     planned: dict[int, list[EntityUpdate]] = {}
     outcomes: dict[int, ItemOutcome] = {}
+    judge = _Judge(forms, now, now_ms, skew_ms, grace, settings.max_clock_skew)
     for item in items:
-        sub = item.submission
-        if sub is None:
-            outcomes[item.index] = _rejected(item.instance_id, [dict(e) for e in item.errors])
-            continue
-        if is_too_far_ahead(sub["hlc"], now_ms, skew_ms):
-            outcomes[item.index] = _rejected(
-                sub["instance_id"],
+        try:
+            judged = judge(item)
+        except Exception:
+            log.exception(
+                "event=push_item_failed device_id=%s index=%d", request["device_id"], item.index
+            )
+            judged = _rejected(
+                item.instance_id,
                 [
                     _error(
-                        ItemErrorCode.CLOCK_AHEAD,
-                        "the submission's clock is more than "
-                        f"{settings.max_clock_skew} s ahead of the server's; fix the tablet's date",
-                        "hlc",
+                        ItemErrorCode.INTERNAL_ITEM_ERROR,
+                        "the server could not judge this submission; it is kept in quarantine "
+                        "for review",
                     )
                 ],
             )
-            continue
+        if isinstance(judged, ItemOutcome):
+            outcomes[item.index] = judged
+        else:
+            planned[item.index] = judged
+    # Canonical JSON of every raw item: costly, so computed once per item.
+    fingerprints = [_fingerprint(item.raw) for item in items]
+    return PushPlan(request, device_id, planned, outcomes, fingerprints, forms)
+
+
+def _fingerprint(raw: Any) -> str:
+    try:
+        return submission_fingerprint(raw)
+    except (TypeError, ValueError, RecursionError):
+        # Not canonical JSON data (too deep for it): still a stable name for its content.
+        text = json.dumps(raw, ensure_ascii=True, sort_keys=True)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Judge:
+    """Judges one item of a batch: its rejection, or the register updates it binds to."""
+
+    forms: dict[tuple[str, int], FormVersion]
+    now: datetime
+    now_ms: int
+    skew_ms: int
+    grace: timedelta
+    max_clock_skew: int
+
+    def __call__(self, item: SubmissionItem) -> ItemOutcome | list[EntityUpdate]:
+        sub = item.submission
+        if sub is None:
+            return _rejected(item.instance_id, [dict(e) for e in item.errors])
+        collected = sub["collected_at"]
+        if is_too_far_ahead(sub["hlc"], self.now_ms, self.skew_ms):
+            return self._clock_ahead(sub, "hlc", "clock")
+        if collected > self.now + timedelta(milliseconds=self.skew_ms):
+            return self._clock_ahead(sub, "collected_at", "collected_at")
+        forms = self.forms
         row = forms.get((sub["form_id"], sub["form_version"]))
         if row is None:
             known = any(form_id == sub["form_id"] for form_id, _ in forms)
             code = ItemErrorCode.UNKNOWN_FORM_VERSION if known else ItemErrorCode.UNKNOWN_FORM
-            outcomes[item.index] = _rejected(
+            return _rejected(
                 sub["instance_id"],
                 [
                     _error(
@@ -168,10 +220,9 @@ def plan_push(
                     )
                 ],
             )
-            continue
-        acceptance = acceptance_of(row, now=now, grace=grace)
+        acceptance = acceptance_of(row, now=self.now, grace=self.grace)
         if not acceptance.accepted:
-            outcomes[item.index] = _rejected(
+            return _rejected(
                 sub["instance_id"],
                 [
                     _error(
@@ -181,25 +232,30 @@ def plan_push(
                     )
                 ],
             )
-            continue
         definition = _definition(row)
-        collected = sub["collected_at"]
         checked = check_submission(definition, sub["data"], today=collected.date(), now=collected)
         if checked.issues:
-            outcomes[item.index] = _rejected(
+            return _rejected(
                 sub["instance_id"],
                 [{**issue.to_dict(), "path": issue.path} for issue in checked.issues],
             )
-            continue
-        updates = checked.updates
-        refused = _refused_writes(updates)
+        refused = _refused_writes(checked.updates)
         if refused:
-            outcomes[item.index] = _rejected(sub["instance_id"], refused)
-            continue
-        planned[item.index] = updates
-    # Canonical JSON of every raw item: costly, so computed once per item.
-    fingerprints = [submission_fingerprint(item.raw) for item in items]
-    return PushPlan(request, device_id, planned, outcomes, fingerprints, forms)
+            return _rejected(sub["instance_id"], refused)
+        return checked.updates
+
+    def _clock_ahead(self, sub: LoadedSubmission, path: str, what: str) -> ItemOutcome:
+        return _rejected(
+            sub["instance_id"],
+            [
+                _error(
+                    ItemErrorCode.CLOCK_AHEAD,
+                    f"the submission's {what} is more than {self.max_clock_skew} s ahead of the "
+                    "server's clock; fix the tablet's date",
+                    path,
+                )
+            ],
+        )
 
 
 def accept_push(
@@ -433,7 +489,7 @@ def _resend(
     if fingerprint != stored_hash:
         return ItemOutcome(
             result={
-                "instance_id": item.instance_id,
+                "instance_id": storable_text(item.instance_id) if item.instance_id else None,
                 "status": "rejected",
                 "errors": [
                     _error(
@@ -654,7 +710,8 @@ def _submission_row(
     sub = item.submission
     raw = item.raw if isinstance(item.raw, dict) else {"value": item.raw}
     status = outcome.status or SubmissionStatus.REJECTED
-    return protect_submission_row(
+    errors = outcome.errors
+    row = protect_submission_row(
         codec,
         forms,
         {
@@ -662,46 +719,100 @@ def _submission_row(
             "batch_id": uuid.UUID(batch_id),
             "device_id": device_id,
             "user_id": actor.user_id,
-            "form_id": sub["form_id"] if sub else str(raw.get("form_id", ""))[:64],
+            # A loaded submission's values fit their columns (the protocol's bounds are the
+            # columns'); a rejected one's are cut to fit.
+            "form_id": sub["form_id"] if sub else _column_text(raw.get("form_id"), FORM_ID_COLUMN),
             "form_version": sub["form_version"] if sub else 0,
             "collected_at": sub["collected_at"] if sub else None,
-            "hlc": str(sub["hlc"]) if sub else str(raw.get("hlc", ""))[:96],
+            "hlc": str(sub["hlc"]) if sub else _column_text(raw.get("hlc"), HLC_COLUMN),
             "device_seq": sub["device_seq"] if sub else None,
             "payload": raw,
             "content_hash": fingerprint,
             "status": status.value,
             "result": outcome.result,
-            "errors": outcome.errors,
-            "quarantine_reason": outcome.errors[0]["message"][:255] if outcome.errors else None,
+            "errors": errors,
+            "quarantine_reason": storable_text(str(errors[0]["message"]))[:255] if errors else None,
             "village_code": outcome.village_code,
             "received_at": now,
         },
     )
+    if sub is None:
+        # A loaded submission passed the protocol's text and number checks and is storable as it
+        # is (protection only adds ASCII markers); an unreadable one may hold what no database
+        # accepts as JSON, and is then kept as escaped JSON text.
+        row["payload"] = stored_document(row["payload"])
+    return row
+
+
+def _column_text(value: object, length: int) -> str:
+    return storable_text(value)[:length] if isinstance(value, str) else ""
 
 
 def _record_sequence(session: Session, device: Device, seqs: list[int], now: datetime) -> None:
-    """Remember which `device_seq` numbers were never received (a tablet's lost submissions)."""
+    """Remember which `device_seq` numbers were never received (a tablet's lost submissions), as
+    ranges: the cost follows the number of submissions received, never the size of a gap."""
     if not seqs:
         return
-    received = set(seqs)
-    session.execute(
-        delete(DeviceSequenceGap).where(
-            DeviceSequenceGap.device_id == device.id, DeviceSequenceGap.seq.in_(received)
-        )
-    )
-    highest = max(received)
-    if highest > device.highest_seq:
-        missing = [s for s in range(device.highest_seq + 1, highest) if s not in received]
-        if missing:
+    received = sorted(set(seqs))
+    highest = device.highest_seq
+    gaps = DeviceSequenceGap
+    if received[0] <= highest:
+        # Late arrivals fill known gaps: each gap they fall in is split around them.
+        late = [s for s in received if s <= highest]
+        touched = session.scalars(
+            select(gaps).where(
+                gaps.device_id == device.id,
+                gaps.first_seq <= late[-1],
+                gaps.last_seq >= late[0],
+            )
+        ).all()
+        kept: list[dict[str, Any]] = []
+        filled: list[int] = []
+        for gap in touched:
+            pieces = _split(gap.first_seq, gap.last_seq, late)
+            if pieces == [(gap.first_seq, gap.last_seq)]:
+                continue
+            filled.append(gap.first_seq)
+            noticed = gap.noticed_at
+            kept.extend(
+                {"device_id": device.id, "first_seq": a, "last_seq": b, "noticed_at": noticed}
+                for a, b in pieces
+            )
+        if filled:
             session.execute(
-                insert(DeviceSequenceGap),
+                delete(gaps).where(gaps.device_id == device.id, gaps.first_seq.in_(filled))
+            )
+        if kept:
+            session.execute(insert(gaps), kept)
+    top = received[-1]
+    if top > highest:
+        new = _split(highest + 1, top - 1, [s for s in received if s > highest])
+        if new:
+            session.execute(
+                insert(gaps),
                 [
-                    {"device_id": device.id, "seq": s, "noticed_at": now}
-                    for s in missing[:MAX_GAPS_PER_BATCH]
+                    {"device_id": device.id, "first_seq": a, "last_seq": b, "noticed_at": now}
+                    for a, b in new
                 ],
             )
         session.execute(
-            update(Device)
-            .where(Device.id == device.id)
-            .values(highest_seq=highest, last_seen_at=now)
+            update(Device).where(Device.id == device.id).values(highest_seq=top, last_seen_at=now)
         )
+
+
+def _split(first: int, last: int, received: list[int]) -> list[tuple[int, int]]:
+    """The parts of the range `first..last` (empty when last < first) that `received` (sorted)
+    leaves uncovered."""
+    pieces: list[tuple[int, int]] = []
+    start = first
+    for seq in received:
+        if seq < start:
+            continue
+        if seq > last:
+            break
+        if seq > start:
+            pieces.append((start, seq - 1))
+        start = seq + 1
+    if start <= last:
+        pieces.append((start, last))
+    return pieces

@@ -44,6 +44,23 @@ def compatibility(*top: dict[str, Any], member: tuple[dict[str, Any], ...] = ())
     return [(i.path, i.code) for i in check_register_compatibility(load_definition(raw))]
 
 
+def test_bounds_wider_than_the_register_column_are_incompatible() -> None:
+    assert sorted(
+        compatibility(
+            {"name": "n", "type": "text", "max_length": 65, "bind": "hh.household_no"},
+            {"name": "a", "type": "text", "max_length": 255, "bind": "hh.address"},
+            {"name": "i", "type": "decimal", "max": 10**12, "bind": "hh.annual_income"},
+            {"name": "e", "type": "decimal", "min": -(10**12), "bind": "hh.rigid_expenditure"},
+            member=({"name": "p", "type": "text", "max_length": 33, "bind": "m.phone"},),
+        )
+    ) == [
+        ("fields[1].fields[1].bind", IssueCode.INCOMPATIBLE_TYPE),
+        ("fields[2].bind", IssueCode.INCOMPATIBLE_TYPE),
+        ("fields[4].bind", IssueCode.INCOMPATIBLE_TYPE),
+        ("fields[5].bind", IssueCode.INCOMPATIBLE_TYPE),
+    ]
+
+
 def test_matching_bindings_are_compatible() -> None:
     assert (
         compatibility(

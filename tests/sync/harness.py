@@ -375,7 +375,10 @@ def register_snapshot(rt: Runtime) -> dict[str, Any]:
             for r in session.scalars(select(AttachmentRef))
         )
         devices = {str(d.id): d.highest_seq for d in session.scalars(select(Device))}
-        gaps = sorted((str(g.device_id), g.seq) for g in session.scalars(select(DeviceSequenceGap)))
+        gaps = sorted(
+            (str(g.device_id), g.first_seq, g.last_seq)
+            for g in session.scalars(select(DeviceSequenceGap))
+        )
         submissions = {
             str(s.instance_id): {
                 "status": s.status.value,

@@ -280,7 +280,12 @@ def test_two_entries_with_one_instance_id_both_load_and_are_processed_as_resends
         ({"data": {"income": float("nan")}}, "data.income", "invalid_value"),
         ({"data": {"members": [{}, {"name": "\ud800"}]}}, "data.members[1].name", "invalid_value"),
         ({"form_id": ""}, "form_id", "invalid_value"),
+        ({"form_id": "f" * 65}, "form_id", "invalid_value"),
         ({"data": None}, "data", "invalid_type"),
+        ({"collected_at": "0001-01-01T00:00:00+14:00"}, "collected_at", "invalid_datetime"),
+        ({"collected_at": "9999-12-31T23:59:59-14:00"}, "collected_at", "invalid_datetime"),
+        ({"collected_at": "1999-12-31T23:59:59Z"}, "collected_at", "out_of_range"),
+        ({"collected_at": "2000-01-01T07:59:59+08:00"}, "collected_at", "out_of_range"),
     ],
 )
 def test_malformed_submission_fields_are_reported_with_path_and_code(
@@ -289,6 +294,12 @@ def test_malformed_submission_fields_are_reported_with_path_and_code(
     assert (path, code) in [
         (e["path"], e["code"]) for e in item_errors(valid_submission(**changes))
     ]
+
+
+def test_collected_at_from_2000_to_the_end_of_the_wire_format_loads() -> None:
+    # Only the server knows its own clock: the future is its check, not the message's.
+    for text in ("2000-01-01T00:00:00Z", "9999-12-31T23:59:59+14:00"):
+        assert SubmissionSchema().load(valid_submission(collected_at=text))["collected_at"]
 
 
 def test_collected_at_in_utc_or_with_fractional_seconds_is_accepted() -> None:
