@@ -73,6 +73,9 @@ def loads(
 
 ESCAPED_KEY = "escaped_json"
 _UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+# Deeper documents are kept as text too: the JSON encoders recurse (orjson stops at 255 levels,
+# the standard library at Python's recursion limit), `ascii_json` does not.
+STORABLE_DEPTH = 200
 
 
 def _escape_match(match: re.Match[str]) -> str:
@@ -117,17 +120,20 @@ def storable(value: Any) -> Any:
 
 
 def is_storable(value: Any) -> bool:
-    """Whether `value` (JSON data) holds no NUL, lone surrogate or non-finite number anywhere."""
-    stack = [value]
+    """Whether `value` (JSON data) holds no NUL, lone surrogate or non-finite number anywhere
+    and is nested at most `STORABLE_DEPTH` deep."""
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
+        if isinstance(item, dict | list) and depth >= STORABLE_DEPTH:
+            return False
         if isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str) or _UNSTORABLE_TEXT.search(key):
                     return False
-                stack.append(child)
+                stack.append((child, depth + 1))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, str):
             if _UNSTORABLE_TEXT.search(item):
                 return False
@@ -142,7 +148,38 @@ def stored_document(document: dict[str, Any]) -> dict[str, Any]:
     a wrapper, so reading back with `received_document` is never ambiguous)."""
     if is_storable(document) and set(document) != {ESCAPED_KEY}:
         return document
-    return {ESCAPED_KEY: json.dumps(document, ensure_ascii=True)}
+    return {ESCAPED_KEY: ascii_json(document)}
+
+
+def ascii_json(value: Any, *, sort_keys: bool = False) -> str:
+    """`json.dumps(value, ensure_ascii=True, sort_keys=sort_keys)` for JSON data, at any depth
+    (iterative; `NaN` and `Infinity` as the standard library writes them)."""
+    out: list[str] = []
+    # Each entry is a value to write or, as a str, literal text (separators, closing brackets).
+    stack: list[tuple[bool, Any]] = [(False, value)]
+    while stack:
+        is_text, item = stack.pop()
+        if is_text:
+            out.append(item)
+        elif isinstance(item, dict):
+            keys = sorted(item) if sort_keys else list(item)
+            stack.append((True, "}"))
+            for index in reversed(range(len(keys))):
+                key = keys[index]
+                stack.append((False, item[key]))
+                prefix = ", " if index else ""
+                stack.append((True, f"{prefix}{json.dumps(str(key))}: "))
+            out.append("{")
+        elif isinstance(item, list | tuple):
+            stack.append((True, "]"))
+            for index in reversed(range(len(item))):
+                stack.append((False, item[index]))
+                if index:
+                    stack.append((True, ", "))
+            out.append("[")
+        else:
+            out.append(json.dumps(item))
+    return "".join(out)
 
 
 def received_document(stored: dict[str, Any]) -> dict[str, Any]:

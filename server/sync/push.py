@@ -9,7 +9,6 @@ fixed number of statements (locks, lookups, the merge's writes), not a few per s
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Iterable
@@ -32,7 +31,12 @@ from server.devices.models import Device, DeviceSequenceGap
 from server.errors import Forbidden
 from server.forms.models import FormVersion
 from server.forms.service import acceptance_of
-from server.json_codec import storable, storable_text, stored_document
+from server.json_codec import (
+    ascii_json,
+    storable,
+    storable_text,
+    stored_document,
+)
 from server.regions.models import Region
 from server.sensitive import SensitiveCodec
 from server.submissions.models import Submission, SubmissionStatus
@@ -181,7 +185,7 @@ def _fingerprint(raw: Any) -> str:
         return submission_fingerprint(raw)
     except (TypeError, ValueError, RecursionError):
         # Not canonical JSON data (too deep for it): still a stable name for its content.
-        text = json.dumps(raw, ensure_ascii=True, sort_keys=True)
+        text = ascii_json(raw, sort_keys=True)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -230,3 +230,34 @@ def test_quarantine_result_is_valid_json_for_the_tablet(tablet):
     response = push_escaped(tablet, [bad])
     assert response.status_code == 200
     json.loads(response.get_data())  # UTF-8 and JSON, whatever the item held
+
+
+@pytest.mark.parametrize("depth", [300, 900, 930, 936])
+def test_an_item_nested_deeper_than_the_json_encoders_is_quarantined(tablet, rt, depth):
+    good = tablet.submission(visit(annual_income=23456))
+    bad = {**tablet.submission(visit()), "data": {"helper_observations": "DEEP"}}
+    body = json.dumps(
+        {
+            "device_id": tablet.device_id,
+            "batch_id": str(uuid.uuid4()),
+            "clock": str(tablet.clock.now()),
+            "submissions": [good, bad],
+        }
+    ).replace('"DEEP"', "[" * depth + '"x"' + "]" * depth)
+    response = tablet.client.post(
+        "/api/v1/sync/push", data=body, content_type="application/json", headers=tablet.headers
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    assert [r["status"] for r in response.get_json()["results"]] == ["accepted", "rejected"]
+    assert _register_income(rt) == 23456
+    stored = _stored(rt, bad["instance_id"])
+    assert stored is not None and stored.status.value == "rejected"
+
+
+def test_a_body_nested_deeper_than_the_parser_takes_is_a_bad_request(tablet):
+    body = '{"device_id": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = tablet.client.post(
+        "/api/v1/sync/push", data=body, content_type="application/json", headers=tablet.headers
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "bad_request"
