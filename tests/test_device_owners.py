@@ -193,3 +193,44 @@ def test_devices_registered_before_owners_existed_belong_to_who_registered_them(
         assert owner == user_id
     finally:
         engine.dispose()
+
+
+def test_a_device_reassigned_between_a_pushs_checks_and_its_write_writes_nothing(
+    client, create_user_, rt
+):
+    """The token is checked, then the batch planned, then written under the device's lock: a
+    reassignment committed in between must stop the write, not let it pass as the old owner."""
+    from server.auth.actor import system_actor
+    from server.auth.service import actor_for_token, assign_device
+    from server.db import utcnow
+    from server.errors import Forbidden
+    from server.submissions.models import Submission
+    from server.sync.push import accept_push, plan_push
+    from sync_protocol.messages import PushRequestSchema
+    from tests.sync.helpers import Tablet, visit
+
+    create_user_("li.ming", Role.COLLECTOR, [VILLAGE_A1])
+    create_user_("wang.fang", Role.COLLECTOR, [VILLAGE_A1])
+    tablet = Tablet.login(client, "li.ming")
+    body = {
+        "device_id": tablet.device_id,
+        "batch_id": str(uuid.uuid4()),
+        "clock": str(tablet.clock.now()),
+        "submissions": [tablet.submission(visit(annual_income=1234))],
+    }
+    batch = PushRequestSchema(max_submissions=10).load(body)
+    now = utcnow()
+    with rt.db.unit_of_work(write=False) as session:
+        actor = actor_for_token(session, tablet.token, address="127.0.0.1")
+        plan = plan_push(session, actor, rt.settings, batch, now=now)
+    with rt.db.unit_of_work() as session:
+        assign_device(session, system_actor(), uuid.UUID(tablet.device_id), "wang.fang")
+    refused = None
+    try:
+        with rt.db.unit_of_work() as session:
+            accept_push(session, actor, rt.settings, rt.codec, rt.clock, plan, now=now)
+    except Forbidden as exc:
+        refused = exc
+    assert refused is not None and refused.details == {"device_id": tablet.device_id}
+    with rt.db.unit_of_work(write=False) as session:
+        assert session.scalars(select(Submission)).first() is None

@@ -288,6 +288,13 @@ def accept_push(
     named = _named(planned.values())
     workspace = load_locked(session, codec, named.households, named.members, named.written)
     device = session.scalars(select(Device).where(Device.id == device_id).with_for_update()).one()
+    if device.owner_id != actor.user_id or device.is_revoked:
+        # Reassigned or revoked after the token was checked: under the device's lock, nothing of
+        # the batch is written for an account the device no longer belongs to.
+        raise Forbidden(
+            "this device no longer belongs to your account; log in again",
+            details={"device_id": request["device_id"]},
+        )
     storage_ids = [_storage_id(item, fp) for item, fp in zip(items, fingerprints, strict=True)]
     stored = _stored_submissions(session, storage_ids)
     villages = _known_villages(session, planned.values())
