@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, insert, select, update
@@ -641,14 +642,14 @@ def _record_sequence(session: Session, device: Device, seqs: list[int], now: dat
     )
     highest = max(received)
     if highest > device.highest_seq:
-        missing = [s for s in range(device.highest_seq + 1, highest) if s not in received]
+        # Lazily, and only as far as the cap: a device_seq of 2**53 must not build a list of
+        # every number it skipped (that exhausted the worker's memory).
+        gaps = (s for s in range(device.highest_seq + 1, highest) if s not in received)
+        missing = list(islice(gaps, MAX_GAPS_PER_BATCH))
         if missing:
             session.execute(
                 insert(DeviceSequenceGap),
-                [
-                    {"device_id": device.id, "seq": s, "noticed_at": now}
-                    for s in missing[:MAX_GAPS_PER_BATCH]
-                ],
+                [{"device_id": device.id, "seq": s, "noticed_at": now} for s in missing],
             )
         session.execute(
             update(Device)
