@@ -138,7 +138,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Create a form with its first draft",
         "forms",
         roles=ADMIN,
-        request="FormDraft",
+        request="NewForm",
         response="DraftReport",
         status=201,
         errors=(409, 422),
@@ -393,9 +393,16 @@ _PLAIN_SCHEMAS: dict[str, dict[str, Any]] = {
             "versions": {"type": "array", "items": {"$ref": "#/components/schemas/FormSummary"}},
         },
     },
+    "NewForm": {
+        "description": "A form definition (see docs/forms.md); saved as the first draft even when "
+        "it has problems, which the answer lists.",
+        "type": "object",
+        "required": ["form_id"],
+        "properties": {"form_id": {"type": "string", "pattern": FORM_ID}},
+    },
     "FormDraft": {
         "description": "A form definition (see docs/forms.md); saved as the draft even when it "
-        "has problems, which the answer lists. `form_id` may be left out of a PUT (the URL's).",
+        "has problems, which the answer lists. `form_id`, if given, is the URL's.",
         "type": "object",
         "properties": {"form_id": {"type": "string", "pattern": FORM_ID}},
     },
@@ -449,6 +456,11 @@ def build_spec() -> dict[str, Any]:
         spec.components.schema(name, schema=schema)
     for name, plain in _PLAIN_SCHEMAS.items():
         spec.components.schema(name, plain)
+    # Cross-field rules of request schemas that marshmallow states in code (`@validates_schema`).
+    spec.components.schemas["ResolveRequest"]["oneOf"] = [
+        {"required": ["value"]},
+        {"required": ["choose"]},
+    ]
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op)

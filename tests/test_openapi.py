@@ -95,6 +95,9 @@ def test_protocol_fields_are_typed_and_request_schemas_refuse_unknown_fields(cli
     }
     for name in ("LoginRequest", "PushRequest", "Submission", "RetireRequest", "ResolveRequest"):
         assert schemas[name]["additionalProperties"] is False, name
+    # Exactly one of value and choose (both, or neither, is 422).
+    assert schemas["ResolveRequest"]["oneOf"] == [{"required": ["value"]}, {"required": ["choose"]}]
+    assert schemas["NewForm"]["required"] == ["form_id"]
 
 
 def test_query_parameters_are_typed_with_their_bounds(client):
