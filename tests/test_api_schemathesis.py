@@ -8,7 +8,8 @@ with regions, the published bundled forms, a household register and one user of 
 The collector's token is bound to a device, so its pushes reach storage.
 
 Every response must be: no server error (5xx), a documented status code, a documented content
-type and headers, and a body that matches the documented schema. Bounded and seeded: the same
+type and headers, and a body that matches the documented schema; and a request the description
+allows is not refused as malformed. Bounded and seeded: the same
 requests on every run, a few minutes per database on a busy machine. On failure the message
 lists each mismatch with the request that caused it as a `curl` line: fix the server when it is
 wrong (a 5xx, a client mistake it mishandles), else `server/openapi.py`.
@@ -39,14 +40,31 @@ from tests.sync.harness import ServerProcess, build_register
 
 pytestmark = pytest.mark.slow
 
-# What every response must satisfy (schemathesis check names).
+# What every response must satisfy (schemathesis check names). The last one is the other
+# direction: a request the description allows must not be refused as malformed (400/422), or the
+# description is too loose (an empty `?offset=` it allowed, a `null` it allowed, …).
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
     "content_type_conformance",
     "response_headers_conformance",
     "response_schema_conformance",
+    "positive_data_acceptance",
 )
+# Answers to a schema-valid request that are not the description's fault: the object is missing,
+# taken or forbidden, or the server checks what JSON Schema cannot say. Per path, beyond those.
+# (A 5xx is not_a_server_error's to report, once.)
+ACCEPTABLE = ("2xx", "304", "401", "403", "404", "409", "429", "5xx")
+SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
+    "/api/v1/forms": ("422",),  # a definition whose text cannot be stored
+    "/api/v1/forms/{form_id}/draft": ("422",),  # form_id differs from the URL's
+    "/api/v1/forms/{form_id}/publish": ("422",),  # the draft has problems
+    "/api/v1/forms/import/xlsform": ("422",),  # not a workbook the importer can read
+    "/api/v1/attachments/{digest}": ("422",),  # the bytes do not hash to the digest
+    "/api/v1/conflicts": ("422",),  # twelve digits that are no division code
+    "/api/v1/conflicts/{conflict_id}/resolve": ("422",),  # a value unsuited to the field
+    "/api/v1/sync/pull": ("400", "410"),  # a cursor that is malformed or no longer honoured
+}
 PHASES = "examples,coverage,fuzzing"  # stateful needs links the description does not declare
 # Per operation and phase: a minute or two per database on a busy 2-core machine. For a deeper
 # look, raise it (and vary the seed) in the environment, e.g. FIELDSYNC_SCHEMATHESIS_EXAMPLES=200.
@@ -222,6 +240,7 @@ def _schemathesis(
 ) -> Run:
     workdir = tmp_path / f"schemathesis-{caller.role.value}-{'logout' if only else 'all'}"
     workdir.mkdir()
+    (workdir / "schemathesis.toml").write_text(_config())  # read from the working directory
     paths = ["--include-path", only] if only else ["--exclude-path", LOGOUT]
     command = [
         _schemathesis_command(),
@@ -268,6 +287,21 @@ def _schemathesis(
         process.returncode,
         process.stdout + process.stderr,
     )
+
+
+def _config() -> str:
+    def statuses(extra: tuple[str, ...] = ()) -> str:
+        return ", ".join(f'"{status}"' for status in (*ACCEPTABLE, *extra))
+
+    lines = ["[checks.positive_data_acceptance]", f"expected-statuses = [{statuses()}]"]
+    for path, extra in SEMANTIC_REFUSALS.items():
+        lines += [
+            "",
+            "[[operations]]",
+            f'include-path = "{path}"',
+            f"checks.positive_data_acceptance.expected-statuses = [{statuses(extra)}]",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def _schemathesis_command() -> str:
