@@ -61,7 +61,6 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     "/api/v1/forms/{form_id}/publish": ("422",),  # the draft has problems
     "/api/v1/forms/import/xlsform": ("422",),  # not a workbook the importer can read
     "/api/v1/attachments/{digest}": ("422",),  # the bytes do not hash to the digest
-    "/api/v1/conflicts": ("422",),  # twelve digits that are no division code
     "/api/v1/conflicts/{conflict_id}/resolve": ("422",),  # a value unsuited to the field
     "/api/v1/sync/pull": ("400", "410"),  # a cursor that is malformed or no longer honoured
 }
