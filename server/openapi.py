@@ -1,46 +1,105 @@
 """The OpenAPI 3 description of the HTTP API, built with apispec from one table of operations and
-the protocol's own marshmallow schemas. A test holds the table and the app's URL map to each other,
-so an endpoint cannot be added without being described. Served at `GET /api/v1/openapi.json`."""
+the protocol's own marshmallow schemas. Served at `GET /api/v1/openapi.json`.
+
+It must say exactly what the server does, in both directions: every status an operation can
+answer is listed (with the error shape), and no parameter or body is allowed that the server
+refuses. Tests hold the table to the app's URL map, and schemathesis holds the description to the
+running server (`tests/test_api_schemathesis.py`). Never describe an endpoint from memory here.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint
+from marshmallow import Schema, fields
 
+from forms.definition_schema import FORM_ID
 from server import __version__
 from server.auth.schemas import DeviceAssignRequestSchema
+from server.conflicts.schemas import (
+    ConflictListQuerySchema,
+    ConflictPageSchema,
+    ConflictQuerySchema,
+    ResolvedConflictSchema,
+    ResolveRequestSchema,
+)
+from server.conflicts.schemas import ConflictSchema as ReviewConflictSchema
+from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
+from server.request_body import PageQuerySchema
+from server.submissions.schemas import QuarantineQuerySchema
+from sync_protocol.clock import MAX_NODE_LENGTH
 from sync_protocol.errors import ErrorCode
 from sync_protocol.messages import (
+    MAX_INT32,
+    ChoiceString,
+    ClockMap,
+    EntityRevs,
+    ErrorDetails,
     ErrorResponseSchema,
+    HlcField,
+    JsonObject,
+    JsonValue,
     LoginRequestSchema,
     LoginResponseSchema,
+    PatternString,
+    ProtocolList,
+    ProtocolString,
+    PullRequestSchema,
     PullResponseSchema,
     PushRequestSchema,
     PushResponseSchema,
+    Rfc3339DateTime,
+    StrictBoolean,
+    StrictInteger,
+    SubmissionList,
+    SubmissionSchema,
+    UuidString,
 )
 
 ANY = ("admin", "supervisor", "collector")
+
+
+class HouseholdQuerySchema(Schema):
+    """`GET /api/v1/households/{id}`: `reveal` shows sensitive fields (audited); other values and
+    other arguments are ignored."""
+
+    reveal = ChoiceString(("sensitive", "true", "1"))
+
+
 STAFF = ("admin", "supervisor")
 ADMIN = ("admin",)
+
+# Request body kinds besides a registered schema name.
+ANY_JSON_OBJECT = "json"
+MULTIPART = "multipart"
+BINARY = "binary"
 
 
 @dataclass(frozen=True)
 class Operation:
+    """One operation. Statuses that follow from its shape are added by `_operation`: 401/403
+    with `roles`, 404 with path parameters, 400/413/415 with a JSON or multipart body, 413/415
+    with a binary one, 304 with `etag`, and 500 always. `errors` lists the rest."""
+
     method: str
     path: str  # OpenAPI form: /api/v1/forms/{form_id}
     summary: str
     tag: str
     roles: tuple[str, ...] | None = ANY  # None: no login needed
-    request: str | None = None  # a registered schema, or "json" / "multipart" / "binary"
+    request: str | None = None  # a registered schema name, or ANY_JSON_OBJECT/MULTIPART/BINARY
+    request_required: bool = True
     response: str | None = None  # a registered schema, or None for a generic JSON object
     status: int = 200
+    also: tuple[int, ...] = ()  # other success statuses with the same body (e.g. 200 and 201)
     errors: tuple[int, ...] = ()
-    parameters: tuple[str, ...] = field(default=())  # query parameters
+    query: type[Schema] | None = None  # query parameters, from the schema the route loads them with
+    etag: bool = False  # sends ETag, answers If-None-Match with 304
+    download: bool = False  # the body is the stored bytes in their own content type
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -50,6 +109,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Version, database kind and migration state",
         "service",
         roles=None,
+        response="Health",
         errors=(503,),
     ),
     Operation("get", "/api/v1/openapi.json", "This description", "service", roles=None),
@@ -61,9 +121,9 @@ OPERATIONS: tuple[Operation, ...] = (
         roles=None,
         request="LoginRequest",
         response="LoginResponse",
-        errors=(400, 401, 403, 413, 415, 422, 429),
+        errors=(401, 403, 422, 429),
     ),
-    Operation("get", "/api/v1/auth/me", "The caller", "auth"),
+    Operation("get", "/api/v1/auth/me", "The caller", "auth", response="Me"),
     Operation("post", "/api/v1/auth/logout", "Revoke the token used", "auth", status=204),
     Operation(
         "post",
@@ -71,7 +131,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Revoke a device and its tokens",
         "auth",
         roles=ADMIN,
-        errors=(403, 404),
+        response="RevokedDevice",
     ),
     Operation(
         "post",
@@ -80,25 +140,26 @@ OPERATIONS: tuple[Operation, ...] = (
         "auth",
         roles=ADMIN,
         request="DeviceAssignRequest",
-        errors=(400, 403, 404, 413, 415, 422),
+        errors=(422,),
     ),
-    Operation("get", "/api/v1/forms", "Published forms in use", "forms"),
+    Operation("get", "/api/v1/forms", "Published forms in use", "forms", response="FormList"),
     Operation(
         "post",
         "/api/v1/forms",
         "Create a form with its first draft",
         "forms",
         roles=ADMIN,
-        request="json",
+        request="NewForm",
+        response="DraftReport",
         status=201,
-        errors=(400, 403, 409, 415, 422),
+        errors=(409, 422),
     ),
     Operation(
         "get",
         "/api/v1/forms/{form_id}",
         "Current published definition (ETag, 304)",
         "forms",
-        errors=(404,),
+        etag=True,
     ),
     Operation(
         "get",
@@ -106,14 +167,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "All published versions",
         "forms",
         roles=STAFF,
-        errors=(404,),
+        response="FormVersions",
     ),
     Operation(
         "get",
         "/api/v1/forms/{form_id}/versions/{version}",
-        "One published version",
+        "One published version (ETag, 304)",
         "forms",
-        errors=(404,),
+        etag=True,
     ),
     Operation(
         "get",
@@ -121,20 +182,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "Changes between two versions",
         "forms",
         roles=STAFF,
-        errors=(400, 404),
-        parameters=("from", "to"),
+        errors=(422,),
+        query=DiffQuerySchema,
     ),
-    Operation(
-        "get", "/api/v1/forms/{form_id}/draft", "The draft", "forms", roles=ADMIN, errors=(404,)
-    ),
+    Operation("get", "/api/v1/forms/{form_id}/draft", "The draft", "forms", roles=ADMIN),
     Operation(
         "put",
         "/api/v1/forms/{form_id}/draft",
         "Replace the draft",
         "forms",
         roles=ADMIN,
-        request="json",
-        errors=(400, 404, 415, 422),
+        request="FormDraft",
+        response="DraftReport",
+        errors=(422,),
     ),
     Operation(
         "post",
@@ -142,7 +202,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Problems of the draft",
         "forms",
         roles=ADMIN,
-        errors=(404,),
+        response="DraftReport",
     ),
     Operation(
         "post",
@@ -150,34 +210,36 @@ OPERATIONS: tuple[Operation, ...] = (
         "Publish the draft as the next version",
         "forms",
         roles=ADMIN,
-        errors=(404, 409, 422),
+        errors=(409, 422),
     ),
     Operation(
         "post",
         "/api/v1/forms/{form_id}/retire",
-        "Retire the form or one version",
+        "Retire the form or one version (no body: every version)",
         "forms",
         roles=ADMIN,
-        request="json",
-        errors=(400, 404, 409),
+        request="RetireRequest",
+        request_required=False,
+        errors=(409, 422),
     ),
     Operation(
         "post",
         "/api/v1/forms/import/xlsform",
-        "Import an XLSForm workbook as a draft",
+        "Import an XLSForm workbook as a draft (201 new form, 200 next draft)",
         "forms",
         roles=ADMIN,
-        request="multipart",
+        request=MULTIPART,
+        response="DraftReport",
         status=201,
-        errors=(400, 413, 415, 422),
+        also=(200,),
+        errors=(409, 422),
     ),
     Operation(
         "get",
         "/api/v1/households/{household_id}",
         "One household and its members",
         "register",
-        errors=(403, 404),
-        parameters=("reveal",),
+        query=HouseholdQuerySchema,
     ),
     Operation(
         "get",
@@ -186,7 +248,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "register",
         roles=STAFF,
         errors=(422,),
-        parameters=("limit", "offset"),
+        query=PageQuerySchema,
     ),
     Operation(
         "get",
@@ -195,16 +257,16 @@ OPERATIONS: tuple[Operation, ...] = (
         "register",
         roles=STAFF,
         errors=(422,),
-        parameters=("limit", "offset", "reveal"),
+        query=QuarantineQuerySchema,
     ),
     Operation(
         "post",
         "/api/v1/sync/push",
-        "Push a batch of submissions",
+        "Push a batch of submissions (each item judged on its own)",
         "sync",
         request="PushRequest",
         response="PushResponse",
-        errors=(400, 403, 413, 415, 422),
+        errors=(422,),
     ),
     Operation(
         "get",
@@ -213,24 +275,27 @@ OPERATIONS: tuple[Operation, ...] = (
         "sync",
         response="PullResponse",
         errors=(400, 410, 422),
-        parameters=("cursor", "limit"),
+        query=PullRequestSchema,
     ),
     Operation(
         "put",
         "/api/v1/attachments/{digest}",
-        "Upload an attachment by its SHA-256",
+        "Upload an attachment by its SHA-256 (201 stored, 200 already there)",
         "attachments",
-        request="binary",
+        request=BINARY,
+        response="StoredAttachment",
         status=201,
-        errors=(400, 413, 422),
+        also=(200,),
+        errors=(422,),
     ),
     Operation(
         "get",
         "/api/v1/attachments/{digest}",
-        "Download an attachment",
+        "Download an attachment, in the content type it was uploaded with",
         "attachments",
         roles=STAFF,
-        errors=(403, 404),
+        etag=True,
+        download=True,
     ),
     Operation(
         "get",
@@ -238,8 +303,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "Conflicts in the caller's regions",
         "conflicts",
         roles=STAFF,
-        errors=(403, 422),
-        parameters=("status", "region", "entity", "entity_id", "field", "limit", "offset"),
+        response="ConflictPage",
+        errors=(422,),
+        query=ConflictListQuerySchema,
     ),
     Operation(
         "get",
@@ -247,7 +313,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "One conflict",
         "conflicts",
         roles=STAFF,
-        errors=(403, 404),
+        response="ReviewConflict",
+        errors=(422,),
+        query=ConflictQuerySchema,
     ),
     Operation(
         "post",
@@ -255,35 +323,156 @@ OPERATIONS: tuple[Operation, ...] = (
         "Resolve by choosing a value",
         "conflicts",
         roles=STAFF,
-        request="json",
-        errors=(403, 404, 409, 422),
+        request="ResolveRequest",
+        response="ResolvedConflict",
+        errors=(409, 422),
     ),
 )
 
-_SCHEMAS = {
+_SCHEMAS: dict[str, type[Schema]] = {
     "LoginRequest": LoginRequestSchema,
     "LoginResponse": LoginResponseSchema,
     "DeviceAssignRequest": DeviceAssignRequestSchema,
     "Error": ErrorResponseSchema,
+    "Submission": SubmissionSchema,
     "PushRequest": PushRequestSchema,
     "PushResponse": PushResponseSchema,
     "PullResponse": PullResponseSchema,
+    "RetireRequest": RetireRequestSchema,
+    "ResolveRequest": ResolveRequestSchema,
+    "ReviewConflict": ReviewConflictSchema,
+    "ConflictPage": ConflictPageSchema,
+    "ResolvedConflict": ResolvedConflictSchema,
 }
-_STATUS_CODE = {code.http_status: code for code in ErrorCode}
+
+_HEX = "[0-9a-fA-F]"
+_UUID = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": f"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$",
+}
+_DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
+
+# Plain JSON Schema for the answers that have no marshmallow schema of their own.
+_PLAIN_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Health": {
+        "type": "object",
+        "required": ["status", "version", "database", "migrations"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "migrations_pending"]},
+            "version": {"type": "string"},
+            "database": {"type": "string"},
+            "migrations": {"type": "object"},
+        },
+    },
+    "Me": {
+        "type": "object",
+        "required": ["user"],
+        "properties": {"user": {"$ref": "#/components/schemas/LoginUser"}},
+    },
+    "RevokedDevice": {
+        "type": "object",
+        "required": ["device_id", "revoked_at"],
+        "properties": {
+            "device_id": _UUID,
+            "revoked_at": {"type": "string", "format": "date-time", "nullable": True},
+        },
+    },
+    "FormSummary": {
+        "type": "object",
+        "required": ["form_id", "version", "hash", "published_at"],
+        "properties": {
+            "form_id": {"type": "string"},
+            "version": {"type": "integer", "minimum": 1},
+            "title": {"nullable": True},
+            "hash": {"type": "string"},
+            "published_at": {"type": "string", "format": "date-time"},
+            "retired_at": {"type": "string", "format": "date-time", "nullable": True},
+        },
+    },
+    "FormList": {
+        "type": "object",
+        "required": ["forms"],
+        "properties": {
+            "forms": {"type": "array", "items": {"$ref": "#/components/schemas/FormSummary"}}
+        },
+    },
+    "FormVersions": {
+        "type": "object",
+        "required": ["form_id", "versions"],
+        "properties": {
+            "form_id": {"type": "string"},
+            "versions": {"type": "array", "items": {"$ref": "#/components/schemas/FormSummary"}},
+        },
+    },
+    "NewForm": {
+        "description": "A form definition (see docs/forms.md); saved as the first draft even when "
+        "it has problems, which the answer lists.",
+        "type": "object",
+        "required": ["form_id"],
+        "properties": {"form_id": {"type": "string", "pattern": FORM_ID}},
+    },
+    "FormDraft": {
+        "description": "A form definition (see docs/forms.md); saved as the draft even when it "
+        "has problems, which the answer lists. `form_id`, if given, is the URL's.",
+        "type": "object",
+        "properties": {"form_id": {"type": "string", "pattern": FORM_ID}},
+    },
+    "DraftReport": {
+        "type": "object",
+        "required": ["form_id", "status", "valid", "issues"],
+        "properties": {
+            "form_id": {"type": "string"},
+            "status": {"type": "string"},
+            "valid": {"type": "boolean"},
+            "issues": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "StoredAttachment": {
+        "type": "object",
+        "required": ["attachment", "size", "created"],
+        "properties": {
+            "attachment": _DIGEST,
+            "size": {"type": "integer", "minimum": 0},
+            "created": {"type": "boolean"},
+        },
+    },
+}
+
+# Path parameters: what the routes' converters and services accept; anything else is a 404.
+_PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "device_id": _UUID,
+    "household_id": _UUID,
+    "conflict_id": _UUID,
+    "form_id": {"type": "string", "pattern": FORM_ID},
+    "version": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
+    "digest": _DIGEST,
+}
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
+_STATUS_CODE = {code.http_status: code for code in ErrorCode}
+_SUCCESS_TEXT = {200: "success", 201: "created", 204: "done, no body"}
 
 
 def build_spec() -> dict[str, Any]:
+    plugin = MarshmallowPlugin()
     spec = APISpec(
         title="fieldsync",
         version=__version__,
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[plugin],
         info={"description": "Offline-first household monitoring register: forms, sync, review."},
     )
+    _describe_protocol_fields(plugin)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for name, schema in _SCHEMAS.items():
         spec.components.schema(name, schema=schema)
+    for name, plain in _PLAIN_SCHEMAS.items():
+        spec.components.schema(name, plain)
+    # Cross-field rules of request schemas that marshmallow states in code (`@validates_schema`).
+    spec.components.schemas["ResolveRequest"]["oneOf"] = [
+        {"required": ["value"]},
+        {"required": ["choose"]},
+    ]
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op)
@@ -292,52 +481,171 @@ def build_spec() -> dict[str, Any]:
     return spec.to_dict()
 
 
-def _operation(op: Operation) -> dict[str, Any]:
-    content: dict[str, Any] = {"schema": _ref(op.response) if op.response else {"type": "object"}}
-    responses: dict[str, Any] = {str(op.status): {"description": "success"}}
-    if op.status != 204:
-        responses[str(op.status)]["content"] = {"application/json": content}
-    errors = set(op.errors) | ({401, 403} if op.roles is not None else set())
-    for status in sorted(errors | {500}):
-        code = _STATUS_CODE[status]
-        responses[str(status)] = {
-            "description": code.value,
-            "content": {"application/json": {"schema": _ref("Error")}},
+# --- the protocol's marshmallow fields as JSON Schema -----------------------------------------
+
+
+def _field_properties(field: fields.Field) -> dict[str, Any]:
+    """What a protocol field accepts, as JSON Schema (apispec knows only marshmallow's own)."""
+    if isinstance(field, ChoiceString):
+        return {"type": "string", "enum": list(field.choices)}
+    if isinstance(field, PatternString):
+        return {
+            "type": "string",
+            "pattern": f"^{field.pattern.pattern}$",
+            "maxLength": field.max_length,
         }
+    if isinstance(field, ProtocolString):
+        # NUL cannot be stored (PostgreSQL text refuses it); the server answers 422.
+        return {
+            "type": "string",
+            "minLength": field.min_length,
+            "maxLength": field.max_length,
+            "pattern": "^[^\\u0000]*$",
+        }
+    if isinstance(field, UuidString):
+        return dict(_UUID)
+    if isinstance(field, HlcField):
+        node = f"[\\x21-\\x7e]{{1,{MAX_NODE_LENGTH}}}"
+        return {"type": "string", "pattern": f"^[0-9]{{13}}-[0-9]{{5}}-{node}$"}
+    if isinstance(field, Rfc3339DateTime):
+        return {"type": "string", "format": "date-time"}
+    if isinstance(field, StrictInteger):
+        return {"type": "integer", "minimum": field.minimum, "maximum": field.maximum}
+    if isinstance(field, StrictBoolean):
+        return {"type": "boolean"}
+    if isinstance(field, EntityRevs):
+        return {
+            "type": "object",
+            "additionalProperties": {"type": "integer", "minimum": field.minimum},
+        }
+    if isinstance(field, ClockMap):
+        return {"type": "object", "additionalProperties": {"type": "string"}}
+    if isinstance(field, ErrorDetails | JsonObject):
+        return {"type": "object"}
+    if isinstance(field, SubmissionList):
+        return {"items": _ref("Submission"), "maxItems": field.max_items}
+    if isinstance(field, ProtocolList) and field.max_items is not None:
+        return {"maxItems": field.max_items}
+    if isinstance(field, JsonValue):
+        return {}  # any JSON value
+    return {}
+
+
+def _describe_protocol_fields(plugin: MarshmallowPlugin) -> None:
+    converter = plugin.converter
+    assert converter is not None  # set by APISpec(plugins=[plugin])
+
+    def protocol_field(_: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> Any:
+        properties = _field_properties(field)
+        if field.allow_none and properties.get("type"):
+            properties["nullable"] = True
+        return properties
+
+    # apispec is untyped here.
+    converter.add_attribute_function(protocol_field)  # type: ignore[no-untyped-call]
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+def _error(status: int, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _STATUS_CODE[status].value,
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _success(op: Operation, status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": _SUCCESS_TEXT.get(status, "success")}
+    if status == 204:
+        return response
+    if op.download:
+        response["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+    else:
+        schema = _ref(op.response) if op.response else {"type": "object"}
+        response["content"] = {"application/json": {"schema": schema}}
+    if op.etag:
+        response["headers"] = {"ETag": {"schema": {"type": "string"}}}
+    return response
+
+
+def _error_statuses(op: Operation) -> set[int]:
+    statuses = set(op.errors) | {500}
+    if op.roles is not None:
+        statuses |= {401, 403}
+    if _PATH_PARAMETER.search(op.path):
+        statuses.add(404)
+    if op.request == BINARY:
+        statuses |= {413, 415}
+    elif op.request is not None:
+        statuses |= {400, 413, 415}
+    return statuses
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        str(status): _success(op, status) for status in (op.status, *op.also)
+    }
+    if op.etag:
+        responses["304"] = {"description": "the client's copy (If-None-Match) is current"}
+    retry_after = {
+        "Retry-After": {
+            "description": "seconds to wait",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+    for status in sorted(_error_statuses(op)):
+        responses[str(status)] = _error(status, retry_after if status == 429 else None)
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMETERS[name]}
+        for name in _PATH_PARAMETER.findall(op.path)
+    ]
+    if op.query is not None:
+        parameters.append({"in": "query", "schema": op.query})
+    if op.etag:
+        parameters.append(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            }
+        )
     operation: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],
         "responses": responses,
-        "parameters": [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _PATH_PARAMETER.findall(op.path)
-        ]
-        + [
-            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-            for name in op.parameters
-        ],
+        "parameters": parameters,
     }
     if op.roles is not None:
         operation["security"] = [{"bearer": []}]
         operation["description"] = "Roles: " + ", ".join(op.roles)
     if op.request is not None:
-        operation["requestBody"] = {"required": True, "content": _request_content(op.request)}
+        operation["requestBody"] = {
+            "required": op.request_required,
+            "content": _request_content(op.request),
+        }
     return operation
 
 
 def _request_content(kind: str) -> dict[str, Any]:
-    if kind == "multipart":
+    if kind == MULTIPART:
         return {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
+                    "required": ["file"],
                     "properties": {"file": {"type": "string", "format": "binary"}},
                 }
             }
         }
-    if kind == "binary":
+    if kind == BINARY:
+        # Raw bytes; the Content-Type header (any media type) is stored and sent on download.
         return {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-    if kind == "json":
+    if kind == ANY_JSON_OBJECT:
         return {"application/json": {"schema": {"type": "object"}}}
     return {"application/json": {"schema": _ref(kind)}}
 

@@ -11,11 +11,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import request
-from marshmallow import Schema, ValidationError
+from marshmallow import EXCLUDE, Schema, ValidationError
 
 from server.errors import BadRequest, TooLarge, UnsupportedMediaType, ValidationFailed
 from sync_protocol.errors import ItemErrorCode
-from sync_protocol.messages import validation_details
+from sync_protocol.messages import (
+    MAX_SAFE_INTEGER,
+    ProtocolSchema,
+    QueryInteger,
+    validation_details,
+)
+
+DEFAULT_PAGE_LIMIT = 100
+MAX_PAGE_LIMIT = 1000
 
 _CHUNK = 64 * 1024
 
@@ -112,24 +120,19 @@ def load_with(schema: Schema, payload: Mapping[str, Any]) -> Any:
         ) from err
 
 
-def page_arguments(default_limit: int = 100, max_limit: int = 1000) -> tuple[int, int]:
+class PageQuerySchema(ProtocolSchema):
+    """`?limit=&offset=` of a listing (`limit` 1 to 1000, default 100); other arguments are the
+    route's business."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = QueryInteger(minimum=1, maximum=MAX_PAGE_LIMIT, load_default=DEFAULT_PAGE_LIMIT)
+    offset = QueryInteger(minimum=0, maximum=MAX_SAFE_INTEGER, load_default=0)
+
+
+def page_arguments() -> tuple[int, int]:
     """`?limit=&offset=` of a listing, checked (a 422 names the bad one)."""
-    values = {"limit": default_limit, "offset": 0}
-    for name in values:
-        raw = request.args.get(name)
-        if raw is None:
-            continue
-        if not raw.isdigit() or (name == "limit" and not 1 <= int(raw) <= max_limit):
-            raise ValidationFailed(
-                f"bad {name}",
-                [
-                    {
-                        "path": name,
-                        "code": "invalid_value",
-                        "message": f"{name} must be a whole number"
-                        + (f" from 1 to {max_limit}" if name == "limit" else ""),
-                    }
-                ],
-            )
-        values[name] = int(raw)
-    return values["limit"], values["offset"]
+    args = {name: request.args[name] for name in ("limit", "offset") if name in request.args}
+    page = load_with(PageQuerySchema(), args)
+    return page["limit"], page["offset"]

@@ -565,7 +565,8 @@ class ResponseSchema(ProtocolSchema):
 class LoginRequestSchema(RequestSchema):
     """`POST /api/v1/auth/login` body."""
 
-    username = ProtocolString(required=True, max_length=150)
+    # As long as `users.username` (and the login log) can hold: a longer name has no account.
+    username = ProtocolString(required=True, max_length=64)
     password = ProtocolString(required=True, max_length=1024)
     device_id = UuidString()
 
@@ -847,7 +848,8 @@ class ConflictSchema(ResponseSchema):
 class PushResultSchema(ResponseSchema):
     """One submission's outcome: `accepted`, `duplicate` or `rejected` (with errors)."""
 
-    instance_id = ProtocolString(required=True, allow_none=True, max_length=255)
+    # The instance id as sent (a rejected item's may be any string, even ""), or null if none.
+    instance_id = fields.String(required=True, allow_none=True)
     status = ChoiceString(SUBMISSION_STATUSES, required=True)
     revs = EntityRevs(minimum=1)
     conflicts = ProtocolList(ProtocolNested(ConflictSchema))

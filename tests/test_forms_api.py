@@ -240,7 +240,7 @@ def test_retiring_one_version_keeps_the_newer_one_in_use(client, admin, collecto
     bad = client.post(
         "/api/v1/forms/household_visit/retire", json={"version": "one"}, headers=admin
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 422
 
 
 def test_retired_version_is_accepted_during_the_grace_period_then_quarantined():
@@ -264,7 +264,7 @@ def test_diff_between_versions(client, admin):
     client.post("/api/v1/forms/household_visit/publish", headers=admin)
     body = client.get("/api/v1/forms/household_visit/diff?from=1&to=2", headers=admin).get_json()
     assert body["changes"]["removed"] == ["village_code"] and body["changes"]["added"] == []
-    assert client.get("/api/v1/forms/household_visit/diff?from=1", headers=admin).status_code == 400
+    assert client.get("/api/v1/forms/household_visit/diff?from=1", headers=admin).status_code == 422
     assert (
         client.get("/api/v1/forms/household_visit/diff?from=1&to=9", headers=admin).status_code
         == 404

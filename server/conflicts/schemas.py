@@ -30,7 +30,9 @@ MAX_PAGE_SIZE = 200
 ENTITY_TYPES = ("household", "member")
 CHOICES = ("winner", "loser")
 REVEAL_WORDS = ("sensitive",)
-_REGION_CODE_RE = re.compile(r"[0-9]{12}")
+# Twelve digits whose province part is not 00 (`server.regions.codes.is_valid_code`), as a
+# pattern, so that the OpenAPI description refuses what the service would.
+_REGION_CODE_RE = re.compile(r"(?:0[1-9]|[1-9][0-9])[0-9]{10}")
 
 
 class ConflictListQuerySchema(RequestSchema):

@@ -3,20 +3,36 @@ administrators (drafts, validate, publish, retire, versions, diff, XLSForm impor
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from forms.definition_schema import FORM_ID
 from server.auth.guard import authenticated, current_actor
-from server.errors import BadRequest, UnsupportedMediaType
+from server.errors import BadRequest, NotFound, UnsupportedMediaType
 from server.forms import service
 from server.forms.models import FormVersion
+from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
 from server.forms.xlsform_import import import_xlsform_draft
-from server.request_body import json_object
+from server.request_body import json_object, load_with
 from server.runtime import runtime
 from server.users.models import Role
+from sync_protocol.messages import MAX_INT32
 
 bp = Blueprint("forms", __name__, url_prefix="/api/v1/forms")
+_FORM_ID = re.compile(FORM_ID)
+# Version numbers are 32-bit in the database: a larger one names no version (404, not an error).
+_VERSION = f"int(min=1, max={MAX_INT32})"
+
+
+@bp.url_value_preprocessor
+def _known_form_id_shape(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # A form id that no form can have names nothing: 404 before it reaches a query (PostgreSQL
+    # refuses NUL in text; an odd id would be a 500 there instead).
+    form_id = (values or {}).get("form_id")
+    if form_id is not None and not _FORM_ID.fullmatch(form_id):
+        raise NotFound("no such form: form ids are 2-64 lower-case letters, digits or '_'")
 
 
 def _version_summary(row: FormVersion) -> dict[str, Any]:
@@ -60,7 +76,7 @@ def get_current(form_id: str) -> Response:
         return _definition_response(service.current_version(session, form_id))
 
 
-@bp.get("/<form_id>/versions/<int:version>")
+@bp.get(f"/<form_id>/versions/<{_VERSION}:version>")
 @authenticated()
 def get_version(form_id: str, version: int) -> Response:
     with runtime().db.unit_of_work(write=False) as session:
@@ -78,10 +94,8 @@ def list_versions(form_id: str) -> dict[str, Any]:
 @bp.get("/<form_id>/diff")
 @authenticated(Role.ADMIN, Role.SUPERVISOR)
 def diff(form_id: str) -> dict[str, Any]:
-    try:
-        old, new = int(request.args["from"]), int(request.args["to"])
-    except (KeyError, ValueError) as exc:
-        raise BadRequest("give the two versions as ?from=N&to=M") from exc
+    args = load_with(DiffQuerySchema(), request.args.to_dict())
+    old, new = args["from"], args["to"]
     with runtime().db.unit_of_work(write=False) as session:
         changes = service.diff_versions(session, form_id, old, new)
     return {"form_id": form_id, "from": old, "to": new, "changes": changes.to_dict()}
@@ -139,10 +153,9 @@ def retire(form_id: str) -> dict[str, Any]:
     rt = runtime()
     version = None
     if request.content_length:
-        raw = json_object(rt.settings.max_body_size).get("version")
-        if raw is not None and (not isinstance(raw, int) or isinstance(raw, bool) or raw < 1):
-            raise BadRequest("version must be a positive integer")
-        version = raw
+        version = load_with(RetireRequestSchema(), json_object(rt.settings.max_body_size)).get(
+            "version"
+        )
     with rt.db.unit_of_work() as session:
         retired = service.retire(session, current_actor(), form_id, version)
     return {

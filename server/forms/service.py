@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from forms.compatibility import check_register_compatibility
 from forms.definition import FormDefinition
-from forms.definition_schema import load_definition
+from forms.definition_schema import FORM_ID, load_definition
 from forms.diff import FormDiff, diff_definitions
 from forms.issues import DefinitionError, ValidationIssue
 from server.audit import service as audit
@@ -27,8 +27,9 @@ from server.auth.actor import Actor
 from server.db import utcnow
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.forms.models import Form, FormVersion
+from sync_protocol.messages import check_json_value
 
-_FORM_ID = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+_FORM_ID = re.compile(FORM_ID)
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,27 @@ def definition_issues(raw: dict[str, Any]) -> tuple[FormDefinition | None, list[
     return definition, check_register_compatibility(definition)
 
 
+def require_storable(raw: dict[str, Any]) -> None:
+    """422 for a definition that cannot be stored as JSON (NUL or lone surrogates in text, which
+    PostgreSQL's jsonb refuses; non-finite numbers; nesting past the protocol's depth)."""
+    problems = check_json_value(raw)
+    if problems:
+        raise ValidationFailed(
+            "the definition cannot be stored",
+            [
+                {"path": _json_path(path), "code": message.code, "message": str(message)}
+                for path, message in problems
+            ],
+        )
+
+
+def _json_path(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path).lstrip(".")
+
+
 def require_form_id(raw: dict[str, Any], expected: str | None = None) -> str:
     form_id = raw.get("form_id", expected)
-    if not isinstance(form_id, str) or not _FORM_ID.match(form_id):
+    if not isinstance(form_id, str) or not _FORM_ID.fullmatch(form_id):
         raise ValidationFailed(
             "a form needs a valid form_id",
             [
@@ -106,6 +125,7 @@ def _form_for_update(session: Session, form_id: str) -> Form:
 def create_form(session: Session, actor: Actor, raw: dict[str, Any]) -> DraftReport:
     """A new form whose draft is `raw` (saved even if it has problems; they are reported)."""
     form_id = require_form_id(raw)
+    require_storable(raw)
     if session.get(Form, form_id) is not None:
         raise Conflict(f"form {form_id!r} already exists; edit its draft instead")
     form = Form(
@@ -133,6 +153,7 @@ def create_form(session: Session, actor: Actor, raw: dict[str, Any]) -> DraftRep
 
 def replace_draft(session: Session, actor: Actor, form_id: str, raw: dict[str, Any]) -> DraftReport:
     require_form_id(raw, expected=form_id)
+    require_storable(raw)
     form = _form_for_update(session, form_id)
     form.draft = {**raw, "form_id": form_id}
     form.draft_updated_at = utcnow()

@@ -7,12 +7,11 @@ from typing import Any
 from flask import Blueprint, request
 
 from server.auth.guard import authenticated, current_actor
-from server.errors import ValidationFailed
-from server.request_body import page_arguments
+from server.request_body import load_with
 from server.runtime import runtime
 from server.submissions import service
+from server.submissions.schemas import QuarantineQuerySchema
 from server.users.models import Role
-from sync_protocol.errors import ItemErrorCode
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/v1")
 
@@ -21,8 +20,11 @@ bp = Blueprint("submissions", __name__, url_prefix="/api/v1")
 @authenticated(Role.SUPERVISOR, Role.ADMIN)
 def quarantine() -> dict[str, Any]:
     rt = runtime()
-    limit, offset = page_arguments()
-    reveal = _reveal_argument()
+    names = ("limit", "offset", "reveal")
+    args = load_with(
+        QuarantineQuerySchema(), {k: request.args[k] for k in names if k in request.args}
+    )
+    limit, offset, reveal = args["limit"], args["offset"], args.get("reveal") == "sensitive"
     with rt.db.unit_of_work(write=reveal) as session:
         rows = service.quarantine(
             session,
@@ -34,22 +36,3 @@ def quarantine() -> dict[str, Any]:
             reveal=reveal,
         )
     return {"submissions": rows, "limit": limit, "offset": offset, "revealed": reveal}
-
-
-def _reveal_argument() -> bool:
-    """`?reveal=sensitive` asks for identity numbers and phones in clear (audited)."""
-    value = request.args.get("reveal")
-    if value is None:
-        return False
-    if value != "sensitive":
-        raise ValidationFailed(
-            "bad reveal",
-            [
-                {
-                    "path": "reveal",
-                    "code": ItemErrorCode.INVALID_VALUE.value,
-                    "message": "Must be one of: sensitive.",
-                }
-            ],
-        )
-    return True
