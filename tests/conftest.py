@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -300,3 +301,21 @@ def cli(settings: Settings) -> Iterator[Callable[..., Any]]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def run_with_stdout_closed(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Runs a command with its standard output a pipe nobody reads (`… | head` after head has
+    exited): its exit status and what it wrote to standard error."""
+    process = subprocess.Popen(
+        argv,
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    errors = process.stderr.read()
+    process.stderr.close()
+    return process.wait(timeout=120), errors

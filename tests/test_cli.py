@@ -19,7 +19,15 @@ from server import migrate
 from server.audit.models import AuditEntry
 from server.cli import CliState, main
 from server.config import PROJECT_ROOT, Settings
-from tests.conftest import COUNTY, PASSWORD, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1, bearer
+from tests.conftest import (
+    COUNTY,
+    PASSWORD,
+    TOWNSHIP_A,
+    VILLAGE_A1,
+    VILLAGE_B1,
+    bearer,
+    run_with_stdout_closed,
+)
 from tests.patience import PATIENCE, wait_until
 
 
@@ -294,6 +302,18 @@ def test_set_password_needs_exactly_one_password_source(cli, regions):
     assert "exactly one of --password and --password-stdin" in result.output
 
 
+def _command_env(database: Path, instance_dir: Path) -> dict[str, str]:
+    """The environment of a `fieldsync` subprocess on `database`: its instance folder (and so its
+    secrets) in the test's own folder, never the repository's."""
+    return {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "INSTANCE_DIR": str(instance_dir),
+        "SECRET_KEY": "a-test-secret-key-of-at-least-32-characters",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 # -- serve -------------------------------------------------------------------------------------
 
 
@@ -316,12 +336,7 @@ def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
     database = tmp_path / "serve.db"
     database.write_bytes(Path(sqlite_template).read_bytes())
     port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{database}",
-        "INSTANCE_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = _command_env(database, tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-c", "from server.cli import main; main()", "serve", "--port", str(port)],
         cwd=PROJECT_ROOT,
@@ -353,13 +368,7 @@ def test_serve_answers_http_on_the_given_port(tmp_path, sqlite_template):
 def test_serve_on_a_port_in_use_says_so_first_and_how_to_choose_another(tmp_path, sqlite_template):
     database = tmp_path / "serve.db"
     database.write_bytes(Path(sqlite_template).read_bytes())
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{database}",
-        "INSTANCE_DIR": str(tmp_path),
-        "SECRET_KEY": "a-test-secret-key-of-at-least-32-characters",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = _command_env(database, tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -488,35 +497,12 @@ def test_the_role_choices_are_the_roles_of_the_user_model():
     assert tuple(Role.codes()) == ROLE_NAMES
 
 
-def _run_with_stdout_closed(argv, env=None):
-    """Runs `argv` with its standard output a pipe nobody reads (`… | head` after head exits)."""
-    process = subprocess.Popen(
-        argv,
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None and process.stderr is not None
-    process.stdout.close()
-    errors = process.stderr.read()
-    process.stderr.close()
-    return process.wait(timeout=120), errors
-
-
 @pytest.mark.parametrize("argv", [["--help"], ["users", "list"], ["db", "status"]])
 def test_a_closed_output_pipe_ends_the_command_quietly(argv, tmp_path, sqlite_template):
     database = tmp_path / "pipe.db"
     database.write_bytes(Path(sqlite_template).read_bytes())
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{database}",
-        "INSTANCE_DIR": str(tmp_path),
-        "SECRET_KEY": "a-test-secret-key-of-at-least-32-characters",
-        "LOG_LEVEL": "WARNING",
-    }
-    status, errors = _run_with_stdout_closed(
+    env = _command_env(database, tmp_path)
+    status, errors = run_with_stdout_closed(
         [sys.executable, "-c", "from server.cli import main; main()", *argv], env
     )
     assert status != 0

@@ -500,7 +500,7 @@ def _resend(
     if fingerprint != stored_hash:
         return ItemOutcome(
             result={
-                "instance_id": storable_text(item.instance_id) if item.instance_id else None,
+                "instance_id": _echoed_id(item),
                 "status": "rejected",
                 "errors": [
                     _error(
@@ -515,7 +515,11 @@ def _resend(
         )
     if not is_senders:
         return ItemOutcome(
-            result={"instance_id": item.instance_id, "status": "duplicate"}, store=False
+            result={
+                "instance_id": _echoed_id(item),
+                "status": "duplicate",
+            },
+            store=False,
         )
     if original.get("status") == "rejected":
         return ItemOutcome(result=dict(original), store=False)
@@ -527,6 +531,11 @@ def _resend(
     if original.get("conflicts"):
         replay["conflicts"] = original["conflicts"]
     return ItemOutcome(result=replay, store=False)
+
+
+def _echoed_id(item: SubmissionItem) -> str | None:
+    """The item's instance id as answers echo it (storable, whatever it holds)."""
+    return storable_text(item.instance_id) if item.instance_id else None
 
 
 def _known_villages(session: Session, plans: Iterable[list[EntityUpdate]]) -> set[str]:

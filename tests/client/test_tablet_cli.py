@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
 import sys
 
 import pytest
@@ -17,6 +16,7 @@ from sync_protocol.client import TabletClient
 from sync_protocol.replica import CachedForm
 from sync_protocol.tablet_cli import DEFAULT_ATTEMPTS, cli
 from sync_protocol.transport import RetryPolicy
+from tests.conftest import run_with_stdout_closed
 
 
 @pytest.fixture
@@ -83,17 +83,8 @@ def test_a_closed_output_pipe_ends_the_command_quietly(db, args):
     """`fieldsync-tablet … | head`: once the reader is gone, no error and no traceback."""
     _run(db, "fill", "household_visit", "--sample", "--village", "990102001001")
     entry = "from sync_protocol.tablet_cli import main; main()"
-    process = subprocess.Popen(
-        [sys.executable, "-c", entry, "--db", str(db), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None and process.stderr is not None
-    process.stdout.close()
-    errors = process.stderr.read()
-    process.stderr.close()
-    assert process.wait(timeout=120) != 0
+    status, errors = run_with_stdout_closed([sys.executable, "-c", entry, "--db", str(db), *args])
+    assert status != 0
     assert errors == ""
 
 
