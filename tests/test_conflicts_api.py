@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from forms.register import MONEY_LIMIT
 from server.app import create_app
 from server.audit.models import AuditEntry
 from server.conflicts.models import Conflict, ConflictStatus
@@ -596,6 +597,8 @@ def test_resolving_outside_the_regions_is_403_and_unknown_is_404(
         ("per_capita_income", "6000", "invalid_type"),
         ("per_capita_income", True, "invalid_type"),
         ("per_capita_income", 10**13, "out_of_range"),
+        # the register's bound, the same one a submission is held to (forms/register.py)
+        ("per_capita_income", MONEY_LIMIT + 0.5, "out_of_range"),
         ("per_capita_income", 12.345, "invalid_value"),
         ("category", "rich", "invalid_value"),
         ("risk_causes", ["illness", "boredom"], "invalid_value"),

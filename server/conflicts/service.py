@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Select, String, func, select
 from sqlalchemy.orm import Session, aliased
 
-from forms.register import ENTITIES, RegisterField, find_register_field
+from forms.register import ENTITIES, MONEY_LIMIT, MONEY_SCALE, RegisterField, find_register_field
 from server.audit import service as audit
 from server.auth.actor import Actor
 from server.config import Settings
@@ -53,8 +53,6 @@ _UUID_RE = re.compile(
 )
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # Money columns are NUMERIC(14, 2).
-_MONEY_LIMIT = Decimal(10) ** 12
-_MONEY_PLACES = 2
 _STATUSES = {status.value: status for status in ConflictStatus}
 
 
@@ -560,11 +558,12 @@ def _decimal_problem(value: Any) -> tuple[ItemErrorCode, str] | None:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except InvalidOperation:
         return ItemErrorCode.INVALID_VALUE, "Not a number."
-    if abs(number) >= _MONEY_LIMIT:
-        return ItemErrorCode.OUT_OF_RANGE, f"Must be below {_MONEY_LIMIT:,} in size."
+    # The register's own bound, the one submissions are held to (forms/register.py).
+    if abs(number) > MONEY_LIMIT:
+        return ItemErrorCode.OUT_OF_RANGE, f"At most {MONEY_LIMIT:,} in size."
     exponent = number.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -_MONEY_PLACES:
-        return ItemErrorCode.INVALID_VALUE, f"At most {_MONEY_PLACES} decimal places."
+    if isinstance(exponent, int) and exponent < -MONEY_SCALE:
+        return ItemErrorCode.INVALID_VALUE, f"At most {MONEY_SCALE} decimal places."
     return None
 
 
