@@ -27,6 +27,7 @@ from server.submissions.models import Submission
 from server.submissions.payload import (
     MARK,
     looks_sensitive,
+    masked_text,
     protect_submission_row,
     shown_payload,
 )
@@ -465,3 +466,57 @@ def test_a_deeply_nested_payload_is_protected_without_recursion_errors(depth):
     if depth < 900:  # deeper than that only the ciphertext keeps it (no one can show it anyway)
         revealed = shown_payload(_CODEC, stored["payload"], instance_id, reveal=True)
         assert revealed.payload == row["payload"]
+
+
+# How people write these numbers by hand: grouped by spaces or dashes.
+WRITTEN = {
+    "139-0771-1234": "139****1234",
+    "139 0771 1234": "139****1234",
+    "452802 19780312 001X": "4528**********001X",
+    "452802-19800521-0028": "4528**********0028",
+}
+
+
+def test_numbers_grouped_by_spaces_or_dashes_or_long_name_are_not_kept_in_clear(
+    people, client, login, rt
+):
+    tablet, _ = people
+    note = (
+        "户主"
+        + "，".join(f"电话{written}" for written in WRITTEN)
+        + "，办事日期2024-11-18 13907711234"
+    )
+    accepted = tablet.submission(visit(helper_observations=note))
+    # Too long for the field, so quarantined.
+    long_name = tablet.submission(
+        visit(
+            visitor_name=f"本户申请人本人居民身份证号码 {ID_B[:6]} {ID_B[6:14]} {ID_B[14:]}，"
+            "代写人联系电话 139 0771 1234"
+        )
+    )
+    results = tablet.push([accepted, long_name]).get_json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected"]
+
+    clear = [*WRITTEN, ID_B, PHONE]
+    for row in stored_rows(rt):
+        assert not any(value in stored_text(row) for value in clear), stored_text(row)
+    listing = client.get("/api/v1/submissions/quarantine", headers=bearer(login("supervisor_a")))
+    assert listing.status_code == 200
+    assert not any(value in listing.get_data(as_text=True) for value in clear)
+    # Dates and other short groups of digits are not taken for a number.
+    masked = listing.get_json()["submissions"][0]["payload"]["data"]["visitor_name"]
+    assert masked == "本户申请人本人居民身份证号码 4528**********0028，代写人联系电话 139****1234"
+    for written, mask in WRITTEN.items():
+        assert masked_text(f"电话{written}。") == f"电话{mask}。"
+    assert masked_text("2024-11-18 至 2024-12-01，编号 12-3456-7890") == (
+        "2024-11-18 至 2024-12-01，编号 12-3456-7890"
+    )
+    # Reveal gives back exactly what was sent.
+    revealed = client.get(
+        "/api/v1/submissions/quarantine?reveal=sensitive", headers=bearer(login("supervisor_a"))
+    )
+    assert revealed.get_json()["submissions"][0]["payload"] == long_name
+    # The same items sent again are recognised.
+    again = tablet.push([accepted, long_name]).get_json()["results"]
+    assert [r["status"] for r in again] == ["duplicate", "rejected"]
+    assert len(stored_rows(rt)) == 2

@@ -48,7 +48,17 @@ TEXT = "text"
 # sensitive is decided by `_kind_of` (a regular expression with look-arounds and alternatives is
 # tens of times slower on a visit's text). `\d` is any Unicode digit: tablets' input methods type
 # full-width ones too.
-_LONG_RUN = re.compile(r"\d{11,}[XxＸｘ]?")
+_LONG_RUN = re.compile(
+    r"\d{11,}[XxＸｘ]?"
+    # …or the same written in groups of digits joined by single spaces or dashes, as people
+    # write a phone (`139-0771-1234`) or an identity number (`452802 19780312 001X`). A group
+    # has at most 8 digits and the run stands apart from letters and digits, so a clock value
+    # (`1763795400123-00002-…`) or a UUID is never taken for one.
+    r"|(?<![0-9A-Za-z])\d{1,8}(?:[ \-]\d{1,8})+[XxＸｘ]?(?![0-9A-Za-z])"
+)
+_SEPARATORS = re.compile(r"[ \-]")
+# The grouped form in a document's UTF-8 JSON text (ASCII digits; full-width ones walk anyway).
+_GROUPED_RUN = re.compile(rb"(?<![0-9A-Za-z])[0-9]{1,8}(?:[ \-][0-9]{1,8})+[Xx]?(?![0-9A-Za-z])")
 _ID_CHECK_LETTERS = frozenset("XxＸｘ")
 _PHONE_SECOND_DIGITS = frozenset("3456789３４５６７８９")
 # In a document's UTF-8 JSON text: a number of 11 to 18 digits written with an exponent
@@ -60,6 +70,7 @@ _DIGITS_TO_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
 _NINE = ord("9")
 _ELEVEN_NINES = b"9" * 11
 _SHORTEST = 11
+_LONGEST = 18
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 # JSON numbers of 11 to 18 digits: the only ones whose digits can be a sensitive run.
 _NUMBER_LOW, _NUMBER_HIGH = 10**10, 10**18
@@ -271,7 +282,7 @@ class _Sealer:
     def text(self, value: str) -> dict[str, Any]:
         kind = _sensitive_kind(value)
         if kind is not None:
-            return self.marker(kind, value, mask(kind, value), hashed=value)
+            return self.marker(kind, value, mask(kind, _SEPARATORS.sub("", value)), hashed=value)
         return self.marker(TEXT, value, masked_text(value))
 
     def whole(self, value: Any, tree: Tree | None, depth: int) -> Any:
@@ -353,7 +364,7 @@ def _may_hold_sensitive(value: Any) -> bool:
             if _kind_of(run.decode()):
                 return True
         start = nines.find(_ELEVEN_NINES, end)
-    return False
+    return any(_kind_of(run.group().decode()) for run in _GROUPED_RUN.finditer(data))
 
 
 def _holds_sensitive_deep(value: Any) -> bool:
@@ -378,7 +389,10 @@ def _holds_sensitive_deep(value: Any) -> bool:
 
 
 def _kind_of(run: str) -> str | None:
-    """`id_number` or `phone` if the run of digits (from `_LONG_RUN`) is one, else None."""
+    """`id_number` or `phone` if the run of digits (from `_LONG_RUN`) is one, or for a run
+    written in groups holds one, else None."""
+    if " " in run or "-" in run:
+        return _kind_of_groups(_SEPARATORS.split(run))
     size = len(run)
     if run[-1] in _ID_CHECK_LETTERS:
         # An identity number's check letter, or a letter after some other run of digits.
@@ -387,6 +401,20 @@ def _kind_of(run: str) -> str | None:
         return "id_number"
     if size == _SHORTEST and run[0] in "1１" and run[1] in _PHONE_SECOND_DIGITS:
         return "phone"
+    return None
+
+
+def _kind_of_groups(groups: list[str]) -> str | None:
+    """The kind of the first number that whole neighbouring groups of digits spell, if any."""
+    for first in range(len(groups)):
+        digits = ""
+        for group in groups[first:]:
+            digits += group
+            if len(digits) > _LONGEST:
+                break
+            kind = _kind_of(digits) if len(digits) >= _SHORTEST else None
+            if kind is not None:
+                return kind
     return None
 
 
@@ -399,7 +427,7 @@ def _sensitive_kind(text: str) -> str | None:
 def _mask_match(match: re.Match[str]) -> str:
     run = match.group(0)
     kind = _kind_of(run)
-    return mask(kind, run) if kind else run
+    return mask(kind, _SEPARATORS.sub("", run)) if kind else run
 
 
 def _number_digits(value: int | float) -> str | None:
