@@ -520,3 +520,21 @@ def test_numbers_grouped_by_spaces_or_dashes_or_long_name_are_not_kept_in_clear(
     again = tablet.push([accepted, long_name]).get_json()["results"]
     assert [r["status"] for r in again] == ["duplicate", "rejected"]
     assert len(stored_rows(rt)) == 2
+
+
+def test_a_number_right_after_a_control_character_is_not_kept_in_clear(people, client, login, rt):
+    tablet, _ = people
+    # JSON writes a NUL as `\u0000`: its zeros must not hide the number that follows.
+    in_value = tablet.submission(visit(helper_observations=f"户主\x00{ID_B}\x1f{PHONE}"))
+    in_key = {**tablet.submission(visit()), f"\x00{ID_A}": 1}
+    results = tablet.push([tablet.submission(visit()), in_value, in_key]).get_json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected"]
+
+    rows = {str(row.instance_id): row for row in stored_rows(rt)}
+    for item in (in_value, in_key):
+        text = stored_text(rows[item["instance_id"]])
+        assert not any(value in text for value in CLEAR), text
+    listing = client.get("/api/v1/submissions/quarantine", headers=bearer(login("supervisor_a")))
+    assert listing.status_code == 200
+    assert not any(value in listing.get_data(as_text=True) for value in CLEAR)
+    assert masked_text('["\\u00004528021978031200' + '1X"]') == '["\\u00004528**********001X"]'

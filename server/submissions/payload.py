@@ -57,6 +57,8 @@ _LONG_RUN = re.compile(
     r"|(?<![0-9A-Za-z])\d{1,8}(?:[ \-]\d{1,8})+[XxＸｘ]?(?![0-9A-Za-z])"
 )
 _SEPARATORS = re.compile(r"[ \-]")
+# A `\uXXXX` escape in JSON text, kept apart from the digits around it.
+_JSON_ESCAPE = re.compile(r"(\\u[0-9A-Fa-f]{4})")
 # The grouped form in a document's UTF-8 JSON text (ASCII digits; full-width ones walk anyway).
 _GROUPED_RUN = re.compile(rb"(?<![0-9A-Za-z])[0-9]{1,8}(?:[ \-][0-9]{1,8})+[Xx]?(?![0-9A-Za-z])")
 _ID_CHECK_LETTERS = frozenset("XxＸｘ")
@@ -161,6 +163,14 @@ def masked_text(text: str) -> str:
     """`text` with every identity number and mobile number in it masked."""
     if len(text) < _SHORTEST or _DIGEST.fullmatch(text):
         return text
+    if "\\u" in text:
+        # JSON text (an error's path quoting a key): an escape such as `\u0000` ends in digits
+        # that would hide the number after it.
+        pieces = _JSON_ESCAPE.split(text)
+        return "".join(
+            piece if index % 2 else _LONG_RUN.sub(_mask_match, piece)
+            for index, piece in enumerate(pieces)
+        )
     return _LONG_RUN.sub(_mask_match, text)
 
 
@@ -168,7 +178,8 @@ def looks_sensitive(text: str) -> bool:
     """Whether `text` holds an identity number or mobile number (and is not a digest)."""
     if len(text) < _SHORTEST:
         return False
-    found = any(_kind_of(run.group()) for run in _LONG_RUN.finditer(text))
+    pieces = _JSON_ESCAPE.split(text)[::2] if "\\u" in text else [text]
+    found = any(_kind_of(run.group()) for piece in pieces for run in _LONG_RUN.finditer(piece))
     return found and _DIGEST.fullmatch(text) is None
 
 
@@ -348,6 +359,8 @@ def _may_hold_sensitive(value: Any) -> bool:
     except (TypeError, orjson.JSONEncodeError):  # a lone surrogate, a huge integer: walk it
         return True
     if _MARK_BYTES in data or _FULL_WIDTH_DIGIT.search(data):
+        return True
+    if b"\\u" in data:  # a control character, whose `\u00XX` escape could hide a number after it
         return True
     if b"e+1" in data and _EXPONENT.search(data):
         return True
