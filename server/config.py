@@ -249,11 +249,19 @@ def instance_keys(instance_dir: Path, database: Path | None) -> tuple[str, str |
     secret_file = instance_dir / SECRET_KEY_FILE
     data_key_file = instance_dir / DATA_KEY_FILE
     if not secret_file.exists():
-        instance_dir.mkdir(parents=True, exist_ok=True)
-        has_old_data = database is not None and database.exists() and database.stat().st_size > 0
-        if has_old_data and not data_key_file.exists():
-            _create_private_file(data_key_file, LEGACY_DATA_KEY)
-        _create_private_file(secret_file, secrets.token_urlsafe(48))
+        try:
+            instance_dir.mkdir(parents=True, exist_ok=True)
+            has_old_data = (
+                database is not None and database.exists() and database.stat().st_size > 0
+            )
+            if has_old_data and not data_key_file.exists():
+                _create_private_file(data_key_file, LEGACY_DATA_KEY)
+            _create_private_file(secret_file, secrets.token_urlsafe(48))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot make the instance secret in {instance_dir} ({exc.strerror or exc}): "
+                "make INSTANCE_DIR a folder this user may write, or set SECRET_KEY"
+            ) from exc
     secret = _read_key(secret_file)
     return secret, _read_key(data_key_file) if data_key_file.exists() else None
 

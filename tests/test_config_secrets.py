@@ -204,3 +204,30 @@ def test_the_command_line_makes_the_instance_secret_on_first_start(tmp_path):
     assert (tmp_path / "fieldsync.db").exists()
     assert len((tmp_path / "secret_key").read_text().strip()) >= 32
     assert not (tmp_path / "data_key").exists()  # a new database: nothing to keep readable
+
+
+def test_an_instance_folder_that_cannot_be_made_is_an_error_naming_it(tmp_path):
+    # A file where the folder should be: no folder, no secret can be made there (even as root).
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    instance = blocker / "instance"
+    with pytest.raises(ConfigError, match="not-a-folder/instance") as raised:
+        Settings.from_env({"INSTANCE_DIR": str(instance)})
+    assert "INSTANCE_DIR" in str(raised.value) and "SECRET_KEY" in str(raised.value)
+
+
+def test_the_command_line_says_plainly_when_the_instance_folder_cannot_be_made(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATA_KEY"}}
+    env |= {"INSTANCE_DIR": str(blocker / "instance"), "ENVIRONMENT": "development"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", "from server.cli import main; main()", "db", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "INSTANCE_DIR" in done.stderr, done.stderr
