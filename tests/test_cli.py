@@ -180,6 +180,16 @@ def test_users_create_of_an_existing_username_is_an_error(cli, regions):
     assert _user_rows(cli)["li.ming"][0] == "collector"
 
 
+def test_users_create_of_a_username_differing_only_in_case_is_an_error(cli, regions):
+    # Two accounts "li.ming" and "Li.Ming" would be told apart by no one reading a log or a
+    # list, and a tablet that capitalises the first letter would log in as the wrong one.
+    _create(cli, "li.ming")
+    result = _create(cli, "Li.Ming", "admin")
+    assert result.exit_code == 1
+    assert "error: user 'li.ming' already exists" in result.stderr
+    assert set(_user_rows(cli)) == {"li.ming"}
+
+
 def test_users_create_with_a_short_password_lists_the_problem(cli, regions):
     result = _create(cli, "li.ming", password="short")
     assert result.exit_code == 1
