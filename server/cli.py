@@ -166,7 +166,7 @@ def db_status(state: CliState) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
 @pass_state
 def serve(state: CliState, host: str, port: int) -> None:
     """Run the development server (production: gunicorn wsgi:app)."""

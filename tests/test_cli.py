@@ -335,6 +335,17 @@ def test_serve_refuses_a_database_that_is_not_migrated(tmp_path):
     state.close()
 
 
+@pytest.mark.parametrize("port", ["65536", "99999", "-1"])
+def test_serve_refuses_a_port_outside_the_tcp_range(tmp_path, port):
+    # The socket layer takes 99999 modulo 65536: the server would listen on a port nobody asked for.
+    _, state, run = _fresh_sqlite_cli(tmp_path)
+    result = run("serve", "--port", port)
+    assert result.exit_code == 2
+    assert "Invalid value for '--port'" in result.output
+    assert "0<=x<=65535" in result.output
+    state.close()
+
+
 def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
