@@ -57,6 +57,21 @@ def test_production_refuses_a_short_data_key_and_accepts_strong_keys():
     assert settings.environment == "production" and settings.is_production
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"SECRET_KEY": " " * 40},  # a variable filled with blanks by mistake
+        {"SECRET_KEY": "\t\n" * 20},
+        {"SECRET_KEY": STRONG, "DATA_KEY": " " * 40},
+        {"SECRET_KEY": STRONG, "DATA_KEY": DEV_SECRET_KEY},  # the public key, copied over
+    ],
+    ids=["blank-secret", "whitespace-secret", "blank-data-key", "development-data-key"],
+)
+def test_production_refuses_blank_keys_and_the_development_key_as_data_key(keys):
+    with pytest.raises(ConfigError, match="SECRET_KEY" if "DATA_KEY" not in keys else "DATA_KEY"):
+        Settings.from_env({"ENVIRONMENT": "production", **keys})
+
+
 def test_settings_built_directly_are_checked_the_same_way():
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         Settings(environment="PROD")
