@@ -443,10 +443,13 @@ def devices_assign(state: CliState, device_id: uuid.UUID, username: str) -> None
 
     with state.runtime().db.unit_of_work() as session:
         assigned = assign_device(session, system_actor(), device_id, username)
+    tokens = "token" if assigned.revoked_tokens == 1 else "tokens"
     click.echo(
         f"device {assigned.device_id} now belongs to {assigned.username} "
-        f"(was {assigned.previous_username or '-'}; {assigned.revoked_tokens} tokens revoked)"
+        f"(was {assigned.previous_username or '-'}; {assigned.revoked_tokens} {tokens} revoked)"
     )
+    if assigned.still_revoked:
+        click.echo("the device is still revoked: no one can log in with it")
 
 
 @devices.command("gaps")
