@@ -46,7 +46,10 @@ class CliState:
         from server.runtime import Runtime
 
         if self._runtime is None:
-            self._runtime = Runtime.build(self.get_settings())
+            settings = self.get_settings()
+            if require_current_schema:
+                _refuse_a_missing_sqlite_file(settings.database_url)
+            self._runtime = Runtime.build(settings)
         if require_current_schema:
             state = migrate.migration_state(self._runtime.db.engine)
             if not state.is_current:
@@ -60,6 +63,20 @@ class CliState:
         if self._runtime is not None:
             self._runtime.db.dispose()
             self._runtime = None
+
+
+def _refuse_a_missing_sqlite_file(url: str) -> None:
+    """Opening a SQLite file that is not there would create an empty one (and its folders): a
+    mistyped DATABASE_URL would leave databases about. Only `db upgrade` creates one."""
+    if not url.startswith("sqlite"):
+        return
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:" and not Path(database).exists():
+        raise CommandRefused(
+            f"no database at {database}: run `fieldsync db upgrade` first (or check DATABASE_URL)"
+        )
 
 
 class CommandRefused(click.ClickException):

@@ -63,6 +63,17 @@ def _fresh_sqlite_cli(tmp_path):
     return url, state, lambda *args: CliRunner().invoke(main, list(args), obj=state)
 
 
+def test_a_command_on_a_sqlite_file_that_does_not_exist_leaves_no_file_behind(tmp_path):
+    # A mistyped DATABASE_URL must not leave empty databases (and their folders) about.
+    _, state, run = _fresh_sqlite_cli(tmp_path)
+    result = run("users", "list")
+    assert result.exit_code == 1
+    assert "no database at" in result.stderr and "fieldsync db upgrade" in result.stderr
+    assert str(tmp_path / "new" / "folder" / "fieldsync.db") in result.stderr
+    assert not (tmp_path / "new").exists()
+    state.close()
+
+
 def test_db_upgrade_on_a_fresh_sqlite_file_creates_its_folder_and_a_current_schema(tmp_path):
     url, state, run = _fresh_sqlite_cli(tmp_path)
     result = run("db", "upgrade")
