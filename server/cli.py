@@ -46,7 +46,10 @@ class CliState:
         from server.runtime import Runtime
 
         if self._runtime is None:
-            self._runtime = Runtime.build(self.get_settings())
+            settings = self.get_settings()
+            if require_current_schema:
+                _refuse_a_missing_sqlite_file(settings.database_url)
+            self._runtime = Runtime.build(settings)
         if require_current_schema:
             state = migrate.migration_state(self._runtime.db.engine)
             if not state.is_current:
@@ -60,6 +63,20 @@ class CliState:
         if self._runtime is not None:
             self._runtime.db.dispose()
             self._runtime = None
+
+
+def _refuse_a_missing_sqlite_file(url: str) -> None:
+    """Opening a SQLite file that is not there would create an empty one (and its folders): a
+    mistyped DATABASE_URL would leave databases about. Only `db upgrade` creates one."""
+    if not url.startswith("sqlite"):
+        return
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:" and not Path(database).exists():
+        raise CommandRefused(
+            f"no database at {database}: run `fieldsync db upgrade` first (or check DATABASE_URL)"
+        )
 
 
 class CommandRefused(click.ClickException):
@@ -166,7 +183,7 @@ def db_status(state: CliState) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
 @pass_state
 def serve(state: CliState, host: str, port: int) -> None:
     """Run the development server (production: gunicorn wsgi:app)."""
@@ -443,10 +460,13 @@ def devices_assign(state: CliState, device_id: uuid.UUID, username: str) -> None
 
     with state.runtime().db.unit_of_work() as session:
         assigned = assign_device(session, system_actor(), device_id, username)
+    tokens = "token" if assigned.revoked_tokens == 1 else "tokens"
     click.echo(
         f"device {assigned.device_id} now belongs to {assigned.username} "
-        f"(was {assigned.previous_username or '-'}; {assigned.revoked_tokens} tokens revoked)"
+        f"(was {assigned.previous_username or '-'}; {assigned.revoked_tokens} {tokens} revoked)"
     )
+    if assigned.still_revoked:
+        click.echo("the device is still revoked: no one can log in with it")
 
 
 @devices.command("gaps")

@@ -137,21 +137,22 @@ class Settings:
             raise ConfigError("LOGIN_WINDOW must be longer than LOGIN_MAX_DELAY")
 
     def _check_production(self, attachments_follow_instance: bool) -> None:
-        if not self.secret_key or self.secret_key == DEV_SECRET_KEY:
+        if not self.secret_key.strip() or self.secret_key == DEV_SECRET_KEY:
             raise ConfigError(
                 "SECRET_KEY must be set in production (a random value of at least "
                 f"{MIN_KEY_LENGTH} characters, e.g. from `python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))'`)"
             )
-        if len(self.secret_key) < MIN_KEY_LENGTH:
+        # Blanks do not count: a key of spaces is a variable filled by mistake, not a secret.
+        if len(self.secret_key.strip()) < MIN_KEY_LENGTH:
             raise ConfigError(
                 f"SECRET_KEY is too short for production: at least {MIN_KEY_LENGTH} characters"
             )
-        if self.data_key and len(self.data_key) < MIN_KEY_LENGTH:
+        if self.data_key and len(self.data_key.strip()) < MIN_KEY_LENGTH:
             raise ConfigError(
                 f"DATA_KEY is too short for production: at least {MIN_KEY_LENGTH} characters"
             )
-        if self.data_key == LEGACY_DATA_KEY:
+        if self.data_key in (LEGACY_DATA_KEY, DEV_SECRET_KEY):
             raise ConfigError("DATA_KEY must not be the development data key in production")
         if self.database_kind == "postgresql" and attachments_follow_instance:
             raise ConfigError(
@@ -249,11 +250,19 @@ def instance_keys(instance_dir: Path, database: Path | None) -> tuple[str, str |
     secret_file = instance_dir / SECRET_KEY_FILE
     data_key_file = instance_dir / DATA_KEY_FILE
     if not secret_file.exists():
-        instance_dir.mkdir(parents=True, exist_ok=True)
-        has_old_data = database is not None and database.exists() and database.stat().st_size > 0
-        if has_old_data and not data_key_file.exists():
-            _create_private_file(data_key_file, LEGACY_DATA_KEY)
-        _create_private_file(secret_file, secrets.token_urlsafe(48))
+        try:
+            instance_dir.mkdir(parents=True, exist_ok=True)
+            has_old_data = (
+                database is not None and database.exists() and database.stat().st_size > 0
+            )
+            if has_old_data and not data_key_file.exists():
+                _create_private_file(data_key_file, LEGACY_DATA_KEY)
+            _create_private_file(secret_file, secrets.token_urlsafe(48))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot make the instance secret in {instance_dir} ({exc.strerror or exc}): "
+                "make INSTANCE_DIR a folder this user may write, or set SECRET_KEY"
+            ) from exc
     secret = _read_key(secret_file)
     return secret, _read_key(data_key_file) if data_key_file.exists() else None
 

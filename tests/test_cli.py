@@ -63,6 +63,17 @@ def _fresh_sqlite_cli(tmp_path):
     return url, state, lambda *args: CliRunner().invoke(main, list(args), obj=state)
 
 
+def test_a_command_on_a_sqlite_file_that_does_not_exist_leaves_no_file_behind(tmp_path):
+    # A mistyped DATABASE_URL must not leave empty databases (and their folders) about.
+    _, state, run = _fresh_sqlite_cli(tmp_path)
+    result = run("users", "list")
+    assert result.exit_code == 1
+    assert "no database at" in result.stderr and "fieldsync db upgrade" in result.stderr
+    assert str(tmp_path / "new" / "folder" / "fieldsync.db") in result.stderr
+    assert not (tmp_path / "new").exists()
+    state.close()
+
+
 def test_db_upgrade_on_a_fresh_sqlite_file_creates_its_folder_and_a_current_schema(tmp_path):
     url, state, run = _fresh_sqlite_cli(tmp_path)
     result = run("db", "upgrade")
@@ -178,6 +189,16 @@ def test_users_create_of_an_existing_username_is_an_error(cli, regions):
     assert result.exit_code == 1
     assert "error: user 'li.ming' already exists" in result.stderr
     assert _user_rows(cli)["li.ming"][0] == "collector"
+
+
+def test_users_create_of_a_username_differing_only_in_case_is_an_error(cli, regions):
+    # Two accounts "li.ming" and "Li.Ming" would be told apart by no one reading a log or a
+    # list, and a tablet that capitalises the first letter would log in as the wrong one.
+    _create(cli, "li.ming")
+    result = _create(cli, "Li.Ming", "admin")
+    assert result.exit_code == 1
+    assert "error: user 'li.ming' already exists" in result.stderr
+    assert set(_user_rows(cli)) == {"li.ming"}
 
 
 def test_users_create_with_a_short_password_lists_the_problem(cli, regions):
@@ -322,6 +343,17 @@ def test_serve_refuses_a_database_that_is_not_migrated(tmp_path):
     result = run("serve", "--port", "1")
     assert result.exit_code == 1
     assert "run `fieldsync db upgrade` first" in result.stderr
+    state.close()
+
+
+@pytest.mark.parametrize("port", ["65536", "99999", "-1"])
+def test_serve_refuses_a_port_outside_the_tcp_range(tmp_path, port):
+    # The socket layer takes 99999 modulo 65536: the server would listen on a port nobody asked for.
+    _, state, run = _fresh_sqlite_cli(tmp_path)
+    result = run("serve", "--port", port)
+    assert result.exit_code == 2
+    assert "Invalid value for '--port'" in result.output
+    assert "0<=x<=65535" in result.output
     state.close()
 
 

@@ -57,6 +57,21 @@ def test_production_refuses_a_short_data_key_and_accepts_strong_keys():
     assert settings.environment == "production" and settings.is_production
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"SECRET_KEY": " " * 40},  # a variable filled with blanks by mistake
+        {"SECRET_KEY": "\t\n" * 20},
+        {"SECRET_KEY": STRONG, "DATA_KEY": " " * 40},
+        {"SECRET_KEY": STRONG, "DATA_KEY": DEV_SECRET_KEY},  # the public key, copied over
+    ],
+    ids=["blank-secret", "whitespace-secret", "blank-data-key", "development-data-key"],
+)
+def test_production_refuses_blank_keys_and_the_development_key_as_data_key(keys):
+    with pytest.raises(ConfigError, match="SECRET_KEY" if "DATA_KEY" not in keys else "DATA_KEY"):
+        Settings.from_env({"ENVIRONMENT": "production", **keys})
+
+
 def test_settings_built_directly_are_checked_the_same_way():
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         Settings(environment="PROD")
@@ -204,3 +219,30 @@ def test_the_command_line_makes_the_instance_secret_on_first_start(tmp_path):
     assert (tmp_path / "fieldsync.db").exists()
     assert len((tmp_path / "secret_key").read_text().strip()) >= 32
     assert not (tmp_path / "data_key").exists()  # a new database: nothing to keep readable
+
+
+def test_an_instance_folder_that_cannot_be_made_is_an_error_naming_it(tmp_path):
+    # A file where the folder should be: no folder, no secret can be made there (even as root).
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    instance = blocker / "instance"
+    with pytest.raises(ConfigError, match="not-a-folder/instance") as raised:
+        Settings.from_env({"INSTANCE_DIR": str(instance)})
+    assert "INSTANCE_DIR" in str(raised.value) and "SECRET_KEY" in str(raised.value)
+
+
+def test_the_command_line_says_plainly_when_the_instance_folder_cannot_be_made(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATA_KEY"}}
+    env |= {"INSTANCE_DIR": str(blocker / "instance"), "ENVIRONMENT": "development"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", "from server.cli import main; main()", "db", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "INSTANCE_DIR" in done.stderr, done.stderr

@@ -234,3 +234,27 @@ def test_a_device_reassigned_between_a_pushs_checks_and_its_write_writes_nothing
     assert refused is not None and refused.details == {"device_id": tablet.device_id}
     with rt.db.unit_of_work(write=False) as session:
         assert session.scalars(select(Submission)).first() is None
+
+
+def test_fieldsync_devices_assign_of_a_revoked_device_says_it_stays_revoked(
+    client, create_user_, login, cli
+):
+    # Assigning does not undo a revocation (a tablet reported stolen stays refused): the
+    # command must not let an administrator believe the new owner can now log in with it.
+    create_user_("admin", Role.ADMIN)
+    create_user_("li.ming")
+    create_user_("wang.fang")
+    tablet = str(uuid.uuid4())
+    login("li.ming", device_id=tablet)
+    revoked = client.post(f"/api/v1/devices/{tablet}/revoke", headers=bearer(login("admin")))
+    assert revoked.status_code == 200
+    result = cli("devices", "assign", tablet, "wang.fang")
+    assert result.exit_code == 0, result.output
+    assert "(was li.ming; 0 tokens revoked)" in result.output
+    assert "still revoked: no one can log in with it" in result.output
+    assert _login(client, "wang.fang", device_id=tablet).status_code == 403
+    single = str(uuid.uuid4())
+    login("li.ming", device_id=single)
+    once = cli("devices", "assign", single, "wang.fang")
+    assert "(was li.ming; 1 token revoked)" in once.output
+    assert "still revoked" not in once.output

@@ -73,9 +73,13 @@ def test_parsing_skips_blank_lines_and_counts_them_in_line_numbers():
     assert [(e.line, e.code) for e in parsed.errors] == [(3, "empty_name")]
 
 
-def test_parsing_reports_a_file_that_is_not_utf8():
+def test_parsing_reports_a_file_that_is_not_utf8_at_the_line_of_its_first_bad_byte():
+    # A file saved as GB18030 (Excel's default on Chinese Windows): its header is plain ASCII,
+    # the first Chinese name is on line 2.
     parsed = parse_regions((HEADER + f"{PROVINCE},演示省,\n").encode("gb18030"))
-    assert [(e.line, e.code) for e in parsed.errors] == [(1, "not_utf8")]
+    assert [(e.line, e.code) for e in parsed.errors] == [(2, "not_utf8")]
+    assert "save it as UTF-8" in parsed.errors[0].message
+    assert "position" not in parsed.errors[0].message  # a byte offset helps nobody
 
 
 # -- importing through the CLI -----------------------------------------------------------------

@@ -295,6 +295,8 @@ class DeviceAssignment:
     username: str
     previous_username: str
     revoked_tokens: int
+    # Assigning does not undo a revocation: a revoked device stays refused to everyone.
+    still_revoked: bool = False
 
 
 def assign_device(
@@ -337,4 +339,5 @@ def assign_device(
         username=user.username,
         previous_username=previous_username,
         revoked_tokens=revoked_tokens,
+        still_revoked=device.is_revoked,
     )

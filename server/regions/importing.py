@@ -80,7 +80,9 @@ def parse_regions(data: bytes) -> ParsedRegions:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return ParsedRegions([], [RowError(1, "not_utf8", f"the file is not UTF-8 text ({exc})")])
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = "the file is not UTF-8 text from this line on: save it as UTF-8 (CSV UTF-8)"
+        return ParsedRegions([], [RowError(line, "not_utf8", message)])
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None or tuple(cell.strip() for cell in header) != HEADER:

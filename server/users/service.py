@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from server.audit import service as audit
@@ -81,8 +81,13 @@ def create_user(
     errors.extend(_password_problems(password))
     if errors:
         raise ValidationFailed("invalid user", errors)
-    if find_user(session, username) is not None:
-        raise Conflict(f"user {username!r} already exists")
+    # Names are told apart by people reading lists and logs, and typed on tablets that
+    # capitalise: a name differing from an existing one only in case is that user's.
+    existing = session.scalars(
+        select(User.username).where(func.lower(User.username) == username.lower())
+    ).first()
+    if existing is not None:
+        raise Conflict(f"user {existing!r} already exists")
     codes = _require_regions(session, regions)
     user = User(
         username=username,
