@@ -411,7 +411,12 @@ _DOCUMENTS = st.recursive(
 )
 
 
-@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(document=st.dictionaries(_TEXTS, _DOCUMENTS, max_size=5))
 def test_any_document_is_stored_without_a_clear_value_and_revealed_exactly(document):
     instance_id = str(uuid.uuid4())
@@ -426,7 +431,9 @@ def test_any_document_is_stored_without_a_clear_value_and_revealed_exactly(docum
 
     def clear_parts(value, inside_marker=False):
         if isinstance(value, dict):
-            if MARK in value and "cipher" in value:
+            # A marker the server made; an object that merely has such keys (a document may)
+            # is protected as a whole, and its masked copy is walked like any other object.
+            if MARK in value and "cipher" in value and "masked" in value:
                 yield from clear_parts(value["masked"], True)
                 return
             for key, element in value.items():
