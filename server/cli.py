@@ -65,15 +65,23 @@ class CliState:
             self._runtime = None
 
 
-def _refuse_a_missing_sqlite_file(url: str) -> None:
-    """Opening a SQLite file that is not there would create an empty one (and its folders): a
-    mistyped DATABASE_URL would leave databases about. Only `db upgrade` creates one."""
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file `url` names when that file is not there. Opening it would
+    create an empty one (and its folders): a mistyped DATABASE_URL would leave databases about.
+    Only `db upgrade` creates one."""
     if not url.startswith("sqlite"):
-        return
+        return None
     from sqlalchemy.engine import make_url
 
     database = make_url(url).database
     if database and database != ":memory:" and not Path(database).exists():
+        return database
+    return None
+
+
+def _refuse_a_missing_sqlite_file(url: str) -> None:
+    database = _missing_sqlite_file(url)
+    if database is not None:
         raise CommandRefused(
             f"no database at {database}: run `fieldsync db upgrade` first (or check DATABASE_URL)"
         )
@@ -172,6 +180,12 @@ def db_status(state: CliState) -> None:
     """Show the database's migration revision and the newest one."""
     from server import migrate
 
+    missing = _missing_sqlite_file(state.get_settings().database_url)
+    if missing is not None:  # looked at, not created
+        click.echo(f"current: (no database at {missing})")
+        click.echo(f"head:    {migrate.head_revision()}")
+        click.echo("run `fieldsync db upgrade` (or check DATABASE_URL)")
+        return
     migration = migrate.migration_state(state.runtime(require_current_schema=False).db.engine)
     click.echo(f"current: {migration.current or '(empty database)'}")
     click.echo(f"head:    {migration.head}")

@@ -71,6 +71,11 @@ def test_a_command_on_a_sqlite_file_that_does_not_exist_leaves_no_file_behind(tm
     assert "no database at" in result.stderr and "fieldsync db upgrade" in result.stderr
     assert str(tmp_path / "new" / "folder" / "fieldsync.db") in result.stderr
     assert not (tmp_path / "new").exists()
+    status = run("db", "status")
+    assert status.exit_code == 0, status.output
+    assert "current: (no database at" in status.output
+    assert f"head:    {migrate.head_revision()}" in status.output
+    assert not (tmp_path / "new").exists()
     state.close()
 
 
@@ -92,6 +97,9 @@ def test_db_upgrade_on_a_fresh_sqlite_file_creates_its_folder_and_a_current_sche
 
 def test_db_status_of_an_empty_database_asks_for_an_upgrade(tmp_path):
     _, state, run = _fresh_sqlite_cli(tmp_path)
+    database = tmp_path / "new" / "folder" / "fieldsync.db"
+    database.parent.mkdir(parents=True)
+    database.touch()  # a SQLite database with nothing in it
     result = run("db", "status")
     assert result.exit_code == 0, result.output
     assert "current: (empty database)" in result.output
