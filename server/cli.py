@@ -483,6 +483,25 @@ def devices_assign(state: CliState, device_id: uuid.UUID, username: str) -> None
         click.echo("the device is still revoked: no one can log in with it")
 
 
+@devices.command("list")
+@click.option("--user", "owner", metavar="USERNAME", help="Only the devices of this account.")
+@click.option("--limit", default=1000, show_default=True, help="At most this many devices.")
+@pass_state
+def devices_list(state: CliState, owner: str | None, limit: int) -> None:
+    """List the tablets: id, the account each belongs to, when last seen, revoked or not."""
+    from server.devices.listing import list_devices
+
+    with state.runtime().db.unit_of_work(write=False) as session:
+        rows = list_devices(session, owner=owner, limit=limit)
+    if not rows:
+        click.echo("no devices" + (f" of {owner}" if owner else ""))
+        return
+    for d in rows:
+        seen = f"{d.last_seen_at:%Y-%m-%d %H:%M} UTC" if d.last_seen_at else "never"
+        revoked = f"  revoked {d.revoked_at:%Y-%m-%d %H:%M} UTC" if d.revoked_at else ""
+        click.echo(f"{d.device_id}  {d.owner}  last seen {seen}  seq {d.highest_seq}{revoked}")
+
+
 @devices.command("gaps")
 @click.option("--limit", default=1000, show_default=True, help="At most this many ranges.")
 @pass_state

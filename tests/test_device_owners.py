@@ -258,3 +258,27 @@ def test_fieldsync_devices_assign_of_a_revoked_device_says_it_stays_revoked(
     once = cli("devices", "assign", single, "wang.fang")
     assert "(was li.ming; 1 token revoked)" in once.output
     assert "still revoked" not in once.output
+
+
+def test_fieldsync_devices_list_says_whose_each_tablet_is(client, create_user_, login, cli):
+    create_user_("admin", Role.ADMIN)
+    create_user_("li.ming")
+    create_user_("wang.fang")
+    assert cli("devices", "list").output.strip() == "no devices"
+    li_tablet, wang_tablet = str(uuid.uuid4()), str(uuid.uuid4())
+    login("li.ming", device_id=li_tablet)
+    login("wang.fang", device_id=wang_tablet)
+    admin = login("admin")
+    assert client.post(
+        f"/api/v1/devices/{wang_tablet}/revoke", headers=bearer(admin)
+    ).status_code in (200, 204)
+    listed = cli("devices", "list")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert len(lines) == 2
+    li_line, wang_line = lines
+    assert li_line.startswith(f"{li_tablet}  li.ming  last seen ") and "revoked" not in li_line
+    assert wang_line.startswith(f"{wang_tablet}  wang.fang  ") and " revoked " in wang_line
+    only = cli("devices", "list", "--user", "li.ming")
+    assert only.output.splitlines() == [li_line]
+    assert cli("devices", "list", "--user", "nobody").output.strip() == "no devices of nobody"
