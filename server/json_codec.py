@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from sync_protocol.messages import check_json_value
+
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS
 # 19 digits in a row may be an integer orjson cannot hold (2**63 has 19 digits). Found by turning
 # every digit into a 9 and looking for nineteen 9s: several times cheaper than a regex.
@@ -121,25 +123,8 @@ def storable(value: Any) -> Any:
 
 def is_storable(value: Any) -> bool:
     """Whether `value` (JSON data) holds no NUL, lone surrogate or non-finite number anywhere
-    and is nested at most `STORABLE_DEPTH` deep."""
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list) and depth >= STORABLE_DEPTH:
-            return False
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str) or _UNSTORABLE_TEXT.search(key):
-                    return False
-                stack.append((child, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str):
-            if _UNSTORABLE_TEXT.search(item):
-                return False
-        elif isinstance(item, float) and not math.isfinite(item):
-            return False
-    return True
+    and is nested at most `STORABLE_DEPTH` deep (the protocol's own check, at that depth)."""
+    return not check_json_value(value, max_depth=STORABLE_DEPTH)
 
 
 def stored_document(document: dict[str, Any]) -> dict[str, Any]:

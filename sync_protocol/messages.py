@@ -978,21 +978,23 @@ def submission_fingerprint(raw: Any) -> str:
 PathKey = str | int
 
 
-def check_json_value(value: Any) -> list[tuple[tuple[PathKey, ...], ProtocolMessage]]:
+def check_json_value(
+    value: Any, *, max_depth: int = MAX_DATA_DEPTH
+) -> list[tuple[tuple[PathKey, ...], ProtocolMessage]]:
     """Problems that would make `value` unsafe to store as JSON, as (path, message) pairs.
 
     Refused: non-finite numbers, NUL or unpaired surrogates in strings or keys, non-string keys,
-    non-JSON types and nesting deeper than `MAX_DATA_DEPTH`. Iterative, so any depth is safe.
+    non-JSON types and nesting deeper than `max_depth`. Iterative, so any depth is safe.
     """
     errors: list[tuple[tuple[PathKey, ...], ProtocolMessage]] = []
     stack: list[tuple[tuple[PathKey, ...], Any]] = [((), value)]
     while stack:
         path, item = stack.pop()
-        if len(path) > MAX_DATA_DEPTH:
+        if len(path) > max_depth:
             errors.append(
                 (
                     path,
-                    _message(ItemErrorCode.INVALID_VALUE, f"Nested deeper than {MAX_DATA_DEPTH}."),
+                    _message(ItemErrorCode.INVALID_VALUE, f"Nested deeper than {max_depth}."),
                 )
             )
             continue

@@ -310,6 +310,18 @@ class Acceptance:
     reason: str | None = None
 
 
+_published: dict[str, FormDefinition] = {}
+
+
+def published_definition(version: FormVersion) -> FormDefinition:
+    """A published version's definition, loaded once per process: published versions never
+    change, so caching them by content hash is always correct (and needs no invalidation)."""
+    cached = _published.get(version.content_hash)
+    if cached is None:
+        cached = _published[version.content_hash] = load_definition(version.definition)
+    return cached
+
+
 def acceptance_of(version: FormVersion, *, now: datetime, grace: timedelta) -> Acceptance:
     """Submissions against a published version are accepted; against a retired one only until the
     grace period after retirement ends, then quarantined with the reason (never dropped)."""

@@ -33,9 +33,9 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Connection
 
 from forms.definition import Field, FormDefinition
-from forms.definition_schema import load_definition
 from forms.register import find_register_field
 from server.forms.models import FormVersion
+from server.forms.service import published_definition
 from server.json_codec import received_document, stored_document
 from server.sensitive import MASKED_KINDS, SensitiveCodec, mask_id_number
 from server.sensitive import mask as mask_kind
@@ -217,7 +217,7 @@ def _tree_for(forms: Mapping[tuple[str, int], Any], payload: dict[str, Any]) -> 
     tree = _trees.get(row.content_hash)
     if tree is None:
         # Published versions never change: the tree of one content hash is always the same.
-        tree = _trees[row.content_hash] = sensitive_answers(load_definition(row.definition))
+        tree = _trees[row.content_hash] = sensitive_answers(published_definition(row))
     return tree or None
 
 

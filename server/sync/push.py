@@ -20,8 +20,6 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from forms.bindings import EntityUpdate
-from forms.definition import FormDefinition
-from forms.definition_schema import load_definition
 from forms.register import ENTITIES
 from forms.submission import check_submission
 from server.auth.actor import Actor
@@ -30,7 +28,7 @@ from server.config import Settings
 from server.devices.models import Device, DeviceSequenceGap
 from server.errors import Forbidden
 from server.forms.models import FormVersion
-from server.forms.service import acceptance_of
+from server.forms.service import acceptance_of, published_definition
 from server.json_codec import (
     ascii_json,
     storable,
@@ -67,16 +65,6 @@ FORM_ID_COLUMN = SUBMISSIONS.c.form_id.type.length  # type: ignore[attr-defined]
 HLC_COLUMN = SUBMISSIONS.c.hlc.type.length  # type: ignore[attr-defined]
 
 log = logging.getLogger("fieldsync.sync.push")
-
-_definitions: dict[str, FormDefinition] = {}
-
-
-def _definition(row: FormVersion) -> FormDefinition:
-    # Published versions never change, so caching them by content hash is always correct.
-    cached = _definitions.get(row.content_hash)
-    if cached is None:
-        cached = _definitions[row.content_hash] = load_definition(row.definition)
-    return cached
 
 
 @dataclass
@@ -236,7 +224,7 @@ class _Judge:
                     )
                 ],
             )
-        definition = _definition(row)
+        definition = published_definition(row)
         checked = check_submission(definition, sub["data"], today=collected.date(), now=collected)
         if checked.issues:
             return _rejected(
