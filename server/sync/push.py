@@ -133,15 +133,12 @@ def plan_push(
     items = request["submissions"]
     valid = [item for item in items if item.submission is not None]
     forms = _form_versions(session, valid)
-    now_ms = int(now.timestamp() * 1000)
-    skew_ms = settings.max_clock_skew * 1000
-    grace = timedelta(days=settings.form_retire_grace_days)
 
     # 1. Pure checks and bindings, item by item (no database work). Whatever goes wrong judging
     #    one item is that item's rejection, never the batch's failure.
     planned: dict[int, list[EntityUpdate]] = {}
     outcomes: dict[int, ItemOutcome] = {}
-    judge = _Judge(forms, now, now_ms, skew_ms, grace, settings.max_clock_skew)
+    judge = _Judge(forms, now, settings.max_clock_skew, settings.form_retire_grace_days)
     for item in items:
         try:
             judged = judge(item)
@@ -183,10 +180,20 @@ class _Judge:
 
     forms: dict[tuple[str, int], FormVersion]
     now: datetime
-    now_ms: int
-    skew_ms: int
-    grace: timedelta
-    max_clock_skew: int
+    max_clock_skew: int  # seconds
+    grace_days: int  # FORM_RETIRE_GRACE_DAYS
+    # Derived from the above, once per batch:
+    now_ms: int = field(init=False)
+    skew_ms: int = field(init=False)
+    latest_collected_at: datetime = field(init=False)
+    grace: timedelta = field(init=False)
+
+    def __post_init__(self) -> None:
+        skew = timedelta(seconds=self.max_clock_skew)
+        object.__setattr__(self, "now_ms", int(self.now.timestamp() * 1000))
+        object.__setattr__(self, "skew_ms", self.max_clock_skew * 1000)
+        object.__setattr__(self, "latest_collected_at", self.now + skew)
+        object.__setattr__(self, "grace", timedelta(days=self.grace_days))
 
     def __call__(self, item: SubmissionItem) -> ItemOutcome | list[EntityUpdate]:
         sub = item.submission
@@ -195,7 +202,7 @@ class _Judge:
         collected = sub["collected_at"]
         if is_too_far_ahead(sub["hlc"], self.now_ms, self.skew_ms):
             return self._clock_ahead(sub, "hlc", "clock")
-        if collected > self.now + timedelta(milliseconds=self.skew_ms):
+        if collected > self.latest_collected_at:
             return self._clock_ahead(sub, "collected_at", "collected_at")
         forms = self.forms
         row = forms.get((sub["form_id"], sub["form_version"]))
