@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, Uuid, create_engine, event
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -81,6 +81,14 @@ class Base(DeclarativeBase):
         dict[str, Any]: JsonDocument,
         list[Any]: JsonDocument,
     }
+
+
+def upsert_insert(session: Session, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """`INSERT` into `model` in the session's own dialect, whose `on_conflict_do_nothing` and
+    `on_conflict_do_update` the two databases spell alike."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
 def utcnow() -> datetime:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import IO, BinaryIO, cast
 
 from sqlalchemy import Insert, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.attachments.models import Attachment, AttachmentHolder, AttachmentRef
@@ -37,7 +36,7 @@ from server.attachments.store import (
 from server.audit import service as audit
 from server.auth.actor import Actor
 from server.bulk import codec_for, insert_rows
-from server.db import utcnow
+from server.db import upsert_insert, utcnow
 from server.errors import (
     NotFound,
     TooLarge,
@@ -262,7 +261,5 @@ def open_content(store: AttachmentStore, download: Download) -> BinaryIO:
 def _insert_ignoring_existing(
     session: Session, model: type[Attachment | AttachmentRef | AttachmentHolder]
 ) -> Insert:
-    # INSERT … ON CONFLICT DO NOTHING on the primary key, in each database's own dialect.
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing()
-    return sqlite.insert(model).on_conflict_do_nothing()
+    # INSERT … ON CONFLICT DO NOTHING on the primary key.
+    return upsert_insert(session, model).on_conflict_do_nothing()

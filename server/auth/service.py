@@ -12,8 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from server.audit import service as audit
@@ -22,7 +20,7 @@ from server.auth.actor import Actor
 from server.auth.models import Token
 from server.auth.passwords import PasswordHasher
 from server.config import Settings
-from server.db import Database, utcnow
+from server.db import Database, upsert_insert, utcnow
 from server.devices.models import Device
 from server.errors import Forbidden, NotFound, Unauthorized
 from server.users.models import RegionGrant, User
@@ -178,10 +176,9 @@ def _use_device(
     session: Session, user: User, device_id: uuid.UUID, *, address: str, now: datetime
 ) -> None:
     """Register the device to `user` on its first login; refuse it if revoked or another's."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     # Two first logins with one new id may race: the insert that loses does nothing.
     created = session.execute(
-        insert(Device)
+        upsert_insert(session, Device)
         .values(id=device_id, registered_by_id=user.id, owner_id=user.id, last_seen_at=now)
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(Device.id)

@@ -29,13 +29,12 @@ from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, delete, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from server.audit import service as audit
 from server.auth.models import LoginThrottle
 from server.config import Settings
+from server.db import upsert_insert
 from server.errors import NotFound, RateLimited
 from server.users.models import User
 
@@ -197,9 +196,7 @@ class _Row:
 def _lock(session: Session, subject: Subject, now: datetime) -> _Row:
     """The subject's row, created if missing and locked until the transaction ends, in one
     statement: an upsert that always touches the row (no check-then-insert race)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    values = insert(LoginThrottle).values(
+    values = upsert_insert(session, LoginThrottle).values(
         scope=subject.scope.value,
         subject=subject.subject,
         device_id=subject.device_id,

@@ -16,14 +16,12 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from forms.register import HOUSEHOLD, MEMBER
 from server.auth.actor import Actor
 from server.changes.models import Change, ScopeSnapshot
-from server.db import Database
+from server.db import Database, upsert_insert
 from server.errors import ResyncRequired
 from server.households.fields import HouseholdRow, MemberRow, household_fields, member_fields
 from server.households.models import Household, Member
@@ -76,10 +74,9 @@ def _scope_actor(actor: Actor, regions: list[str]) -> Actor:
 
 def _save_scope(db: Database, digest: str, actor: Actor) -> None:
     regions = _scope_regions(actor)
-    insert = pg_insert if db.kind == "postgresql" else sqlite_insert
     with db.unit_of_work() as session:
         session.execute(
-            insert(ScopeSnapshot)
+            upsert_insert(session, ScopeSnapshot)
             .values(digest=digest, region_codes=regions)
             .on_conflict_do_nothing(index_elements=["digest"])
         )
