@@ -9,6 +9,7 @@ from server.db import Base
 from server.devices.models import Device, DeviceSequenceGap
 from server.forms.models import Form, FormVersion
 from server.households.models import Household, Member
+from server.monitoring.models import CaseStep, MonitoringCase, Referral
 from server.regions.models import Region
 from server.submissions.models import Submission
 from server.users.models import RegionGrant, User
@@ -20,6 +21,7 @@ __all__ = [
     "AttachmentHolder",
     "AttachmentRef",
     "AuditEntry",
+    "CaseStep",
     "Change",
     "Conflict",
     "Device",
@@ -29,6 +31,8 @@ __all__ = [
     "Household",
     "LoginThrottle",
     "Member",
+    "MonitoringCase",
+    "Referral",
     "Region",
     "RegionGrant",
     "ScopeSnapshot",
