@@ -9,7 +9,7 @@ from server.db import Base
 from server.devices.models import Device, DeviceSequenceGap
 from server.forms.models import Form, FormVersion
 from server.households.models import Household, Member
-from server.monitoring.models import CaseStep, MonitoringCase, Referral
+from server.monitoring.models import CaseStep, MonitoringCase, MonitoringSetting, Referral
 from server.regions.models import Region
 from server.submissions.models import Submission
 from server.users.models import RegionGrant, User
@@ -32,6 +32,7 @@ __all__ = [
     "LoginThrottle",
     "Member",
     "MonitoringCase",
+    "MonitoringSetting",
     "Referral",
     "Region",
     "RegionGrant",

@@ -2,7 +2,7 @@
 
 One open case per household (a partial unique index); `(case_id, seq)` unique so that two
 reviewers taking the same step at once cannot both succeed; a submission opens at most one
-referral.
+referral. Settings of the workflow per region (`monitoring_settings`).
 
 Revision ID: 0011
 Revises: 0010
@@ -238,8 +238,22 @@ def upgrade() -> None:
             "ix_referrals_village_channel", ["village_code", "channel"], unique=False
         )
 
+    op.create_table(
+        "monitoring_settings",
+        sa.Column("region_code", sa.String(length=12), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("value", server.db.JsonDocument, nullable=False),
+        sa.Column("updated_by_id", sa.Integer(), nullable=True),
+        sa.Column("updated_at", server.db.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["updated_by_id"], ["users.id"], name=op.f("fk_monitoring_settings_updated_by_id_users")
+        ),
+        sa.PrimaryKeyConstraint("region_code", "name", name=op.f("pk_monitoring_settings")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("monitoring_settings")
     with op.batch_alter_table("referrals", schema=None) as batch_op:
         batch_op.drop_index("ix_referrals_village_channel")
         batch_op.drop_index("ix_referrals_household")

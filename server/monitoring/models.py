@@ -18,7 +18,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from forms.register import LabelledEnum, MonitoringStatus, MonitoringType
-from server.db import Base, enum_type, utcnow
+from server.db import Base, JsonDocument, enum_type, utcnow
 
 
 class ReferralChannel(LabelledEnum):
@@ -142,3 +142,18 @@ class CaseStep(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attachments: Mapped[list[Any]] = mapped_column(default=list)  # attachment digests
     submission_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("submissions.instance_id"))
+
+
+class MonitoringSetting(Base):
+    """One configured value of the monitoring workflow for a region and everything below it.
+
+    The value for a region is the one set on the nearest region at or above it, else the default
+    declared in `server.monitoring.settings`; `region_code` "*" holds installation-wide values."""
+
+    __tablename__ = "monitoring_settings"
+
+    region_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JsonDocument)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

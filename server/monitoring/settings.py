@@ -1,0 +1,141 @@
+"""Configured values of the monitoring workflow, per region, with declared defaults.
+
+Each setting is declared once in `SETTINGS` (name, default, bounds, meaning). A value set on a
+region applies to it and to every region below it unless a nearer region sets its own; "*" is the
+installation-wide value. Setting a value is audited. Services read settings through `effective`;
+nothing else knows the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.audit import service as audit
+from server.auth.actor import Actor
+from server.errors import ValidationFailed
+from server.monitoring.models import MonitoringSetting
+from server.regions.codes import is_valid_code, parent_code_of
+from server.users.models import Role
+
+EVERYWHERE = "*"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: int
+    minimum: int
+    maximum: int
+    zh: str
+    en: str
+
+
+# Whole-number settings (days, months). Features declare theirs here, in one place.
+SETTINGS: dict[str, SettingSpec] = {
+    spec.name: spec
+    for spec in (
+        SettingSpec("notice_days", 5, 1, 60, "公示天数", "Public notice period, days"),
+        SettingSpec(
+            "notice_min_days", 5, 1, 60, "公示最短天数", "Shortest public notice period, days"
+        ),
+    )
+}
+
+
+def ancestry(region_code: str) -> list[str]:
+    """`region_code`, every region above it, then "*" — nearest first."""
+    chain: list[str] = []
+    code: str | None = region_code
+    while code is not None:
+        chain.append(code)
+        code = parent_code_of(code)
+    chain.append(EVERYWHERE)
+    return chain
+
+
+def _values(session: Session, name: str, region_codes: Iterable[str]) -> dict[str, Any]:
+    rows = session.execute(
+        select(MonitoringSetting.region_code, MonitoringSetting.value).where(
+            MonitoringSetting.name == name, MonitoringSetting.region_code.in_(list(region_codes))
+        )
+    )
+    return {code: value for code, value in rows}
+
+
+def effective(session: Session, region_code: str, name: str) -> int:
+    """The value of setting `name` that applies in `region_code`."""
+    spec = SETTINGS[name]
+    chain = ancestry(region_code)
+    rows = _values(session, name, chain)
+    for code in chain:
+        if code in rows:
+            return int(rows[code])
+    return spec.default
+
+
+def effective_many(session: Session, region_codes: Iterable[str], name: str) -> dict[str, int]:
+    """`effective` for many regions in one query."""
+    codes = set(region_codes)
+    chains = {code: ancestry(code) for code in codes}
+    wanted = {link for chain in chains.values() for link in chain}
+    rows = _values(session, name, wanted)
+    default = SETTINGS[name].default
+    return {
+        code: next((int(rows[link]) for link in chain if link in rows), default)
+        for code, chain in chains.items()
+    }
+
+
+def set_value(session: Session, actor: Actor, region_code: str, name: str, value: int) -> None:
+    """Set `name` for `region_code` ("*" for everywhere: admins only); audited.
+
+    422 for an unknown name, a region code that is not one, or a value outside its bounds."""
+    spec = SETTINGS.get(name)
+    problems: list[dict[str, Any]] = []
+    if spec is None:
+        problems.append(
+            {"path": "name", "code": "unknown_setting", "message": f"no setting {name!r}"}
+        )
+    elif isinstance(value, bool) or not isinstance(value, int):
+        problems.append({"path": "value", "code": "invalid", "message": "a whole number"})
+    elif not spec.minimum <= value <= spec.maximum:
+        problems.append(
+            {
+                "path": "value",
+                "code": "out_of_range",
+                "message": f"{name} must be {spec.minimum} to {spec.maximum}",
+            }
+        )
+    if region_code != EVERYWHERE and not is_valid_code(region_code):
+        problems.append(
+            {"path": "region", "code": "invalid", "message": "a 12-digit division code or *"}
+        )
+    if problems:
+        raise ValidationFailed("the setting cannot be saved", problems)
+    if region_code == EVERYWHERE:
+        actor.ensure_role(Role.ADMIN)
+    else:
+        actor.ensure_covers(region_code, "this region")
+    row = session.get(MonitoringSetting, (region_code, name))
+    before = None if row is None else row.value
+    if row is None:
+        row = MonitoringSetting(region_code=region_code, name=name)
+        session.add(row)
+    row.value = value
+    row.updated_by_id = actor.user_id
+    audit.record(
+        session,
+        "set_monitoring_setting",
+        user_id=actor.user_id,
+        object_type="monitoring_setting",
+        object_id=name,
+        region_code=None if region_code == EVERYWHERE else region_code,
+        address=actor.address,
+        details={"region": region_code, "name": name, "before": before, "after": value},
+    )
+    session.flush()
