@@ -35,6 +35,8 @@ from server.json_codec import (
     storable_text,
     stored_document,
 )
+from server.monitoring import intake as monitoring_intake
+from server.monitoring.intake import AcceptedSubmission
 from server.regions.models import Region
 from server.sensitive import SensitiveCodec
 from server.submissions.models import Submission, SubmissionStatus
@@ -304,6 +306,7 @@ def accept_push(
     attachment_refs: list[tuple[str, uuid.UUID, str | None]] = []
     results: list[dict[str, Any]] = []
     new_rows: list[dict[str, Any]] = []
+    accepted: list[AcceptedSubmission] = []
     latest: Hlc | None = None  # the latest stamp accepted: the server clock observes it
     for item, fingerprint, instance_id in zip(items, fingerprints, storage_ids, strict=True):
         key = str(instance_id)
@@ -330,6 +333,9 @@ def accept_push(
                 for digest in item.submission["referenced_attachments"]:
                     attachment_refs.append((digest, instance_id, outcome.village_code))
                 latest = max(latest, item.submission["hlc"]) if latest else item.submission["hlc"]
+                accepted.append(
+                    _accepted(item.submission, instance_id, outcome, planned[item.index], batch)
+                )
         results.append(outcome.result)
 
     if latest is not None:
@@ -344,6 +350,7 @@ def accept_push(
         rows = [submissions.written(columns, tuple(row.values())) for row in new_rows]
         insert_rows(connection, submissions, columns, rows)
     _record_sequence(session, device, [r["device_seq"] for r in new_rows if r["device_seq"]], now)
+    monitoring_intake.on_accepted(session, actor, accepted, now)
     if not is_too_far_ahead(
         request["clock"], int(now.timestamp() * 1000), settings.max_clock_skew * 1000
     ):
@@ -543,6 +550,33 @@ def _known_villages(session: Session, plans: Iterable[list[EntityUpdate]]) -> se
     if not codes:
         return set()
     return set(session.scalars(select(Region.code).where(Region.code.in_(codes))))
+
+
+def _accepted(
+    sub: LoadedSubmission,
+    instance_id: uuid.UUID,
+    outcome: ItemOutcome,
+    updates: list[EntityUpdate],
+    batch: _Batch,
+) -> AcceptedSubmission:
+    """What the monitoring workflow is told about one accepted submission."""
+    households: list[uuid.UUID] = []
+    for u in updates:
+        state = batch.workspace.find(u.type, batch.ids[u.id])
+        household = (
+            None if state is None else (state.id if u.type == "household" else state.household_id)
+        )
+        if household is not None and household not in households:
+            households.append(household)
+    return AcceptedSubmission(
+        instance_id=instance_id,
+        form_id=sub["form_id"],
+        form_version=sub["form_version"],
+        collected_at=sub["collected_at"],
+        household_ids=tuple(households),
+        village_code=outcome.village_code,
+        data=sub["data"],
+    )
 
 
 @dataclass(frozen=True)
