@@ -97,6 +97,7 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("risk_causes", server.db.JsonDocument, nullable=False),
+        sa.Column("evidence", server.db.JsonDocument, nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("opened_at", server.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("opened_by_id", sa.Integer(), nullable=True),
@@ -211,6 +212,7 @@ def upgrade() -> None:
         sa.Column("evidence", server.db.JsonDocument, nullable=False),
         sa.Column("submission_id", sa.Uuid(), nullable=True),
         sa.Column("warning_id", sa.Uuid(), nullable=True),
+        sa.Column("referred_at", server.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("created_at", server.db.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["case_id"], ["monitoring_cases.id"], name=op.f("fk_referrals_case_id_monitoring_cases")

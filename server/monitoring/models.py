@@ -17,43 +17,27 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from forms.register import LabelledEnum, MonitoringStatus, MonitoringType
+from forms.register import MonitoringStatus, MonitoringType
 from server.db import Base, JsonDocument, enum_type, utcnow
+from server.monitoring.terms import (
+    CaseDirection,
+    CaseOutcome,
+    CaseStage,
+    ReferralChannel,
+    StepDecision,
+)
 
-
-class ReferralChannel(LabelledEnum):
-    """发现渠道 — how a household came to notice."""
-
-    SELF_APPLICATION = ("self_application", "农户自主申报", "Household's own application")
-    CADRE_SCREENING = ("cadre_screening", "基层干部排查", "Cadre's screening")
-    DEPARTMENT_WARNING = ("department_warning", "部门筛查预警", "Department warning")
-
-
-class CaseDirection(LabelledEnum):
-    ENTRY = ("entry", "纳入监测", "Entry into monitoring")
-    EXIT = ("exit", "风险消除", "Exit: risk eliminated")
-
-
-class CaseStage(LabelledEnum):
-    """Where an open case waits, in chain order; `closed` after the county approves or a reject."""
-
-    VERIFICATION = ("verification", "入户核查", "Household verification visit")
-    VILLAGE_REVIEW = ("village_review", "村级评议公示", "Village deliberation and public notice")
-    TOWNSHIP_REVIEW = ("township_review", "乡镇初审", "Township first review")
-    COUNTY_REVIEW = ("county_review", "县级审定", "County approval")
-    CLOSED = ("closed", "已办结", "Closed")
-
-
-class CaseOutcome(LabelledEnum):
-    OPEN = ("open", "办理中", "Open")
-    APPROVED = ("approved", "已批准", "Approved")
-    REJECTED = ("rejected", "未通过", "Rejected")
-
-
-class StepDecision(LabelledEnum):
-    APPROVE = ("approve", "通过", "Approve")
-    RETURN = ("return", "退回", "Return to the previous step")
-    REJECT = ("reject", "不予通过", "Reject")
+__all__ = [
+    "CaseDirection",
+    "CaseOutcome",
+    "CaseStage",
+    "CaseStep",
+    "MonitoringCase",
+    "MonitoringSetting",
+    "Referral",
+    "ReferralChannel",
+    "StepDecision",
+]
 
 
 class MonitoringCase(Base):
@@ -88,6 +72,9 @@ class MonitoringCase(Base):
         enum_type(MonitoringType, "case_monitoring_type")
     )
     risk_causes: Mapped[list[Any]] = mapped_column(default=list)
+    # An exit case's evidence: months of income above the line, causes resolved, measures'
+    # outcomes (an entry case's evidence is its referrals).
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Number of steps taken; the next step is seq = version + 1.
     version: Mapped[int] = mapped_column(default=0)
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -119,6 +106,9 @@ class Referral(Base):
     submission_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("submissions.instance_id"))
     # The warning that raised it, when it came from the early-warning rules.
     warning_id: Mapped[uuid.UUID | None]
+    # When the referral was made: the application's collection time for one that came through
+    # sync, else when it was recorded. A verification visit must be collected after it.
+    referred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

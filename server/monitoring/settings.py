@@ -43,6 +43,14 @@ SETTINGS: dict[str, SettingSpec] = {
         SettingSpec(
             "notice_min_days", 5, 1, 60, "公示最短天数", "Shortest public notice period, days"
         ),
+        SettingSpec(
+            "exit_stable_income_months",
+            6,
+            1,
+            36,
+            "收入稳定超过监测标准月数",
+            "Months income must stay above the monitoring line before an exit",
+        ),
     )
 }
 

@@ -652,26 +652,54 @@ def apply_server_write(
     wins over the value it replaces even if another worker saw a tablet clock running ahead — and
     logged in the change log, so tablets receive it on their next pull. Returns the new revision
     and the clock used. NotFound for an unknown entity."""
+    written = apply_server_writes(
+        session, actor, entity_type, {entity_id: {field_name: value}}, clock=clock, codec=codec
+    )
+    return written[entity_id]
+
+
+def apply_server_writes(
+    session: Session,
+    actor: Actor,
+    entity_type: str,
+    values: Mapping[uuid.UUID, Mapping[str, Any]],
+    *,
+    clock: HybridClock,
+    codec: SensitiveCodec,
+) -> dict[uuid.UUID, ServerWrite]:
+    """`apply_server_write` for several fields of several entities of one type at once (a case
+    step writing status, type and causes; a push opening cases for many households): one
+    workspace, one lock round, one flush, one revision per entity. NotFound for an unknown one."""
     is_household = entity_type == "household"
+    ids = set(values)
+    names = sorted({name for fields in values.values() for name in fields})
     workspace = load_locked(
         session,
         codec,
-        {entity_id} if is_household else set(),
-        set() if is_household else {entity_id},
-        {entity_type: [field_name]},
+        ids if is_household else set(),
+        set() if is_household else ids,
+        {entity_type: names},
     )
-    state = workspace.find(entity_type, entity_id)
-    if state is None:
-        raise NotFound(f"no {entity_type} {entity_id}")
-    current = state.fields.get(field_name)
-    if current is not None and current.clock is not None:
-        clock.observe(current.clock)
-    stamp = clock.now()
+    states = {}
+    for entity_id in values:
+        state = workspace.find(entity_type, entity_id)
+        if state is None:
+            raise NotFound(f"no {entity_type} {entity_id}")
+        states[entity_id] = state
+        for name in values[entity_id]:
+            current = state.fields.get(name)
+            if current is not None and current.clock is not None:
+                clock.observe(current.clock)
     origin = Origin(
         origin=f"user:{actor.user_id}", submission_id=None, device_id=None, user_id=actor.user_id
     )
-    # The writer has seen the entity as it is now: replacing its values is no new conflict.
-    outcome = workspace.preview(state, {field_name: value}, stamp, state.rev, origin)
-    workspace.commit(state, outcome, stamp, origin)
+    written: dict[uuid.UUID, ServerWrite] = {}
+    for entity_id, fields in values.items():
+        state = states[entity_id]
+        stamp = clock.now()
+        # The writer has seen the entity as it is now: replacing its values is no new conflict.
+        outcome = workspace.preview(state, fields, stamp, state.rev, origin)
+        workspace.commit(state, outcome, stamp, origin)
+        written[entity_id] = ServerWrite(outcome.rev, stamp)
     workspace.flush(transaction_marker(session))
-    return ServerWrite(outcome.rev, stamp)
+    return written
