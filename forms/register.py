@@ -316,7 +316,12 @@ HOUSEHOLD = EntitySpec(
             server_owned=True,
         ),
         RegisterField(
-            "risk_causes", "select_multiple", "风险类型", "Risk causes", choices=RiskCause
+            "risk_causes",
+            "select_multiple",
+            "风险类型",
+            "Risk causes",
+            choices=RiskCause,
+            server_owned=True,
         ),
         RegisterField(
             "annual_income",

@@ -28,7 +28,7 @@ from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.households.models import Household
 from server.monitoring import chain, settings
 from server.monitoring.models import CaseStep, MonitoringCase, Referral
-from server.monitoring.terms import CaseDirection, CaseOutcome, CaseStage, StepDecision
+from server.monitoring.terms import CaseDirection, CaseOutcome, CaseStage, StepDecision, member_of
 from server.regions.codes import is_valid_code
 from server.sensitive import SensitiveCodec
 from server.submissions.payload import masked_value
@@ -168,9 +168,7 @@ def _usernames(session: Session, ids: set[int | None]) -> dict[int, str]:
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return {}
-    return dict(
-        session.execute(select(User.id, User.username).where(User.id.in_(wanted))).tuples()
-    )
+    return dict(session.execute(select(User.id, User.username).where(User.id.in_(wanted))).tuples())
 
 
 def _summary(case: MonitoringCase, names: Mapping[int, str]) -> CaseView:
@@ -253,7 +251,7 @@ def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> CaseView:
 
 def list_cases(session: Session, actor: Actor, filters: CaseFilters) -> CasePage:
     """Cases in the caller's regions (and under `region`), newest first, without history."""
-    conditions = [actor.region_filter(MonitoringCase.village_code)]
+    conditions: list[Any] = [actor.region_filter(MonitoringCase.village_code)]
     if filters.region is not None:
         if not is_valid_code(filters.region):
             raise ValidationFailed(
@@ -261,11 +259,11 @@ def list_cases(session: Session, actor: Actor, filters: CaseFilters) -> CasePage
             )
         conditions.append(_under(filters.region))
     if filters.stage is not None:
-        conditions.append(MonitoringCase.stage == CaseStage(filters.stage))
+        conditions.append(MonitoringCase.stage == member_of(CaseStage, filters.stage))
     if filters.direction is not None:
-        conditions.append(MonitoringCase.direction == CaseDirection(filters.direction))
+        conditions.append(MonitoringCase.direction == member_of(CaseDirection, filters.direction))
     if filters.outcome is not None:
-        conditions.append(MonitoringCase.outcome == CaseOutcome(filters.outcome))
+        conditions.append(MonitoringCase.outcome == member_of(CaseOutcome, filters.outcome))
     if filters.household_id is not None:
         conditions.append(MonitoringCase.household_id == filters.household_id)
     where = and_(*conditions)
@@ -309,9 +307,9 @@ def open_exit_case(
     does not make the case (too few months above the line, causes left unresolved)."""
     lock_households(session, {household_id})
     household = session.execute(
-        select(
-            Household.village_code, Household.monitoring_status, Household.risk_causes
-        ).where(Household.id == household_id, Household.deleted.is_(False))
+        select(Household.village_code, Household.monitoring_status, Household.risk_causes).where(
+            Household.id == household_id, Household.deleted.is_(False)
+        )
     ).one_or_none()
     if household is None:
         raise NotFound(f"no household {household_id}")
@@ -331,10 +329,10 @@ def open_exit_case(
         raise Conflict(
             "the household already has an open case", details={"case_id": str(open_case)}
         )
-    if MonitoringStatus(status) is not MonitoringStatus.MONITORED:
+    if member_of(MonitoringStatus, status) is not MonitoringStatus.MONITORED:
         raise Conflict(
             "only a monitored household can leave monitoring",
-            details={"monitoring_status": MonitoringStatus(status).value},
+            details={"monitoring_status": member_of(MonitoringStatus, status).value},
         )
     months = settings.effective(session, village, "exit_stable_income_months")
     problems: list[dict[str, Any]] = []
@@ -458,7 +456,7 @@ def take_step(
         writes["monitoring_status"] = case.prior_status.value
     elif transition.outcome is CaseOutcome.APPROVED:
         if case.direction is CaseDirection.ENTRY:
-            case.monitoring_type = MonitoringType(str(request.monitoring_type))
+            case.monitoring_type = member_of(MonitoringType, str(request.monitoring_type))
             case.risk_causes = sorted(set(request.risk_causes or ()))
             writes = {
                 "monitoring_status": MonitoringStatus.MONITORED.value,
@@ -561,9 +559,10 @@ def _step_details(
                 "message": f"{request.decision.value} is not a decision at {request.stage.value}",
             }
         )
-    if request.decision in (StepDecision.RETURN, StepDecision.REJECT) and not (
-        request.comment or ""
-    ).strip():
+    if (
+        request.decision in (StepDecision.RETURN, StepDecision.REJECT)
+        and not (request.comment or "").strip()
+    ):
         problems.append(
             {"path": "comment", "code": "required", "message": "give the reason in comment"}
         )
@@ -750,7 +749,10 @@ def record_verification_visits(
             actor_id=actor.user_id,
             now=now,
             comment=None,
-            details={"visit": str(visit.instance_id), "collected_at": visit.collected_at.isoformat()},
+            details={
+                "visit": str(visit.instance_id),
+                "collected_at": visit.collected_at.isoformat(),
+            },
             attachments=[],
             submission_id=visit.instance_id,
         )

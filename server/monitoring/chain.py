@@ -6,12 +6,12 @@ Pure: plain values in, plain values out; no database, no Flask, no clock.
 
 Who may take which stage (a grant covers its region and everything below it; admins everywhere):
 
-| stage              | roles                    | the caller needs a grant that covers the village … |
-|--------------------|--------------------------|----------------------------------------------------|
-| verification       | collector, supervisor    | … at any level (the visit's collector must too)    |
-| village_review     | supervisor               | … at any level (village or above)                  |
-| township_review    | supervisor               | … at township level or above                       |
-| county_review      | supervisor               | … at county level or above                         |
+| stage           | roles                 | a grant covering the village, at level …  |
+|-----------------|-----------------------|-------------------------------------------|
+| verification    | collector, supervisor | any (the visit's collector's grant, too)  |
+| village_review  | supervisor            | any (village or above)                    |
+| township_review | supervisor            | township or above                         |
+| county_review   | supervisor            | county or above                           |
 
 Collectors never take a review step: they only make the verification visit.
 """

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.auth.actor import Actor
+from server.sensitive import SensitiveCodec
+from sync_protocol.clock import HybridClock
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,20 @@ class AcceptedSubmission:
 
 
 def on_accepted(
-    session: Session, actor: Actor, accepted: Sequence[AcceptedSubmission], now: datetime
+    session: Session,
+    actor: Actor,
+    accepted: Sequence[AcceptedSubmission],
+    now: datetime,
+    *,
+    clock: HybridClock,
+    codec: SensitiveCodec,
 ) -> None:
-    """Monitoring bookkeeping for the submissions a push accepted, in the push's transaction."""
+    """Monitoring bookkeeping for the submissions a push accepted, in the push's transaction.
+
+    `clock` and `codec` are the push's: server writes to the register (a case opening moves the
+    household to `entry_review`) are stamped by the same clock, after every accepted write."""
     if not accepted:
         return
+    from server.monitoring.case_intake import take_accepted
+
+    take_accepted(session, actor, accepted, now, clock=clock, codec=codec)

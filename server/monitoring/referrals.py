@@ -26,7 +26,13 @@ from server.auth.actor import Actor
 from server.errors import NotFound, ValidationFailed
 from server.households.models import Household
 from server.monitoring.models import MonitoringCase, Referral
-from server.monitoring.terms import CaseDirection, CaseOutcome, CaseStage, ReferralChannel
+from server.monitoring.terms import (
+    CaseDirection,
+    CaseOutcome,
+    CaseStage,
+    ReferralChannel,
+    member_of,
+)
 from server.sensitive import SensitiveCodec
 from server.sync.apply import apply_server_writes, lock_households
 from sync_protocol.clock import HybridClock
@@ -183,13 +189,13 @@ def refer_many(
     # The open case of each household, else its latest one (a monitored household's entry case).
     cases: dict[uuid.UUID, uuid.UUID] = {}
     open_ids: set[uuid.UUID] = set()
-    for case_id, household_id, outcome in session.execute(
+    for found_id, household_id, outcome in session.execute(
         select(MonitoringCase.id, MonitoringCase.household_id, MonitoringCase.outcome)
         .where(MonitoringCase.household_id.in_(list(households)))
         .order_by(MonitoringCase.opened_at)
     ):
         if household_id not in open_ids:
-            cases[household_id] = case_id
+            cases[household_id] = found_id
         if outcome is CaseOutcome.OPEN:
             open_ids.add(household_id)
     results: list[ReferralResult] = []
@@ -199,8 +205,7 @@ def refer_many(
         household = households.get(request.household_id)
         if household is None:
             continue
-        status = MonitoringStatus(household.monitoring_status)
-        case_id: uuid.UUID | None
+        status = member_of(MonitoringStatus, household.monitoring_status)
         opened = request.household_id not in open_ids and status in _OPENS_FROM
         if opened:
             case = MonitoringCase(
@@ -218,7 +223,7 @@ def refer_many(
                 updated_at=now,
             )
             new_cases.append(case)
-            case_id = case.id
+            case_id: uuid.UUID | None = case.id
             cases[request.household_id] = case.id
             open_ids.add(request.household_id)
         else:

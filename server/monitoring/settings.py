@@ -147,3 +147,33 @@ def set_value(session: Session, actor: Actor, region_code: str, name: str, value
         details={"region": region_code, "name": name, "before": before, "after": value},
     )
     session.flush()
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    spec: SettingSpec
+    value: int
+    set_on: str | None  # the region (or "*") whose value applies; None: the declared default
+
+
+def describe(session: Session, region_code: str) -> list[SettingValue]:
+    """Every setting as it applies in `region_code` ("*": installation-wide), and where from."""
+    chain = ancestry(region_code) if region_code != EVERYWHERE else [EVERYWHERE]
+    rows = session.execute(
+        select(
+            MonitoringSetting.name, MonitoringSetting.region_code, MonitoringSetting.value
+        ).where(MonitoringSetting.region_code.in_(chain))
+    )
+    found: dict[tuple[str, str], Any] = {(name, code): value for name, code, value in rows}
+    described = []
+    for name, spec in SETTINGS.items():
+        origin = next((code for code in chain if (name, code) in found), None)
+        value = spec.default if origin is None else int(found[(name, origin)])
+        described.append(SettingValue(spec, value, origin))
+    return described
+
+
+def set_values(session: Session, actor: Actor, region_code: str, values: dict[str, int]) -> None:
+    """`set_value` for each of `values`, all or nothing (the caller's unit of work)."""
+    for name, value in sorted(values.items()):
+        set_value(session, actor, region_code, name, value)

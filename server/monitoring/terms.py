@@ -4,7 +4,11 @@ chain rules and the API; no database here."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from forms.register import LabelledEnum
+
+E = TypeVar("E", bound=LabelledEnum)
 
 
 class ReferralChannel(LabelledEnum):
@@ -40,3 +44,13 @@ class StepDecision(LabelledEnum):
     APPROVE = ("approve", "通过", "Approve")
     RETURN = ("return", "退回", "Return to the previous step")
     REJECT = ("reject", "不予通过", "Reject")
+
+
+def member_of(kind: type[E], code: object) -> E:
+    """The member of `kind` with value `code` (a member passes through); ValueError if none."""
+    if isinstance(code, kind):
+        return code
+    for member in kind:
+        if member.value == code:
+            return member
+    raise ValueError(f"{code!r} is not a {kind.__name__}")

@@ -350,7 +350,7 @@ def accept_push(
         rows = [submissions.written(columns, tuple(row.values())) for row in new_rows]
         insert_rows(connection, submissions, columns, rows)
     _record_sequence(session, device, [r["device_seq"] for r in new_rows if r["device_seq"]], now)
-    monitoring_intake.on_accepted(session, actor, accepted, now)
+    monitoring_intake.on_accepted(session, actor, accepted, now, clock=clock, codec=codec)
     if not is_too_far_ahead(
         request["clock"], int(now.timestamp() * 1000), settings.max_clock_skew * 1000
     ):
