@@ -30,6 +30,19 @@ from server.conflicts.schemas import (
 )
 from server.conflicts.schemas import ConflictSchema as ReviewConflictSchema
 from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
+from server.monitoring.schemas import (
+    CaseListQuerySchema,
+    CasePageSchema,
+    CaseSchema,
+    DepartmentReferralSchema,
+    ExitCaseRequestSchema,
+    ReferralResultSchema,
+    ScreeningReferralSchema,
+    SettingsQuerySchema,
+    SettingsSchema,
+    SettingsUpdateSchema,
+    StepRequestSchema,
+)
 from server.request_body import PageQuerySchema
 from server.submissions.schemas import QuarantineQuerySchema
 from sync_protocol.clock import MAX_NODE_LENGTH
@@ -327,6 +340,83 @@ OPERATIONS: tuple[Operation, ...] = (
         response="ResolvedConflict",
         errors=(409, 422),
     ),
+    Operation(
+        "post",
+        "/api/v1/monitoring/referrals",
+        "Refer a household for monitoring (a cadre's screening)",
+        "monitoring",
+        request="ScreeningReferral",
+        response="ReferralResult",
+        status=201,
+        errors=(404, 422),
+    ),
+    Operation(
+        "post",
+        "/api/v1/monitoring/referrals/department",
+        "Refer a household on a department's warning",
+        "monitoring",
+        roles=ADMIN,
+        request="DepartmentReferral",
+        response="ReferralResult",
+        status=201,
+        errors=(404, 422),
+    ),
+    Operation(
+        "post",
+        "/api/v1/monitoring/exit-cases",
+        "Open the exit chain (risk eliminated) of a monitored household",
+        "monitoring",
+        request="ExitCaseRequest",
+        response="Case",
+        status=201,
+        errors=(404, 409, 422),
+    ),
+    Operation(
+        "get",
+        "/api/v1/monitoring/cases",
+        "Cases in the caller's regions",
+        "monitoring",
+        response="CasePage",
+        errors=(422,),
+        query=CaseListQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/monitoring/cases/{case_id}",
+        "One case with its steps and referrals",
+        "monitoring",
+        response="Case",
+    ),
+    Operation(
+        "post",
+        "/api/v1/monitoring/cases/{case_id}/steps",
+        "Take the step the case waits at",
+        "monitoring",
+        request="StepRequest",
+        response="Case",
+        status=201,
+        errors=(409, 422),
+    ),
+    Operation(
+        "get",
+        "/api/v1/monitoring/settings",
+        "Monitoring settings as they apply in a region",
+        "monitoring",
+        roles=STAFF,
+        response="MonitoringSettings",
+        errors=(422,),
+        query=SettingsQuerySchema,
+    ),
+    Operation(
+        "put",
+        "/api/v1/monitoring/settings",
+        "Set monitoring settings for a region (audited)",
+        "monitoring",
+        roles=STAFF,
+        request="SettingsUpdate",
+        response="MonitoringSettings",
+        errors=(422,),
+    ),
 )
 
 _SCHEMAS: dict[str, type[Schema]] = {
@@ -343,6 +433,15 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "ReviewConflict": ReviewConflictSchema,
     "ConflictPage": ConflictPageSchema,
     "ResolvedConflict": ResolvedConflictSchema,
+    "ScreeningReferral": ScreeningReferralSchema,
+    "DepartmentReferral": DepartmentReferralSchema,
+    "ReferralResult": ReferralResultSchema,
+    "ExitCaseRequest": ExitCaseRequestSchema,
+    "StepRequest": StepRequestSchema,
+    "Case": CaseSchema,
+    "CasePage": CasePageSchema,
+    "SettingsUpdate": SettingsUpdateSchema,
+    "MonitoringSettings": SettingsSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -444,6 +543,7 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "device_id": _UUID,
     "household_id": _UUID,
     "conflict_id": _UUID,
+    "case_id": _UUID,
     "form_id": {"type": "string", "pattern": FORM_ID},
     "version": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
     "digest": _DIGEST,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -168,7 +168,8 @@ def _usernames(session: Session, ids: set[int | None]) -> dict[int, str]:
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return {}
-    return dict(session.execute(select(User.id, User.username).where(User.id.in_(wanted))).tuples())
+    rows = session.execute(select(User.id, User.username).where(User.id.in_(wanted)))
+    return {user_id: username for user_id, username in rows}
 
 
 def _summary(case: MonitoringCase, names: Mapping[int, str]) -> CaseView:
@@ -208,8 +209,8 @@ def case_view(session: Session, case: MonitoringCase) -> CaseView:
         | {r.referred_by_id for r in referrals},
     )
     summary = _summary(case, names)
-    return CaseView(
-        **{**summary.__dict__},
+    return replace(
+        summary,
         steps=[
             StepView(
                 seq=s.seq,

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from marshmallow import ValidationError, fields
+from marshmallow.validate import Length
 
 from forms.register import MonitoringType, RiskCause
 from server.monitoring.settings import SETTINGS
@@ -66,7 +67,12 @@ class IsoDate(PatternString):
 
 
 def _causes(required: bool = True) -> ProtocolList:
-    return ProtocolList(ChoiceString(CAUSES), max_items=len(CAUSES) * 2, required=required)
+    return ProtocolList(
+        ChoiceString(CAUSES),
+        max_items=len(CAUSES) * 2,
+        required=required,
+        validate=Length(min=1, error=ProtocolMessage("required", "Name at least one cause.")),
+    )
 
 
 class ScreeningReferralSchema(RequestSchema):
@@ -206,7 +212,7 @@ class SettingsUpdateSchema(RequestSchema):
     """`PUT /api/v1/monitoring/settings`: `{"region": CODE or "*", "values": {name: number}}`."""
 
     region = PatternString(
-        re.compile(r"\*|(?:0[1-9]|[1-9][0-9])[0-9]{10}"),
+        re.compile(r"(?:\*|(?:0[1-9]|[1-9][0-9])[0-9]{10})"),
         ItemErrorCode.INVALID_VALUE,
         'A 12-digit division code, or "*" for everywhere.',
         required=True,
@@ -216,9 +222,6 @@ class SettingsUpdateSchema(RequestSchema):
         values=StrictInteger(minimum=0, maximum=100000),
         required=True,
     )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
 
 
 class SettingSchema(ResponseSchema):
