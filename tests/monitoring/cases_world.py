@@ -9,15 +9,18 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from forms.bundled import load_sample_answers
+from server.households.loading import NewHousehold, load_households
 from server.households.models import Household
 from server.monitoring.models import CaseStep, MonitoringCase, Referral
 from server.runtime import Runtime
-from tests.conftest import bearer
-from tests.sync.helpers import HOUSEHOLD_A, Tablet
+from server.users.models import Role
+from tests.conftest import COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A1, bearer
+from tests.sync.helpers import SAMPLE, Tablet, load_register, visit
 
 APPLICATION = load_sample_answers("monitoring_application")
 
@@ -116,4 +119,59 @@ COUNTY_BODY = {
     "risk_causes": ["disaster", "housing"],
     "comment": "县级比对审定",
 }
-__all__ = ["HOUSEHOLD_A"]
+
+
+@pytest.fixture(name="world")
+def world_fixture(client, rt, create_user_, login) -> dict[str, Any]:
+    """Bundled forms, users at every level, a collector's tablet, and a new household's
+    self-application pushed from it (the referral's case waits at verification)."""
+    load_register(rt)
+    create_user_("col_a1", Role.COLLECTOR, [VILLAGE_A1])
+    create_user_("col_b", Role.COLLECTOR, [TOWNSHIP_B])
+    create_user_("sup_village", Role.SUPERVISOR, [VILLAGE_A1])
+    create_user_("sup_town", Role.SUPERVISOR, [TOWNSHIP_A])
+    create_user_("sup_county", Role.SUPERVISOR, [COUNTY])
+    create_user_("sup_b", Role.SUPERVISOR, [TOWNSHIP_B])
+    create_user_("admin", Role.ADMIN, [])
+    tablet = Tablet.login(client, "col_a1")
+    now = datetime.now(UTC)
+    household_id, member_id = uuid.uuid4(), uuid.uuid4()
+    with rt.db.unit_of_work() as session:
+        load_households(
+            session,
+            rt.codec,
+            [
+                NewHousehold(
+                    household_id,
+                    {"village_code": VILLAGE_A1, "household_no": "A-009", "category": "ordinary"},
+                    [(member_id, {"name": "陆桂芳", "relation": "head", "sex": "female"})],
+                )
+            ],
+            clock=f"{int(now.timestamp() * 1000) - 86_400_000 * 30:013d}-00000-server",
+        )
+    push_one(
+        tablet,
+        application(household_id, VILLAGE_A1),
+        form_id="monitoring_application",
+        collected_at=now - timedelta(days=20),
+    )
+    return {
+        "tablet": tablet,
+        "household": household_id,
+        "member": str(member_id),
+        "tokens": {
+            name: login(name)
+            for name in ("col_a1", "col_b", "sup_village", "sup_town", "sup_county", "sup_b")
+        }
+        | {"admin": login("admin")},
+    }
+
+
+def verify(world: dict[str, Any], *, days_ago: int = 15) -> dict[str, Any]:
+    member = {**SAMPLE["members"][0], "member_id": world["member"]}  # type: ignore[index]
+    return push_one(
+        world["tablet"],
+        visit(world["household"], members=[member]),
+        form_id="household_visit",
+        collected_at=datetime.now(UTC) - timedelta(days=days_ago),
+    )

@@ -8,82 +8,22 @@ were."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from server.households.loading import NewHousehold, load_households
-from server.users.models import Role
-from tests.conftest import COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A1, bearer
+from tests.conftest import TOWNSHIP_A, VILLAGE_A1, bearer
 from tests.monitoring.cases_world import (
     COUNTY_BODY,
-    application,
     counts,
     household_fields,
     open_case_of,
-    push_one,
     step,
+    verify,
     village_body,
+    world_fixture,  # noqa: F401 - the `world` fixture
 )
-from tests.sync.helpers import SAMPLE, Tablet, load_register, visit
-
-NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-def world(client, rt, create_user_, login) -> dict[str, Any]:
-    """Bundled forms, users at every level, a collector's tablet, and a new household's
-    self-application pushed from it (the referral's case waits at verification)."""
-    load_register(rt)
-    create_user_("col_a1", Role.COLLECTOR, [VILLAGE_A1])
-    create_user_("col_b", Role.COLLECTOR, [TOWNSHIP_B])
-    create_user_("sup_village", Role.SUPERVISOR, [VILLAGE_A1])
-    create_user_("sup_town", Role.SUPERVISOR, [TOWNSHIP_A])
-    create_user_("sup_county", Role.SUPERVISOR, [COUNTY])
-    create_user_("sup_b", Role.SUPERVISOR, [TOWNSHIP_B])
-    create_user_("admin", Role.ADMIN, [])
-    tablet = Tablet.login(client, "col_a1")
-    household_id, member_id = uuid.uuid4(), uuid.uuid4()
-    with rt.db.unit_of_work() as session:
-        load_households(
-            session,
-            rt.codec,
-            [
-                NewHousehold(
-                    household_id,
-                    {"village_code": VILLAGE_A1, "household_no": "A-009", "category": "ordinary"},
-                    [(member_id, {"name": "陆桂芳", "relation": "head", "sex": "female"})],
-                )
-            ],
-            clock=f"{int(NOW.timestamp() * 1000) - 86_400_000 * 30:013d}-00000-server",
-        )
-    push_one(
-        tablet,
-        application(household_id, VILLAGE_A1),
-        form_id="monitoring_application",
-        collected_at=NOW - timedelta(days=20),
-    )
-    return {
-        "tablet": tablet,
-        "household": household_id,
-        "member": str(member_id),
-        "tokens": {
-            name: login(name)
-            for name in ("col_a1", "col_b", "sup_village", "sup_town", "sup_county", "sup_b")
-        }
-        | {"admin": login("admin")},
-    }
-
-
-def verify(world: dict[str, Any], *, days_ago: int = 15) -> dict[str, Any]:
-    member = {**SAMPLE["members"][0], "member_id": world["member"]}  # type: ignore[index]
-    return push_one(
-        world["tablet"],
-        visit(world["household"], members=[member]),
-        form_id="household_visit",
-        collected_at=datetime.now(UTC) - timedelta(days=days_ago),
-    )
+from tests.sync.helpers import Tablet
 
 
 def get_case(client, token: str, case_id: uuid.UUID) -> dict[str, Any]:
