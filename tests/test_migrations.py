@@ -62,7 +62,11 @@ def test_every_register_field_has_a_column():
 
 def test_server_owned_fields_are_the_workflow_ones():
     owned = {(e, n) for e, s in ENTITIES.items() for n, f in s.fields.items() if f.server_owned}
-    assert owned == {("household", "monitoring_type"), ("household", "monitoring_status")}
+    assert owned == {
+        ("household", "monitoring_type"),
+        ("household", "monitoring_status"),
+        ("household", "risk_causes"),
+    }
 
 
 _CHANGE_COLUMNS = "entity_type, entity_id, clock, rev, village_code, txid, changed_at"

@@ -79,9 +79,8 @@ def test_the_visit_sample_binds_the_expected_household_and_member_updates() -> N
         "medical_ok": True,
         "per_capita_income": 6600,
         "rigid_expenditure": 5800,
-        "risk_causes": ["illness", "water"],
         "water_ok": False,
-    }
+    }  # the risks seen go to a referral when the visit refers the household, never the register
     assert [u.path for u in updates[1:]] == [f"data.members[{i}]" for i in range(3)]
     child = updates[3]
     assert child.id == M3
@@ -134,7 +133,8 @@ def test_the_application_sample_never_writes_server_owned_fields() -> None:
 
     assert "monitoring_type" not in household.fields
     assert household.fields["per_capita_income"] == 5250
-    assert household.fields["risk_causes"] == ["disaster", "housing"]
+    # The causes claimed go to the referral; the county's approval writes the confirmed ones.
+    assert "risk_causes" not in household.fields
 
 
 def test_an_application_by_the_household_needs_its_signature() -> None:

@@ -66,12 +66,6 @@ def test_matching_bindings_are_compatible() -> None:
         compatibility(
             {"name": "a", "type": "text", "bind": "hh.address"},
             {"name": "i", "type": "integer", "bind": "hh.annual_income"},
-            {
-                "name": "r",
-                "type": "select_multiple",
-                "choices": "register.risk_cause",
-                "bind": "hh.risk_causes",
-            },
             {"name": "d", "type": "boolean", "bind": "hh.deleted"},
             member=(
                 {"name": "b", "type": "date", "bind": "m.birth_date"},
@@ -100,8 +94,17 @@ def test_server_owned_fields_cannot_be_bound() -> None:
             "type": "select_one",
             "choices": "register.monitoring_status",
             "bind": "hh.monitoring_status",
-        }
-    ) == [("fields[2].bind", IssueCode.FIELD_READ_ONLY)]
+        },
+        {
+            "name": "r",
+            "type": "select_multiple",
+            "choices": "register.risk_cause",
+            "bind": "hh.risk_causes",
+        },
+    ) == [
+        ("fields[2].bind", IssueCode.FIELD_READ_ONLY),
+        ("fields[3].bind", IssueCode.FIELD_READ_ONLY),
+    ]
 
 
 def test_a_members_household_id_comes_from_its_parent_and_cannot_be_bound() -> None:
