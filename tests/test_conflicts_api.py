@@ -601,7 +601,7 @@ def test_resolving_outside_the_regions_is_403_and_unknown_is_404(
         ("per_capita_income", MONEY_LIMIT + 0.5, "out_of_range"),
         ("per_capita_income", 12.345, "invalid_value"),
         ("category", "rich", "invalid_value"),
-        ("risk_causes", ["illness", "boredom"], "invalid_value"),
+        ("risk_causes", ["illness"], "field_read_only"),  # decided by the case workflow
         ("food_clothing_ok", "yes", "invalid_type"),
         ("household_no", "x" * 65, "out_of_range"),
         ("head_member_id", "not-a-uuid", "invalid_uuid"),
