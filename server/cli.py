@@ -552,6 +552,116 @@ def forms_install(state: CliState, form_ids: tuple[str, ...]) -> None:
         click.echo(f"{item.form_id}: version {item.version} ({what})")
 
 
+# -- cases -------------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def cases() -> None:
+    """Monitoring cases: list and show them, read and set the workflow's settings."""
+
+
+@cases.command("list")
+@click.option(
+    "--stage", help="verification, village_review, township_review, county_review, closed"
+)
+@click.option("--direction", type=click.Choice(["entry", "exit"]))
+@click.option("--outcome", type=click.Choice(["open", "approved", "rejected"]))
+@click.option("--region", metavar="CODE", help="Only cases in this region and below.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 200))
+@pass_state
+def cases_list(
+    state: CliState,
+    stage: str | None,
+    direction: str | None,
+    outcome: str | None,
+    region: str | None,
+    limit: int,
+) -> None:
+    """List cases, newest first: id, household, village, direction, stage, outcome."""
+    from server.auth.actor import system_actor
+    from server.monitoring.cases import CaseFilters, list_cases
+    from server.monitoring.terms import CaseStage
+
+    if stage is not None and stage not in CaseStage.codes():
+        raise click.UsageError(f"no stage {stage}; choose from {', '.join(CaseStage.codes())}")
+    filters = CaseFilters(
+        stage=stage, direction=direction, outcome=outcome, region=region, limit=limit
+    )
+    with state.runtime().db.unit_of_work(write=False) as session:
+        page = list_cases(session, system_actor(), filters)
+    if not page.cases:
+        click.echo("no cases")
+        return
+    for c in page.cases:
+        click.echo(
+            f"{c.id}  household {c.household_id}  {c.village_code}  {c.direction.value}  "
+            f"{c.stage.value} ({c.stage.zh})  {c.outcome.value}  opened {c.opened_at:%Y-%m-%d}"
+        )
+    if page.total > len(page.cases):
+        click.echo(f"... {page.total - len(page.cases)} more (use --limit or filters)")
+
+
+@cases.command("show")
+@click.argument("case_id", type=click.UUID)
+@pass_state
+def cases_show(state: CliState, case_id: uuid.UUID) -> None:
+    """One case: its state, referrals and every step taken."""
+    from server.auth.actor import system_actor
+    from server.monitoring.cases import get_case
+
+    with state.runtime().db.unit_of_work(write=False) as session:
+        case = get_case(session, system_actor(), case_id)
+    click.echo(
+        f"case {case.id}  {case.direction.value} ({case.direction.zh})  household "
+        f"{case.household_id}  village {case.village_code}"
+    )
+    click.echo(f"stage {case.stage.value} ({case.stage.zh})  outcome {case.outcome.value}")
+    if case.waiting_for:
+        click.echo(f"waiting for {case.waiting_for}")
+    for r in case.referrals:
+        who = r.department or r.referred_by or "-"
+        click.echo(f"referral {r.referred_at:%Y-%m-%d} {r.channel} by {who}: {', '.join(r.causes)}")
+    for s in case.steps:
+        click.echo(
+            f"step {s.seq} {s.taken_at:%Y-%m-%d %H:%M} {s.stage.value} {s.decision.value} "
+            f"by {s.taken_by or '-'}" + (f": {s.comment}" if s.comment else "")
+        )
+
+
+@cases.group("config", cls=_Group)
+def cases_config() -> None:
+    """The workflow's settings per region (notice days, exit months …)."""
+
+
+@cases_config.command("get")
+@click.option("--region", default="*", show_default=True, help="A region code, or * for all.")
+@pass_state
+def cases_config_get(state: CliState, region: str) -> None:
+    """Every setting as it applies in REGION, and where the value comes from."""
+    from server.monitoring import settings
+
+    with state.runtime().db.unit_of_work(write=False) as session:
+        values = settings.describe(session, region)
+    for v in values:
+        origin = f"set on {v.set_on}" if v.set_on else "default"
+        click.echo(f"{v.spec.name} = {v.value}  ({origin}; {v.spec.zh})")
+
+
+@cases_config.command("set")
+@click.argument("name")
+@click.argument("value", type=int)
+@click.option("--region", default="*", show_default=True, help="A region code, or * for all.")
+@pass_state
+def cases_config_set(state: CliState, name: str, value: int, region: str) -> None:
+    """Set setting NAME to VALUE for REGION and everything below it (audited)."""
+    from server.auth.actor import system_actor
+    from server.monitoring import settings
+
+    with state.runtime().db.unit_of_work() as session:
+        settings.set_value(session, system_actor(), region, name, value)
+    click.echo(f"{name} = {value} for {region}")
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 
