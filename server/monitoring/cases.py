@@ -712,23 +712,32 @@ def record_verification_visits(
         by_household.setdefault(visit.household_id, visit)
     if not by_household:
         return []
-    referred = (
-        select(Referral.case_id, func.min(Referral.referred_at).label("since"))
-        .group_by(Referral.case_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(MonitoringCase, referred.c.since)
-        .outerjoin(referred, referred.c.case_id == MonitoringCase.id)
-        .where(
-            MonitoringCase.household_id.in_(list(by_household)),
-            MonitoringCase.outcome == CaseOutcome.OPEN,
-            MonitoringCase.stage == CaseStage.VERIFICATION,
+    # Most pushes meet no case waiting at verification: one indexed look-up, and done.
+    cases = list(
+        session.scalars(
+            select(MonitoringCase)
+            .where(
+                MonitoringCase.household_id.in_(list(by_household)),
+                MonitoringCase.outcome == CaseOutcome.OPEN,
+                MonitoringCase.stage == CaseStage.VERIFICATION,
+            )
+            .with_for_update()
         )
-        .with_for_update(of=MonitoringCase)
-    ).all()
+    )
+    if not cases:
+        return []
+    referred: dict[uuid.UUID, datetime] = {
+        case_id: moment
+        for case_id, moment in session.execute(
+            select(Referral.case_id, func.min(Referral.referred_at))
+            .where(Referral.case_id.in_([case.id for case in cases]))
+            .group_by(Referral.case_id)
+        )
+        if case_id is not None
+    }
     moved: list[uuid.UUID] = []
-    for case, since in rows:
+    for case in cases:
+        since = referred.get(case.id)
         if chain.may_take(
             actor.role.value, actor.region_codes, CaseStage.VERIFICATION, case.village_code
         ):
