@@ -35,6 +35,43 @@ class SettingSpec:
     en: str
 
 
+# Follow-up visits (server/monitoring/followups.py): the longest gap between two visits of a
+# monitored household, per monitoring type, and how many days ahead a visit is listed as due.
+FOLLOWUP_SETTINGS = (
+    SettingSpec(
+        "followup_days.unstable_lifted",
+        30,
+        1,
+        365,
+        "脱贫不稳定户回访周期（天）",
+        "Days between follow-up visits: unstable lifted households",
+    ),
+    SettingSpec(
+        "followup_days.marginal",
+        30,
+        1,
+        365,
+        "边缘易致贫户回访周期（天）",
+        "Days between follow-up visits: marginal households",
+    ),
+    SettingSpec(
+        "followup_days.sudden_difficulty",
+        30,
+        1,
+        365,
+        "突发严重困难户回访周期（天）",
+        "Days between follow-up visits: households in sudden severe difficulty",
+    ),
+    SettingSpec(
+        "followup_due_soon_days",
+        7,
+        0,
+        90,
+        "回访提前提醒天数",
+        "Days before its deadline that a follow-up visit is listed as due",
+    ),
+)
+
 # Whole-number settings (days, months). Features declare theirs here, in one place.
 SETTINGS: dict[str, SettingSpec] = {
     spec.name: spec
@@ -43,6 +80,7 @@ SETTINGS: dict[str, SettingSpec] = {
         SettingSpec(
             "notice_min_days", 5, 1, 60, "公示最短天数", "Shortest public notice period, days"
         ),
+        *FOLLOWUP_SETTINGS,
     )
 }
 
