@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.auth.actor import Actor
+from server.monitoring import followups
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,4 @@ def on_accepted(
     """Monitoring bookkeeping for the submissions a push accepted, in the push's transaction."""
     if not accepted:
         return
+    followups.record_visits(session, accepted, now)
