@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.auth.actor import Actor
+from server.monitoring import followups
 from server.monitoring.assistance import help_for_pull
-from server.monitoring.followups import due_list
 
 
 def page_additions(
@@ -30,5 +30,8 @@ def page_additions(
     households = [uuid.UUID(e["id"]) for e in entities if e["entity"] == "household"]
     additions: dict[str, Any] = {"help": help_for_pull(session, households)}
     if final:
-        additions["followups"] = {"as_of": now.isoformat(), "due": due_list(session, actor, now)}
+        additions["followups"] = {
+            "as_of": now.isoformat(),
+            "due": followups.due_list(session, actor, now),
+        }
     return additions
