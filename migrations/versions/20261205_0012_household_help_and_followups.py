@@ -1,6 +1,6 @@
 """Help for monitored households and their follow-up visits: helpers (a user or a named person
 with a protected phone), assistance measures, the append-only help events the timeline reads, and
-each household's last accepted visit.
+each household's last accepted visit; a partial index of the monitored households by village.
 
 Revision ID: 0012
 Revises: 0011
@@ -149,8 +149,19 @@ def upgrade() -> None:
     with op.batch_alter_table("household_helpers", schema=None) as batch_op:
         batch_op.create_index("ix_household_helpers_household", ["household_id"], unique=False)
 
+    # Monitored households by village, for the follow-up lists (server/monitoring/help_models.py).
+    op.create_index(
+        "ix_households_monitored_village",
+        "households",
+        ["village_code", "monitoring_type", "id", "household_no", "merged_into_id", "deleted"],
+        unique=False,
+        postgresql_where=sa.text("monitoring_status = 'monitored'"),
+        sqlite_where=sa.text("monitoring_status = 'monitored'"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_households_monitored_village", table_name="households")
     with op.batch_alter_table("household_helpers", schema=None) as batch_op:
         batch_op.drop_index("ix_household_helpers_household")
 

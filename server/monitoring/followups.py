@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, case, select, true
+from sqlalchemy import ColumnElement, and_, case, select, text, true
 from sqlalchemy.orm import Session
 
 from forms.register import LabelledEnum, MonitoringStatus, MonitoringType
@@ -23,7 +23,7 @@ from server.db import upsert_insert
 from server.errors import NotFound, ValidationFailed
 from server.households.models import Household
 from server.monitoring import settings
-from server.monitoring.help_models import HouseholdFollowup
+from server.monitoring.help_models import MONITORED_CONDITION, HouseholdFollowup
 from server.regions.codes import code_range, is_valid_code
 from server.regions.models import Region
 
@@ -158,7 +158,7 @@ def _monitored(session: Session, condition: ColumnElement[bool]) -> list[Any]:
             .outerjoin(HouseholdFollowup, HouseholdFollowup.household_id == Household.id)
             .where(
                 condition,
-                Household.monitoring_status == MonitoringStatus.MONITORED,
+                text(MONITORED_CONDITION),  # literally, so the partial index serves it
                 Household.merged_into_id.is_(None),
                 Household.deleted.is_(False),
             )
@@ -166,28 +166,25 @@ def _monitored(session: Session, condition: ColumnElement[bool]) -> list[Any]:
     )
 
 
-def interval_days(
+def _intervals(
     session: Session, pairs: Iterable[tuple[str, str | None]]
-) -> dict[tuple[str, str | None], int]:
-    """The follow-up interval of each (village, monitoring type): one settings read per type.
-    A monitored household with no type recorded gets the shortest of its village's intervals."""
+) -> tuple[dict[tuple[str, str | None], int], dict[str, int]]:
+    """The follow-up interval of each (village, monitoring type), and each village's due-soon
+    days, in one settings read. A monitored household with no type recorded gets the shortest of
+    its village's intervals."""
     wanted = set(pairs)
-    villages: dict[str, set[str]] = {}
-    for village, kind in wanted:
-        for code in [kind] if kind is not None else MonitoringType.codes():
-            villages.setdefault(code, set()).add(village)
-    by_type = {
-        kind: settings.effective_many(session, codes, INTERVAL_SETTING.format(kind))
-        for kind, codes in villages.items()
-    }
-    return {
+    villages = {village for village, _ in wanted}
+    names = [INTERVAL_SETTING.format(kind) for kind in MonitoringType.codes()]
+    grid = settings.effective_grid(session, villages, [*names, DUE_SOON_SETTING])
+    intervals = {
         (village, kind): (
-            by_type[kind][village]
+            grid[INTERVAL_SETTING.format(kind)][village]
             if kind is not None
-            else min(by_type[code][village] for code in MonitoringType.codes())
+            else min(grid[name][village] for name in names)
         )
         for village, kind in wanted
     }
+    return intervals, grid[DUE_SOON_SETTING]
 
 
 def assess(session: Session, rows: Sequence[Any], as_of: datetime) -> list[Followup]:
@@ -198,8 +195,7 @@ def assess(session: Session, rows: Sequence[Any], as_of: datetime) -> list[Follo
         (row.village_code, None if row.monitoring_type is None else row.monitoring_type.value)
         for row in rows
     }
-    intervals = interval_days(session, types)
-    soon = settings.effective_many(session, {v for v, _ in types}, DUE_SOON_SETTING)
+    intervals, soon = _intervals(session, types)
     result = []
     for row in rows:
         kind = None if row.monitoring_type is None else row.monitoring_type.value

@@ -129,6 +129,37 @@ def effective_many(session: Session, region_codes: Iterable[str], name: str) -> 
     }
 
 
+def effective_grid(
+    session: Session, region_codes: Iterable[str], names: Iterable[str]
+) -> dict[str, dict[str, int]]:
+    """`effective_many` for several settings at once, in one query: `{name: {region: value}}`."""
+    codes, wanted_names = set(region_codes), list(dict.fromkeys(names))
+    chains = {code: ancestry(code) for code in codes}
+    links = {link for chain in chains.values() for link in chain}
+    found: dict[str, dict[str, Any]] = {name: {} for name in wanted_names}
+    if codes and wanted_names:
+        rows = session.execute(
+            select(
+                MonitoringSetting.name, MonitoringSetting.region_code, MonitoringSetting.value
+            ).where(
+                MonitoringSetting.name.in_(wanted_names),
+                MonitoringSetting.region_code.in_(links),
+            )
+        )
+        for name, code, value in rows:
+            found[name][code] = value
+    return {
+        name: {
+            code: next(
+                (int(found[name][link]) for link in chain if link in found[name]),
+                SETTINGS[name].default,
+            )
+            for code, chain in chains.items()
+        }
+        for name in wanted_names
+    }
+
+
 def set_value(session: Session, actor: Actor, region_code: str, name: str, value: int) -> None:
     """Set `name` for `region_code` ("*" for everywhere: admins only); audited.
 
