@@ -257,6 +257,7 @@ def test_help_reaches_the_households_collectors_through_pull_incrementally(
     )
 
     pages, cursor_a = pull_pages(client, col_a)
+    [first_rev] = [e["rev"] for p in pages for e in p["entities"] if e["id"] == str(household)]
     help_a = pulled_help(pages)[str(household)]
     assert [h["name"] for h in help_a["helpers"]] == ["韦秀英"]
     assert help_a["helpers"][0]["phone"] == "139****5678"
@@ -275,6 +276,7 @@ def test_help_reaches_the_households_collectors_through_pull_incrementally(
     )
     changed, cursor_a = pull_pages(client, col_a, cursor_a)
     assert [e["id"] for e in changed[-1]["entities"]] == [str(household)]
+    assert changed[-1]["entities"][0]["rev"] == first_rev  # help changes no register field
     types = [m["type"] for m in pulled_help(changed)[str(household)]["measures"]]
     assert types == ["medical_aid", "education_aid"]
     other, _ = pull_pages(client, col_b, cursor_b)

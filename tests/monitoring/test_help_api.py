@@ -148,6 +148,23 @@ def test_households_outside_the_callers_regions_are_forbidden_and_unknown_ones_n
     assert response.get_json()["error"]["code"] == "forbidden"
     # The admin may, everywhere.
     assert _post(client, f"{base}/helpers", staff["root"], {"user": "col_b"}).status_code == 201
+    # What the admin gave there stays out of reach of township A's supervisor.
+    measure = _post(
+        client,
+        f"{base}/measures",
+        staff["root"],
+        {"type": "housing_renovation", "start_date": "2026-11-01"},
+    ).get_json()
+    patch = client.patch(
+        f"/api/v1/monitoring/measures/{measure['id']}",
+        json={"status": "completed"},
+        headers=bearer(staff["sup_a"]),
+    )
+    assert patch.status_code == 403
+    helpers = client.get(f"{base}/help", headers=bearer(staff["col_b"])).get_json()["helpers"]
+    end = _post(client, f"/api/v1/monitoring/helpers/{helpers[0]['id']}/end", staff["sup_a"], {})
+    assert end.status_code == 403
+    assert helpers[0]["ended_on"] is None
     unknown = f"/api/v1/households/{uuid.uuid4()}"
     assert client.get(f"{unknown}/help", headers=bearer(staff["sup_a"])).status_code == 404
     assert _post(client, f"{unknown}/helpers", staff["sup_a"], {"user": "x"}).status_code == 404
