@@ -28,6 +28,7 @@ from server.db import utcnow
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.households.models import Household
 from server.monitoring.help_models import (
+    NAME_LENGTH,
     AssistanceMeasure,
     HelpEvent,
     HouseholdHelper,
@@ -283,7 +284,7 @@ def assign_helper(
     helper = HouseholdHelper(
         household_id=household.id,
         user_id=None if user is None else user.id,
-        name=name or (user.username if user else ""),
+        name=(name or (user.username if user else ""))[:NAME_LENGTH],
         note=body.get("note"),
         assigned_on=body.get("assigned_on") or local_today(),
         created_by_id=actor.user_id,
