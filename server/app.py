@@ -65,6 +65,7 @@ def _register_blueprints(app: Flask) -> None:
     from server.forms.routes import bp as forms_bp
     from server.health.routes import bp as health_bp
     from server.households.routes import bp as households_bp
+    from server.monitoring.help_routes import bp as monitoring_help_bp
     from server.monitoring.routes import bp as monitoring_bp
     from server.openapi import bp as openapi_bp
     from server.submissions.routes import bp as submissions_bp
@@ -78,6 +79,7 @@ def _register_blueprints(app: Flask) -> None:
         sync_bp,
         attachments_bp,
         conflicts_bp,
+        monitoring_help_bp,
         submissions_bp,
         monitoring_bp,
         openapi_bp,

@@ -9,6 +9,12 @@ from server.db import Base
 from server.devices.models import Device, DeviceSequenceGap
 from server.forms.models import Form, FormVersion
 from server.households.models import Household, Member
+from server.monitoring.help_models import (
+    AssistanceMeasure,
+    HelpEvent,
+    HouseholdFollowup,
+    HouseholdHelper,
+)
 from server.monitoring.models import CaseStep, MonitoringCase, MonitoringSetting, Referral
 from server.regions.models import Region
 from server.submissions.models import Submission
@@ -17,6 +23,7 @@ from server.users.models import RegionGrant, User
 metadata = Base.metadata
 
 __all__ = [
+    "AssistanceMeasure",
     "Attachment",
     "AttachmentHolder",
     "AttachmentRef",
@@ -28,7 +35,10 @@ __all__ = [
     "DeviceSequenceGap",
     "Form",
     "FormVersion",
+    "HelpEvent",
     "Household",
+    "HouseholdFollowup",
+    "HouseholdHelper",
     "LoginThrottle",
     "Member",
     "MonitoringCase",

@@ -30,6 +30,19 @@ from server.conflicts.schemas import (
 )
 from server.conflicts.schemas import ConflictSchema as ReviewConflictSchema
 from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
+from server.monitoring.help_schemas import (
+    FollowupPageSchema,
+    FollowupQuerySchema,
+    HelperCreateSchema,
+    HelperEndSchema,
+    HelperSchema,
+    HelperUpdateSchema,
+    HelpQuerySchema,
+    HouseholdHelpSchema,
+    MeasureCreateSchema,
+    MeasureSchema,
+    MeasureUpdateSchema,
+)
 from server.monitoring.schemas import (
     CaseListQuerySchema,
     CasePageSchema,
@@ -399,6 +412,57 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/api/v1/households/{household_id}/help",
+        "A household's helpers and assistance measures (reveal=sensitive shows phones, audited)",
+        "monitoring",
+        response="HouseholdHelp",
+        errors=(422,),
+        query=HelpQuerySchema,
+    ),
+    Operation(
+        "post",
+        "/api/v1/households/{household_id}/helpers",
+        "Make a user or a named person responsible for helping a monitored household",
+        "monitoring",
+        roles=STAFF,
+        request="HelperCreate",
+        response="Helper",
+        status=201,
+        errors=(409, 422),
+    ),
+    Operation(
+        "patch",
+        "/api/v1/monitoring/helpers/{helper_id}",
+        "Change a helper's name, phone or note",
+        "monitoring",
+        roles=STAFF,
+        request="HelperUpdate",
+        response="Helper",
+        errors=(422,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/monitoring/helpers/{helper_id}/end",
+        "A helper stops being responsible (kept on record)",
+        "monitoring",
+        roles=STAFF,
+        request="HelperEnd",
+        response="Helper",
+        errors=(409, 422),
+    ),
+    Operation(
+        "post",
+        "/api/v1/households/{household_id}/measures",
+        "Record an assistance measure for a monitored household",
+        "monitoring",
+        roles=STAFF,
+        request="MeasureCreate",
+        response="Measure",
+        status=201,
+        errors=(409, 422),
+    ),
+    Operation(
+        "get",
         "/api/v1/monitoring/settings",
         "Monitoring settings as they apply in a region",
         "monitoring",
@@ -416,6 +480,26 @@ OPERATIONS: tuple[Operation, ...] = (
         request="SettingsUpdate",
         response="MonitoringSettings",
         errors=(422,),
+    ),
+    Operation(
+        "patch",
+        "/api/v1/monitoring/measures/{measure_id}",
+        "Change an assistance measure (status, outcome, dates, amount)",
+        "monitoring",
+        roles=STAFF,
+        request="MeasureUpdate",
+        response="Measure",
+        errors=(422,),
+    ),
+    Operation(
+        "get",
+        "/api/v1/monitoring/followups",
+        "Monitored households whose follow-up visit is overdue or due, by region",
+        "monitoring",
+        roles=STAFF,
+        response="FollowupPage",
+        errors=(404, 422),
+        query=FollowupQuerySchema,
     ),
 )
 
@@ -442,6 +526,15 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "CasePage": CasePageSchema,
     "SettingsUpdate": SettingsUpdateSchema,
     "MonitoringSettings": SettingsSchema,
+    "Helper": HelperSchema,
+    "Measure": MeasureSchema,
+    "HouseholdHelp": HouseholdHelpSchema,
+    "HelperCreate": HelperCreateSchema,
+    "HelperUpdate": HelperUpdateSchema,
+    "HelperEnd": HelperEndSchema,
+    "MeasureCreate": MeasureCreateSchema,
+    "MeasureUpdate": MeasureUpdateSchema,
+    "FollowupPage": FollowupPageSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -544,6 +637,8 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "household_id": _UUID,
     "conflict_id": _UUID,
     "case_id": _UUID,
+    "helper_id": _UUID,
+    "measure_id": _UUID,
     "form_id": {"type": "string", "pattern": FORM_ID},
     "version": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
     "digest": _DIGEST,
@@ -573,6 +668,10 @@ def build_spec() -> dict[str, Any]:
         {"required": ["value"]},
         {"required": ["choose"]},
     ]
+    spec.components.schemas["HelperCreate"]["anyOf"] = [
+        {"required": ["user"]},
+        {"required": ["name", "phone"], "properties": {"phone": {"type": "string"}}},
+    ]
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op)
@@ -586,6 +685,9 @@ def build_spec() -> dict[str, Any]:
 
 def _field_properties(field: fields.Field) -> dict[str, Any]:
     """What a protocol field accepts, as JSON Schema (apispec knows only marshmallow's own)."""
+    described = getattr(field, "openapi", None)
+    if isinstance(described, dict):  # a field that states its own (e.g. dates, money)
+        return dict(described)
     if isinstance(field, ChoiceString):
         return {"type": "string", "enum": list(field.choices)}
     if isinstance(field, PatternString):

@@ -905,14 +905,69 @@ class PulledEntitySchema(ResponseSchema):
         include = {"fields": JsonObject(required=True)}  # noqa: RUF012 (marshmallow option)
 
 
+class PulledHelperSchema(ResponseSchema):
+    """A helper still responsible for a household (帮扶责任人); `phone` masked."""
+
+    id = UuidString(required=True)
+    user = fields.String(allow_none=True)
+    name = fields.String(required=True)
+    phone = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    assigned_on = fields.String(required=True)  # YYYY-MM-DD
+
+
+class PulledMeasureSchema(ResponseSchema):
+    """An assistance measure (帮扶措施) of a household."""
+
+    id = UuidString(required=True)
+    type = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    start_date = fields.String(required=True)
+    end_date = fields.String(allow_none=True)
+    amount = fields.Float(allow_none=True)
+    status = fields.String(required=True)
+    outcome = fields.String(allow_none=True)
+
+
+class PulledHelpSchema(ResponseSchema):
+    """The whole current help of a household on the page (replaces what the tablet had)."""
+
+    household_id = UuidString(required=True)
+    helpers = ProtocolList(ProtocolNested(PulledHelperSchema), load_default=list)
+    measures = ProtocolList(ProtocolNested(PulledMeasureSchema), load_default=list)
+
+
+class DueFollowupSchema(ResponseSchema):
+    """A monitored household whose follow-up visit is `overdue` or `due` soon."""
+
+    household_id = UuidString(required=True)
+    village_code = fields.String(required=True)
+    monitoring_type = fields.String(allow_none=True)
+    interval_days = fields.Integer(required=True)
+    last_visit_at = fields.String(allow_none=True)
+    due_at = fields.String(allow_none=True)  # null: never visited
+    state = fields.String(required=True)
+
+
+class DueFollowupsSchema(ResponseSchema):
+    """The caller's due follow-ups at `as_of`: the complete list, replacing the previous one."""
+
+    as_of = fields.String(required=True)
+    due = ProtocolList(ProtocolNested(DueFollowupSchema), load_default=list)
+
+
 class PullResponseSchema(ResponseSchema):
-    """`GET /api/v1/sync/pull` answer; page until `more` is false."""
+    """`GET /api/v1/sync/pull` answer; page until `more` is false. `help` (the help of the
+    households on the page) and `followups` (last page only) serve the monitoring work; older
+    clients ignore them."""
 
     entities = ProtocolList(ProtocolNested(PulledEntitySchema), required=True)
     removed = ProtocolList(ProtocolNested(EntityRefSchema), load_default=list)
     cursor = ProtocolString(required=True, max_length=2048)
     more = StrictBoolean(required=True)
     clock = HlcField(required=True)
+    help = ProtocolList(ProtocolNested(PulledHelpSchema), load_default=list)
+    followups = ProtocolNested(DueFollowupsSchema)
 
 
 # --- entity keys, attachments, fingerprints --------------------------------------------------

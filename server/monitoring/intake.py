@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.auth.actor import Actor
+from server.monitoring import followups
 from server.sensitive import SensitiveCodec
 from sync_protocol.clock import HybridClock
 
@@ -50,3 +51,4 @@ def on_accepted(
     from server.monitoring.case_intake import take_accepted
 
     take_accepted(session, actor, accepted, now, clock=clock, codec=codec)
+    followups.record_visits(session, accepted, now)

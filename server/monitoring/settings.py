@@ -35,6 +35,43 @@ class SettingSpec:
     en: str
 
 
+# Follow-up visits (server/monitoring/followups.py): the longest gap between two visits of a
+# monitored household, per monitoring type, and how many days ahead a visit is listed as due.
+FOLLOWUP_SETTINGS = (
+    SettingSpec(
+        "followup_days.unstable_lifted",
+        30,
+        1,
+        365,
+        "脱贫不稳定户回访周期（天）",
+        "Days between follow-up visits: unstable lifted households",
+    ),
+    SettingSpec(
+        "followup_days.marginal",
+        30,
+        1,
+        365,
+        "边缘易致贫户回访周期（天）",
+        "Days between follow-up visits: marginal households",
+    ),
+    SettingSpec(
+        "followup_days.sudden_difficulty",
+        30,
+        1,
+        365,
+        "突发严重困难户回访周期（天）",
+        "Days between follow-up visits: households in sudden severe difficulty",
+    ),
+    SettingSpec(
+        "followup_due_soon_days",
+        7,
+        0,
+        90,
+        "回访提前提醒天数",
+        "Days before its deadline that a follow-up visit is listed as due",
+    ),
+)
+
 # Whole-number settings (days, months). Features declare theirs here, in one place.
 SETTINGS: dict[str, SettingSpec] = {
     spec.name: spec
@@ -51,6 +88,7 @@ SETTINGS: dict[str, SettingSpec] = {
             "收入稳定超过监测标准月数",
             "Months income must stay above the monitoring line before an exit",
         ),
+        *FOLLOWUP_SETTINGS,
     )
 }
 
@@ -96,6 +134,37 @@ def effective_many(session: Session, region_codes: Iterable[str], name: str) -> 
     return {
         code: next((int(rows[link]) for link in chain if link in rows), default)
         for code, chain in chains.items()
+    }
+
+
+def effective_grid(
+    session: Session, region_codes: Iterable[str], names: Iterable[str]
+) -> dict[str, dict[str, int]]:
+    """`effective_many` for several settings at once, in one query: `{name: {region: value}}`."""
+    codes, wanted_names = set(region_codes), list(dict.fromkeys(names))
+    chains = {code: ancestry(code) for code in codes}
+    links = {link for chain in chains.values() for link in chain}
+    found: dict[str, dict[str, Any]] = {name: {} for name in wanted_names}
+    if codes and wanted_names:
+        rows = session.execute(
+            select(
+                MonitoringSetting.name, MonitoringSetting.region_code, MonitoringSetting.value
+            ).where(
+                MonitoringSetting.name.in_(wanted_names),
+                MonitoringSetting.region_code.in_(links),
+            )
+        )
+        for name, code, value in rows:
+            found[name][code] = value
+    return {
+        name: {
+            code: next(
+                (int(found[name][link]) for link in chain if link in found[name]),
+                SETTINGS[name].default,
+            )
+            for code, chain in chains.items()
+        }
+        for name in wanted_names
     }
 
 

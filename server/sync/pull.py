@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 from forms.register import HOUSEHOLD, MEMBER
 from server.auth.actor import Actor
 from server.changes.models import Change, ScopeSnapshot
-from server.db import Database, upsert_insert
+from server.db import Database, upsert_insert, utcnow
 from server.errors import ResyncRequired
 from server.households.fields import HouseholdRow, MemberRow, household_fields, member_fields
 from server.households.models import Household, Member
 from server.households.versions import stored_clocks
+from server.monitoring.pull_additions import page_additions
 from server.sensitive import SensitiveCodec
 from server.sync import cursor as cursors
 from server.sync.cursor import Cursor
@@ -120,12 +121,14 @@ def pull_page(
                 session, actor, codec, current, limit
             )
         removed.extend(more_removed)
+        additions = page_additions(session, actor, entities, final=not more, now=utcnow())
     return {
         "entities": entities,
         "removed": removed,
         "cursor": cursors.encode(next_cursor, secret),
         "more": more,
         "clock": str(clock.now()),
+        **additions,
     }
 
 
