@@ -65,6 +65,7 @@ def _register_blueprints(app: Flask) -> None:
     from server.forms.routes import bp as forms_bp
     from server.health.routes import bp as health_bp
     from server.households.routes import bp as households_bp
+    from server.monitoring.report_routes import bp as monitoring_reports_bp
     from server.openapi import bp as openapi_bp
     from server.submissions.routes import bp as submissions_bp
     from server.sync.routes import bp as sync_bp
@@ -77,6 +78,7 @@ def _register_blueprints(app: Flask) -> None:
         sync_bp,
         attachments_bp,
         conflicts_bp,
+        monitoring_reports_bp,
         submissions_bp,
         openapi_bp,
     ):

@@ -64,6 +64,7 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     "/api/v1/attachments/{digest}": ("422",),  # the bytes do not hash to the digest
     "/api/v1/conflicts/{conflict_id}/resolve": ("422",),  # a value unsuited to the field
     "/api/v1/sync/pull": ("400", "410"),  # a cursor that is malformed or no longer honoured
+    "/api/v1/households/{household_id}/timeline": ("422",),  # a cursor not made by the server
 }
 PHASES = "examples,coverage,fuzzing"  # stateful needs links the description does not declare
 # Per operation and phase: a minute or two per database on a busy 2-core machine. For a deeper

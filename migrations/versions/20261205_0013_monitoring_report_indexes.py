@@ -1,0 +1,36 @@
+"""Indexes for the monitoring reports: the summary counts monitored households and their live
+members from indexes alone, and a household's timeline reads its village's change log by
+`(village_code, seq)` (the change log has no index by entity, see migration 0005).
+
+Revision ID: 0013
+Revises: 0011
+Create Date: 2026-12-05 10:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0013"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_households_monitoring",
+        "households",
+        ["monitoring_status", "village_code", "monitoring_type", "deleted", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_members_household_live", "members", ["household_id", "deleted"], unique=False
+    )
+    op.create_index("ix_changes_village_seq", "changes", ["village_code", "seq"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_changes_village_seq", table_name="changes")
+    op.drop_index("ix_members_household_live", table_name="members")
+    op.drop_index("ix_households_monitoring", table_name="households")
