@@ -49,19 +49,19 @@ def county(rt, regions):
         referral(s, h7, VILLAGE_B1, ReferralChannel.DEPARTMENT_WARNING, at("2026-01-05T03:00"))
         case(s, h2, VILLAGE_A1, Dir.ENTRY, Stage.VILLAGE_REVIEW)
         case(s, h6, VILLAGE_A2, Dir.EXIT, Stage.TOWNSHIP_REVIEW)
-        closed = {"outcome": CaseOutcome.APPROVED}
-        c1 = case(s, h1, VILLAGE_A1, Dir.ENTRY, Stage.CLOSED, **closed)
+        closed = CaseOutcome.APPROVED
+        c1 = case(s, h1, VILLAGE_A1, Dir.ENTRY, Stage.CLOSED, outcome=closed)
         step(s, c1, 4, Stage.COUNTY_REVIEW, Dec.APPROVE, at("2026-03-01T02:00"))
         # 20:00 UTC on 31 December 2025 is 1 January 2026 in China: an entry of 2026.
-        c7 = case(s, h7, VILLAGE_B1, Dir.ENTRY, Stage.CLOSED, **closed)
+        c7 = case(s, h7, VILLAGE_B1, Dir.ENTRY, Stage.CLOSED, outcome=closed)
         step(s, c7, 4, Stage.COUNTY_REVIEW, Dec.APPROVE, at("2025-12-31T20:00"))
-        c4 = case(s, h4, VILLAGE_A1, Dir.EXIT, Stage.CLOSED, **closed)
+        c4 = case(s, h4, VILLAGE_A1, Dir.EXIT, Stage.CLOSED, outcome=closed)
         step(s, c4, 4, Stage.TOWNSHIP_REVIEW, Dec.APPROVE, at("2026-05-20T02:00"))  # not county
         step(s, c4, 5, Stage.COUNTY_REVIEW, Dec.APPROVE, at("2026-06-01T02:00"))
         rejected = case(s, h6, VILLAGE_A2, Dir.ENTRY, Stage.CLOSED, outcome=CaseOutcome.REJECTED)
         step(s, rejected, 4, Stage.COUNTY_REVIEW, Dec.REJECT, at("2026-04-01T02:00"))
         # An older case of h4 returned once at the county step, then approved in 2024.
-        old = case(s, h4, VILLAGE_A1, Dir.ENTRY, Stage.CLOSED, **closed)
+        old = case(s, h4, VILLAGE_A1, Dir.ENTRY, Stage.CLOSED, outcome=closed)
         step(s, old, 4, Stage.COUNTY_REVIEW, Dec.RETURN, at("2024-05-01T02:00"))
         step(s, old, 6, Stage.COUNTY_REVIEW, Dec.APPROVE, at("2024-06-01T02:00"))
 
