@@ -1,6 +1,7 @@
 """Indexes for the monitoring reports: the summary counts monitored households and their live
 members from indexes alone, and a household's timeline reads its village's change log by
-`(village_code, seq)` (the change log has no index by entity, see migration 0005).
+`(village_code, seq, entity_id)` (the change log has no index by entity, see migration 0005:
+this one grows at the end of each village's range, not at random places).
 
 Revision ID: 0013
 Revises: 0011
@@ -27,7 +28,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_members_household_live", "members", ["household_id", "deleted"], unique=False
     )
-    op.create_index("ix_changes_village_seq", "changes", ["village_code", "seq"], unique=False)
+    op.create_index(
+        "ix_changes_village_seq", "changes", ["village_code", "seq", "entity_id"], unique=False
+    )
 
 
 def downgrade() -> None:

@@ -30,10 +30,11 @@ class Change(Base):
     # Pull reads the log by (txid, seq). No index by entity: its keys are random UUIDs, so
     # every push would scatter thousands of index writes over the disk (it cost a push of 500
     # visits more than all its change rows did). A household's timeline reads its village's
-    # changes by (village_code, seq) instead: a push appends at the end of each village's range.
+    # changes by (village_code, seq, entity_id) instead — a push appends at the end of each
+    # village's range, and the timeline filters the village's entries on the index alone.
     __table_args__ = (
         Index("ix_changes_txid_seq", "txid", "seq"),
-        Index("ix_changes_village_seq", "village_code", "seq"),
+        Index("ix_changes_village_seq", "village_code", "seq", "entity_id"),
     )
 
     seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
