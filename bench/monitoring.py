@@ -29,6 +29,7 @@ import register
 import requests
 from register import (
     COUNTY,
+    COUNTY_COLLECTOR,
     PASSWORD,
     PROVINCE,
     SIZES,
@@ -38,13 +39,15 @@ from register import (
     prepared_register,
     print_machine,
 )
-from sqlalchemy import Table, bindparam, func, select, text
-from tablet import served_app
+from sqlalchemy import Index, Table, bindparam, func, select, text
+from sqlalchemy.schema import CreateIndex, DropIndex
+from tablet import HttpTablet, known_households, served_app, visit_batches
 
 from forms.register import Category, MonitoringStatus, MonitoringType, RiskCause
 from server.auth.passwords import PasswordHasher
+from server.changes.models import Change
 from server.db import Database
-from server.households.models import Household
+from server.households.models import Household, Member
 from server.monitoring.models import (
     CaseDirection,
     CaseOutcome,
@@ -257,8 +260,13 @@ def add_monitoring(url: str) -> MonitoringLoad:
                 )
             }
         if db.kind == "postgresql":
+            # What autovacuum does after such a load: statistics, and the visibility map that
+            # lets index-only scans skip the table.
             with db.engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                for table in ("households", "members", "monitoring_cases", "case_steps"):
+                    conn.execute(text(f"VACUUM ANALYZE {table}"))
+                conn.execute(text("ANALYZE referrals"))
     finally:
         db.dispose()
     monitored = sum(n for s, n in by_status.items() if s is not MonitoringStatus.NOT_MONITORED)
@@ -347,11 +355,76 @@ def measure(reg: Register, runs: int) -> list[Timing]:
         return timings
 
 
+# The indexes migration 0013 adds for the reports: what they cost a push is measured by pushing
+# with them and without them, in alternation, on the same register.
+REPORT_INDEXES: tuple[Index, ...] = tuple(
+    index
+    for model in (Household, Member, Change)
+    for index in cast(Table, model.__table__).indexes
+    if index.name
+    in {"ix_households_monitoring", "ix_members_household_live", "ix_changes_village_seq"}
+)
+PUSH_BATCH = 500
+
+
+@dataclass
+class PushCost:
+    with_indexes: list[float]
+    without_indexes: list[float]
+
+    @staticmethod
+    def rate(seconds: list[float]) -> float:
+        return PUSH_BATCH * len(seconds) / sum(seconds)
+
+
+def measure_push_cost(reg: Register, rounds: int, batches: int) -> PushCost:
+    """Batches of 500 visits to households anywhere in the county, pushed over HTTP by one
+    tablet; each round pushes `batches` with the report indexes, then `batches` without."""
+    households = known_households(reg.settings, (1 + 2 * rounds * batches) * PUSH_BATCH, seed=7)
+    db = Database(reg.url)
+    cost = PushCost([], [])
+    try:
+        with served_app(reg.settings) as served:
+            tablet = HttpTablet.login(served.url, COUNTY_COLLECTOR, PASSWORD)
+            bodies = iter(visit_batches(tablet, households, PUSH_BATCH))
+            tablet.push(next(bodies))  # warm-up
+            for _ in range(rounds):
+                for with_indexes in (True, False):
+                    if not with_indexes:
+                        _run_ddl(db, [DropIndex(index) for index in REPORT_INDEXES])
+                    for _ in range(batches):
+                        started = time.perf_counter()
+                        response = tablet.push(next(bodies))
+                        elapsed = time.perf_counter() - started
+                        assert {r["status"] for r in response["results"]} == {"accepted"}
+                        (cost.with_indexes if with_indexes else cost.without_indexes).append(
+                            elapsed
+                        )
+                    if not with_indexes:
+                        _run_ddl(db, [CreateIndex(index) for index in REPORT_INDEXES])
+    finally:
+        db.dispose()
+    return cost
+
+
+def _run_ddl(db: Database, statements: list[Any]) -> None:
+    with db.engine.begin() as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_common_arguments(parser)
     parser.add_argument("--size", choices=sorted(SIZES), default="500k")
     parser.add_argument("--runs", type=int, default=15, help="timed requests per figure")
+    parser.add_argument(
+        "--push-rounds",
+        type=int,
+        default=0,
+        help="also measure what the report indexes cost a push: rounds of batches with and "
+        "without them (default: 0, not measured)",
+    )
     args = parser.parse_args()
     kinds = database_kinds(args.db)
     print_machine(kinds)
@@ -373,6 +446,15 @@ def main() -> None:
                 )
             for name, target in TARGETS_MS.items():
                 print(f"    target: {name} summary < {target:.0f} ms")
+            if args.push_rounds:
+                cost = measure_push_cost(reg, args.push_rounds, batches=2)
+                on, off = cost.rate(cost.with_indexes), cost.rate(cost.without_indexes)
+                print(
+                    f"    push, {PUSH_BATCH}-visit batches anywhere in the county: {on:,.0f}/s "
+                    f"with the report indexes, {off:,.0f}/s without ({on / off - 1:+.1%}); "
+                    f"batches with {' '.join(f'{x:.2f}' for x in cost.with_indexes)} s, "
+                    f"without {' '.join(f'{x:.2f}' for x in cost.without_indexes)} s"
+                )
 
 
 if __name__ == "__main__":
