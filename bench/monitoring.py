@@ -264,8 +264,8 @@ def add_monitoring(url: str) -> MonitoringLoad:
             # lets index-only scans skip the table.
             with db.engine.connect() as conn:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                for table in ("households", "members", "monitoring_cases", "case_steps"):
-                    conn.execute(text(f"VACUUM ANALYZE {table}"))
+                for name in ("households", "members", "monitoring_cases", "case_steps"):
+                    conn.execute(text(f"VACUUM ANALYZE {name}"))
                 conn.execute(text("ANALYZE referrals"))
     finally:
         db.dispose()
