@@ -39,7 +39,7 @@ from register import (
     prepared_register,
     print_machine,
 )
-from sqlalchemy import Index, Table, bindparam, func, select, text
+from sqlalchemy import Index, Table, bindparam, func, inspect, select, text
 from sqlalchemy.schema import CreateIndex, DropIndex
 from tablet import HttpTablet, known_households, served_app, visit_batches
 
@@ -212,6 +212,30 @@ class MonitoringGenerator:
         if open_at is None:
             case["closed_at"] = at
         return at
+
+
+def ensure_indexes(url: str) -> list[str]:
+    """Create the indexes of the current models that a saved register (built by an earlier
+    revision of the same migration) lacks or has with other columns. Returns their names."""
+    db = Database(url)
+    fixed = []
+    try:
+        with db.engine.begin() as conn:
+            inspector = inspect(conn)
+            for model in (Household, Member, Change, MonitoringCase, CaseStep, Referral):
+                table = cast(Table, model.__table__)
+                found = {i["name"]: i["column_names"] for i in inspector.get_indexes(table.name)}
+                for index in table.indexes:
+                    columns = [c.name for c in index.columns]
+                    if found.get(str(index.name)) == columns:
+                        continue
+                    if index.name in found:
+                        conn.execute(DropIndex(index))
+                    conn.execute(CreateIndex(index))
+                    fixed.append(str(index.name))
+    finally:
+        db.dispose()
+    return fixed
 
 
 def add_monitoring(url: str) -> MonitoringLoad:
@@ -432,6 +456,9 @@ def main() -> None:
     print(f"register: {size.households:,} households, {size.villages} villages")
     for kind in kinds:
         with prepared_register(kind, args.size, reuse=args.reuse) as reg:
+            fixed = ensure_indexes(reg.url)
+            if fixed:
+                print(f"{kind:<10} indexes brought up to the models: {', '.join(fixed)}")
             load = add_monitoring(reg.url)
             share = load.households / size.households
             print(
