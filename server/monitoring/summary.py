@@ -2,9 +2,9 @@
 households and persons are under monitoring by type and status, referrals by channel, open cases
 at each stage, and entries and exits approved in a year.
 
-Every section counts per village in one grouped query over the region's code range (indexes:
-migration 0013 and the monitoring tables' own), and every region's figure is the sum of its
-villages', so a parent always equals the sum of its children. A section is declared once in
+Every section counts in one grouped query over the region's code range, grouped by child region
+(the prefix of the village code; indexes: migration 0013), and the region's figure is the sum of
+its children's, so a parent always equals the sum of its children. A section is declared once in
 `SECTIONS`; adding one (e.g. overdue follow-ups) is a `Section` with its query, nothing else.
 """
 
@@ -14,9 +14,18 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, false, func, select
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    false,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
 from forms.register import LabelledEnum, MonitoringStatus, MonitoringType
@@ -66,16 +75,28 @@ class Dimension:
 
 @dataclass(frozen=True)
 class Window:
-    """What a summary covers: the villages in `[low, high]` and the year `[start, end)`."""
+    """What a summary covers: the villages in `[low, high]` and the year `[start, end)`; counts
+    are grouped by the first `digits` of the village code (the child regions' prefix)."""
 
     low: str
     high: str
     year: int
     start: datetime
     end: datetime
+    digits: int = 12
+
+    def within(self, column: Any) -> ColumnElement[bool]:
+        return cast(ColumnElement[bool], column.between(self.low, self.high))
+
+    def bucket(self, column: Any) -> ColumnElement[str]:
+        """The child region a village code falls in, as its significant prefix."""
+        # Literal arguments: the same expression in SELECT and GROUP BY must read the same on
+        # PostgreSQL, which bound parameters (named apart) would not.
+        return func.substr(column, literal_column("1"), literal_column(str(int(self.digits))))
 
 
-# One counted group: (village code, the dimension codes in order, the measures in order).
+# One counted group: (the child region's code prefix, as `Window.bucket` gives it, the dimension
+# codes in order, the measures in order).
 CountRow = tuple[str, tuple[str, ...], tuple[int, ...]]
 CountQuery = Callable[[Session, Window], Iterable[CountRow]]
 
@@ -132,80 +153,97 @@ REFERRALS = ("referrals", Label("件数", "Referrals"))
 
 
 def _code(value: Any) -> str:
-    return NO_TYPE if value is None else str(value.value)
+    return NO_TYPE if value is None else str(value)
+
+
+def _text(column: Any) -> ColumnElement[str]:
+    """An enumeration column read as its stored code (no conversion of every row)."""
+    return type_coerce(column, String())
+
+
+def _rows(session: Session, statement: Any) -> list[Any]:
+    # Core execution: plain tuples, without the ORM's per-row work.
+    return list(session.connection().execute(statement))
 
 
 def count_monitored(session: Session, window: Window) -> Iterable[CountRow]:
     """Households under monitoring (any status but not_monitored) and their live members."""
     scope = and_(
         Household.monitoring_status.in_(MONITORING_STATUSES),
-        Household.village_code.between(window.low, window.high),
+        window.within(Household.village_code),
         Household.deleted == false(),
     )
-    # Grouped in the order of ix_households_monitoring, so the index needs no sorting.
-    groups = (Household.monitoring_status, Household.village_code, Household.monitoring_type)
-    households = session.execute(select(*groups, func.count()).where(scope).group_by(*groups))
+    bucket = window.bucket(Household.village_code)
+    groups = (bucket, _text(Household.monitoring_type), _text(Household.monitoring_status))
     found: dict[tuple[str, str, str], list[int]] = {}
-    for status, village, kind, n in households:
-        found[(village, _code(kind), _code(status))] = [int(n), 0]
-    persons = session.execute(
+    for code, kind, status, n in _rows(
+        session, select(*groups, func.count()).where(scope).group_by(*groups)
+    ):
+        found[(code, _code(kind), status)] = [int(n), 0]
+    persons = (
         select(*groups, func.count())
         .join(Member, Member.household_id == Household.id)
         .where(scope, Member.deleted == false())
         .group_by(*groups)
     )
-    for status, village, kind, n in persons:
-        found.setdefault((village, _code(kind), _code(status)), [0, 0])[1] = int(n)
-    return [(village, (kind, status), (h, p)) for (village, kind, status), (h, p) in found.items()]
+    for code, kind, status, n in _rows(session, persons):
+        found.setdefault((code, _code(kind), status), [0, 0])[1] = int(n)
+    return [(code, (kind, status), (h, p)) for (code, kind, status), (h, p) in found.items()]
 
 
 def count_referrals(session: Session, window: Window) -> Iterable[CountRow]:
     """Referrals made in the year, by channel (also those attached to an open case)."""
-    rows = session.execute(
-        select(Referral.village_code, Referral.channel, func.count())
+    groups = (window.bucket(Referral.village_code), _text(Referral.channel))
+    rows = _rows(
+        session,
+        select(*groups, func.count())
         .where(
-            Referral.village_code.between(window.low, window.high),
             Referral.created_at >= window.start,
             Referral.created_at < window.end,
+            window.within(Referral.village_code),
         )
-        .group_by(Referral.village_code, Referral.channel)
+        .group_by(*groups),
     )
-    return [(village, (_code(channel),), (int(n),)) for village, channel, n in rows]
+    return [(code, (channel,), (int(n),)) for code, channel, n in rows]
 
 
 def count_open_cases(session: Session, window: Window) -> Iterable[CountRow]:
     """Cases open now, by direction and the stage they wait at (not limited to the year)."""
-    groups = (MonitoringCase.village_code, MonitoringCase.direction, MonitoringCase.stage)
-    rows = session.execute(
+    groups = (
+        window.bucket(MonitoringCase.village_code),
+        _text(MonitoringCase.direction),
+        _text(MonitoringCase.stage),
+    )
+    rows = _rows(
+        session,
         select(*groups, func.count())
         .where(
             MonitoringCase.outcome == CaseOutcome.OPEN,
-            MonitoringCase.village_code.between(window.low, window.high),
+            window.within(MonitoringCase.village_code),
         )
-        .group_by(*groups)
+        .group_by(*groups),
     )
-    return [
-        (village, (_code(direction), _code(stage)), (int(n),))
-        for village, direction, stage, n in rows
-    ]
+    return [(code, (direction, stage), (int(n),)) for code, direction, stage, n in rows]
 
 
 def count_movements(session: Session, window: Window) -> Iterable[CountRow]:
     """Entries and exits of the year: cases the county step approved in it, by direction."""
-    groups = (MonitoringCase.village_code, MonitoringCase.direction)
-    rows = session.execute(
+    groups = (window.bucket(MonitoringCase.village_code), _text(MonitoringCase.direction))
+    rows = _rows(
+        session,
         select(*groups, func.count())
-        .join(CaseStep, CaseStep.case_id == MonitoringCase.id)
+        .select_from(CaseStep)
+        .join(MonitoringCase, MonitoringCase.id == CaseStep.case_id)
         .where(
             CaseStep.stage == CaseStage.COUNTY_REVIEW,
             CaseStep.decision == StepDecision.APPROVE,
             CaseStep.taken_at >= window.start,
             CaseStep.taken_at < window.end,
-            MonitoringCase.village_code.between(window.low, window.high),
+            window.within(MonitoringCase.village_code),
         )
-        .group_by(*groups)
+        .group_by(*groups),
     )
-    return [(village, (_code(direction),), (int(n),)) for village, direction, n in rows]
+    return [(code, (direction,), (int(n),)) for code, direction, n in rows]
 
 
 # The report, in the order it is laid out. Overdue follow-ups plug in here as one more Section.
@@ -270,10 +308,14 @@ class Summary:
 
 
 def year_window(region_code: str, year: int) -> Window:
+    """The villages of `region_code` in `year`, grouped by its child regions (or by village,
+    for a village)."""
     low, high = code_range(region_code)
     start = datetime(year, 1, 1, tzinfo=REPORT_TIMEZONE)
     end = datetime(year + 1, 1, 1, tzinfo=REPORT_TIMEZONE)
-    return Window(low, high, year, start, end)
+    below = child_level(level_of(region_code))
+    digits = PREFIX_LENGTH[below] if below is not None else PREFIX_LENGTH[RegionLevel.VILLAGE]
+    return Window(low, high, year, start, end, digits)
 
 
 def child_level(level: RegionLevel) -> RegionLevel | None:
@@ -282,10 +324,10 @@ def child_level(level: RegionLevel) -> RegionLevel | None:
     return order[index + 1] if index + 1 < len(order) else None
 
 
-def child_code(village_code: str, level: RegionLevel) -> str:
-    """The region at `level` that holds `village_code`."""
+def child_code(prefix: str, level: RegionLevel) -> str:
+    """The region at `level` named by a village code or its prefix."""
     keep = PREFIX_LENGTH[level]
-    return village_code[:keep] + "0" * (12 - keep)
+    return prefix[:keep] + "0" * (12 - keep)
 
 
 def _empty(section: Section) -> SectionCounts:
@@ -345,10 +387,10 @@ def summarize(
     for code in sorted(names):
         child(code)
     for section in sections:
-        for village, key, measures in section.count(session, window):
+        for prefix, key, measures in section.count(session, window):
             _add(total.sections[section.name], key, measures)
             if below is not None:
-                _add(child(child_code(village, below)).sections[section.name], key, measures)
+                _add(child(child_code(prefix, below)).sections[section.name], key, measures)
     return Summary(
         year=year,
         region=total,
