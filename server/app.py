@@ -66,6 +66,7 @@ def _register_blueprints(app: Flask) -> None:
     from server.health.routes import bp as health_bp
     from server.households.routes import bp as households_bp
     from server.monitoring.help_routes import bp as monitoring_help_bp
+    from server.monitoring.report_routes import bp as monitoring_reports_bp
     from server.monitoring.routes import bp as monitoring_bp
     from server.openapi import bp as openapi_bp
     from server.submissions.routes import bp as submissions_bp
@@ -80,6 +81,7 @@ def _register_blueprints(app: Flask) -> None:
         attachments_bp,
         conflicts_bp,
         monitoring_help_bp,
+        monitoring_reports_bp,
         submissions_bp,
         monitoring_bp,
         openapi_bp,

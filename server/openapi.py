@@ -43,6 +43,11 @@ from server.monitoring.help_schemas import (
     MeasureSchema,
     MeasureUpdateSchema,
 )
+from server.monitoring.report_schemas import (
+    SummaryQuerySchema,
+    TimelinePageSchema,
+    TimelineQuerySchema,
+)
 from server.monitoring.schemas import (
     CaseListQuerySchema,
     CasePageSchema,
@@ -266,6 +271,24 @@ OPERATIONS: tuple[Operation, ...] = (
         "One household and its members",
         "register",
         query=HouseholdQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/households/{household_id}/timeline",
+        "The household's visits, changes, conflicts, referrals and case steps, newest first",
+        "monitoring",
+        response="TimelinePage",
+        errors=(422,),
+        query=TimelineQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/monitoring/summary",
+        "Monitoring figures of a region and each of its child regions, for a year",
+        "monitoring",
+        response="MonitoringSummary",
+        errors=(404, 422),
+        query=SummaryQuerySchema,
     ),
     Operation(
         "get",
@@ -535,6 +558,7 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "MeasureCreate": MeasureCreateSchema,
     "MeasureUpdate": MeasureUpdateSchema,
     "FollowupPage": FollowupPageSchema,
+    "TimelinePage": TimelinePageSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -544,6 +568,12 @@ _UUID = {
     "pattern": f"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$",
 }
 _DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
+_LABEL = {
+    "type": "object",
+    "required": ["zh", "en"],
+    "properties": {"zh": {"type": "string"}, "en": {"type": "string"}},
+}
+_COUNT = {"type": "integer", "minimum": 0}
 
 # Plain JSON Schema for the answers that have no marshmallow schema of their own.
 _PLAIN_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -618,6 +648,60 @@ _PLAIN_SCHEMAS: dict[str, dict[str, Any]] = {
             "status": {"type": "string"},
             "valid": {"type": "boolean"},
             "issues": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "SummaryRegion": {
+        "description": "One region's numbers: per section (see `layout`), one row per "
+        "combination of the section's dimension codes with its measures as columns, and the "
+        "total of each measure.",
+        "type": "object",
+        "required": ["code", "name", "level", "sections"],
+        "properties": {
+            "code": {"type": "string"},
+            "name": {"type": "string", "nullable": True},
+            "level": {"type": "string"},
+            "sections": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["rows", "total"],
+                    "properties": {
+                        "rows": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": {"oneOf": [{"type": "string"}, _COUNT]},
+                            },
+                        },
+                        "total": {"type": "object", "additionalProperties": _COUNT},
+                    },
+                },
+            },
+        },
+    },
+    "MonitoringSummary": {
+        "type": "object",
+        "required": ["year", "layout", "region", "children"],
+        "properties": {
+            "year": {"type": "integer"},
+            "layout": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "label", "dimensions", "measures"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "label": _LABEL,
+                        "dimensions": {"type": "array", "items": {"type": "object"}},
+                        "measures": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            },
+            "region": {"$ref": "#/components/schemas/SummaryRegion"},
+            "children": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/SummaryRegion"},
+            },
         },
     },
     "StoredAttachment": {

@@ -27,10 +27,15 @@ SequenceNumber = BigInteger().with_variant(Integer(), "sqlite")
 
 class Change(Base):
     __tablename__ = "changes"
-    # Pull reads the log by (txid, seq) only. No index by entity: its keys are random UUIDs, so
+    # Pull reads the log by (txid, seq). No index by entity: its keys are random UUIDs, so
     # every push would scatter thousands of index writes over the disk (it cost a push of 500
-    # visits more than all its change rows did). A per-entity history view will need one.
-    __table_args__ = (Index("ix_changes_txid_seq", "txid", "seq"),)
+    # visits more than all its change rows did). A household's timeline reads its village's
+    # changes by (village_code, seq, entity_id) instead — a push appends at the end of each
+    # village's range, and the timeline filters the village's entries on the index alone.
+    __table_args__ = (
+        Index("ix_changes_txid_seq", "txid", "seq"),
+        Index("ix_changes_village_seq", "village_code", "seq", "entity_id"),
+    )
 
     seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
     entity_type: Mapped[str] = mapped_column(String(16))

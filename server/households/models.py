@@ -69,6 +69,19 @@ class Versioned:
 # ones — HOT updates, with no index entries to add.
 class Household(Versioned, Base):
     __tablename__ = "households"
+    __table_args__ = (
+        # The monitoring summary counts households under monitoring by village, status and type
+        # (and joins their members by id) from this index alone; statuses change only at case
+        # steps, so visits (which never touch these columns) stay HOT updates on PostgreSQL.
+        Index(
+            "ix_households_monitoring",
+            "monitoring_status",
+            "village_code",
+            "monitoring_type",
+            "deleted",
+            "id",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     household_no: Mapped[str | None] = mapped_column(
@@ -108,7 +121,11 @@ class Household(Versioned, Base):
 
 class Member(Versioned, Base):
     __tablename__ = "members"
-    __table_args__ = (Index("ix_members_household_id", "household_id"),)
+    __table_args__ = (
+        Index("ix_members_household_id", "household_id"),
+        # Live members per household without reading the rows (the monitoring summary's persons).
+        Index("ix_members_household_live", "household_id", "deleted"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"))

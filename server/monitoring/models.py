@@ -53,6 +53,8 @@ class MonitoringCase(Base):
         ),
         Index("ix_monitoring_cases_stage_village", "stage", "village_code"),
         Index("ix_monitoring_cases_household", "household_id", "opened_at"),
+        # The summary's open cases by village, direction and stage, from the index alone.
+        Index("ix_monitoring_cases_report", "outcome", "village_code", "direction", "stage"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -90,6 +92,8 @@ class Referral(Base):
         Index("ix_referrals_village_channel", "village_code", "channel"),
         # A submission opens at most one referral (sync is exactly-once; this makes it structural).
         UniqueConstraint("submission_id", name="uq_referrals_submission_id"),
+        # The summary's referrals of a year by village and channel, from the index alone.
+        Index("ix_referrals_report", "created_at", "village_code", "channel"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -117,6 +121,8 @@ class CaseStep(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "seq", name="uq_case_steps_case_seq"),
         Index("ix_case_steps_taken_at", "taken_at"),
+        # The summary's county approvals of a year (entries and exits), from the index alone.
+        Index("ix_case_steps_report", "stage", "decision", "taken_at", "case_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
