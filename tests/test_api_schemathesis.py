@@ -64,6 +64,9 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     "/api/v1/attachments/{digest}": ("422",),  # the bytes do not hash to the digest
     "/api/v1/conflicts/{conflict_id}/resolve": ("422",),  # a value unsuited to the field
     "/api/v1/sync/pull": ("400", "410"),  # a cursor that is malformed or no longer honoured
+    # evidence holding text that cannot be stored (NUL or lone surrogates in its keys)
+    "/api/v1/monitoring/referrals": ("422",),
+    "/api/v1/monitoring/referrals/department": ("422",),
     # evidence short of the region's settings (months above the line, causes left unresolved)
     "/api/v1/monitoring/exit-cases": ("422",),
     # a step's details short of the stage's rules (notice period, dates, type, attachments)

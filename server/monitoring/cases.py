@@ -157,7 +157,8 @@ def waiting_for(stage: CaseStage) -> str | None:
 def _load_case(session: Session, case_id: uuid.UUID, *, lock: bool) -> MonitoringCase:
     statement = select(MonitoringCase).where(MonitoringCase.id == case_id)
     if lock:
-        statement = statement.with_for_update()
+        # Read again under the lock: what another reviewer committed meanwhile counts.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     case = session.scalars(statement).one_or_none()
     if case is None:
         raise NotFound(f"no case {case_id}")
@@ -425,6 +426,10 @@ def take_step(
     """Decide `request.stage` of a case. 404 unknown case; 403 outside the caller's regions or
     a role/level that may not take the stage (`chain.may_take`); 409 (with the case) when the
     case is not waiting at that stage; 422 for a decision or details that do not fit."""
+    # The household's lock first, then the case row: the order a push verifying the case takes
+    # too (it holds its households' locks), so a step and a push never wait for each other.
+    household_id = _load_case(session, case_id, lock=False).household_id
+    lock_households(session, {household_id})
     case = _load_case(session, case_id, lock=True)
     actor.ensure_covers(case.village_code, "this case")
     refusal = chain.may_take(actor.role.value, actor.region_codes, request.stage, case.village_code)

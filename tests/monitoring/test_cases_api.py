@@ -377,3 +377,37 @@ def test_exit_case_needs_a_monitored_household_and_enough_evidence(client, rt, w
     )
     assert elsewhere.status_code == 403
     assert (household_fields(rt, household_id), counts(rt)) == before
+
+
+def test_settings_are_set_within_the_callers_regions_and_audited(client, rt, world):
+    tokens = world["tokens"]
+
+    def put(token: str, region: str, values: dict[str, Any]) -> Any:
+        return client.put(
+            "/api/v1/monitoring/settings",
+            json={"region": region, "values": values},
+            headers=bearer(token),
+        )
+
+    assert put(tokens["sup_town"], TOWNSHIP_A, {"notice_days": 6}).status_code == 200
+    assert put(tokens["sup_b"], TOWNSHIP_A, {"notice_days": 9}).status_code == 403
+    assert put(tokens["sup_town"], "*", {"notice_days": 9}).status_code == 403  # admins only
+    assert put(tokens["sup_town"], TOWNSHIP_A, {"notice_days": 0}).status_code == 422
+    assert put(tokens["sup_town"], TOWNSHIP_A, {"colour": 1}).status_code == 422
+    # All or nothing: one bad value leaves the good one unset.
+    assert put(tokens["admin"], "*", {"notice_days": 8, "notice_min_days": 99}).status_code == 422
+    got = client.get("/api/v1/monitoring/settings", headers=bearer(tokens["admin"])).get_json()
+    assert {s["name"]: s["value"] for s in got["settings"]}["notice_days"] == 5
+    collector = client.get("/api/v1/monitoring/settings", headers=bearer(tokens["col_a1"]))
+    assert collector.status_code == 403
+    with rt.db.unit_of_work(write=False) as session:
+        from sqlalchemy import select
+
+        from server.audit.models import AuditEntry
+
+        actions = list(
+            session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action == "set_monitoring_setting")
+            )
+        )
+    assert actions == ["set_monitoring_setting"]
