@@ -66,10 +66,11 @@ class WindowFigures:
 
 
 def window_figures(records: Iterable[Timed], start: float, end: float) -> WindowFigures:
-    """Throughput and latency of the exchanges that ended inside [start, end]; an exchange that
-    started before `start` (a warm-up) or ended after `end` (the drain) is not counted, a failed
-    one counts only as an error."""
-    inside = [r for r in records if start <= r.started and r.ended <= end]
+    """Throughput and latency of the exchanges that ended inside [start, end] (those that ended
+    before, in the warm-up, or after, in the drain, are not counted; one that started in the
+    warm-up is, or a window shorter than one exchange would count none); a failed one counts
+    only as an error."""
+    inside = [r for r in records if start <= r.ended <= end]
     good = [r for r in inside if r.error is None]
     seconds = [r.seconds for r in good]
     return WindowFigures(

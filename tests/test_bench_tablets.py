@@ -44,8 +44,8 @@ def test_percentile_is_nearest_rank():
 
 def test_window_counts_only_what_ended_inside_and_errors_apart():
     records = [
-        Timed(0.5, 1.5, submissions=5),  # started in the warm-up: not counted
-        Timed(1.0, 2.0, submissions=5),
+        Timed(0.2, 0.9, submissions=5),  # ended in the warm-up: not counted
+        Timed(0.5, 1.5, submissions=5),  # started in the warm-up, ended inside: counted
         Timed(2.0, 4.0, submissions=5),
         Timed(3.0, 3.5, error="ProtocolError: POST 500"),
         Timed(10.0, 11.5, submissions=5),  # ended after the window: the drain
