@@ -446,8 +446,9 @@ class TabletPool:
         for connection in self.connections:
             with contextlib.suppress(OSError):
                 connection.send(Command("stop"))
+        deadline = time.monotonic() + 60  # in all: an interrupted run must not linger
         for process in self.processes:
-            process.join(timeout=60)
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.terminate()
 
