@@ -92,6 +92,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "FIELDSYNC_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 WORK_DATABASE = "fieldsync_bench"
+# Every name a benchmark works under (its own databases and saved registers start with it).
+BENCH_NAMES = (WORK_DATABASE, "fieldsync_bench_tablets")
 
 HOUSEHOLD_TABLE = cast(Table, Household.__table__)
 MEMBER_TABLE = cast(Table, Member.__table__)
@@ -128,6 +130,8 @@ class RegisterSize:
 
 
 SIZES = {
+    # bench/tablets.py: 16 villages of 250, so that hundreds of tablets share them.
+    "4k": RegisterSize("4k", 4_000, 4, 4),
     "50k": RegisterSize("50k", 50_000, 10, 10),
     "500k": RegisterSize("500k", 500_000, 20, 50),
 }
@@ -939,19 +943,25 @@ class Register:
 
 
 @contextlib.contextmanager
-def prepared_register(kind: DbKind, size_name: str, *, reuse: bool) -> Iterator[Register]:
+def prepared_register(
+    kind: DbKind, size_name: str, *, reuse: bool, name: str = WORK_DATABASE
+) -> Iterator[Register]:
     """A register of `size_name` on `kind`, in a working database dropped afterwards.
 
     With `reuse`, a saved register of the same generator and schema is copied instead of built,
     and a newly built one is saved for next time (SQLite: a file under /tmp/fieldsync-bench;
-    PostgreSQL: the database `fieldsync_bench_<size>`). Without it, nothing is left behind."""
+    PostgreSQL: the database `<name>_<size>`). Without it, nothing is left behind. `name` (one of
+    `BENCH_NAMES`) names the working database and the saved registers, so that benchmarks never
+    touch each other's databases."""
+    assert name in BENCH_NAMES, f"{name!r} is not a benchmark's name"
     size = SIZES[size_name]
     meta = _meta(size)
     if kind == "sqlite":
         SQLITE_DIR.mkdir(parents=True, exist_ok=True)
-        saved = SQLITE_DIR / f"register-{size.name}.db"
+        prefix = "" if name == WORK_DATABASE else f"{name}-"
+        saved = SQLITE_DIR / f"{prefix}register-{size.name}.db"
         saved_meta = saved.with_suffix(".json")
-        work = SQLITE_DIR / f"work-{os.getpid()}-{size.name}.db"
+        work = SQLITE_DIR / f"{prefix}work-{os.getpid()}-{size.name}.db"
         report: LoadReport | None = None
         try:
             if reuse and saved.exists() and saved_meta.exists() and saved_meta.read_text() == meta:
@@ -969,7 +979,7 @@ def prepared_register(kind: DbKind, size_name: str, *, reuse: bool) -> Iterator[
             _remove_sqlite(work)
         return
     server = _Postgres()
-    saved_name = f"{WORK_DATABASE}_{size.name}"
+    saved_name = f"{name}_{size.name}"
     try:
         report = None
         if reuse:
@@ -978,14 +988,14 @@ def prepared_register(kind: DbKind, size_name: str, *, reuse: bool) -> Iterator[
                 report = _generate_into(kind, server.url(saved_name), size)
                 escaped = meta.replace("'", "''")
                 server.execute(f"COMMENT ON DATABASE \"{saved_name}\" IS '{escaped}'")
-            server.create(WORK_DATABASE, template=saved_name)
+            server.create(name, template=saved_name)
         else:
-            server.create(WORK_DATABASE)
-            report = _generate_into(kind, server.url(WORK_DATABASE), size)
-        url = server.url(WORK_DATABASE)
+            server.create(name)
+            report = _generate_into(kind, server.url(name), size)
+        url = server.url(name)
         yield Register(kind, size, url, bench_settings(url), report)
     finally:
-        server.drop(WORK_DATABASE)
+        server.drop(name)
         server.dispose()
 
 
@@ -1000,9 +1010,10 @@ def drop_saved_registers() -> None:
     shutil.rmtree(SQLITE_DIR, ignore_errors=True)
     if postgres_version() is not None:
         server = _Postgres()
-        for size in SIZES.values():
-            server.drop(f"{WORK_DATABASE}_{size.name}")
-        server.drop(WORK_DATABASE)
+        for name in BENCH_NAMES:
+            for size in SIZES.values():
+                server.drop(f"{name}_{size.name}")
+            server.drop(name)
         server.dispose()
 
 

@@ -107,15 +107,16 @@ def gunicorn_app(settings: Settings, workers: int) -> Iterator[str]:
     process = subprocess.Popen(command, env=env, cwd=root)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        # Patient: on a busy machine a worker takes a while to start (imports, the dummy hash).
+        deadline = time.monotonic() + 180
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {process.returncode}")
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/api/v1/health", timeout=5).status_code == 200:
+            with contextlib.suppress(requests.ConnectionError, requests.Timeout):
+                if requests.get(f"{url}/api/v1/health", timeout=30).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not answer within 60 s")
+                raise RuntimeError("gunicorn did not answer within 180 s")
             time.sleep(0.1)
         yield url
     finally:
