@@ -104,7 +104,7 @@ CountQuery = Callable[[Session, Window], Iterable[CountRow]]
 @dataclass(frozen=True)
 class Section:
     """A named part of the report: counts of `measures` by every combination of `dimensions`,
-    per village, from `count`."""
+    per child region, from `count`."""
 
     name: str
     label: Label
