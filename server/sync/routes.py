@@ -50,9 +50,13 @@ def push_batch() -> dict[str, Any]:
             ) from err
         raise ValidationFailed("push request is well-formed but invalid", details) from err
     now, actor = utcnow(), current_actor()
-    with rt.db.unit_of_work(write=False) as session:
-        plan = push.plan_push(session, actor, rt.settings, batch, now=now)
+    plan = None
+    if not push.plans_in_write_transaction(rt.db.kind, batch):
+        with rt.db.unit_of_work(write=False) as session:
+            plan = push.plan_push(session, actor, rt.settings, batch, now=now)
     with rt.db.unit_of_work() as session:
+        if plan is None:
+            plan = push.plan_push(session, actor, rt.settings, batch, now=now)
         result = push.accept_push(session, actor, rt.settings, rt.codec, rt.clock, plan, now=now)
         record_references(session, result.attachment_refs)
         missing = missing_attachments(
