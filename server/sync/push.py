@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session, defer
 
 from forms.bindings import EntityUpdate
@@ -871,9 +871,7 @@ def _record_sequence(session: Session, device: Device, seqs: list[int], now: dat
                     for a, b in new
                 ],
             )
-        session.execute(
-            update(Device).where(Device.id == device.id).values(highest_seq=top, last_seen_at=now)
-        )
+        device.highest_seq, device.last_seen_at = top, now
 
 
 def _split(first: int, last: int, received: list[int]) -> list[tuple[int, int]]:
