@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,6 +148,8 @@ def test_threads_of_one_worker_pushing_to_one_household_lose_nothing(
     build_register(rt, {f"collector{n}": [VILLAGE_A1] for n in range(THREADS)})
     with gunicorn(settings, tmp_path) as url:
         tablets = [_login(url, f"collector{n}") for n in range(THREADS)]
+        # Stamps after the register's own (it was loaded just now), one per thread and round.
+        base_ms = int(time.time() * 1000)
         incomes: list[int] = []
         failures: list[Any] = []
         lock = threading.Lock()
@@ -159,14 +162,14 @@ def test_threads_of_one_worker_pushing_to_one_household_lose_nothing(
                 body = {
                     "device_id": device_id,
                     "batch_id": str(uuid.uuid4()),
-                    "clock": f"{1_763_600_000_000 + number * 10 + round_}-00000-{device_id}",
+                    "clock": f"{base_ms + number * 10 + round_}-00000-{device_id}",
                     "submissions": [
                         {
                             "instance_id": str(uuid.uuid4()),
                             "form_id": "household_visit",
                             "form_version": 1,
                             "collected_at": "2026-11-20T08:15:00+08:00",
-                            "hlc": f"{1_763_600_000_000 + number * 10 + round_}-00000-{device_id}",
+                            "hlc": f"{base_ms + number * 10 + round_}-00000-{device_id}",
                             "device_seq": round_ + 1,
                             "base_revs": {},
                             "data": visit(HOUSEHOLD_A, annual_income=income),
