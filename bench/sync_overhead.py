@@ -582,6 +582,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--processes", type=int, default=4, help="client processes")
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="ignored: the register is small")
     parser.add_argument("--no-in-process", action="store_true")
     parser.add_argument("--profile", default="", choices=["", *SHAPES], help="cProfile one shape")
     parser.add_argument("--cold", type=int, default=0, help="cold start of N tablets only")

@@ -112,7 +112,7 @@ def gunicorn_app(settings: Settings, workers: int | None = None) -> Iterator[str
     process = subprocess.Popen(command, env=env, cwd=root)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {process.returncode}")
@@ -120,7 +120,7 @@ def gunicorn_app(settings: Settings, workers: int | None = None) -> Iterator[str
                 if requests.get(f"{url}/api/v1/health", timeout=5).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not answer within 60 s")
+                raise RuntimeError("gunicorn did not answer within 180 s")
             time.sleep(0.1)
         yield url
     finally:
