@@ -8,8 +8,9 @@ password hash held a worker while every other tablet queued. With threads, a wor
 several requests at once: while one waits on the database, hashes a password (Argon2 runs
 without Python's lock) or reads a slow body, its other threads go on.
 
-Every setting can be overridden on the command line (`--workers`, `--threads`, `--bind`) or
-through `GUNICORN_CMD_ARGS`; `WEB_CONCURRENCY` sets the number of workers.
+gunicorn reads this file by itself when started from the repository root. Every setting can be
+overridden on the command line (`--workers`, `--threads`, `--bind`) or through
+`GUNICORN_CMD_ARGS`; `WEB_CONCURRENCY` sets the number of workers.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
 worker_class = "gthread"
 # Requests served at once per worker. More threads than this only queue for the same core and
 # the same database connections (the pool holds as many, server/db.py).
-threads = int(os.environ.get("FIELDSYNC_THREADS", 8))
-bind = os.environ.get("FIELDSYNC_BIND", "0.0.0.0:8000")
+threads = 8
+bind = "127.0.0.1:8000"
 # Seconds an idle keep-alive connection stays open: long enough for a tablet's push, its pull
 # pages and its attachment uploads to share one connection, short enough not to hoard them.
 keepalive = 15

@@ -8,6 +8,7 @@ fixed number of statements (locks, lookups, the merge's writes), not a few per s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -431,7 +432,11 @@ def _form_versions(
         .options(defer(FormVersion.definition))
     ).all()
     for row in rows:
-        published_definition(row)  # loads the definition now, while the session is open, if new
+        # Loads the definition now, while the session is open, if this process has not parsed it.
+        # One that fails to parse is loaded all the same, and refuses its items one by one in
+        # the judge, as before.
+        with contextlib.suppress(Exception):
+            published_definition(row)
     return {(row.form_id, row.version): row for row in rows}
 
 
