@@ -1,5 +1,6 @@
 # The two commands of the README, and a few helpers.
-#   make run   — set up, migrate the SQLite database, load the demo if empty, serve on :5000
+#   make run   — set up, migrate the SQLite database, load the demo if empty, serve on :5000 as
+#                production does (gunicorn.conf.py)
 #   make test  — set up with dev extras, run ruff, mypy and the whole test suite
 # Both create .venv on first use and reinstall when setup.cfg changes. Nothing else is needed
 # but Python 3.11 and make.
@@ -29,7 +30,7 @@ $(VENV)/.dev-installed: $(VENV)/.run-installed
 run: $(VENV)/.run-installed
 	$(BIN)/fieldsync db upgrade
 	$(BIN)/fieldsync demo --if-empty
-	$(BIN)/fieldsync serve --host $(HOST) --port $(PORT)
+	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
 test: $(VENV)/.dev-installed lint typecheck pytest
 

@@ -77,9 +77,11 @@ def served_app(settings: Settings) -> Iterator[ServedApp]:
 
 
 @contextlib.contextmanager
-def gunicorn_app(settings: Settings, workers: int) -> Iterator[str]:
-    """The app as deployed: `gunicorn wsgi:app` with `workers` sync worker processes, configured
-    through the environment from `settings`, on a free local port. Yields its base URL."""
+def gunicorn_app(settings: Settings, workers: int | None = None) -> Iterator[str]:
+    """The app as deployed: `gunicorn -c gunicorn.conf.py wsgi:app` (the serving model of
+    docs/operations.md), with `workers` worker processes instead of the configured number when
+    given, configured through the environment from `settings`, on a free local port. Yields its
+    base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -95,15 +97,18 @@ def gunicorn_app(settings: Settings, workers: int) -> Iterator[str]:
         "PASSWORD_HASH_TIME_COST": str(settings.password_hash_time_cost),
         "PASSWORD_HASH_MEMORY_KIB": str(settings.password_hash_memory_kib),
     }
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        f"--workers={workers}",
+    root = Path(__file__).resolve().parent.parent
+    command = [str(Path(sys.executable).parent / "gunicorn")]
+    if (root / "gunicorn.conf.py").exists():
+        command.append(f"--config={root / 'gunicorn.conf.py'}")
+    if workers:
+        command.append(f"--workers={workers}")
+    command += [
         f"--bind=127.0.0.1:{port}",
         "--timeout=600",
         "--log-level=warning",
         "wsgi:app",
     ]
-    root = Path(__file__).resolve().parent.parent
     process = subprocess.Popen(command, env=env, cwd=root)
     url = f"http://127.0.0.1:{port}"
     try:

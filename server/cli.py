@@ -200,7 +200,8 @@ def db_status(state: CliState) -> None:
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
 @pass_state
 def serve(state: CliState, host: str, port: int) -> None:
-    """Run the development server (production: gunicorn wsgi:app)."""
+    """Run the development server, one process (production and make run: gunicorn with
+    gunicorn.conf.py, docs/operations.md)."""
     import logging
 
     from werkzeug.serving import make_server

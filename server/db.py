@@ -178,10 +178,29 @@ class Database:
         self.engine.dispose()
 
 
+# Connections each process keeps open: one per request it serves at once (gunicorn.conf.py's
+# threads) and a few spare, so that no request pays for opening one (and, on SQLite, for its
+# pragmas). Beyond it, up to POOL_OVERFLOW more are opened for a burst and closed after use.
+POOL_SIZE = 10
+POOL_OVERFLOW = 10
+
+
 def _make_engine(url: str, kind: str, *, echo: bool) -> Engine:
-    json_options = {"json_serializer": json_codec.dumps, "json_deserializer": json_codec.loads}
+    json_options: dict[str, Any] = {
+        "json_serializer": json_codec.dumps,
+        "json_deserializer": json_codec.loads,
+    }
     if kind != "sqlite":
-        return create_engine(url, echo=echo, pool_pre_ping=True, future=True, **json_options)
+        return create_engine(
+            url,
+            echo=echo,
+            pool_pre_ping=True,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+            **json_options,
+        )
+    if make_url(url).database not in (None, "", ":memory:"):
+        json_options.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, **json_options)
 
     @event.listens_for(engine, "connect")

@@ -694,6 +694,14 @@ class SubmissionList(ProtocolList):
                 dumped.append(schema.dump(item))
         return dumped
 
+    def _submission_schema(self) -> SubmissionSchema:
+        """One `SubmissionSchema` per list field, made on first use: building a schema costs more
+        than loading a small batch with it, and loading never changes it (threads may share it)."""
+        schema: SubmissionSchema | None = self.__dict__.get("_loader")
+        if schema is None:
+            schema = self.__dict__["_loader"] = SubmissionSchema()
+        return schema
+
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> list[SubmissionItem]:
@@ -701,7 +709,7 @@ class SubmissionList(ProtocolList):
             raise self.make_error("invalid")
         if self.max_items is not None and len(value) > self.max_items:
             raise _fail(ItemErrorCode.TOO_MANY_ITEMS, f"At most {self.max_items} items.")
-        schema = SubmissionSchema()
+        schema = self._submission_schema()
         items = []
         for index, raw in enumerate(value):
             try:

@@ -223,32 +223,51 @@ def _region_codes(session: Session, user_id: int) -> tuple[str, ...]:
 
 
 def actor_for_token(session: Session, token: str, *, address: str | None) -> Actor:
-    """The actor a bearer token stands for, or Unauthorized if it is unknown, expired or revoked."""
+    """The actor a bearer token stands for, or Unauthorized if it is unknown, expired or revoked.
+
+    Every request pays for this, so it is one statement reading plain columns: the token, its
+    user, its device and the user's region grants (one row per grant)."""
     now = utcnow()
-    row = session.execute(
-        select(Token, User, Device.revoked_at, Device.owner_id)
+    rows = session.execute(
+        select(
+            Token.id,
+            Token.user_id,
+            Token.device_id,
+            Token.expires_at,
+            Token.revoked_at,
+            User.username,
+            User.role,
+            User.is_active,
+            Device.revoked_at,
+            Device.owner_id,
+            RegionGrant.region_code,
+        )
         .join(User, User.id == Token.user_id)
         .outerjoin(Device, Device.id == Token.device_id)
+        .outerjoin(RegionGrant, RegionGrant.user_id == Token.user_id)
         .where(Token.token_hash == token_digest(token))
-    ).one_or_none()
-    if row is None:
+        .order_by(RegionGrant.region_code)
+    ).all()
+    if not rows:
         raise Unauthorized("unknown token")
-    tok, user, device_revoked_at, device_owner_id = row
-    if tok.revoked_at is not None or device_revoked_at is not None:
+    first = rows[0]
+    token_id, user_id, device_id, expires_at, revoked_at, username, role, is_active = first[:8]
+    device_revoked_at, device_owner_id = first[8], first[9]
+    if revoked_at is not None or device_revoked_at is not None:
         raise Unauthorized("token has been revoked")
-    if tok.device_id is not None and device_owner_id != tok.user_id:
+    if device_id is not None and device_owner_id != user_id:
         raise Unauthorized("the token's device now belongs to another user")
-    if tok.expires_at <= now:
+    if expires_at <= now:
         raise Unauthorized("token has expired")
-    if not user.is_active:
+    if not is_active:
         raise Unauthorized("account is disabled")
     return Actor(
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        region_codes=_region_codes(session, user.id),
-        token_id=tok.id,
-        device_id=tok.device_id,
+        user_id=user_id,
+        username=username,
+        role=role,
+        region_codes=tuple(row[10] for row in rows if row[10] is not None),
+        token_id=token_id,
+        device_id=device_id,
         address=address,
     )
 

@@ -8,6 +8,7 @@ fixed number of statements (locks, lookups, the merge's writes), not a few per s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.orm import Session, defer
 
 from forms.bindings import EntityUpdate
 from forms.register import ENTITIES
@@ -120,12 +121,31 @@ class PushPlan:
     forms: dict[tuple[str, int], FormVersion] = field(default_factory=dict)
 
 
+# On SQLite, a batch of more items than this is planned in a read transaction of its own, before
+# the write transaction (see `plans_in_write_transaction`).
+SQLITE_PLAN_APART_ABOVE = 20
+
+
+def plans_in_write_transaction(database_kind: str, request: PushRequest) -> bool:
+    """Whether `plan_push` runs inside the write transaction of `accept_push` (one transaction
+    and one connection for the whole push) rather than in a read transaction before it.
+
+    Planning only reads (the forms), so either is correct. PostgreSQL lets writers run side by
+    side and the plan takes no lock: one transaction saves a connection checkout and a commit.
+    SQLite has one writer at a time: a large batch's validation (milliseconds per item) should
+    overlap another writer's turn instead of holding the write lock, while a small batch's is
+    shorter than the second transaction it would cost (docs/benchmarks.md, "Everyday sync")."""
+    if database_kind != "sqlite":
+        return True
+    return len(request["submissions"]) <= SQLITE_PLAN_APART_ABOVE
+
+
 def plan_push(
     session: Session, actor: Actor, settings: Settings, request: PushRequest, *, now: datetime
 ) -> PushPlan:
     """Check and bind every item of a batch for `actor` (whose token must be bound to the batch's
-    device). Only reads (the forms): run it before the write transaction, so that on SQLite the
-    costly validation of one batch overlaps with another worker's writing."""
+    device). Only reads (the forms): in the write transaction, or before it in a read
+    transaction of its own (`plans_in_write_transaction`)."""
     device_id = uuid.UUID(request["device_id"])
     if actor.device_id != device_id:
         raise Forbidden(
@@ -403,8 +423,20 @@ def _form_versions(
     form_ids = {form_id for form_id, _ in pairs}
     if not pairs:
         return {}
-    rows = session.scalars(select(FormVersion).where(FormVersion.form_id.in_(form_ids)))
-    # Every version of each named form: also tells "unknown version" from "unknown form".
+    # Every version of each named form: also tells "unknown version" from "unknown form". The
+    # definitions (tens of kilobytes of JSON each) are read only for a version this process has
+    # not parsed yet: published versions never change, and their parse is kept by content hash.
+    rows = session.scalars(
+        select(FormVersion)
+        .where(FormVersion.form_id.in_(form_ids))
+        .options(defer(FormVersion.definition))
+    ).all()
+    for row in rows:
+        # Loads the definition now, while the session is open, if this process has not parsed it.
+        # One that fails to parse is loaded all the same, and refuses its items one by one in
+        # the judge, as before.
+        with contextlib.suppress(Exception):
+            published_definition(row)
     return {(row.form_id, row.version): row for row in rows}
 
 
@@ -844,9 +876,7 @@ def _record_sequence(session: Session, device: Device, seqs: list[int], now: dat
                     for a, b in new
                 ],
             )
-        session.execute(
-            update(Device).where(Device.id == device.id).values(highest_seq=top, last_seen_at=now)
-        )
+        device.highest_seq, device.last_seen_at = top, now
 
 
 def _split(first: int, last: int, received: list[int]) -> list[tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import Blueprint, g
@@ -22,6 +23,15 @@ from sync_protocol.messages import PullRequestSchema, PushRequestSchema, validat
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
 
+# Request schemas, built once: building one costs more than loading a small push with it, and
+# loading never changes a schema, so every thread of a process may share them.
+_PULL_SCHEMA = PullRequestSchema()
+
+
+@functools.cache
+def _push_schema(max_submissions: int) -> PushRequestSchema:
+    return PushRequestSchema(max_submissions=max_submissions)
+
 
 @bp.before_request
 def _pause_collection() -> None:
@@ -40,7 +50,7 @@ def push_batch() -> dict[str, Any]:
     rt = runtime()
     body = json_object(rt.settings.max_body_size)
     try:
-        batch = PushRequestSchema(max_submissions=rt.settings.max_batch_items).load(body)
+        batch = _push_schema(rt.settings.max_batch_items).load(body)
     except ValidationError as err:
         details = validation_details(err)
         if any(d["code"] == ItemErrorCode.TOO_MANY_ITEMS for d in details):
@@ -50,9 +60,13 @@ def push_batch() -> dict[str, Any]:
             ) from err
         raise ValidationFailed("push request is well-formed but invalid", details) from err
     now, actor = utcnow(), current_actor()
-    with rt.db.unit_of_work(write=False) as session:
-        plan = push.plan_push(session, actor, rt.settings, batch, now=now)
+    plan = None
+    if not push.plans_in_write_transaction(rt.db.kind, batch):
+        with rt.db.unit_of_work(write=False) as session:
+            plan = push.plan_push(session, actor, rt.settings, batch, now=now)
     with rt.db.unit_of_work() as session:
+        if plan is None:
+            plan = push.plan_push(session, actor, rt.settings, batch, now=now)
         result = push.accept_push(session, actor, rt.settings, rt.codec, rt.clock, plan, now=now)
         record_references(session, result.attachment_refs)
         missing = missing_attachments(
@@ -72,7 +86,7 @@ def push_batch() -> dict[str, Any]:
 @authenticated()
 def pull_page() -> dict[str, Any]:
     rt = runtime()
-    args = load_with(PullRequestSchema(), query_arguments())
+    args = load_with(_PULL_SCHEMA, query_arguments())
     return pull.pull_page(
         rt.db,
         current_actor(),
