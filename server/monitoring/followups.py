@@ -292,7 +292,7 @@ def overdue_counts(
 ) -> dict[str, dict[str, int]]:
     """Overdue follow-ups per village and monitoring type (`"unknown"` when none is recorded):
     `{village_code: {monitoring_type: count}}`, for an actor's regions, a region code (every
-    village below it), or None (everywhere). For the monitoring summary."""
+    village below it), or None (everywhere)."""
     if isinstance(scope, Actor):
         condition = scope.region_filter(Household.village_code)
     elif scope is None:
@@ -300,6 +300,13 @@ def overdue_counts(
     else:
         low, high = code_range(scope)
         condition = and_(Household.village_code >= low, Household.village_code <= high)
+    return overdue_where(session, condition, as_of)
+
+
+def overdue_where(
+    session: Session, condition: ColumnElement[bool], as_of: datetime
+) -> dict[str, dict[str, int]]:
+    """`overdue_counts` for the households `condition` keeps (the monitoring summary's window)."""
     counts: dict[str, dict[str, int]] = {}
     for followup in assess(session, _monitored(session, condition), as_of):
         if followup.state == FollowupState.OVERDUE.value:

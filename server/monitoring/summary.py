@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from forms.register import LabelledEnum, MonitoringStatus, MonitoringType
 from server.auth.actor import Actor
+from server.db import utcnow
 from server.errors import NotFound
 from server.households.models import Household, Member
 from server.monitoring.models import (
@@ -140,6 +141,7 @@ TYPE = Dimension(
     Label("监测对象类型", "Monitoring type"),
     (*_values(MonitoringType), Value(NO_TYPE, Label("未定类型", "Type not decided yet"))),
 )
+TYPE_CODES = frozenset(MonitoringType.codes())
 STATUS = Dimension(
     "status", Label("监测状态", "Monitoring status"), _values(MonitoringStatus, MONITORING_STATUSES)
 )
@@ -246,7 +248,21 @@ def count_movements(session: Session, window: Window) -> Iterable[CountRow]:
     return [(code, (direction,), (int(n),)) for code, direction, n in rows]
 
 
-# The report, in the order it is laid out. Overdue follow-ups plug in here as one more Section.
+def count_overdue(session: Session, window: Window) -> Iterable[CountRow]:
+    """Monitored households whose follow-up visit is overdue now (a state of today, whatever
+    the year asked for), by monitoring type; the rule is `server.monitoring.followups`'."""
+    from server.monitoring.followups import overdue_where
+
+    counts: dict[tuple[str, str], int] = {}
+    overdue = overdue_where(session, window.within(Household.village_code), utcnow())
+    for village, by_type in overdue.items():
+        for kind, n in by_type.items():
+            key = (village[: window.digits], kind if kind in TYPE_CODES else NO_TYPE)
+            counts[key] = counts.get(key, 0) + n
+    return [(code, (kind,), (n,)) for (code, kind), n in counts.items()]
+
+
+# The report, in the order it is laid out.
 SECTIONS: tuple[Section, ...] = (
     Section(
         "monitored",
@@ -268,6 +284,13 @@ SECTIONS: tuple[Section, ...] = (
         (DIRECTION, STAGE),
         (CASES,),
         count_open_cases,
+    ),
+    Section(
+        "overdue_followups",
+        Label("逾期未回访", "Follow-up visits overdue now"),
+        (TYPE,),
+        (HOUSEHOLDS,),
+        count_overdue,
     ),
     Section(
         "movements",

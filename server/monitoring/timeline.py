@@ -1,12 +1,12 @@
 """A household's timeline: everything that happened to it, newest first, one page at a time.
 
 Events come from independent *sources* (`SOURCES`): visits (accepted submissions that wrote the
-household or its members), register changes, conflicts raised and resolved, referrals and case
-steps. Each source answers "your events strictly after this cursor, at most n of them" with one
-query; the page is the newest n of their union. Events are totally ordered by `(at, kind, key)`
-descending, so the cursor — the last event's triple — is stable: events written later (newer)
-never shift a page being read, and paging never repeats or skips one. A new kind of event (helpers,
-measures) is one more `EventSource` in `SOURCES`.
+household or its members), register changes, conflicts raised and resolved, referrals, case steps
+and help given (helpers and measures). Each source answers "your events strictly after this
+cursor, at most n of them" with one query; the page is the newest n of their union. Events are
+totally ordered by `(at, kind, key)` descending, so the cursor — the last event's triple — is
+stable: events written later (newer) never shift a page being read, and paging never repeats or
+skips one. A new kind of event is one more `EventSource` in `SOURCES`.
 
 Sensitive values are never revealed here: the change log keeps identity numbers and phones only
 in masked form, and conflict values are shown masked. The full value is read through
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from server.auth.actor import Actor
@@ -33,6 +33,7 @@ from server.conflicts.models import Conflict
 from server.conflicts.service import SENSITIVE_TEXT
 from server.errors import NotFound, ValidationFailed
 from server.households.models import Household, Member
+from server.monitoring.help_models import HelpEvent
 from server.monitoring.models import CaseStep, MonitoringCase, Referral
 from server.sensitive import mask
 from server.submissions.models import Submission, SubmissionStatus
@@ -191,6 +192,9 @@ def register_changes(
         .outerjoin(User, User.id == Change.user_id)
         .where(
             _household_changes(subject),
+            # Not the rows that only send a household back to its tablets with its help (no
+            # field changed): the help itself is on the timeline as `help` events.
+            func.length(cast(Change.fields, String)) > 2,
             after(cursor, kind, Change.changed_at, Change.seq, int),
         )
         .order_by(Change.changed_at.desc(), Change.seq.desc())
@@ -374,7 +378,35 @@ def case_steps(
     ]
 
 
-# Every kind of event on the timeline. Helpers and measures plug in here as more sources.
+def help_changes(
+    session: Session, subject: Subject, cursor: Cursor | None, limit: int
+) -> list[TimelineEvent]:
+    """Helpers assigned, changed or ended and measures added or changed (phones as stored:
+    masked)."""
+    kind = "help"
+    rows = session.execute(
+        select(HelpEvent, User.username)
+        .outerjoin(User, User.id == HelpEvent.user_id)
+        .where(
+            HelpEvent.household_id == subject.household_id,
+            after(cursor, kind, HelpEvent.occurred_at, HelpEvent.id, uuid.UUID),
+        )
+        .order_by(HelpEvent.occurred_at.desc(), HelpEvent.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        TimelineEvent(
+            e.occurred_at,
+            kind,
+            _uuid_key(e.id),
+            username,
+            {"action": e.action, "object_id": str(e.object_id), "details": e.details},
+        )
+        for e, username in rows
+    ]
+
+
+# Every kind of event on the timeline.
 SOURCES: tuple[EventSource, ...] = (
     visits,
     register_changes,
@@ -382,6 +414,7 @@ SOURCES: tuple[EventSource, ...] = (
     conflict_resolutions,
     referrals,
     case_steps,
+    help_changes,
 )
 
 

@@ -3,13 +3,15 @@ year boundary in China Standard Time, scope and bad input over HTTP."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from forms.register import MonitoringStatus as St
 from forms.register import MonitoringType as Ty
+from server.db import utcnow
+from server.monitoring.help_models import HouseholdFollowup
 from server.monitoring.models import CaseDirection as Dir
 from server.monitoring.models import CaseOutcome, ReferralChannel
 from server.monitoring.models import CaseStage as Stage
@@ -42,6 +44,8 @@ def county(rt, regions):
         household(s, VILLAGE_A2, St.MONITORED, Ty.SUDDEN_DIFFICULTY, members=2)
         h6 = household(s, VILLAGE_A2, St.EXIT_REVIEW, Ty.MARGINAL, members=3)
         h7 = household(s, VILLAGE_B1, St.MONITORED, Ty.UNSTABLE_LIFTED, members=4)
+        # h1 was visited two days ago; h5 and h7 never: their follow-ups are overdue.
+        s.add(HouseholdFollowup(household_id=h1, last_visit_at=utcnow() - timedelta(days=2)))
         household(s, VILLAGE_B1, St.MONITORED, Ty.MARGINAL, members=5, deleted=True)  # deleted
         referral(s, h1, VILLAGE_A1, ReferralChannel.SELF_APPLICATION, at("2026-02-01T03:00"))
         referral(s, h2, VILLAGE_A1, ReferralChannel.SELF_APPLICATION, at("2026-11-01T03:00"))
@@ -77,6 +81,7 @@ DIMENSIONS = {
     "referrals": ("channel",),
     "open_cases": ("direction", "stage"),
     "movements": ("direction",),
+    "overdue_followups": ("type",),
 }
 
 
@@ -119,6 +124,10 @@ def test_county_summary_matches_the_hand_count(client, county, county_supervisor
         ("exit", "township_review"): {"cases": 1},
     }
     assert cells(region, "movements") == {("entry",): {"cases": 2}, ("exit",): {"cases": 1}}
+    assert cells(region, "overdue_followups") == {
+        ("unstable_lifted",): {"households": 1},
+        ("sudden_difficulty",): {"households": 1},
+    }
 
     children = {c["code"]: c for c in doc["children"]}
     assert list(children) == [TOWNSHIP_A, TOWNSHIP_B]
@@ -132,6 +141,8 @@ def test_county_summary_matches_the_hand_count(client, county, county_supervisor
     assert b["sections"]["open_cases"]["total"] == {"cases": 0}
     assert cells(a, "movements") == {("entry",): {"cases": 1}, ("exit",): {"cases": 1}}
     assert cells(b, "movements") == {("entry",): {"cases": 1}}
+    assert cells(a, "overdue_followups") == {("sudden_difficulty",): {"households": 1}}
+    assert cells(b, "overdue_followups") == {("unstable_lifted",): {"households": 1}}
 
 
 def test_another_year_counts_that_years_referrals_and_movements_only(
@@ -152,7 +163,13 @@ def test_layout_labels_every_section_and_rows_cover_every_combination(
 ):
     doc = get_summary(client, county_supervisor, f"region={COUNTY}&year=2026")
     layout = {s["name"]: s for s in doc["layout"]}
-    assert list(layout) == ["monitored", "referrals", "open_cases", "movements"]
+    assert list(layout) == [
+        "monitored",
+        "referrals",
+        "open_cases",
+        "overdue_followups",
+        "movements",
+    ]
     monitored = layout["monitored"]
     assert monitored["label"] == {"zh": "监测对象", "en": "Households under monitoring"}
     types = [v["code"] for v in monitored["dimensions"][0]["values"]]

@@ -1,6 +1,6 @@
 """A household's timeline over HTTP: visits pushed by a tablet, register changes with who and
-which submission, conflicts and their resolutions, referrals and case steps, newest first; stable
-cursor paging; scope, masking and bad input."""
+which submission, conflicts and their resolutions, referrals, case steps and help, newest first;
+stable cursor paging; scope, masking and bad input."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from server.db import utcnow
 from server.monitoring.models import CaseDirection, CaseStage, ReferralChannel, StepDecision
 from server.users.models import Role, User
 from tests.conftest import COUNTY, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1, bearer
+from tests.monitoring.help_fixtures import make_monitored
 from tests.monitoring.summary_fixtures import case, referral, step
 from tests.sync.helpers import HOUSEHOLD_A, HOUSEHOLD_B, MEMBERS_A, Tablet, load_register, visit
 
@@ -237,3 +238,28 @@ def test_scope_unknown_household_and_bad_queries(client, history, create_user_, 
         assert code == 422, (query, body)
         assert body["error"]["code"] == "validation_error"
     assert client.get(f"/api/v1/households/{HOUSEHOLD_A}/timeline").status_code == 401
+
+
+def test_help_given_is_on_the_timeline_with_phones_masked_and_no_empty_changes(
+    client, rt, history, login
+):
+    make_monitored(rt, HOUSEHOLD_A)
+    token = login("reviewer")
+    before = all_events(client, token, HOUSEHOLD_A, 50)
+    assigned = client.post(
+        f"/api/v1/households/{HOUSEHOLD_A}/helpers",
+        json={"name": "韦秀英", "phone": "139-1234-5678", "assigned_on": "2026-11-02"},
+        headers=bearer(token),
+    )
+    assert assigned.status_code == 201, assigned.get_json()
+    after = all_events(client, token, HOUSEHOLD_A, 3)
+    new = [e for e in after if e not in before]
+    assert [e["kind"] for e in new] == ["help"]
+    assert new[0]["who"] == "reviewer"
+    assert new[0]["data"]["action"] == "helper_assigned"
+    assert new[0]["data"]["object_id"] == assigned.get_json()["id"]
+    text = json.dumps(new[0], ensure_ascii=False)
+    assert "13912345678" not in text and "1234-5678" not in text
+    # The help reaches the household's tablets through a change-log row that changes no field;
+    # it is not shown as a register change.
+    assert all(e["data"]["fields"] for e in after if e["kind"] == "change")
