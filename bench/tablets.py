@@ -1,12 +1,12 @@
 """Many tablets, small batches: N simulated tablets, each logged in as its own collector on its own
-device and granted two villages that each other tablet's grants overlap, repeatedly syncing —
-push k `household_visit` submissions to households of its villages, then pull what changed —
-against the app as deployed (`gunicorn wsgi:app`, two workers) on a 4,000-household register
-(16 villages of 250), on SQLite and PostgreSQL. In the same run, two limits: an authenticated
-no-op request (`GET /api/v1/auth/me`) at the same concurrency, and the throughput of pushes of
-500. Before the syncs of each N, a cold start: all N tablets log in (Argon2id at the production
-cost) and pull their villages at once. After each run the register is checked against every
-submission it accepted.
+device and granted two villages that each other tablet's grants overlap, repeatedly syncing — push k
+`household_visit` submissions to households of its villages, then pull what changed — against the
+app as deployed (gunicorn with `gunicorn.conf.py`: its workers and threads) on a 4,000-household
+register (16 villages of 250), on SQLite and PostgreSQL. In the same run, two limits: an
+authenticated no-op request (`GET /api/v1/auth/me`) at the same concurrency, and the throughput of
+pushes of 500. Before the syncs of each N, a cold start: all N tablets log in (Argon2id at the
+production cost) and pull their villages at once. After each run the register is checked against
+every submission it accepted.
 
     python bench/tablets.py [--db sqlite|postgresql|both] [--reuse] [--tablets 16,64,256]
                             [--visits 1,5,20] [--seconds 30] [--processes 16]
@@ -81,7 +81,6 @@ from sync_protocol.clock import Hlc, HybridClock
 
 NAME = "fieldsync_bench_tablets"  # its databases and saved registers: never another bench's
 SIZE = "4k"
-WORKERS = 2  # gunicorn worker processes: one per core of the benchmark machine
 BATCH_SIZE = 500  # the big-batch limit
 BATCH_TABLETS = 2  # tablets pushing batches of 500 at once (one per worker)
 BATCH_ROUNDS = 3  # measured batches per tablet, after one warm-up batch
@@ -760,10 +759,10 @@ def run(register: Register, options: Options) -> None:
     print(
         f"\n== {kind}: {register.size.households:,} households in {len(villages)} villages of "
         f"{register.size.per_village}; each tablet holds {VILLAGES_PER_TABLET} villages; "
-        f"gunicorn wsgi:app, {WORKERS} workers; {options.seconds:.0f} s per run; Argon2id "
+        f"gunicorn -c gunicorn.conf.py wsgi:app; {options.seconds:.0f} s per run; Argon2id "
         f"time cost {settings.password_hash_time_cost}, {settings.password_hash_memory_kib} KiB"
     )
-    with gunicorn_app(settings, WORKERS) as base_url:
+    with gunicorn_app(settings) as base_url:
         batches = measure_batches(register, base_url, ledger)
         print(
             f"500-batch limit : {batches.per_second:,.0f} submissions/s ({BATCH_TABLETS} tablets "
