@@ -974,7 +974,7 @@ class PullResponseSchema(ResponseSchema):
     cursor = ProtocolString(required=True, max_length=2048)
     more = StrictBoolean(required=True)
     clock = HlcField(required=True)
-    help = ProtocolList(ProtocolNested(PulledHelpSchema), load_default=list)
+    help = ProtocolList(ProtocolNested(PulledHelpSchema))
     followups = ProtocolNested(DueFollowupsSchema)
 
 
