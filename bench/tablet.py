@@ -98,9 +98,10 @@ def gunicorn_app(settings: Settings, workers: int | None = None) -> Iterator[str
         "PASSWORD_HASH_MEMORY_KIB": str(settings.password_hash_memory_kib),
     }
     root = Path(__file__).resolve().parent.parent
-    command = [str(Path(sys.executable).parent / "gunicorn")]
-    if (root / "gunicorn.conf.py").exists():
-        command.append(f"--config={root / 'gunicorn.conf.py'}")
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        f"--config={root / 'gunicorn.conf.py'}",
+    ]
     if workers:
         command.append(f"--workers={workers}")
     command += [

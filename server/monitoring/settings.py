@@ -115,13 +115,7 @@ def _values(session: Session, name: str, region_codes: Iterable[str]) -> dict[st
 
 def effective(session: Session, region_code: str, name: str) -> int:
     """The value of setting `name` that applies in `region_code`."""
-    spec = SETTINGS[name]
-    chain = ancestry(region_code)
-    rows = _values(session, name, chain)
-    for code in chain:
-        if code in rows:
-            return int(rows[code])
-    return spec.default
+    return effective_many(session, [region_code], name)[region_code]
 
 
 def effective_many(session: Session, region_codes: Iterable[str], name: str) -> dict[str, int]:
