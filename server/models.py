@@ -6,6 +6,7 @@ from server.auth.models import LoginThrottle, Token
 from server.changes.models import Change, ScopeSnapshot
 from server.conflicts.models import Conflict
 from server.db import Base
+from server.departments.models import DepartmentFact
 from server.devices.models import Device, DeviceSequenceGap
 from server.forms.models import Form, FormVersion
 from server.households.models import Household, Member
@@ -31,6 +32,7 @@ __all__ = [
     "CaseStep",
     "Change",
     "Conflict",
+    "DepartmentFact",
     "Device",
     "DeviceSequenceGap",
     "Form",
