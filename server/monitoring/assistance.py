@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -52,18 +51,6 @@ _STATUSES = {status.value: status for status in MeasureStatus}
 
 def local_today(now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(LOCAL_TIME).date()
-
-
-@dataclass(frozen=True)
-class HelpEventView:
-    """One change to a household's help, for the timeline."""
-
-    occurred_at: datetime
-    user_id: int | None
-    username: str | None
-    action: str  # helper_assigned, helper_updated, helper_ended, measure_added, measure_updated
-    object_id: uuid.UUID
-    details: dict[str, Any]
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -544,29 +531,3 @@ def help_for_pull(session: Session, household_ids: Iterable[uuid.UUID]) -> list[
             }
         )
     return [by_household[h] for h in ids if h in by_household]
-
-
-def help_events(
-    session: Session, household_id: uuid.UUID, *, limit: int | None = None
-) -> list[HelpEventView]:
-    """Every change to the household's helpers and measures, newest first: who, when, what
-    (phones masked). The caller checks the household is in scope."""
-    query = (
-        select(HelpEvent, User.username)
-        .outerjoin(User, User.id == HelpEvent.user_id)
-        .where(HelpEvent.household_id == household_id)
-        .order_by(HelpEvent.occurred_at.desc(), HelpEvent.id)
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    return [
-        HelpEventView(
-            occurred_at=event.occurred_at,
-            user_id=event.user_id,
-            username=username,
-            action=event.action,
-            object_id=event.object_id,
-            details=dict(event.details),
-        )
-        for event, username in session.execute(query)
-    ]

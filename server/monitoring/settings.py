@@ -104,37 +104,16 @@ def ancestry(region_code: str) -> list[str]:
     return chain
 
 
-def _values(session: Session, name: str, region_codes: Iterable[str]) -> dict[str, Any]:
-    rows = session.execute(
-        select(MonitoringSetting.region_code, MonitoringSetting.value).where(
-            MonitoringSetting.name == name, MonitoringSetting.region_code.in_(list(region_codes))
-        )
-    )
-    return {code: value for code, value in rows}
-
-
 def effective(session: Session, region_code: str, name: str) -> int:
     """The value of setting `name` that applies in `region_code`."""
-    return effective_many(session, [region_code], name)[region_code]
-
-
-def effective_many(session: Session, region_codes: Iterable[str], name: str) -> dict[str, int]:
-    """`effective` for many regions in one query."""
-    codes = set(region_codes)
-    chains = {code: ancestry(code) for code in codes}
-    wanted = {link for chain in chains.values() for link in chain}
-    rows = _values(session, name, wanted)
-    default = SETTINGS[name].default
-    return {
-        code: next((int(rows[link]) for link in chain if link in rows), default)
-        for code, chain in chains.items()
-    }
+    return effective_grid(session, [region_code], [name])[name][region_code]
 
 
 def effective_grid(
     session: Session, region_codes: Iterable[str], names: Iterable[str]
 ) -> dict[str, dict[str, int]]:
-    """`effective_many` for several settings at once, in one query: `{name: {region: value}}`."""
+    """`effective` for many regions and settings at once, in one query:
+    `{name: {region: value}}`."""
     codes, wanted_names = set(region_codes), list(dict.fromkeys(names))
     chains = {code: ancestry(code) for code in codes}
     links = {link for chain in chains.values() for link in chain}
