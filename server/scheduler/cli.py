@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 def scheduler(ctx: click.Context, list_only: bool) -> None:
     """Run the scheduled jobs (purges, daily snapshots, …) until stopped."""
     from server.cli import CliState
+    from server.request_log import configure_logging
     from server.scheduler.service import start_blocking_scheduler, upcoming
 
     state: CliState = ctx.ensure_object(CliState)
@@ -31,4 +32,5 @@ def scheduler(ctx: click.Context, list_only: bool) -> None:
             when = next_run.isoformat() if next_run is not None else "never (off)"
             click.echo(f"{name:24} {schedule:24} next {when}")
         return
+    configure_logging(rt.settings.log_level)
     start_blocking_scheduler(rt)
