@@ -606,8 +606,8 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "TimelinePage": TimelinePageSchema,
     "SnapshotList": SnapshotListSchema,
     "OverdueTrend": OverdueTrendSchema,
+    "JobRun": JobRunSchema,  # before JobListing, which nests it
     "JobListing": JobListingSchema,
-    "JobRun": JobRunSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
