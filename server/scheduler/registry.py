@@ -10,6 +10,7 @@ can be changed per deployment with JOB_SCHEDULES; tests add jobs with JOB_MODULE
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from server.runtime import Runtime
 
 JobFunction = Callable[["Runtime", datetime], dict[str, Any]]
-NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ def registered_jobs(settings: Settings) -> dict[str, Job]:
     """The jobs of this deployment: `JOBS`, those of JOB_MODULES, with JOB_SCHEDULES applied."""
     found: dict[str, Job] = {}
     for job in (*JOBS, *_module_jobs(settings.job_modules)):
+        if not re.fullmatch(NAME_PATTERN, job.name):
+            raise ConfigError(f"job name {job.name!r}: lower case, digits and _, up to 64")
         if job.name in found:
             raise ConfigError(f"two scheduled jobs are named {job.name!r}")
         found[job.name] = job

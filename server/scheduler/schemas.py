@@ -8,6 +8,7 @@ from marshmallow import fields
 
 from server.request_body import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 from server.scheduler.models import RunStatus, RunTrigger
+from server.scheduler.registry import NAME_PATTERN
 from sync_protocol.errors import ItemErrorCode
 from sync_protocol.messages import (
     ChoiceString,
@@ -20,7 +21,7 @@ from sync_protocol.messages import (
     Rfc3339DateTime,
 )
 
-JOB_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+JOB_NAME_RE = re.compile(NAME_PATTERN)
 
 
 class JobListQuerySchema(RequestSchema):
