@@ -42,6 +42,7 @@ JOBS: tuple[Job, ...] = (
         "Remove expired and revoked login tokens and stale login-throttle rows",
         "every 3600",
         jobs.purge_auth,
+        stale_after=1800,  # takes seconds: a run this old is dead, and the next purge waits
     ),
     Job(
         "summary_snapshot",
