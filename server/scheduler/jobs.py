@@ -3,12 +3,14 @@ call in its own unit of work, nothing else (the rules live in the services they 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
 
+# How long the record of a finished job run is kept.
+JOB_RUNS_KEPT = timedelta(days=90)
 # Rows removed per statement when purging login throttles (keeps each lock set small).
 THROTTLE_PURGE_BATCH = 1000
 
@@ -43,3 +45,10 @@ def overdue_followups(rt: Runtime, now: datetime) -> dict[str, Any]:
 
     with rt.db.unit_of_work() as session:
         return record_overdue_counts(session, now)
+
+
+def purge_job_runs(rt: Runtime, now: datetime) -> dict[str, Any]:
+    from server.scheduler.service import forget_old_runs
+
+    with rt.db.unit_of_work() as session:
+        return {"job_runs": forget_old_runs(session, before=now - JOB_RUNS_KEPT)}

@@ -56,6 +56,12 @@ JOBS: tuple[Job, ...] = (
         "cron 45 0 * * *",
         jobs.overdue_followups,
     ),
+    Job(
+        "purge_job_runs",
+        "Forget job runs that finished over 90 days ago",
+        "cron 15 1 * * *",
+        jobs.purge_job_runs,
+    ),
     # Added at merge by the integrator (one entry each):
     # Job("warnings_nightly", "Re-evaluate every risk rule", "cron 0 2 * * *",
     #     server.warnings.jobs.nightly_reevaluation),

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from server.audit import service as audit
@@ -169,6 +169,14 @@ def run_now(rt: Runtime, actor: Actor, name: str) -> JobRun:
     if run is None:  # another manual run asked for in the same microsecond
         raise Conflict("the job is running", details={"job": name})
     return run
+
+
+def forget_old_runs(session: Session, *, before: datetime) -> int:
+    """Delete the record of runs that finished before `before` (the `purge_job_runs` job)."""
+    result = session.execute(
+        delete(JobRun).where(JobRun.finished_at.is_not(None), JobRun.finished_at < before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # --- the scheduler process -----------------------------------------------------------------------

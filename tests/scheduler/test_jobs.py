@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from forms.register import MonitoringType
 from server.auth.actor import system_actor
@@ -18,7 +18,7 @@ from server.monitoring.snapshot_models import OverdueFollowupCount, SummarySnaps
 from server.monitoring.snapshots import report_day
 from server.runtime import Runtime
 from server.scheduler import runner
-from server.scheduler.models import RunStatus, RunTrigger
+from server.scheduler.models import JobRun, RunStatus, RunTrigger
 from server.scheduler.registry import registered_jobs
 from server.users.models import Role, User
 from tests.conftest import (
@@ -178,3 +178,17 @@ def test_supervisors_read_the_stored_days_of_their_regions_only(
         assert bad.status_code == 422, query
     missing = client.get("/api/v1/monitoring/summary/snapshots?region=990199000000", headers=boss)
     assert missing.status_code == 404
+
+
+def test_the_record_of_runs_finished_over_ninety_days_ago_is_forgotten(rt):
+    now = datetime.now(UTC)
+    old = now - timedelta(days=91)
+    probe = registered_jobs(rt.settings)["probe"]
+    runner.run_job(rt, probe, scheduled_for=old, trigger=RunTrigger.SCHEDULED)
+    runner.run_job(rt, probe, scheduled_for=now, trigger=RunTrigger.SCHEDULED)
+    with rt.db.unit_of_work() as session:
+        session.execute(update(JobRun).where(JobRun.scheduled_for == old).values(finished_at=old))
+    assert _run(rt, "purge_job_runs", now) == {"job_runs": 1}
+    with rt.db.unit_of_work(write=False) as session:
+        left = session.scalars(select(JobRun.scheduled_for).where(JobRun.job == "probe")).all()
+    assert left == [now]
