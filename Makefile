@@ -30,7 +30,7 @@ $(VENV)/.dev-installed: $(VENV)/.run-installed
 run: $(VENV)/.run-installed
 	$(BIN)/fieldsync db upgrade
 	$(BIN)/fieldsync demo --if-empty
-	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
+	RUN_SCHEDULER=1 $(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
 test: $(VENV)/.dev-installed lint typecheck pytest
 

@@ -16,6 +16,9 @@ overridden on the command line (`--workers`, `--threads`, `--bind`) or through
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 # Processes: Python runs one thread at a time per process, so the CPU-bound part of a push
 # scales with processes. Two per core: a worker whose threads all wait on the database or a
@@ -35,3 +38,27 @@ timeout = 120
 graceful_timeout = 30
 # fieldsync logs every request itself (key=value, server/request_log.py).
 accesslog = None
+
+
+# --- the scheduler beside the demo server (`make run`) ---------------------------------------
+# With RUN_SCHEDULER=1, the gunicorn master (never a worker: the hooks below run in the master
+# only, once) starts one `fieldsync scheduler` process beside the workers and stops it on exit.
+# Production runs `fieldsync scheduler` as a service of its own (docs/operations.md); several of
+# them, here or on other hosts, still execute each job run once.
+_scheduler: subprocess.Popen[bytes] | None = None
+
+
+def on_starting(server: object) -> None:
+    global _scheduler
+    if os.environ.get("RUN_SCHEDULER") == "1":
+        command = str(Path(sys.executable).with_name("fieldsync"))
+        _scheduler = subprocess.Popen([command, "scheduler"])  # noqa: S603 (our own command)
+
+
+def on_exit(server: object) -> None:
+    if _scheduler is not None and _scheduler.poll() is None:
+        _scheduler.terminate()
+        try:
+            _scheduler.wait(timeout=graceful_timeout)
+        except subprocess.TimeoutExpired:
+            _scheduler.kill()

@@ -68,7 +68,9 @@ def _register_blueprints(app: Flask) -> None:
     from server.monitoring.help_routes import bp as monitoring_help_bp
     from server.monitoring.report_routes import bp as monitoring_reports_bp
     from server.monitoring.routes import bp as monitoring_bp
+    from server.monitoring.snapshot_routes import bp as monitoring_snapshots_bp
     from server.openapi import bp as openapi_bp
+    from server.scheduler.routes import bp as jobs_bp
     from server.submissions.routes import bp as submissions_bp
     from server.sync.routes import bp as sync_bp
 
@@ -82,6 +84,8 @@ def _register_blueprints(app: Flask) -> None:
         conflicts_bp,
         monitoring_help_bp,
         monitoring_reports_bp,
+        monitoring_snapshots_bp,
+        jobs_bp,
         submissions_bp,
         monitoring_bp,
         openapi_bp,

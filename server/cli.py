@@ -693,3 +693,10 @@ def demo(state: CliState, if_empty: bool) -> None:
     click.echo("demo accounts (demo only: these passwords are public):")
     for line in describe_accounts():
         click.echo(f"  {line}")
+
+
+# -- commands of other packages (their modules import only click at the top) -------------------
+
+from server.scheduler.cli import scheduler as _scheduler  # noqa: E402
+
+main.add_command(_scheduler)

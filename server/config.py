@@ -104,6 +104,20 @@ class Settings:
     # Production on PostgreSQL must set it: every host must see the same files (shared storage).
     attachment_dir: Path = field(default=_ATTACHMENTS_IN_INSTANCE)
     max_attachment_size: int = 10 * 1024 * 1024
+    # Scheduled jobs (docs/operations.md, "Scheduled jobs"). JOB_SCHEDULES overrides the schedule
+    # of named jobs, `;`-separated: `name=cron <minute> <hour> <day> <month> <weekday>`,
+    # `name=every <seconds>` or `name=off` (never scheduled; "run now" still works).
+    job_schedules: str = ""
+    # Extra modules whose `JOBS` tuple is added to the registry (tests register a probe job so).
+    job_modules: tuple[str, ...] = ()
+    # A run still marked running this many seconds after it started is taken as abandoned (its
+    # process died): recorded as failed, and no longer blocks "run now". 6 hours.
+    job_stale_after: int = 6 * 3600
+    # The time zone cron schedules are read in (the report calendar's, China Standard Time).
+    scheduler_timezone: str = "Asia/Shanghai"
+    # Levels whose regions get a daily monitoring summary snapshot (each snapshot also holds the
+    # figures of the region's children, so `county` covers townships too).
+    snapshot_levels: tuple[str, ...] = ("province", "city", "county")
     # Fault injection for crash tests: named points (e.g. push.before_commit) at which the
     # process kills itself with SIGKILL. Empty in every real deployment.
     failpoints: tuple[str, ...] = ()
@@ -122,6 +136,8 @@ class Settings:
         if self.max_body_size <= 0 or self.max_batch_items <= 0:
             raise ConfigError("MAX_BODY_SIZE and MAX_BATCH_ITEMS must be positive")
         self._check_login_limits()
+        if self.job_stale_after <= 0:
+            raise ConfigError("JOB_STALE_AFTER must be positive (seconds)")
 
     def _check_login_limits(self) -> None:
         limits = (

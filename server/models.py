@@ -17,7 +17,9 @@ from server.monitoring.help_models import (
     HouseholdHelper,
 )
 from server.monitoring.models import CaseStep, MonitoringCase, MonitoringSetting, Referral
+from server.monitoring.snapshot_models import OverdueFollowupCount, SummarySnapshot
 from server.regions.models import Region
+from server.scheduler.models import JobRun
 from server.submissions.models import Submission
 from server.users.models import RegionGrant, User
 
@@ -41,15 +43,18 @@ __all__ = [
     "Household",
     "HouseholdFollowup",
     "HouseholdHelper",
+    "JobRun",
     "LoginThrottle",
     "Member",
     "MonitoringCase",
     "MonitoringSetting",
+    "OverdueFollowupCount",
     "Referral",
     "Region",
     "RegionGrant",
     "ScopeSnapshot",
     "Submission",
+    "SummarySnapshot",
     "Token",
     "User",
     "metadata",

@@ -61,7 +61,13 @@ from server.monitoring.schemas import (
     SettingsUpdateSchema,
     StepRequestSchema,
 )
+from server.monitoring.snapshot_schemas import (
+    DailyQuerySchema,
+    OverdueTrendSchema,
+    SnapshotListSchema,
+)
 from server.request_body import PageQuerySchema
+from server.scheduler.schemas import JobListingSchema, JobListQuerySchema, JobRunSchema
 from server.submissions.schemas import QuarantineQuerySchema
 from sync_protocol.clock import MAX_NODE_LENGTH
 from sync_protocol.errors import ErrorCode
@@ -524,6 +530,45 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(404, 422),
         query=FollowupQuerySchema,
     ),
+    Operation(
+        "get",
+        "/api/v1/monitoring/summary/snapshots",
+        "Stored daily monitoring summaries of a region",
+        "monitoring",
+        roles=STAFF,
+        response="SnapshotList",
+        errors=(404, 422),
+        query=DailyQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/monitoring/followups/overdue-trend",
+        "Overdue follow-up visits in a region per stored day",
+        "monitoring",
+        roles=STAFF,
+        response="OverdueTrend",
+        errors=(404, 422),
+        query=DailyQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/jobs",
+        "Scheduled jobs, their next runs and a page of runs",
+        "jobs",
+        roles=ADMIN,
+        response="JobListing",
+        errors=(404, 422),
+        query=JobListQuerySchema,
+    ),
+    Operation(
+        "post",
+        "/api/v1/jobs/{name}/run",
+        "Run a job now (a manual run; its failure is in the answer)",
+        "jobs",
+        roles=ADMIN,
+        response="JobRun",
+        errors=(409,),
+    ),
 )
 
 _SCHEMAS: dict[str, type[Schema]] = {
@@ -559,6 +604,10 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "MeasureUpdate": MeasureUpdateSchema,
     "FollowupPage": FollowupPageSchema,
     "TimelinePage": TimelinePageSchema,
+    "SnapshotList": SnapshotListSchema,
+    "OverdueTrend": OverdueTrendSchema,
+    "JobRun": JobRunSchema,  # before JobListing, which nests it
+    "JobListing": JobListingSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -726,6 +775,7 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "form_id": {"type": "string", "pattern": FORM_ID},
     "version": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
     "digest": _DIGEST,
+    "name": {"type": "string"},  # a job's name; any other is a 404
 }
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 _STATUS_CODE = {code.http_status: code for code in ErrorCode}

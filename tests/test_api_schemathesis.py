@@ -80,6 +80,9 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     "/api/v1/monitoring/helpers/{helper_id}/end": ("422",),
     "/api/v1/monitoring/measures/{measure_id}": ("422",),
     "/api/v1/households/{household_id}/timeline": ("422",),  # a cursor not made by the server
+    # `to` before `from`, or more than 366 days between them
+    "/api/v1/monitoring/summary/snapshots": ("422",),
+    "/api/v1/monitoring/followups/overdue-trend": ("422",),
 }
 PHASES = "examples,coverage,fuzzing"  # stateful needs links the description does not declare
 # Per operation and phase: a minute or two per database on a busy 2-core machine. For a deeper

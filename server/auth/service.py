@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.audit import service as audit
@@ -357,3 +357,18 @@ def assign_device(
         revoked_tokens=revoked_tokens,
         still_revoked=device.is_revoked,
     )
+
+
+# Revoked tokens are kept this long, so a tablet still hears "revoked" rather than "unknown".
+REVOKED_TOKEN_KEPT = timedelta(days=1)
+
+
+def purge_tokens(session: Session, *, now: datetime) -> int:
+    """Delete tokens that can never be used again: expired, or revoked over a day ago. Returns
+    how many (the scheduled `purge_auth` job)."""
+    result = session.execute(
+        delete(Token).where(
+            or_(Token.expires_at < now, Token.revoked_at < now - REVOKED_TOKEN_KEPT)
+        )
+    )
+    return int(cast(CursorResult[Any], result).rowcount or 0)

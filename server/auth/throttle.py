@@ -120,9 +120,10 @@ def take_back(session: Session, settings: Settings, admission: Admission, *, now
             session.execute(delete(LoginThrottle).where(*subject.where()))
 
 
-def forget_stale(session: Session, settings: Settings, *, now: datetime, batch: int = 200) -> None:
-    """Remove rows that no longer hold anything: quiet for LOGIN_WINDOW and not waiting. Rows
-    another attempt holds are skipped (PostgreSQL), so this never waits on a login."""
+def forget_stale(session: Session, settings: Settings, *, now: datetime, batch: int = 200) -> int:
+    """Remove up to `batch` rows that no longer hold anything: quiet for LOGIN_WINDOW and not
+    waiting; returns how many. Rows another attempt holds are skipped (PostgreSQL), so this never
+    waits on a login."""
     stale = (
         select(LoginThrottle.scope, LoginThrottle.subject, LoginThrottle.device_id)
         .where(
@@ -133,7 +134,8 @@ def forget_stale(session: Session, settings: Settings, *, now: datetime, batch: 
         .with_for_update(skip_locked=True)
     )
     keys = tuple_(LoginThrottle.scope, LoginThrottle.subject, LoginThrottle.device_id)
-    session.execute(delete(LoginThrottle).where(keys.in_(stale)))
+    result = session.execute(delete(LoginThrottle).where(keys.in_(stale)))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def unlock_account(
