@@ -237,7 +237,9 @@ class _Validator:
         if allowed.issuperset(selected):
             if choices.every and len(selected) != len(allowed):
                 missing = ", ".join(repr(code) for code in sorted(allowed - set(selected)))
-                self.report(frame, f, IssueCode.INVALID_RANK, f"rank every choice; missing {missing}")
+                self.report(
+                    frame, f, IssueCode.INVALID_RANK, f"rank every choice; missing {missing}"
+                )
                 return False
             return True
         unknown = [code for code in selected if code not in allowed]

@@ -24,7 +24,9 @@ DIGEST = "sha256:" + "cd" * 32
 
 
 def form(*fields: dict[str, Any], **extra: Any) -> FormDefinition:
-    return load_definition({"form_id": "lang_test", "title": "测试", "fields": list(fields), **extra})
+    return load_definition(
+        {"form_id": "lang_test", "title": "测试", "fields": list(fields), **extra}
+    )
 
 
 def refused(*fields: dict[str, Any], **extra: Any) -> list[tuple[str, str]]:
@@ -106,8 +108,9 @@ def test_time_value_reaches_expressions_and_constraints() -> None:
 
 
 _times = st.builds(
-    lambda h, m, s, frac, offset: f"{h:02d}:{m:02d}" + (f":{s:02d}{frac}" if s is not None else "")
-    + offset,
+    lambda h, m, s, frac, offset: (
+        f"{h:02d}:{m:02d}" + (f":{s:02d}{frac}" if s is not None else "") + offset
+    ),
     st.integers(0, 23),
     st.integers(0, 59),
     st.none() | st.integers(0, 59),
@@ -122,7 +125,9 @@ def test_time_texts_order_as_the_times_they_name(a: str, b: str) -> None:
     def seconds(text: str) -> float:
         clock = text[:12].rstrip("Z+-")
         parts = clock.split("+")[0].split("-")[0].split(":")
-        return int(parts[0]) * 3600 + int(parts[1]) * 60 + (float(parts[2]) if len(parts) > 2 else 0)
+        return (
+            int(parts[0]) * 3600 + int(parts[1]) * 60 + (float(parts[2]) if len(parts) > 2 else 0)
+        )
 
     pa, pb = parse_time(a), parse_time(b)
     assert pa is not None and pb is not None
@@ -324,9 +329,7 @@ def test_decimal_step_agrees_with_integer_arithmetic(
 ) -> None:
     # All numbers scaled by 10**places: the grid check must agree with exact integers.
     scale = 10**places
-    definition = form(
-        {"name": "x", "type": "decimal", "min": origin / scale, "step": step / scale}
-    )
+    definition = form({"name": "x", "type": "decimal", "min": origin / scale, "step": step / scale})
     found = issues(definition, {"x": answer / scale})
     expected: list[tuple[str, str]] = []
     if answer < origin:
@@ -375,14 +378,27 @@ def test_repeat_count_with_min_and_max_count() -> None:
 
 def test_repeat_count_expression_is_checked() -> None:
     assert refused(
-        {"name": "people", "type": "repeat", "count": "${nobody}", "fields": [{"name": "a", "type": "text"}]}
+        {
+            "name": "people",
+            "type": "repeat",
+            "count": "${nobody}",
+            "fields": [{"name": "a", "type": "text"}],
+        }
     ) == [("fields[0].count", "unknown_reference")]
     assert refused({"name": "n", "type": "integer", "count": "3"}) == [
         ("fields[0].count", "invalid_definition")
     ]
-    assert refused(
-        {"name": "people", "type": "repeat", "count": "${n", "fields": [{"name": "a", "type": "text"}]}
-    )[0][0] == "fields[0].count"
+    assert (
+        refused(
+            {
+                "name": "people",
+                "type": "repeat",
+                "count": "${n",
+                "fields": [{"name": "a", "type": "text"}],
+            }
+        )[0][0]
+        == "fields[0].count"
+    )
 
 
 def test_nested_repeat_count_reads_its_own_instance() -> None:
