@@ -61,7 +61,9 @@ def is_unanswered(raw: object) -> bool:
     return raw is None or raw == ""
 
 
-def parse_answer(field_type: FieldType, raw: object) -> Value | AnswerProblem:
+def parse_answer(
+    field_type: FieldType, raw: object, *, media: AttachmentMedia | None = None
+) -> Value | AnswerProblem:
     """Read `raw` (JSON data) as an answer of `field_type`: its typed value (None when unanswered)
     or, when it is not a well-formed answer of that type, the problem.
 
@@ -74,12 +76,13 @@ def parse_answer(field_type: FieldType, raw: object) -> Value | AnswerProblem:
     "altitude"?, "accuracy"?}` within range. attachment: `{"attachment": "sha256:<64 hex>",
     "filename", "content_type"}`. geotrace / geoshape: ODK text `lat lon [alt [acc]];…` (at least
     2 points; a geoshape at least 4, closed). rank: choice codes separated by spaces, each once
-    (a tuple of codes). Notes, repeats and calculations have no parsed value here
+    (a tuple of codes). An attachment's `media` may require a content type
+    (`MEDIA_CONTENT_TYPES`). Notes, repeats and calculations have no parsed value here
     (always None).
     """
     if is_unanswered(raw):
         return None
-    reader = _READERS.get(field_type)
+    reader = reader_for(field_type, media)
     if reader is None:
         return None
     return reader(raw)
