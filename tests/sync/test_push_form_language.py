@@ -94,6 +94,15 @@ def test_the_form_api_returns_every_label_language(tablet, client):
     assert body["fields"][7]["choices"][2]["label"] == {"zh": "学校", "en": "School", "fr": "École"}
     assert body["fields"][4]["step"] == 0.05
     assert body["fields"][5]["count"] == "${plots}"
+    listing = client.get("/api/v1/forms", headers=tablet.headers).get_json()["forms"]
+    assert [f["title"] for f in listing if f["form_id"] == "field_survey"] == [FORM["title"]]
+
+
+def test_a_new_forms_listing_keeps_its_title_languages_before_publishing():
+    from server.forms.service import _title
+
+    title = {"zh": "甲", "en": "A", "fr": "A", "Not A Tag": "x", "de": 5}
+    assert _title({"title": title}) == {"zh": "甲", "en": "A", "fr": "A"}
 
 
 def test_a_right_submission_is_accepted_binds_the_barcode_and_asks_for_the_audio(
