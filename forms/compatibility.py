@@ -13,6 +13,7 @@ from forms.register import FieldKind, RegisterField, find_register_field
 
 ACCEPTED_KINDS: dict[FieldType, frozenset[str]] = {
     FieldType.TEXT: frozenset({"text"}),
+    FieldType.BARCODE: frozenset({"text"}),
     FieldType.INTEGER: frozenset({"integer", "decimal"}),
     FieldType.DECIMAL: frozenset({"decimal"}),
     FieldType.BOOLEAN: frozenset({"boolean"}),
@@ -21,7 +22,8 @@ ACCEPTED_KINDS: dict[FieldType, frozenset[str]] = {
     FieldType.SELECT_MULTIPLE: frozenset({"select_multiple"}),
 }
 """Which register kinds each answer type may be bound to (a whole number fits a decimal field;
-a decimal never fits an integer field)."""
+a decimal never fits an integer field; a scanned barcode is text). Time, geotrace, geoshape, rank
+and attachments (every media) bind to nothing: the register has no such columns."""
 
 DERIVED_FIELDS: dict[str, frozenset[str]] = {"member": frozenset({"household_id"})}
 """Register fields a binding step fills by itself (a member's household is its parent entity)."""
@@ -33,7 +35,8 @@ def check_register_compatibility(definition: FormDefinition) -> list[ValidationI
     Codes: `unknown_register_field`; `field_read_only` (server-owned fields such as
     `monitoring_status`, and fields derived by binding such as a member's `household_id`);
     `incompatible_type` (see ACCEPTED_KINDS; calculated fields use their `value_type`; notes,
-    repeats, geopoints, attachments and date-times bind to nothing; also a declared `max_length`,
+    repeats, geopoints, geotraces, geoshapes, ranks, times, attachments and date-times bind to
+    nothing; also a declared `max_length`,
     `min` or `max` beyond what the register column holds); `invalid_choice` (a select's
     codes must all be codes of the register field's enumeration). Paths are `fields[…].bind`.
     """

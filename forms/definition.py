@@ -17,7 +17,7 @@ from forms.expressions import Expression
 
 EntityType = Literal["household", "member"]
 Bound = int | float | str
-"""A `min`/`max`: a number for numeric fields, ISO text for date and datetime fields."""
+"""A `min`/`max`: a number for numeric fields, ISO text for date, datetime and time fields."""
 
 
 class FieldType(StrEnum):
@@ -34,6 +34,11 @@ class FieldType(StrEnum):
     NOTE = "note"
     CALCULATED = "calculated"
     REPEAT = "repeat"
+    TIME = "time"
+    BARCODE = "barcode"
+    GEOTRACE = "geotrace"
+    GEOSHAPE = "geoshape"
+    RANK = "rank"
 
 
 VALUE_TYPES = frozenset(
@@ -43,22 +48,59 @@ VALUE_TYPES = frozenset(
 
 SELECT_TYPES = frozenset({FieldType.SELECT_ONE, FieldType.SELECT_MULTIPLE})
 
+CHOICE_TYPES = frozenset({*SELECT_TYPES, FieldType.RANK})
+"""The types that answer from a list of choices (`choices`, `choice_filter`, `choices_file`)."""
+
+TEXT_TYPES = frozenset({FieldType.TEXT, FieldType.BARCODE})
+"""The types whose answer is free text (`min_length`, `max_length`, `pattern`)."""
+
+NUMERIC_TYPES = frozenset({FieldType.INTEGER, FieldType.DECIMAL})
+
 
 class AttachmentMedia(StrEnum):
     PHOTO = "photo"
     SIGNATURE = "signature"
     DOCUMENT = "document"
+    AUDIO = "audio"
+    VIDEO = "video"
+    FILE = "file"
 
 
 @dataclass(frozen=True)
 class Text:
-    """A label in Chinese and English."""
+    """A label in Chinese and English, and optionally in more languages.
+
+    `others` holds the other languages as `(tag, text)` pairs sorted by tag; tags are lower-case
+    BCP 47 (`fr`, `sw`, `pt-br`), never `zh` or `en` (checked by `load_definition`).
+    """
 
     zh: str
     en: str
+    others: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, str]:
-        return {"zh": self.zh, "en": self.en}
+        return {"zh": self.zh, "en": self.en, **dict(self.others)}
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language tag the text has: `zh`, `en`, then the others by tag."""
+        return ("zh", "en", *(tag for tag, _ in self.others))
+
+    def get(self, language: str) -> str | None:
+        """The text in `language` (a tag such as `fr`), or None when it has none."""
+        if language == "zh":
+            return self.zh
+        if language == "en":
+            return self.en
+        return dict(self.others).get(language)
+
+    def in_language(self, language: str) -> str:
+        """The text in `language`; when it has none, in the language it names without its
+        region (`pt` for `pt-br`), else in English."""
+        found = self.get(language)
+        if found is None and "-" in language:
+            found = self.get(language.split("-", 1)[0])
+        return self.en if found is None else found
 
     def __str__(self) -> str:
         return self.zh if self.zh == self.en else f"{self.zh} / {self.en}"
@@ -135,6 +177,9 @@ class Field:
     max_count: int | None = None
     bind: str | None = None
     fields: tuple[Field, ...] = ()
+    step: int | float | None = None
+    count: Expression | None = None
+    choices_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"name": self.name, "type": self.type.value}
@@ -154,6 +199,7 @@ class Field:
             ("constraint", self.constraint),
             ("choice_filter", self.choice_filter),
             ("calculation", self.calculation),
+            ("count", self.count),
         ):
             if expression is not None:
                 result[key] = expression.source
@@ -168,6 +214,8 @@ class Field:
             "min_count": self.min_count,
             "max_count": self.max_count,
             "bind": self.bind,
+            "step": self.step,
+            "choices_file": self.choices_file,
         }
         result.update({k: v for k, v in optional.items() if v is not None})
         if isinstance(self.choices, str):
@@ -234,7 +282,7 @@ class FormDefinition:
         return tuple(self._scopes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The definition as JSON-compatible data, normalised (labels always `{"zh","en"}`).
+        """The definition as JSON-compatible data, normalised (labels always `{"zh","en",…}`).
 
         `load_definition(d.to_dict())` gives back an equal definition.
         """

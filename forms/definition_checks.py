@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from forms.answer_types import parse_iso_date, parse_rfc3339
+from forms.answer_types import parse_iso_date, parse_rfc3339, parse_time
 from forms.definition import (
-    SELECT_TYPES,
+    CHOICE_TYPES,
+    NUMERIC_TYPES,
+    TEXT_TYPES,
     VALUE_TYPES,
     Field,
     FieldType,
@@ -129,16 +131,25 @@ class _Checker:
             FieldType.DECIMAL,
             FieldType.DATE,
             FieldType.DATETIME,
+            FieldType.TIME,
         }
         if f.type not in numeric_or_dates:
-            refuse("min", f.minimum, "numbers and dates")
-            refuse("max", f.maximum, "numbers and dates")
+            refuse("min", f.minimum, "numbers, dates and times")
+            refuse("max", f.maximum, "numbers, dates and times")
         else:
             self.bounds(placed)
-        if f.type is not FieldType.TEXT:
-            refuse("min_length", f.min_length, "text")
-            refuse("max_length", f.max_length, "text")
-            refuse("pattern", f.pattern, "text")
+        if f.type not in NUMERIC_TYPES:
+            refuse("step", f.step, "integer and decimal fields")
+        elif f.step is not None and f.type is FieldType.INTEGER and f.step != int(f.step):
+            self.report(
+                f"{path}.step",
+                IssueCode.INVALID_DEFINITION,
+                f"{name}: the step of an integer field must be a whole number",
+            )
+        if f.type not in TEXT_TYPES:
+            refuse("min_length", f.min_length, "text and barcode")
+            refuse("max_length", f.max_length, "text and barcode")
+            refuse("pattern", f.pattern, "text and barcode")
         if f.min_length is not None and f.max_length is not None and f.min_length > f.max_length:
             self.report(f"{path}.min_length", IssueCode.INVALID_DEFINITION, "above max_length")
         if f.pattern is not None:
@@ -146,11 +157,12 @@ class _Checker:
                 compile_safe_pattern(f.pattern)
             except UnsafePatternError as err:
                 self.report(f"{path}.pattern", IssueCode.INVALID_PATTERN, f"{name}: {err}")
-        if f.type in SELECT_TYPES:
+        if f.type in CHOICE_TYPES:
             self.select(placed)
         else:
-            refuse("choices", f.choices, "select_one and select_multiple")
-            refuse("choice_filter", f.choice_filter, "select_one and select_multiple")
+            refuse("choices", f.choices, "select_one, select_multiple and rank")
+            refuse("choice_filter", f.choice_filter, "select_one, select_multiple and rank")
+            refuse("choices_file", f.choices_file, "select_one, select_multiple and rank")
         if f.type is FieldType.CALCULATED:
             if f.calculation is None:
                 self.report(
@@ -183,6 +195,7 @@ class _Checker:
             refuse("fields", f.fields, "repeats")
             refuse("min_count", f.min_count, "repeats")
             refuse("max_count", f.max_count, "repeats")
+            refuse("count", f.count, "repeats")
         if f.type in (FieldType.NOTE, FieldType.CALCULATED):
             refuse("required", f.required, "questions")
             refuse("constraint", f.constraint, "questions")
@@ -207,6 +220,9 @@ class _Checker:
             elif f.type is FieldType.DATE:
                 value = parse_iso_date(bound)
                 expected = "a date YYYY-MM-DD"
+            elif f.type is FieldType.TIME:
+                value = parse_time(bound)
+                expected = "a time HH:MM or HH:MM:SS"
             else:
                 value = parse_rfc3339(bound)
                 expected = "an RFC 3339 date-time with offset"
@@ -411,6 +427,7 @@ def _expressions_of(f: Field) -> list[tuple[str, Expression]]:
         ("constraint", f.constraint),
         ("choice_filter", f.choice_filter),
         ("calculation", f.calculation),
+        ("count", f.count),
     ]
     return [(key, e) for key, e in candidates if isinstance(e, Expression)]
 

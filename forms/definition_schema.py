@@ -6,6 +6,8 @@ Never touches the register's stored data, the network or the database.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +36,13 @@ CHOICE_CODE = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 CHOICE_LIST_NAME = r"^(?:(?:register|library)\.)?[a-z][a-z0-9_]{0,63}$"
 BINDING = r"^[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,63}$"
 MAX_LABEL_LENGTH = 2_000
+LANGUAGE_TAG = r"^[a-z]{2,3}(?:-[a-z0-9]{2,8}){0,3}$"
+"""A lower-case BCP 47 tag: a 2–3 letter language, then up to three subtags (`pt-br`,
+`zh-hant`, `sr-latn-rs`)."""
+MAX_LANGUAGES = 32
+"""Languages a text may have besides zh and en."""
+CHOICES_FILE = r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,122}\.(?:csv|xml|geojson)$"
+MAX_STEP = 10**15
 MAX_DEFINITION_DEPTH = 24
 """JSON nesting levels in a definition (enough for repeats four deep)."""
 MAX_FIELDS = 2_000
@@ -41,16 +50,32 @@ MAX_CHOICES = 20_000
 
 
 class BilingualText(ma.Field):
-    """`{"zh", "en"}`, or a plain string meaning the same text in both languages."""
+    """`{"zh", "en", "<tag>"…}` (zh and en required, other keys lower-case BCP 47 language tags),
+    or a plain string meaning the same text in zh and en."""
 
     def _deserialize(
         self, value: object, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> Text:
         if isinstance(value, str):
             return Text(zh=_label_text(value), en=_label_text(value))
-        if isinstance(value, dict) and set(value) == {"zh", "en"}:
-            return Text(zh=_label_text(value["zh"]), en=_label_text(value["en"]))
-        raise ValidationError('expected a string or {"zh": ..., "en": ...}')
+        if isinstance(value, dict) and {"zh", "en"} <= set(value):
+            others = []
+            for tag in sorted(set(value) - {"zh", "en"}):
+                if not isinstance(tag, str) or not _LANGUAGE_TAG.fullmatch(tag):
+                    raise ValidationError(
+                        f"{str(tag)[:40]!r} is not a lower-case language tag such as fr, sw "
+                        "or pt-br"
+                    )
+                others.append((tag, _label_text(value[tag])))
+            if len(others) > MAX_LANGUAGES:
+                raise ValidationError(f"at most {MAX_LANGUAGES} languages besides zh and en")
+            return Text(
+                zh=_label_text(value["zh"]), en=_label_text(value["en"]), others=tuple(others)
+            )
+        raise ValidationError('expected a string or {"zh": ..., "en": ..., "<language>": ...}')
+
+
+_LANGUAGE_TAG = re.compile(LANGUAGE_TAG)
 
 
 def _label_text(value: object) -> str:
@@ -106,6 +131,20 @@ class BoundValue(ma.Field):
     ) -> int | float | str:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ValidationError("expected a number or an ISO date text")
+        return value
+
+
+class StepValue(ma.Field):
+    """A numeric field's `step`: a positive finite number (whole for integer fields, checked
+    later)."""
+
+    def _deserialize(
+        self, value: object, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("expected a number")
+        if not math.isfinite(value) or not 0 < value <= MAX_STEP:
+            raise ValidationError(f"expected a number above 0 and at most {MAX_STEP}")
         return value
 
 
@@ -183,6 +222,11 @@ class FieldSchema(Schema):
     max_count = ma.Integer(strict=True, validate=validate.Range(min=0, max=10_000))
     bind = ma.String(validate=validate.Regexp(BINDING, error="expected <entity>.<field>"))
     children = ma.List(ma.Nested(lambda: FieldSchema()), data_key="fields")
+    step = StepValue()
+    count = ExpressionText()
+    choices_file = ma.String(
+        validate=validate.Regexp(CHOICES_FILE, error="expected a file name such as name.csv")
+    )
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> Field:

@@ -30,6 +30,11 @@ class IssueCode(StrEnum):
     INVALID_ATTACHMENT = "invalid_attachment"
     INVALID_GEOPOINT = "invalid_geopoint"
     INVALID_ID = "invalid_id"
+    INVALID_TIME = "invalid_time"
+    INVALID_GEOTRACE = "invalid_geotrace"
+    INVALID_GEOSHAPE = "invalid_geoshape"
+    INVALID_RANK = "invalid_rank"
+    OFF_STEP = "off_step"
     # A definition (load_definition).
     INVALID_DEFINITION = "invalid_definition"
     DUPLICATE_NAME = "duplicate_name"

@@ -18,11 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from forms.answer_types import Reader, parse_iso_date, parse_rfc3339, reader_for
-from forms.definition import Entity, Field, FieldType, FormDefinition, Text
+from forms.answer_types import Reader, parse_iso_date, parse_rfc3339, parse_time, reader_for
+from forms.definition import (
+    CHOICE_TYPES,
+    TEXT_TYPES,
+    Entity,
+    Field,
+    FieldType,
+    FormDefinition,
+    Text,
+)
 from forms.expressions import (
     Condition,
     Expression,
@@ -38,8 +47,9 @@ Scope = tuple[str, ...]
 
 _MEMO_KEY = "submission_plan"
 _UNCHECKED = frozenset({FieldType.NOTE, FieldType.CALCULATED})
-_BOUNDED = frozenset({FieldType.INTEGER, FieldType.DECIMAL, FieldType.DATE, FieldType.DATETIME})
-_SELECTS = frozenset({FieldType.SELECT_ONE, FieldType.SELECT_MULTIPLE})
+_BOUNDED = frozenset(
+    {FieldType.INTEGER, FieldType.DECIMAL, FieldType.DATE, FieldType.DATETIME, FieldType.TIME}
+)
 
 
 def plan_for(definition: FormDefinition) -> SubmissionPlan:
@@ -65,16 +75,24 @@ class Limits:
     max_length: int | None
     matches: Callable[[str], bool] | None
     """Whether a text has the field's `pattern` (an unsafe pattern matches nothing)."""
+    step: Decimal | None = None
+    """A number field's `step`, exactly as written: answers must be `origin` plus a whole
+    multiple of it."""
+    origin: Decimal = Decimal(0)
+    """Where the step grid starts: the field's `min`, else 0."""
+    step_message: str = ""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Choices:
-    """The choices a select field accepts: the codes of its list or, when it has a choice
-    `filter`, those the filter keeps, judging each choice by its `columns` (`name` is the code)."""
+    """The choices a select or rank field accepts: the codes of its list or, when it has a choice
+    `filter`, those the filter keeps, judging each choice by its `columns` (`name` is the code).
+    `every` (rank fields): the answer must hold every accepted code."""
 
     codes: frozenset[str]
     filter: Condition | None
     columns: tuple[tuple[str, Mapping[str, Value]], ...]
+    every: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -103,6 +121,8 @@ class FieldPlan:
     constraint: Condition | None
     constraint_message: str
     children: ScopePlan | None
+    count: Program | None = None
+    """A repeat's compiled `count` (how many instances it must have), or None."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -219,7 +239,7 @@ class SubmissionPlan:
                 if f.type is FieldType.CALCULATED and f.calculation is not None
                 else None
             ),
-            reader=reader_for(f.type),
+            reader=reader_for(f.type, f.media),
             is_id=is_id,
             required=is_id or f.required is True,
             required_when=required_when,
@@ -234,20 +254,26 @@ class SubmissionPlan:
                 else ""
             ),
             children=self._scopes.get(path) if f.type is FieldType.REPEAT else None,
+            count=(
+                compile_expression(f.count)
+                if f.type is FieldType.REPEAT and f.count is not None
+                else None
+            ),
         )
 
     def _choices(self, f: Field) -> Choices | None:
-        if f.type not in _SELECTS:
+        if f.type not in CHOICE_TYPES:
             return None
         choices = self.definition.choices_for(f)
         codes = frozenset(choice.code for choice in choices)
+        every = f.type is FieldType.RANK
         if f.choice_filter is None:
-            return Choices(codes, None, ())
+            return Choices(codes, None, (), every)
         columns = tuple(
             (choice.code, MappingProxyType({**choice.attributes, "name": choice.code}))
             for choice in choices
         )
-        return Choices(codes, compile_condition(f.choice_filter), columns)
+        return Choices(codes, compile_condition(f.choice_filter), columns, every)
 
     def _resolve(self, scope: Scope, name: str) -> Reference:
         try:
@@ -298,8 +324,10 @@ def _limits(f: Field) -> Limits | None:
     """The limits to check, or None when the field has none (so checking them always passes)."""
     if f.type in _BOUNDED:
         low, high = _bound(f.type, f.minimum), _bound(f.type, f.maximum)
-        if low is None and high is None:
+        step = _exact(f.step) if f.type in (FieldType.INTEGER, FieldType.DECIMAL) else None
+        if low is None and high is None and step is None:
             return None
+        origin = _exact(f.minimum) if step is not None else None
         return Limits(
             low,
             high,
@@ -308,8 +336,15 @@ def _limits(f: Field) -> Limits | None:
             None,
             None,
             None,
+            step,
+            origin if origin is not None else Decimal(0),
+            (
+                f"must be {f.minimum} plus a whole multiple of {f.step}"
+                if origin is not None and origin != 0
+                else f"must be a whole multiple of {f.step}"
+            ),
         )
-    if f.type is FieldType.TEXT and (
+    if f.type in TEXT_TYPES and (
         f.min_length is not None or f.max_length is not None or f.pattern is not None
     ):
         return Limits(
@@ -333,7 +368,17 @@ def _bound(field_type: FieldType, bound: object) -> object:
         return parse_iso_date(bound)
     if field_type is FieldType.DATETIME:
         return parse_rfc3339(bound)
+    if field_type is FieldType.TIME:
+        return parse_time(bound)
     return bound
+
+
+def _exact(number: object) -> Decimal | None:
+    """A JSON number as the decimal it was written as (`0.1` is exactly 1/10), or None."""
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        return None
+    # repr of a float is the shortest text that reads back as it: the number as written.
+    return Decimal(number) if isinstance(number, int) else Decimal(repr(number))
 
 
 def _pattern_matcher(pattern: str) -> Callable[[str], bool]:

@@ -6,15 +6,21 @@ raises on bad data, never changes the data.
 
 from __future__ import annotations
 
+import decimal
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
 from forms.answer_types import AnswerProblem, is_valid_uuid
 from forms.answers import Frame, SubmissionContext
 from forms.definition import FieldType, FormDefinition
-from forms.expressions import Condition, ExpressionError, Value
+from forms.expressions import Condition, ExpressionError, Program, Value
+from forms.expressions.values import to_number
 from forms.issues import IssueCode, ValidationIssue
 from forms.plan import Choices, FieldPlan, Limits
+
+_STEP_CONTEXT = decimal.Context(prec=800, Emax=10_000, Emin=-10_000)
+"""Exact enough for any answer (|x| ≤ 10¹⁵, 17 digits) divided by any step a definition allows."""
 
 
 def validate_submission(
@@ -164,14 +170,39 @@ class _Validator:
         minimum = declared.min_count or 0
         if minimum == 0 and self.is_required(frame, f):
             minimum = 1
+        reported = False
         if count < minimum:
             self.report(frame, f, IssueCode.TOO_FEW_REPEATS, f"at least {minimum} required")
+            reported = True
         if declared.max_count is not None and count > declared.max_count:
             self.report(
                 frame, f, IssueCode.TOO_MANY_REPEATS, f"at most {declared.max_count} allowed"
             )
+            reported = True
+        if f.count is not None and not reported:
+            self.repeat_count(frame, f, f.count, count)
         for instance in self.context.instances(frame, f):
             self.instance(instance)
+
+    def repeat_count(self, frame: Frame, f: FieldPlan, program: Program, count: int) -> None:
+        """The repeat's `count`, when it evaluates to a number, is how many instances it needs
+        (truncated to a whole number; below zero is zero)."""
+        try:
+            result = program(frame.memo.environment or self.context.environment(frame))
+        except ExpressionError:
+            return
+        number = to_number(result) if not isinstance(result, bool) else None
+        if number is None or not math.isfinite(number):
+            return
+        expected = max(0, int(number))
+        if count < expected:
+            self.report(
+                frame, f, IssueCode.TOO_FEW_REPEATS, f"exactly {expected} required (its count)"
+            )
+        elif count > expected:
+            self.report(
+                frame, f, IssueCode.TOO_MANY_REPEATS, f"exactly {expected} allowed (its count)"
+            )
 
     def limits(self, frame: Frame, f: FieldPlan, limits: Limits, raw: object, value: Value) -> bool:
         ok = True
@@ -180,6 +211,9 @@ class _Validator:
             ok = False
         if limits.high is not None and value > limits.high:
             self.report(frame, f, IssueCode.ABOVE_MAX, limits.above_message)
+            ok = False
+        if limits.step is not None and not _on_step(value, limits.origin, limits.step):
+            self.report(frame, f, IssueCode.OFF_STEP, limits.step_message)
             ok = False
         if isinstance(raw, str):
             if limits.min_length is not None and len(raw) < limits.min_length:
@@ -201,13 +235,17 @@ class _Validator:
             allowed = self.filtered(frame, choices.filter, choices.columns)
         selected = value if isinstance(value, tuple) else (value,)
         if allowed.issuperset(selected):
+            if choices.every and len(selected) != len(allowed):
+                missing = ", ".join(repr(code) for code in sorted(allowed - set(selected)))
+                self.report(
+                    frame, f, IssueCode.INVALID_RANK, f"rank every choice; missing {missing}"
+                )
+                return False
             return True
         unknown = [code for code in selected if code not in allowed]
-        if unknown:
-            listed = ", ".join(repr(code) for code in unknown)
-            self.report(frame, f, IssueCode.INVALID_CHOICE, f"not a valid choice here: {listed}")
-            return False
-        return True
+        listed = ", ".join(repr(code) for code in unknown)
+        self.report(frame, f, IssueCode.INVALID_CHOICE, f"not a valid choice here: {listed}")
+        return False
 
     def filtered(
         self,
@@ -235,3 +273,15 @@ class _Validator:
             ok = False
         if not ok:
             self.report(frame, f, IssueCode.CONSTRAINT_FAILED, f.constraint_message)
+
+
+def _on_step(value: Value, origin: decimal.Decimal, step: decimal.Decimal) -> bool:
+    """Whether the number `value` is `origin` plus a whole multiple of `step`, exactly (a float
+    is taken as the decimal it was written as: 0.3 is on the grid of 0.1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True  # only numbers have a step; the type check reported anything else
+    exact = decimal.Decimal(value) if isinstance(value, int) else decimal.Decimal(repr(value))
+    try:
+        return _STEP_CONTEXT.remainder(_STEP_CONTEXT.subtract(exact, origin), step).is_zero()
+    except decimal.DecimalException:
+        return False

@@ -49,6 +49,23 @@ from sync_protocol.replica import CachedForm, Replica, to_json
 from sync_protocol.transport import RetryPolicy, Transport
 
 MAX_PUSH_BATCH = 500
+MEDIA_TYPES_BY_SUFFIX = {
+    ".m4a": "audio/mp4",
+    ".aac": "audio/aac",
+    ".amr": "audio/amr",
+    ".3ga": "audio/3gpp",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/opus",
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".3gp": "video/3gpp",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".mov": "video/quicktime",
+    ".heic": "image/heic",
+}
+"""Media types of the recordings tablets make, by file name suffix, for the ones the platform's
+`mimetypes` may not know (an audio or video answer must declare `audio/*` / `video/*`)."""
 DEFAULT_PULL_LIMIT = 500
 
 
@@ -90,6 +107,13 @@ class FormRefresh:
     version: int
     hash: str
     fetched: bool
+
+
+def guess_media_type(filename: str) -> str:
+    """The media type of a file by its name (`application/octet-stream` when unknown)."""
+    suffix = Path(filename).suffix.lower()
+    known = MEDIA_TYPES_BY_SUFFIX.get(suffix)
+    return known or mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 class TabletClient:
@@ -248,7 +272,8 @@ class TabletClient:
         filename: str | None = None,
         content_type: str | None = None,
     ) -> dict[str, str]:
-        """Keep a photo or signature for upload; returns the reference to put in the answers:
+        """Keep a photo, signature, recording or file for upload; returns the reference to put in
+        the answers (every attachment media alike):
         `{"attachment": "sha256:<hex>", "filename", "content_type"}`.
 
         `source` is a file path or the bytes themselves (then `filename` defaults to
@@ -264,7 +289,7 @@ class TabletClient:
             except OSError as error:
                 raise AttachmentError(f"cannot read {path}: {error.strerror}") from error
             name = filename or path.name
-        kind = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        kind = content_type or guess_media_type(name)
         with self.replica.transaction():
             stored = self.replica.add_attachment(content, name, kind)
         return stored.reference()
@@ -329,6 +354,14 @@ class TabletClient:
                 ),
             )
         return instance_id
+
+    def definition(self, form_id: str) -> FormDefinition:
+        """The cached current definition of `form_id` (what `fill` checks answers with); raises
+        `UnknownForm` when this tablet has none."""
+        cached = self.replica.current_form(form_id)
+        if cached is None:
+            raise UnknownForm(form_id)
+        return self._definition(cached)
 
     def _definition(self, cached: CachedForm) -> FormDefinition:
         key = (cached.form_id, cached.version, cached.hash)

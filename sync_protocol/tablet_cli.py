@@ -202,6 +202,35 @@ def fill(
 
 
 @cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--content-type", default=None, help="The media type (default: from the name).")
+@click.pass_context
+def attach(ctx: click.Context, path: Path, content_type: str | None) -> None:
+    """Keep the file at PATH (photo, signature, audio, video, document, any file) for upload and
+    print the reference to put in an answer."""
+    reference = _client(ctx).add_attachment(path, content_type=content_type)
+    click.echo(json.dumps(reference, ensure_ascii=False))
+
+
+@cli.command()
+@click.argument("form_id")
+@click.option("--lang", default="zh", show_default=True, help="Language tag of the labels.")
+@click.pass_context
+def questions(ctx: click.Context, form_id: str, lang: str) -> None:
+    """List FORM_ID's questions with their types and labels in LANG (falling back to the
+    language without its region, then English)."""
+    definition = _client(ctx).definition(form_id)
+    click.echo(definition.title.in_language(lang))
+    for path, f in definition.iter_fields():
+        label = f.label.in_language(lang) if f.label is not None else ""
+        indent = "  " * (len(path) - 1)
+        kind = f.type.value if f.media is None else f"{f.type.value}:{f.media.value}"
+        click.echo(f"{indent}{f.name} [{kind}] {label}".rstrip())
+        for choice in definition.choices_for(f):
+            click.echo(f"{indent}  - {choice.code}: {choice.label.in_language(lang)}")
+
+
+@cli.command()
 @click.option("--households", "what", flag_value="household", default=True)
 @click.option("--members", "what", flag_value="member")
 @click.option("--outbox", "what", flag_value="outbox")

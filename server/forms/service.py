@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from forms.compatibility import check_register_compatibility
 from forms.definition import FormDefinition
-from forms.definition_schema import FORM_ID, load_definition
+from forms.definition_schema import FORM_ID, LANGUAGE_TAG, load_definition
 from forms.diff import FormDiff, diff_definitions
 from forms.issues import DefinitionError, ValidationIssue
 from server.audit import service as audit
@@ -340,7 +340,13 @@ def acceptance_of(version: FormVersion, *, now: datetime, grace: timedelta) -> A
 def _title(raw: dict[str, Any]) -> dict[str, Any]:
     title = raw.get("title")
     if isinstance(title, dict):
-        return {k: v for k, v in title.items() if k in {"zh", "en"} and isinstance(v, str)}
+        return {
+            k: v
+            for k, v in title.items()
+            if isinstance(k, str)
+            and (k in {"zh", "en"} or re.fullmatch(LANGUAGE_TAG, k))
+            and isinstance(v, str)
+        }
     if isinstance(title, str):
         return {"zh": title, "en": title}
     return {}

@@ -10,9 +10,11 @@ it generates. Change this only together with the rules themselves.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from fractions import Fraction
 from typing import TypeVar
 
 from forms.answer_types import (
@@ -22,6 +24,7 @@ from forms.answer_types import (
     parse_answer,
     parse_iso_date,
     parse_rfc3339,
+    parse_time,
 )
 from forms.answers import coerce_to
 from forms.bindings import BindingError, EntityUpdate, JsonValue, to_json_value
@@ -238,7 +241,7 @@ class _Context:
     def parsed(self, chain: _Chain, f: Field) -> Value | AnswerProblem:
         key = (id(chain[-1].instance), f.name)
         if key not in self._parsed:
-            self._parsed[key] = parse_answer(f.type, chain[-1].instance.get(f.name))
+            self._parsed[key] = parse_answer(f.type, chain[-1].instance.get(f.name), media=f.media)
         return self._parsed[key]
 
     def evaluate_in(
@@ -436,16 +439,40 @@ class _Validator:
         minimum = f.min_count or 0
         if minimum == 0 and self.is_required(chain, f):
             minimum = 1
-        if count < minimum:
+        too_few = count < minimum
+        too_many = f.max_count is not None and count > f.max_count
+        if too_few:
             self.report(path, IssueCode.TOO_FEW_REPEATS, f"at least {minimum} required")
-        if f.max_count is not None and count > f.max_count:
+        if too_many:
             self.report(path, IssueCode.TOO_MANY_REPEATS, f"at most {f.max_count} allowed")
+        if f.count is not None and not (too_few or too_many):
+            try:
+                wanted = self.context.evaluate_in(chain, f.count)
+            except ExpressionError:
+                wanted = None
+            number = None if isinstance(wanted, bool) else to_number(wanted)
+            if number is not None and math.isfinite(number):
+                expected = max(0, int(number))
+                if count < expected:
+                    self.report(
+                        path, IssueCode.TOO_FEW_REPEATS, f"exactly {expected} required (its count)"
+                    )
+                if count > expected:
+                    self.report(
+                        path, IssueCode.TOO_MANY_REPEATS, f"exactly {expected} allowed (its count)"
+                    )
         for frame in self.context.instances(chain, f):
             self.instance((*chain, frame))
 
     def limits(self, path: str, f: Field, raw: object, value: Value) -> bool:
         ok = True
-        if f.type in (FieldType.INTEGER, FieldType.DECIMAL, FieldType.DATE, FieldType.DATETIME):
+        if f.type in (
+            FieldType.INTEGER,
+            FieldType.DECIMAL,
+            FieldType.DATE,
+            FieldType.DATETIME,
+            FieldType.TIME,
+        ):
             low, high = _bound(f.type, f.minimum), _bound(f.type, f.maximum)
             if low is not None and value < low:  # type: ignore[operator]
                 self.report(path, IssueCode.BELOW_MIN, f"must be at least {f.minimum}")
@@ -453,7 +480,15 @@ class _Validator:
             if high is not None and value > high:  # type: ignore[operator]
                 self.report(path, IssueCode.ABOVE_MAX, f"must be at most {f.maximum}")
                 ok = False
-        if f.type is FieldType.TEXT and isinstance(raw, str):
+        if f.type in (FieldType.INTEGER, FieldType.DECIMAL) and f.step is not None:
+            # Exactly, as fractions of the numbers' shortest decimal texts.
+            origin = Fraction(repr(f.minimum)) if f.minimum is not None else Fraction(0)
+            step = Fraction(repr(f.step))
+            if ((Fraction(repr(value)) - origin) / step).denominator != 1:
+                grid = f"{f.minimum} plus a whole multiple" if origin else "a whole multiple"
+                self.report(path, IssueCode.OFF_STEP, f"must be {grid} of {f.step}")
+                ok = False
+        if f.type in (FieldType.TEXT, FieldType.BARCODE) and isinstance(raw, str):
             if f.min_length is not None and len(raw) < f.min_length:
                 self.report(path, IssueCode.TOO_SHORT, f"at least {f.min_length} characters")
                 ok = False
@@ -466,7 +501,7 @@ class _Validator:
         return ok
 
     def choices(self, chain: _Chain, path: str, f: Field, value: Value) -> bool:
-        if f.type not in (FieldType.SELECT_ONE, FieldType.SELECT_MULTIPLE):
+        if f.type not in (FieldType.SELECT_ONE, FieldType.SELECT_MULTIPLE, FieldType.RANK):
             return True
         allowed = {choice.code for choice in self.allowed_choices(chain, f)}
         selected = value if isinstance(value, tuple) else (value,)
@@ -474,6 +509,10 @@ class _Validator:
         if unknown:
             listed = ", ".join(repr(code) for code in unknown)
             self.report(path, IssueCode.INVALID_CHOICE, f"not a valid choice here: {listed}")
+            return False
+        if f.type is FieldType.RANK and set(selected) != allowed:
+            missing = ", ".join(repr(code) for code in sorted(allowed - set(selected)))
+            self.report(path, IssueCode.INVALID_RANK, f"rank every choice; missing {missing}")
             return False
         return True
 
@@ -515,6 +554,8 @@ def _bound(field_type: FieldType, bound: object) -> object:
         return parse_iso_date(bound)
     if field_type is FieldType.DATETIME:
         return parse_rfc3339(bound)
+    if field_type is FieldType.TIME:
+        return parse_time(bound)
     return bound
 
 

@@ -152,6 +152,43 @@ def _kitchen_sink() -> FormDefinition:
 
 
 FORMS["kitchen_sink"] = _kitchen_sink()
+FORMS["issue13_additions"] = load_definition(
+    {
+        "form_id": "issue13_additions",
+        "title": {"zh": "新类型", "en": "New types", "fr": "Nouveaux types"},
+        "entities": [
+            {"name": "hh", "type": "household", "id_field": "household_id", "create": True}
+        ],
+        "fields": [
+            {"name": "household_id", "type": "text"},
+            {"name": "n", "type": "integer", "min": 0, "max": 4, "step": 2},
+            {"name": "share", "type": "decimal", "min": 0.1, "max": 1, "step": 0.05},
+            {"name": "at", "type": "time", "min": "06:00", "max": "22:00:00"},
+            {"name": "code", "type": "barcode", "max_length": 6, "bind": "hh.household_no"},
+            {"name": "voice", "type": "attachment", "media": "audio"},
+            {"name": "road", "type": "geotrace"},
+            {"name": "plot", "type": "geoshape", "relevant": "${n} > 0"},
+            {
+                "name": "prefs",
+                "type": "rank",
+                "choices_file": "prefs.csv",
+                "choices": [
+                    {"code": "a", "label": {"zh": "甲", "en": "A", "sw": "A"}},
+                    {"code": "b", "label": "乙", "attributes": {"big": "1"}},
+                    {"code": "c", "label": "丙", "attributes": {"big": "1"}},
+                ],
+                "choice_filter": "big = '1' or ${n} > 2",
+            },
+            {
+                "name": "kids",
+                "type": "repeat",
+                "count": "${n}",
+                "max_count": 3,
+                "fields": [{"name": "age", "type": "integer", "step": 1}],
+            },
+        ],
+    }
+)
 SAMPLES: dict[str, dict[str, Any]] = {
     **{form_id: load_sample_answers(form_id) for form_id in BUNDLED_FORM_IDS},
     "test_visit": visit_answers(),
@@ -166,6 +203,22 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "kind": "b",
         "tags": ["y", "x"],
         "rows": [{"v": 2, "inner": [{"w": "a"}, {"w": "b"}]}, {"v": 0, "inner": [{}]}],
+    },
+    "issue13_additions": {
+        "household_id": HH,
+        "n": 2,
+        "share": 0.35,
+        "at": "09:30:00.000+08:00",
+        "code": "AB-12",
+        "voice": {
+            "attachment": "sha256:" + "ab" * 32,
+            "filename": "v.m4a",
+            "content_type": "audio/mp4",
+        },
+        "road": "26.1 107.5 0 5;26.2 107.6 0 5",
+        "plot": "1 2;1 3;2 3;1 2",
+        "prefs": "c b",
+        "kids": [{"age": 3}, {"age": 9}],
     },
 }
 
@@ -367,10 +420,31 @@ def answer_values(definition: FormDefinition, f: Field, depth: int) -> st.Search
         FieldType.GEOPOINT: st.fixed_dictionaries(
             {"latitude": st.integers(-95, 95), "longitude": st.integers(-185, 185)}
         ),
-        FieldType.ATTACHMENT: st.just(
-            {"attachment": "sha256:" + "ab" * 32, "filename": "a.jpg", "content_type": "image/jpeg"}
+        FieldType.ATTACHMENT: st.builds(
+            lambda kind: {
+                "attachment": "sha256:" + "ab" * 32,
+                "filename": "a",
+                "content_type": kind,
+            },
+            st.sampled_from(["image/jpeg", "audio/mp4", "video/mp4", "application/octet-stream"]),
         ),
+        FieldType.TIME: st.sampled_from(
+            ["05:59", "06:00", "12:30:15.5+08:00", "22:00:00.000Z", "22:00:01", "24:00", "7:00"]
+        ),
+        FieldType.BARCODE: st.text(max_size=8),
+        FieldType.GEOTRACE: st.sampled_from(
+            ["1 2;3 4", "1 2", "1 2 3 4;5 6 7 8;", "91 0;0 0", "1 2;x y", "1 2 3 -1;1 2"]
+        ),
+        FieldType.GEOSHAPE: st.sampled_from(
+            ["1 2;1 3;2 3;1 2", "1 2;1 3;2 3;1 4", "1 2;1 3;1 2", "1 2 0 0;1 3;2 3;1 2 5 5"]
+        ),
+        FieldType.RANK: st.permutations([*codes, "nope"]).flatmap(
+            lambda order: st.integers(0, len(order)).map(lambda cut: " ".join(order[:cut]))
+        )
+        | st.sampled_from(["a a", "b c", "c b", "a b c"]),
     }
+    if f.type in (FieldType.INTEGER, FieldType.DECIMAL) and f.step is not None:
+        typed[FieldType.DECIMAL] = st.sampled_from([0.1, 0.15, 0.35, 0.351, 1, 1.05, 0.3])
     if f.type is FieldType.REPEAT:
         if depth >= 2:
             return ODD_VALUES

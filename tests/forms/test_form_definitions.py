@@ -371,6 +371,11 @@ def test_every_field_type_loads() -> None:
         {"name": "p", "type": "attachment", "media": "signature"},
         {"name": "n", "type": "note", "label": {"zh": "注意", "en": "Note"}},
         {"name": "c", "type": "calculated", "calculation": "${i} * 2", "value_type": "integer"},
+        {"name": "tm", "type": "time", "min": "08:00"},
+        {"name": "bc", "type": "barcode", "max_length": 20},
+        {"name": "gt", "type": "geotrace"},
+        {"name": "gs", "type": "geoshape"},
+        {"name": "rk", "type": "rank", "choices": "register.sex"},
     ]
 
     definition = load_definition(raw)
