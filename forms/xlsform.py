@@ -810,6 +810,7 @@ _FIELDSYNC_KEYS = {
     "value_type": "text",
     "media": "text",
     "choices": "text",
+    "required": "text",
 }
 _INTEGER_TEXT = re.compile(r"[+-]?\d+")
 

@@ -86,8 +86,17 @@ def _fieldsync(key: str) -> ColumnWriter:
     return lambda value, _field: {fieldsync_column(key): _text(value)}
 
 
+_FLAG_WORDS = frozenset({"yes", "true", "true()", "1", "no", "false", "false()", "0"})
+
+
 def _required(value: Any, _field: Mapping[str, Any]) -> dict[str, str]:
-    return {"required": "yes" if value is True else str(value)}
+    if value is True:
+        return {"required": "yes"}
+    cells = {"required": str(value)}
+    if str(value).strip().lower() in _FLAG_WORDS:
+        # `true()` in `required` reads as "yes": the expression itself is kept apart.
+        cells[fieldsync_column("required")] = str(value)
+    return cells
 
 
 def _bound(key: str) -> ColumnWriter:

@@ -693,3 +693,7 @@ def demo(state: CliState, if_empty: bool) -> None:
     click.echo("demo accounts (demo only: these passwords are public):")
     for line in describe_accounts():
         click.echo(f"  {line}")
+
+
+# Commands defined next to their services, registered on the groups above.
+from server.forms import cli as _forms_cli  # noqa: E402,F401  (forms export-xlsform)
