@@ -86,7 +86,9 @@ def test_missing_forms_versions_and_drafts_are_404_in_the_json_error_shape(clien
     _error(client.get(f"{VISIT}/versions/2/xlsform", headers=admin), 404, "not_found")
     _error(client.get(f"{VISIT}/versions/2147483648/xlsform", headers=admin), 404, "not_found")
     _error(client.get("/api/v1/forms/nosuch/versions/1/xlsform", headers=admin), 404, "not_found")
-    _error(client.get("/api/v1/forms/No%00Such/versions/1/xlsform", headers=admin), 404, "not_found")
+    _error(
+        client.get("/api/v1/forms/No%00Such/versions/1/xlsform", headers=admin), 404, "not_found"
+    )
     _error(client.get("/api/v1/forms/nosuch/draft/xlsform", headers=admin), 404, "not_found")
     _error(client.get(f"{VISIT}/versions/0/xlsform", headers=admin), 404, "not_found")
 

@@ -42,7 +42,9 @@ def forms_export_xlsform(
     if draft and version is not None:
         raise click.UsageError("give --version or --draft, not both")
     if not re.fullmatch(FORM_ID, form_id):
-        raise CommandRefused(f"no form {form_id!r}: form ids are 2-64 lower-case letters, digits or '_'")
+        raise CommandRefused(
+            f"no form {form_id!r}: form ids are 2-64 lower-case letters, digits or '_'"
+        )
     with state.runtime().db.unit_of_work(write=False) as session:
         if draft:
             export = export_draft(session, form_id)
@@ -62,7 +64,7 @@ def _write_atomically(path: Path, content: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(content)
-        os.replace(temporary, path)
+        Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

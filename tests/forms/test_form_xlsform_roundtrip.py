@@ -67,7 +67,7 @@ def test_the_workbook_is_a_standard_xlsform_with_fieldsyncs_sheets() -> None:
     assert by_name["annual_income"]["bind::fieldsync"] == "hh.annual_income"
     assert by_name["per_capita_income"]["type"] == "calculate"
     assert by_name["members"]["type"] == "begin_repeat"
-    assert ["end_repeat"] == [row[0] for row in survey[1:] if row[0] == "end_repeat"]
+    assert [row[0] for row in survey[1:] if row[0] == "end_repeat"] == ["end_repeat"]
     settings_rows = list(book["settings"].iter_rows(values_only=True))
     settings_row = dict(zip(settings_rows[0], settings_rows[1], strict=True))
     assert settings_row["form_id"] == "household_visit"
@@ -112,7 +112,11 @@ def test_text_that_looks_like_a_formula_or_a_number_stays_text() -> None:
 
 def test_control_characters_are_refused_with_their_cell_not_written_broken() -> None:
     definition = load_definition(
-        {"form_id": "bell", "title": "t", "fields": [{"name": "a", "type": "note", "label": "\x07"}]}
+        {
+            "form_id": "bell",
+            "title": "t",
+            "fields": [{"name": "a", "type": "note", "label": "\x07"}],
+        }
     )
     with pytest.raises(XlsformWriteError, match="survey row 2, column 'label::Chinese"):
         write_xlsform(definition)
@@ -232,7 +236,8 @@ def _question(draw: st.DrawFn, list_names: list[str]) -> dict[str, Any]:
     elif kind == "date" and draw(st.booleans()):
         field["min"] = draw(st.sampled_from(["2021-01-01", "1900-02-28"]))
     elif kind in ("select_one", "select_multiple"):
-        if list_names and draw(st.booleans()):
+        named: bool = draw(st.booleans())
+        if list_names and named:
             field["choices"] = draw(st.sampled_from(list_names))
         else:
             field["choices"] = draw(_choices)
@@ -245,7 +250,9 @@ def _question(draw: st.DrawFn, list_names: list[str]) -> dict[str, Any]:
 def definitions(draw: st.DrawFn) -> FormDefinition:
     list_names = draw(st.lists(st.sampled_from(["yes_no", "crops", "towns"]), unique=True))
     lists = {name: draw(_choices) for name in list_names}
-    questions = st.lists(_question(list_names), min_size=1, max_size=6, unique_by=lambda f: f["name"])
+    questions = st.lists(
+        _question(list_names), min_size=1, max_size=6, unique_by=lambda f: f["name"]
+    )
     fields = draw(questions)
     if draw(st.booleans()):
         repeat: dict[str, Any] = {"name": "members", "type": "repeat", "fields": draw(questions)}
