@@ -11,16 +11,17 @@ from pathlib import Path
 
 import click
 
-from forms.definition_schema import FORM_ID
 from server.cli import CliState, CommandRefused, forms, pass_state
-from sync_protocol.messages import MAX_INT32
+
+# sync_protocol.messages.MAX_INT32, not imported: `fieldsync --help` loads no form library.
+_MAX_VERSION = 2**31 - 1
 
 
 @forms.command("export-xlsform")
 @click.argument("form_id")
 @click.option(
     "--version",
-    type=click.IntRange(1, MAX_INT32),
+    type=click.IntRange(1, _MAX_VERSION),
     help="The published version (default: the current one in use).",
 )
 @click.option("--draft", is_flag=True, help="Export the draft instead of a published version.")
@@ -36,6 +37,7 @@ def forms_export_xlsform(
     state: CliState, form_id: str, version: int | None, draft: bool, output: Path
 ) -> None:
     """Write form FORM_ID as an XLSForm workbook (.xlsx) that imports back unchanged."""
+    from forms.definition_schema import FORM_ID
     from server.forms import service
     from server.forms.xlsform_export import export_draft, export_version
 
