@@ -376,7 +376,7 @@ class _Translator:
                     )
             elif key == "public_key":
                 self.report(SETTINGS, row_number, column, "encrypted forms are not supported")
-            elif key in ("default_language", "style", "namespaces"):
+            elif key in ("default_language", "style", "namespaces", _FIELDSYNC_TITLE):
                 continue
             else:
                 self.report(
@@ -799,6 +799,7 @@ def _select_type(raw_type: str) -> tuple[str, str, bool] | None:
 FIELDSYNC_COLUMN_PREFIX = "bind::fieldsync:"
 FIELDSYNC_MEDIA_COLUMN = f"{FIELDSYNC_COLUMN_PREFIX}media"
 _TITLE_COLUMNS = ("form_title", "title", "set form title")
+_FIELDSYNC_TITLE = "fieldsync:form_title"
 _FIELDSYNC_KEYS = {
     "min": "bound",
     "max": "bound",
@@ -854,10 +855,12 @@ def _integer(value: str) -> int | str:
 
 
 def _fieldsync_title(translator: _Translator, row: dict[str, str]) -> dict[str, str] | None:
-    """`form_title::Chinese (zh)` and `form_title::English (en)` as a bilingual title."""
-    if not any("::" in column and column.partition("::")[0] in _TITLE_COLUMNS for column in row):
+    """`fieldsync:form_title::Chinese (zh)` and `…::English (en)` (or `form_title::…`) as a
+    bilingual title."""
+    keys = (*_TITLE_COLUMNS, _FIELDSYNC_TITLE)
+    if not any("::" in column and column.partition("::")[0] in keys for column in row):
         return None
-    return translator.bilingual(row, _TITLE_COLUMNS)
+    return translator.bilingual(row, keys)
 
 
 def _inline_choices(draft: dict[str, Any]) -> None:

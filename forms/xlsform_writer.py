@@ -32,6 +32,10 @@ FIELDSYNC_NAMESPACE = 'fieldsync="https://fieldsync.org/xlsform"'
 """`settings.namespaces`: declares the `fieldsync:` prefix of the `bind::fieldsync:*` columns, so
 pyxform writes them as namespaced bind attributes of a valid XForm."""
 
+TITLE_COLUMN = "fieldsync:form_title"
+"""Settings columns `fieldsync:form_title::Chinese (zh)`, `…::English (en)`: the title in every
+language."""
+
 BIND_COLUMN = "bind::fieldsync"
 """The register binding of a field (`hh.annual_income`), as the importer reads it."""
 
@@ -347,8 +351,10 @@ def _choice_rows(lists: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, st
 
 
 def _settings_row(data: Mapping[str, Any]) -> dict[str, str]:
-    row = {"form_id": data["form_id"]}
-    row.update(_language_columns("form_title", data["title"]))
+    # pyxform takes one plain title (Chinese, the default language); every language of it goes in
+    # fieldsync's own columns, which pyxform ignores (`form_title::en` would break its XForm).
+    row = {"form_id": data["form_id"], "form_title": data["title"]["zh"]}
+    row.update(_language_columns(TITLE_COLUMN, data["title"]))
     if "version" in data:
         row["version"] = str(data["version"])
     row["default_language"] = LANGUAGE_COLUMNS["zh"]

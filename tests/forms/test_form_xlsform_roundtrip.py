@@ -71,7 +71,8 @@ def test_the_workbook_is_a_standard_xlsform_with_fieldsyncs_sheets() -> None:
     settings_rows = list(book["settings"].iter_rows(values_only=True))
     settings_row = dict(zip(settings_rows[0], settings_rows[1], strict=True))
     assert settings_row["form_id"] == "household_visit"
-    assert settings_row["form_title::Chinese (zh)"] == "防返贫监测入户走访"
+    assert settings_row["form_title"] == "防返贫监测入户走访"
+    assert settings_row["fieldsync:form_title::English (en)"] == "Household monitoring visit"
     entities = list(book["entities"].iter_rows(values_only=True))
     assert entities[0][:4] == ("name", "type", "id_field", "create")
     assert entities[2][:4] == ("m", "member", "member_id", "no")
@@ -81,19 +82,23 @@ def test_the_workbook_is_a_standard_xlsform_with_fieldsyncs_sheets() -> None:
             assert all(cell.data_type == "s" for cell in row if cell.value is not None)
 
 
-def test_pyxform_reads_the_workbook_without_errors() -> None:
+@pytest.mark.parametrize("form_id", BUNDLED_FORM_IDS)
+def test_pyxform_converts_the_workbook_to_an_xform_with_fieldsyncs_attributes(form_id: str) -> None:
+    from pyxform.builder import create_survey_element_from_dict
     from pyxform.xls2json import workbook_to_json
     from pyxform.xls2json_backends import definition_to_dict
 
-    visit = load_bundled_form("household_visit")
-    workbook = definition_to_dict(write_xlsform(visit))
+    workbook = definition_to_dict(write_xlsform(load_bundled_form(form_id)))
     for row in workbook["survey"]:  # fieldsync's boolean is not pyxform's
         if row.get("type") == "boolean":
             row["type"] = "integer"
     workbook.pop("entities", None)
     workbook.pop("entities_header", None)
     converted = workbook_to_json(workbook_dict=workbook, warnings=[])
-    assert converted["id_string"] == "household_visit"
+    assert converted["id_string"] == form_id
+    xform = create_survey_element_from_dict(converted).to_xml(validate=False)
+    assert 'xmlns:fieldsync="https://fieldsync.org/xlsform"' in xform
+    assert "fieldsync:max_length=" in xform
 
 
 def test_text_that_looks_like_a_formula_or_a_number_stays_text() -> None:
