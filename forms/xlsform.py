@@ -344,6 +344,7 @@ class _Translator:
         self.entities(draft)
         draft["fields"] = self.survey()
         draft["choice_lists"] = self.choices()
+        _inline_choices(draft)
         self.calculated_value_types(draft)
         if not draft["choice_lists"]:
             del draft["choice_lists"]
@@ -359,7 +360,7 @@ class _Translator:
             key = column.split("::")[0]
             if key in ("form_id", "id_string", "set form id"):
                 draft["form_id"] = value
-            elif key in ("form_title", "title", "set form title"):
+            elif key in _TITLE_COLUMNS:
                 draft["title"] = value
             elif key == "version":
                 if value.isdigit() and 0 < int(value) < 2**31:
@@ -375,12 +376,15 @@ class _Translator:
                     )
             elif key == "public_key":
                 self.report(SETTINGS, row_number, column, "encrypted forms are not supported")
-            elif key in ("default_language", "style"):
+            elif key in ("default_language", "style", "namespaces", _FIELDSYNC_TITLE):
                 continue
             else:
                 self.report(
                     SETTINGS, row_number, column, f"setting {column!r} ignored", blocking=False
                 )
+        title = _fieldsync_title(self, row)
+        if title is not None:
+            draft["title"] = title
         if "form_id" not in draft:
             self.report(SETTINGS, row_number, "form_id", "form_id is missing")
         if "title" not in draft and "form_id" in draft:
@@ -478,7 +482,7 @@ class _Translator:
         for column in row:
             key, _, language = column.partition("::")
             key = key.strip()
-            if column in BIND_COLUMNS or key in IGNORED_COLUMNS:
+            if column in BIND_COLUMNS or key in IGNORED_COLUMNS or _is_fieldsync_column(column):
                 continue
             if key in BLOCKING_COLUMNS:
                 self.report(SURVEY, row_number, column, BLOCKING_COLUMNS[key])
@@ -509,6 +513,8 @@ class _Translator:
 
     def field_type(self, row_number: int, raw_type: str, row: dict[str, str]) -> str | None:
         head = raw_type.partition(" ")[0]
+        if head == "file" and row.get(FIELDSYNC_MEDIA_COLUMN):
+            return "attachment"
         if head in UNSUPPORTED_TYPES or raw_type in UNSUPPORTED_TYPES:
             what = UNSUPPORTED_TYPES.get(head) or UNSUPPORTED_TYPES[raw_type]
             self.report(SURVEY, row_number, "type", f"{head} is not supported ({what})")
@@ -592,6 +598,7 @@ class _Translator:
         bind_column = next((c for c in BIND_COLUMNS if row.get(c)), None)
         if bind_column is not None:
             question["bind"] = row[bind_column]
+        _read_fieldsync_columns(row, question)
         path = f"{scope.json_prefix}[{len(scope.fields)}]"
         self.field_rows[path] = row_number
         self.last_path = path
@@ -783,3 +790,89 @@ def _select_type(raw_type: str) -> tuple[str, str, bool] | None:
         else ("select_multiple")
     )
     return kind, match.group(2), match.group(3) is not None
+
+
+# -- fieldsync's own columns: what forms.xlsform_writer writes beyond standard XLSForm -----------
+# (`bind::fieldsync:<key>` survey columns, bilingual `form_title::<language>`; kept apart from
+# the translation above so that a definition exported as a workbook reads back the same.)
+
+FIELDSYNC_COLUMN_PREFIX = "bind::fieldsync:"
+FIELDSYNC_MEDIA_COLUMN = f"{FIELDSYNC_COLUMN_PREFIX}media"
+_TITLE_COLUMNS = ("form_title", "title", "set form title")
+_FIELDSYNC_TITLE = "fieldsync:form_title"
+_FIELDSYNC_KEYS = {
+    "min": "bound",
+    "max": "bound",
+    "min_length": "integer",
+    "max_length": "integer",
+    "min_count": "integer",
+    "max_count": "integer",
+    "pattern": "text",
+    "value_type": "text",
+    "media": "text",
+    "choices": "text",
+    "required": "text",
+}
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+
+
+def _is_fieldsync_column(column: str) -> bool:
+    return column.startswith(FIELDSYNC_COLUMN_PREFIX)
+
+
+def _read_fieldsync_columns(row: dict[str, str], question: dict[str, Any]) -> None:
+    """`bind::fieldsync:<key>` → the field's `<key>` (`min`, `max_length`, `media` …); an
+    unknown key or a bad value is left for `load_definition` to refuse at its cell."""
+    for column, value in row.items():
+        if not _is_fieldsync_column(column):
+            continue
+        key = column[len(FIELDSYNC_COLUMN_PREFIX) :]
+        kind = _FIELDSYNC_KEYS.get(key)
+        if key == "choices":
+            if value == "inline":
+                question["_inline_choices"] = True
+            continue
+        if kind in ("bound", "integer"):
+            question[key] = _number(value) if kind == "bound" else _integer(value)
+        else:
+            question[key] = value
+
+
+def _number(value: str) -> int | float | str:
+    text = value.strip()
+    if _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    try:
+        number = float(text)
+    except ValueError:
+        return value  # a date or datetime bound
+    return number if re.fullmatch(r"[+-]?[\d.]+(?:e[+-]?\d+)?", text, re.IGNORECASE) else value
+
+
+def _integer(value: str) -> int | str:
+    text = value.strip()
+    return int(text) if _INTEGER_TEXT.fullmatch(text) else value
+
+
+def _fieldsync_title(translator: _Translator, row: dict[str, str]) -> dict[str, str] | None:
+    """`fieldsync:form_title::Chinese (zh)` and `…::English (en)` (or `form_title::…`) as a
+    bilingual title."""
+    keys = (*_TITLE_COLUMNS, _FIELDSYNC_TITLE)
+    if not any("::" in column and column.partition("::")[0] in keys for column in row):
+        return None
+    return translator.bilingual(row, keys)
+
+
+def _inline_choices(draft: dict[str, Any]) -> None:
+    """A select marked `bind::fieldsync:choices inline` holds its list's choices itself."""
+    lists = draft.get("choice_lists", {})
+    inlined: set[str] = set()
+    stack = list(draft.get("fields", []))
+    while stack:
+        question = stack.pop()
+        stack.extend(question.get("fields", []))
+        if question.pop("_inline_choices", False) and question.get("choices") in lists:
+            inlined.add(question["choices"])
+            question["choices"] = lists[question["choices"]]
+    for name in inlined:
+        del lists[name]

@@ -19,6 +19,7 @@ from flask import Blueprint
 from marshmallow import Schema, fields
 
 from forms.definition_schema import FORM_ID
+from forms.xlsform_writer import XLSX_MEDIA_TYPE
 from server import __version__
 from server.auth.schemas import DeviceAssignRequestSchema
 from server.conflicts.schemas import (
@@ -137,6 +138,8 @@ class Operation:
     query: type[Schema] | None = None  # query parameters, from the schema the route loads them with
     etag: bool = False  # sends ETag, answers If-None-Match with 304
     download: bool = False  # the body is the stored bytes in their own content type
+    download_type: str = "*/*"  # the media type of a download, when it is always the same
+    attachment: bool = False  # a download sent with `Content-Disposition: attachment; filename=`
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -222,7 +225,29 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(422,),
         query=DiffQuerySchema,
     ),
+    Operation(
+        "get",
+        "/api/v1/forms/{form_id}/versions/{version}/xlsform",
+        "One published version as an XLSForm workbook (imports back to the same definition)",
+        "forms",
+        roles=STAFF,
+        download=True,
+        download_type=XLSX_MEDIA_TYPE,
+        attachment=True,
+        errors=(422,),
+    ),
     Operation("get", "/api/v1/forms/{form_id}/draft", "The draft", "forms", roles=ADMIN),
+    Operation(
+        "get",
+        "/api/v1/forms/{form_id}/draft/xlsform",
+        "The draft as an XLSForm workbook (422 when the draft does not load)",
+        "forms",
+        roles=ADMIN,
+        download=True,
+        download_type=XLSX_MEDIA_TYPE,
+        attachment=True,
+        errors=(422,),
+    ),
     Operation(
         "put",
         "/api/v1/forms/{form_id}/draft",
@@ -899,7 +924,15 @@ def _success(op: Operation, status: int) -> dict[str, Any]:
     if status == 204:
         return response
     if op.download:
-        response["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        response["content"] = {op.download_type: binary}
+        if op.attachment:
+            response["headers"] = {
+                "Content-Disposition": {
+                    "description": "`attachment; filename=…` with the file name to save as",
+                    "schema": {"type": "string"},
+                }
+            }
     else:
         schema = _ref(op.response) if op.response else {"type": "object"}
         response["content"] = {"application/json": {"schema": schema}}

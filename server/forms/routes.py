@@ -1,5 +1,5 @@
 """HTTP: forms for tablets (list, current definition and versions, with ETag/304) and for
-administrators (drafts, validate, publish, retire, versions, diff, XLSForm import)."""
+administrators (drafts, validate, publish, retire, versions, diff, XLSForm import and download)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from forms.definition_schema import FORM_ID
+from forms.xlsform_writer import XLSX_MEDIA_TYPE
 from server.auth.guard import authenticated, current_actor
 from server.errors import BadRequest, NotFound, UnsupportedMediaType
 from server.forms import service
 from server.forms.models import FormVersion
 from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
+from server.forms.xlsform_export import XlsformExport, export_draft, export_version
 from server.forms.xlsform_import import import_xlsform_draft
 from server.request_body import json_object, load_with
 from server.runtime import runtime
@@ -180,3 +182,24 @@ def import_xlsform() -> tuple[dict[str, Any], int]:
             session, current_actor(), content, filename=upload.filename or None
         )
     return report.to_dict(), 201 if created else 200
+
+
+def _workbook_response(export: XlsformExport) -> Response:
+    response = Response(export.content, mimetype=XLSX_MEDIA_TYPE)
+    response.headers.set("Content-Disposition", "attachment", filename=export.filename)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get(f"/<form_id>/versions/<{_VERSION}:version>/xlsform")
+@authenticated(Role.ADMIN, Role.SUPERVISOR)
+def export_version_xlsform(form_id: str, version: int) -> Response:
+    with runtime().db.unit_of_work(write=False) as session:
+        return _workbook_response(export_version(session, form_id, version))
+
+
+@bp.get("/<form_id>/draft/xlsform")
+@authenticated(Role.ADMIN)
+def export_draft_xlsform(form_id: str) -> Response:
+    with runtime().db.unit_of_work(write=False) as session:
+        return _workbook_response(export_draft(session, form_id))
