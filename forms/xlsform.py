@@ -374,11 +374,8 @@ class _WorkbookFacts:
 _SHEET_ENTRY = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
 _ATTRIBUTE = re.compile(rb'([\w:]+)="([^"]*)"')
 _RELATIONSHIP = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
-_FORMULA_CELL = re.compile(
-    rb'<(?:\w+:)?c\b[^>]*\br="([A-Z]+[0-9]+)"[^>]*>((?:(?!</(?:\w+:)?c>).)*?<(?:\w+:)?f\b.*?)'
-    rb"</(?:\w+:)?c>",
-    re.DOTALL,
-)
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_CELL_START = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=\"([A-Z]+[0-9]+)\"")
 _VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*\bref="([A-Z0-9:]+)"')
 
@@ -409,16 +406,35 @@ def _read_facts(content: bytes) -> _WorkbookFacts:
                 if key not in SHEETS:
                     continue
                 xml = archive.read(path)
-                if b"<f" in xml:
-                    for match in _FORMULA_CELL.finditer(xml):
-                        value = _VALUE.search(match.group(2))
-                        cached = value.group(1).decode("utf-8", "replace") if value else None
-                        facts.formulas.setdefault(key, []).append((match.group(1).decode(), cached))
+                for reference, cached in _formula_cells(xml):
+                    facts.formulas.setdefault(key, []).append((reference, cached))
                 if b"mergeCell" in xml:
                     facts.merged[key] = [m.group(1).decode() for m in _MERGE.finditer(xml)]
     except (zipfile.BadZipFile, KeyError, OSError, ValueError):
         pass
     return facts
+
+
+def _formula_cells(xml: bytes, limit: int = 200) -> list[tuple[str, str | None]]:
+    """(cell reference, cached value or None) of the first `limit` formula cells of a sheet's
+    XML: linear scans, no backtracking regular expression over the whole sheet."""
+    found: list[tuple[str, str | None]] = []
+    position = 0
+    while len(found) < limit:
+        formula = _FORMULA.search(xml, position)
+        if formula is None:
+            break
+        start = max(xml.rfind(b"<c ", 0, formula.start()), xml.rfind(b":c ", 0, formula.start()))
+        if start >= 0 and xml[start : start + 1] != b"<":
+            start = xml.rfind(b"<", 0, start + 1)
+        close = xml.find(b"c>", formula.end())
+        cell = _CELL_START.match(xml, start) if start >= 0 else None
+        if cell is not None:
+            value = _VALUE.search(xml, formula.end(), close if close > 0 else len(xml))
+            cached = value.group(1).decode("utf-8", "replace") if value else None
+            found.append((cell.group(1).decode(), cached))
+        position = formula.end()
+    return found
 
 
 def _sheet_paths(archive: zipfile.ZipFile) -> dict[str, str]:

@@ -310,24 +310,33 @@ def test_an_imported_member_repeat_applies_age_relevance_per_instance() -> None:
     assert [(i.path, i.code.value) for i in found] == [("data.members[1].in_school", "required")]
 
 
-def test_unsupported_features_are_reported_at_their_cells_and_block_the_import() -> None:
+def test_constructs_fieldsync_lacks_are_dropped_with_a_warning_at_their_cell() -> None:
     result = import_xlsform(unsupported_features_form())
 
-    assert result.definition is None
-    assert blocking(result.issues) == [
-        ("survey", 3, "type"),
-        ("survey", 4, "type"),
-        ("survey", 5, "repeat_count"),
-        ("survey", 8, "type"),
-        ("survey", 9, "type"),
-    ]
-    cells = {i.cell for i in result.issues if i.blocking}
-    assert cells == {"A3", "A4", "E5", "A8", "A9"}
+    assert result.definition is not None, result.issues
+    assert blocking(result.issues) == []
+    warnings = {(i.sheet, i.row, i.column): i for i in result.issues}
+    # choices from a file that was not uploaded, audio, start metadata: dropped at their type cell
+    for row in (3, 8, 10):
+        issue = warnings[("survey", row, "type")]
+        assert issue.cell == f"A{row}"
+        assert "dropped" in issue.message
+    assert "villages.csv" in warnings[("survey", 3, "type")].message
+    # a fixed repeat count becomes the repeat's min and max count; barcode is typed text
+    members = next(f for f in result.definition["fields"] if f["name"] == "members")
+    assert (members["min_count"], members["max_count"]) == (3, 3)
+    card = next(f for f in result.definition["fields"] if f["name"] == "card")
+    assert card["type"] == "text"
+    assert "barcode" in warnings[("survey", 9, "type")].message
+    # range: a number between pyxform's default bounds
+    satisfaction = next(f for f in result.definition["fields"] if f["name"] == "satisfaction")
+    assert satisfaction["type"] == "integer"
+    assert satisfaction["constraint"] == ". >= 1 and . <= 10"
     dropped = {(i.row, i.column) for i in result.issues if not i.blocking}
     assert (1, "default") in dropped
     assert (1, "media::image") in dropped
-    assert (10, "type") in dropped  # metadata question
-    assert "range" in next(i.message for i in result.issues if i.row == 4)
+    names = [f["name"] for f in result.definition["fields"]]
+    assert "village" not in names and "interview" not in names and "started" not in names
 
 
 def test_expressions_xlsform_uses_but_fieldsync_lacks_are_reported_at_their_cell() -> None:
@@ -437,9 +446,9 @@ NOT_WORKBOOKS = {
     "zip": (zip_bytes({"readme.txt": "hello"}), "a ZIP archive that is not an Excel workbook"),
     "docx": (zip_bytes({"word/document.xml": "<w/>"}), "a Word document (.docx)"),
     "damaged-zip": (b"PK\x03\x04" + b"\x00" * 40, "a damaged ZIP archive"),
-    "xls": (
+    "ole-not-excel": (
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504,
-        "an Excel 97–2003 workbook (.xls) or another old Office file",
+        "an old Office file that is not an Excel workbook",
     ),
 }
 
@@ -451,7 +460,7 @@ def test_what_is_not_an_xlsx_workbook_is_named_for_what_it_is(name: str) -> None
     result = import_xlsform(content)
     assert result.definition is None
     assert [issue.message for issue in result.issues] == [
-        f"{described}, not an XLSForm saved as an Excel workbook (.xlsx)"
+        f"{described}, not an XLSForm saved as an Excel workbook (.xlsx or .xls)"
     ]
 
 
