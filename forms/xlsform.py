@@ -22,7 +22,7 @@ from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import DefinitionData, get_xlsform
 
 from forms.compatibility import check_register_compatibility
-from forms.definition_schema import load_definition
+from forms.definition_schema import CHOICE_CODE, FORM_ID, load_definition
 from forms.expressions import ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, ValidationIssue
 from forms.register import find_register_field
@@ -287,6 +287,7 @@ def import_xlsform(
         bomb = _archive_problem(content)
         if bomb is not None:
             return _blocked(ImportIssue("", None, None, bomb))
+        content = _with_dimensions(content)
         facts = _read_facts(content)
     try:
         workbook = get_xlsform(content, file_type=".xlsx" if is_xlsx else ".xls")
@@ -415,6 +416,51 @@ def _read_facts(content: bytes) -> _WorkbookFacts:
     return facts
 
 
+_ROW_NUMBER = re.compile(rb'<row\b[^>]*?\br="([0-9]+)"')
+_CELL_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})')
+_BEFORE_DIMENSION = (b"<sheetViews", b"<sheetFormatPr", b"<cols", b"<sheetData")
+
+
+def _with_dimensions(content: bytes) -> bytes:
+    """The workbook with a `<dimension>` in every worksheet that lacks one.
+
+    openpyxl's read-only reader (pyxform's too) parses a whole sheet to size it when the
+    element is missing, as it is in workbooks written by many tools: seconds for a large
+    choices sheet, per sheet and per opening. The dimension is computed from the rows and cells
+    themselves (linear scans), so the read stays exact."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            members = archive.infolist()
+            sheets = [m for m in members if m.filename.startswith("xl/worksheets/sheet")]
+            patched: dict[str, bytes] = {}
+            for member in sheets:
+                xml = archive.read(member)
+                data = xml.find(b"<sheetData")
+                if data < 0 or xml.find(b"<dimension", 0, data) >= 0:
+                    continue
+                rows = [int(m.group(1)) for m in _ROW_NUMBER.finditer(xml, data)]
+                columns = set(_CELL_COLUMN.findall(xml, data))
+                if not rows or not columns:
+                    continue
+                last = max(columns, key=lambda c: (len(c), c)).decode()
+                at = min(i for i in (xml.find(t) for t in _BEFORE_DIMENSION) if i >= 0)
+                element = f'<dimension ref="A1:{last}{max(rows)}"/>'.encode()
+                patched[member.filename] = xml[:at] + element + xml[at:]
+            if not patched:
+                return content
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as rewritten:
+                for member in members:
+                    data_bytes = patched.get(member.filename)
+                    rewritten.writestr(
+                        member.filename,
+                        data_bytes if data_bytes is not None else archive.read(member),
+                    )
+            return out.getvalue()
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return content
+
+
 def _formula_cells(xml: bytes, limit: int = 200) -> list[tuple[str, str | None]]:
     """(cell reference, cached value or None) of the first `limit` formula cells of a sheet's
     XML: linear scans, no backtracking regular expression over the whole sheet."""
@@ -494,6 +540,7 @@ class _Translator:
         self.repeat_paths: dict[str, str] = {}
         self.used_lists: set[str] = set()
         self.other_lists: set[str] = set()
+        self.list_keys: dict[str, str] = {}
         self.file_lists: dict[str, list[dict[str, Any]]] = {}
         self.reported_columns: set[tuple[str, str]] = set()
         self.renames: dict[str, str] = {}
@@ -580,7 +627,12 @@ class _Translator:
             for row in self.workbook[SURVEY]
         ]
         copies: dict[str, Any] = {"survey": survey, "sheet_names": original.sheet_names}
-        for name in (CHOICES, SETTINGS, "external_choices"):
+        odk_entities = {h.lower() for h in (self.workbook.get(f"{ENTITIES}_header") or [{}])[0]} & {
+            "list_name",
+            "dataset",
+            "label",
+        }
+        for name in (CHOICES, SETTINGS, "external_choices", *([ENTITIES] if odk_entities else [])):
             if name in self.workbook:
                 copies[name] = [dict(row) for row in self.workbook[name]]
                 copies[f"{name}_header"] = [dict(row) for row in self.workbook[f"{name}_header"]]
@@ -681,6 +733,19 @@ class _Translator:
                 self.report(
                     SETTINGS, row_number, column, f"setting {column!r} ignored", blocking=False
                 )
+        form_id = draft.get("form_id")
+        if form_id is not None and not re.fullmatch(FORM_ID, form_id):
+            fixed = _slug(form_id)
+            if fixed is not None and re.fullmatch(FORM_ID, fixed):
+                self.report(
+                    SETTINGS,
+                    row_number,
+                    _column(row, "form_id", "id_string"),
+                    f"form_id {form_id!r} becomes {fixed!r} (fieldsync form ids are lower-case "
+                    "letters, digits and _)",
+                    blocking=False,
+                )
+                draft["form_id"] = fixed
         if "form_id" not in draft:
             fallback = _form_id_from_filename(self.filename) or _slug(name_setting or "")
             if fallback is None:
@@ -713,14 +778,16 @@ class _Translator:
             )
 
     def entities(self, draft: dict[str, Any]) -> None:
-        headers = set((self.workbook.get(f"{ENTITIES}_header") or [{}])[0])
-        if headers & {"list_name", "label", "create_if", "update_if", "entity_id"}:
+        headers = {h.lower() for h in (self.workbook.get(f"{ENTITIES}_header") or [{}])[0]}
+        if headers & {"list_name", "dataset", "label", "create_if", "update_if", "entity_id"}:
             self.report(
                 ENTITIES,
                 None,
                 None,
-                "this is an ODK entities sheet; fieldsync's has the columns "
-                "name, type, id_field, create, repeat, parent",
+                "ODK entities sheet ignored (with the survey's save_to columns): the form "
+                "imports without ODK entity lists; fieldsync's own entities sheet has the "
+                "columns name, type, id_field, create, repeat, parent",
+                blocking=False,
             )
             return
         entities: list[dict[str, Any]] = []
@@ -776,10 +843,12 @@ class _Translator:
                 continue
             scope = stack[-1]
             if lowered in ("begin_group", "begin group"):
-                relevant = row.get("relevant") or row.get("relevance")
+                relevant = _straighten(row.get("relevant") or row.get("relevance") or "")
+                if relevant and not self.expression(
+                    row_number, _column(row, "relevant", "relevance"), relevant
+                ):
+                    relevant = ""
                 scope.group_relevance.append([f"({relevant})"] if relevant else [])
-                if relevant:
-                    self.expression(row_number, _column(row, "relevant", "relevance"), relevant)
                 continue
             if lowered in ("end_group", "end group"):
                 if len(scope.group_relevance) > 1:
@@ -829,15 +898,15 @@ class _Translator:
             repeat["min_count"] = repeat["max_count"] = int(count)
         elif "repeat_count" in FORMLANG_FEATURES:
             # formlang: {"type": "repeat", "count": "<expression>"}.
-            self.expression(row_number, column, count)
-            repeat["count"] = _straighten(count)
+            if self.expression(row_number, column, count):
+                repeat["count"] = _straighten(count)
         else:
             self.report(SURVEY, row_number, column, DROPPED_COLUMNS[column], False, value=count)
 
     def add_other(self, row_number: int, question: dict[str, Any], scope: _Scope) -> None:
         """`or_other` as pyxform builds it: an `other` choice and a text question shown when it
         is selected."""
-        self.other_lists.add(question["choices"])
+        self.other_lists.add(question["choices"])  # the fieldsync list name
         name = question["name"]
         other = {
             "name": f"{name}_other",
@@ -916,7 +985,7 @@ class _Translator:
                 )
                 return None
             self.used_lists.add(list_name)
-            spec: dict[str, Any] = {"type": kind, "choices": list_name}
+            spec: dict[str, Any] = {"type": kind, "choices": self.list_key(row_number, list_name)}
             if or_other:
                 spec["or_other"] = True
                 self.report(
@@ -955,6 +1024,28 @@ class _Translator:
                 value=row["parameters"],
             )
         return spec
+
+    def list_key(self, row_number: int, list_name: str) -> str:
+        """The fieldsync name of a choice list (lower-case letters, digits and _)."""
+        if list_name in self.list_keys:
+            return self.list_keys[list_name]
+        key = list_name
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", list_name):
+            key = _slug(list_name) or "list"
+            if not key[0].isalpha():
+                key = f"list_{key}"
+            while key in self.list_keys.values():
+                key = f"{key}_"
+            self.report(
+                SURVEY,
+                row_number,
+                "type",
+                f"choice list {list_name!r} is named {key!r} (fieldsync list names are "
+                "lower-case letters, digits and _)",
+                blocking=False,
+            )
+        self.list_keys[list_name] = key
+        return key
 
     def drop(self, row_number: int, message: str, raw_type: str) -> None:
         self.report(
@@ -1013,7 +1104,7 @@ class _Translator:
             return None
         list_name = _slug(file_name.rsplit(".", 1)[0]) or "file_choices"
         self.file_lists[list_name] = choices
-        self.used_lists.add(list_name)
+        self.list_keys[list_name] = list_name
         spec: dict[str, Any] = {"type": kind, "choices": list_name}
         if "choices_file" in FORMLANG_FEATURES:
             spec["choices_file"] = file_name
@@ -1044,7 +1135,11 @@ class _Translator:
         question.update(
             {k: v for k, v in spec.items() if k not in ("or_other", "range_constraint")}
         )
-        for key, columns in (("label", ("label",)), ("hint", ("hint",))):
+        text_columns: tuple[tuple[str, tuple[str, ...]], ...] = (
+            ("label", ("label",)),
+            ("hint", ("hint",)),
+        )
+        for key, columns in text_columns:
             text = self.bilingual(row, columns)
             if text is not None:
                 question[key] = text
@@ -1052,16 +1147,16 @@ class _Translator:
         if required is not None:
             flag = _flag(required)
             if flag is None:
-                self.expression(row_number, "required", required)
-                question["required"] = _straighten(required)
+                if self.expression(row_number, "required", required):
+                    question["required"] = _straighten(required)
             elif flag:
                 question["required"] = True
         relevance = [part for group in scope.group_relevance for part in group]
         own_relevant = row.get("relevant") or row.get("relevance")
         if own_relevant:
             own_relevant = _straighten(own_relevant)
-            self.expression(row_number, _column(row, "relevant", "relevance"), own_relevant)
-            relevance.append(f"({own_relevant})" if relevance else own_relevant)
+            if self.expression(row_number, _column(row, "relevant", "relevance"), own_relevant):
+                relevance.append(f"({own_relevant})" if relevance else own_relevant)
         if relevance:
             question["relevant"] = " and ".join(relevance)
         for key, columns, current, choice in (
@@ -1084,8 +1179,17 @@ class _Translator:
                 )
                 continue
             source = _straighten(row[column])
-            self.expression(row_number, column, source, current=current, choice=choice)
-            question[key] = source
+            if self.expression(row_number, column, source, current=current, choice=choice):
+                question[key] = source
+        if question["type"] == "calculated" and "calculation" not in question:
+            self.report(
+                SURVEY,
+                row_number,
+                "type",
+                "calculate row dropped: it has no calculation fieldsync can compute",
+                blocking=False,
+            )
+            return None
         bounds = spec.get("range_constraint")
         if bounds:
             question["constraint"] = (
@@ -1137,7 +1241,9 @@ class _Translator:
         *,
         current: bool = False,
         choice: bool = False,
-    ) -> None:
+    ) -> bool:
+        """Whether fieldsync's expression language reads `source`; if not, a located warning
+        that the construct is dropped (the caller drops it)."""
         source = _straighten(source)
         for old, new in self.renames.items():
             source = source.replace(f"${{{old}}}", f"${{{new}}}")
@@ -1145,8 +1251,15 @@ class _Translator:
             parse_expression(source, allow_current=current, allow_choice_properties=choice)
         except ExpressionSyntaxError as err:
             self.report(
-                SURVEY, row_number, column, f"expression not supported: {err}", value=source
+                SURVEY,
+                row_number,
+                column,
+                f"{column} dropped: expression not supported: {err}",
+                blocking=False,
+                value=source,
             )
+            return False
+        return True
 
     def choices(self) -> dict[str, list[dict[str, Any]]]:
         lists: dict[str, list[dict[str, Any]]] = {}
@@ -1159,6 +1272,20 @@ class _Translator:
             if code is None:
                 self.report(CHOICES, row_number, "name", "a choice needs a name")
                 continue
+            original, list_name = list_name, self.list_keys.get(list_name, list_name)
+            if not re.fullmatch(CHOICE_CODE, code):
+                fixed = re.sub(r"[^A-Za-z0-9_.-]", "_", code.strip())[:64] or "_"
+                if not re.match(r"[A-Za-z0-9_]", fixed):
+                    fixed = f"_{fixed}"[:64]
+                self.report(
+                    CHOICES,
+                    row_number,
+                    "name",
+                    f"choice {code!r} of list {original!r} is stored as {fixed!r} (choice codes "
+                    "are letters, digits, _, . and -)",
+                    blocking=False,
+                )
+                code = fixed
             seen = codes.setdefault(list_name, set())
             if code in seen:
                 self.report(
@@ -1202,7 +1329,11 @@ class _Translator:
             bucket = lists.setdefault(list_name, [])
             if not any(c["code"] == "other" for c in bucket):
                 bucket.append({"code": "other", "label": {"zh": "其他", "en": "Other"}})
-        for missing in sorted(self.used_lists - lists.keys()):
+        for missing in sorted(
+            self.list_keys.get(n, n)
+            for n in self.used_lists
+            if self.list_keys.get(n, n) not in lists
+        ):
             self.report(
                 CHOICES,
                 None,
@@ -1252,14 +1383,59 @@ class _Translator:
     # -- the draft as fieldsync sees it ------------------------------------------------------
 
     def check_draft(self, draft: dict[str, Any]) -> None:
-        try:
-            definition = load_definition(draft)
-        except DefinitionError as err:
-            for issue in err.issues:
-                self.locate(issue)
+        for _round in range(50):
+            try:
+                definition = load_definition(draft)
+                break
+            except DefinitionError as err:
+                if not self.drop_failing_expressions(draft, err.issues):
+                    for issue in err.issues:
+                        self.locate(issue)
+                    return
+        else:
             return
         for issue in check_register_compatibility(definition):
             self.locate(issue)
+
+    def drop_failing_expressions(
+        self, draft: dict[str, Any], issues: list[ValidationIssue]
+    ) -> bool:
+        """Drop the expressions the definition check refuses (most often: they name a question
+        that was dropped) with a warning at their cell; False when some issue is not about an
+        expression (those block the import)."""
+        droppable = []
+        for issue in issues:
+            match = re.fullmatch(
+                r"((?:fields\[\d+\]\.?)+)\.?(relevant|constraint|calculation|choice_filter|"
+                r"required|count)",
+                issue.path,
+            )
+            if match is None:
+                return False
+            droppable.append((match.group(1).rstrip("."), match.group(2), issue.message))
+        for json_path, key, message in droppable:
+            question = _at_path(draft, json_path)
+            if question is None or key not in question:
+                continue
+            row = self.field_rows.get(json_path)
+            column = _SURVEY_COLUMN_FOR_KEY.get(key, key)
+            value = question.pop(key)
+            what = key
+            if key == "calculation":
+                question["calculation"] = "''"  # kept as an empty text: other rows refer to it
+                question["value_type"] = "text"
+                what = "calculation (the field stays, empty)"
+            if key == "constraint":
+                question.pop("constraint_message", None)
+            self.report(
+                SURVEY,
+                row,
+                column,
+                f"{what} dropped: {message}",
+                blocking=False,
+                value=value if isinstance(value, str) else None,
+            )
+        return True
 
     def locate(self, issue: ValidationIssue) -> None:
         """Report a definition issue at the workbook cell it came from."""
@@ -1291,12 +1467,31 @@ class _Translator:
             column = _SURVEY_COLUMN_FOR_KEY.get(key or "", key)
             self.report(SURVEY, self.field_rows.get(json_path), column, issue.message)
             return
+        if path == "fields":
+            self.report(
+                SURVEY,
+                None,
+                None,
+                "no question is left that fieldsync can hold (see the warnings for what was "
+                "dropped)",
+            )
+            return
         sheet_column = {"form_id": "form_id", "title": "form_title", "version": "version"}
         key = path.split(".")[0].split("[")[0]
         if key in sheet_column:
             self.report(SETTINGS, 2, sheet_column[key], issue.message)
         else:
             self.report(SURVEY, None, None, f"{path}: {issue.message}")
+
+
+def _at_path(draft: dict[str, Any], json_path: str) -> dict[str, Any] | None:
+    node: Any = draft
+    for name, index in re.findall(r"(\w+)\[(\d+)\]", json_path):
+        try:
+            node = node[name][int(index)]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node if isinstance(node, dict) else None
 
 
 _SURVEY_COLUMN_FOR_KEY = {
@@ -1418,7 +1613,7 @@ _SELECT = re.compile(
     r"(select_one|select one|select1|select one from|select_multiple|select multiple|"
     r"select all that apply|select all that apply from|select_one_external|rank|"
     r"add select one prompt using|add select multiple prompt using)"
-    r"\s+([A-Za-z_][A-Za-z0-9_.-]*)(\s+(?:or_other|or specify other))?",
+    r"\s+(\S+?)(\s+(?:or_other|or specify other))?",
     re.IGNORECASE,
 )
 

@@ -339,13 +339,14 @@ def test_constructs_fieldsync_lacks_are_dropped_with_a_warning_at_their_cell() -
     assert "village" not in names and "interview" not in names and "started" not in names
 
 
-def test_expressions_xlsform_uses_but_fieldsync_lacks_are_reported_at_their_cell() -> None:
+def test_expressions_fieldsync_lacks_are_dropped_with_a_warning_at_their_cell() -> None:
     content = workbook_bytes(
         {
             "survey": [
                 ["type", "name", "label", "relevant"],
                 ["text", "a", "A", None],
                 ["text", "b", "B", "jr:choice-name(${a}, 'a') = 'x'"],
+                ["text", "c", "C", "${b} != ''"],
             ],
             "settings": [["form_id"], ["expr_test"]],
         }
@@ -353,11 +354,15 @@ def test_expressions_xlsform_uses_but_fieldsync_lacks_are_reported_at_their_cell
 
     result = import_xlsform(content)
 
-    assert result.definition is None
-    assert blocking(result.issues) == [("survey", 3, "relevant")]
-    (issue,) = [i for i in result.issues if i.blocking]
-    assert issue.cell == "D3"
-    assert "character 2" in issue.message
+    assert result.definition is not None
+    assert blocking(result.issues) == []
+    (issue,) = [i for i in result.issues if i.row == 3]
+    assert (issue.sheet, issue.column, issue.cell) == ("survey", "relevant", "D3")
+    assert "relevant dropped" in issue.message and "character 2" in issue.message
+    assert "jr:choice-name" in issue.message  # the cell's value is quoted
+    b, c = result.definition["fields"][1:]
+    assert "relevant" not in b
+    assert c["relevant"] == "${b} != ''"
 
 
 def test_definition_problems_are_mapped_back_to_the_row_and_column() -> None:
@@ -469,7 +474,7 @@ def test_an_xlsx_workbook_is_recognised_even_without_a_survey_sheet() -> None:
     assert describe_non_workbook(workbook_bytes({"other": [["a"]]})) is None
 
 
-def test_odk_entities_sheets_are_refused() -> None:
+def test_odk_entities_sheets_are_ignored_with_a_warning() -> None:
     content = workbook_bytes(
         {
             "survey": [["type", "name", "label"], ["text", "a", "A"]],
@@ -480,5 +485,7 @@ def test_odk_entities_sheets_are_refused() -> None:
 
     result = import_xlsform(content)
 
-    assert result.definition is None
-    assert blocking(result.issues) == [("entities", None, None)]
+    assert result.definition is not None
+    assert result.definition["entities"] == []
+    (issue,) = [i for i in result.issues if i.sheet == "entities"]
+    assert not issue.blocking and "ODK entities sheet ignored" in issue.message
