@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import re
 import zipfile
@@ -27,6 +28,7 @@ from forms.expressions import ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, ValidationIssue
 from forms.register import find_register_field
 from forms.xlsform_types import FORMLANG_FEATURES, canonical_type, map_type
+from forms.xlsx_reader import read_xlsx
 
 MAX_XLSFORM_BYTES = 10 * 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
@@ -290,7 +292,8 @@ def import_xlsform(
         content = _with_dimensions(content)
         facts = _read_facts(content)
     try:
-        workbook = get_xlsform(content, file_type=".xlsx" if is_xlsx else ".xls")
+        fast = read_xlsx(content) if is_xlsx else None
+        workbook = fast or get_xlsform(content, file_type=".xlsx" if is_xlsx else ".xls")
     except Exception as err:  # pyxform raises many kinds of errors on odd files
         return _blocked(_read_error(err))
     sheets = _sheets(workbook)
@@ -1525,6 +1528,7 @@ def _straighten(expression: str) -> str:
     return expression.translate(_QUOTES)
 
 
+@functools.lru_cache(maxsize=4096)
 def _split_column(column: str) -> tuple[str, str]:
     """(key, language) of a column header: `label::English (en)`, `label:English` (a single
     colon, as many forms write it) and `label` (no language)."""
@@ -1537,6 +1541,7 @@ def _split_column(column: str) -> tuple[str, str]:
     return column.strip().lower() if column.lower() != column else column.strip(), ""
 
 
+@functools.lru_cache(maxsize=1024)
 def _language_tag(language: str) -> str:
     """The tag of a label language: `Swahili (sw)` → "sw", `French` → "fr", `中文` → "zh",
     otherwise a slug of the name."""
