@@ -266,7 +266,7 @@ def test_choices_from_an_uploaded_csv_are_loaded_inline() -> None:
             "settings": [["form_id"], ["from_file"]],
         }
     )
-    csv_file = "name,label\nv1,Upper village\nv2,Lower village\n".encode()
+    csv_file = b"name,label\nv1,Upper village\nv2,Lower village\n"
 
     result = import_xlsform(content, choices_files={"villages.csv": csv_file})
 
