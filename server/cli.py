@@ -693,3 +693,7 @@ def demo(state: CliState, if_empty: bool) -> None:
     click.echo("demo accounts (demo only: these passwords are public):")
     for line in describe_accounts():
         click.echo(f"  {line}")
+
+
+# Commands defined in their own modules register themselves on `main` when imported.
+import server.forms.xlsform_cli  # noqa: E402, F401
