@@ -9,12 +9,7 @@ from pathlib import Path
 
 import click
 
-from server.cli import CliState, _Group, main, pass_state
-
-
-@main.group("forms", cls=_Group)
-def forms() -> None:
-    """Forms."""
+from server.cli import CliState, forms, pass_state
 
 
 @forms.command("import-xlsform")
