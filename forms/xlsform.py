@@ -9,7 +9,8 @@ writes files or touches the database.
 from __future__ import annotations
 
 import codecs
-import copy
+import csv
+import functools
 import io
 import re
 import zipfile
@@ -19,80 +20,34 @@ from typing import Any
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from pyxform.xls2json import workbook_to_json
-from pyxform.xls2json_backends import definition_to_dict
+from pyxform.xls2json_backends import DefinitionData, get_xlsform
 
 from forms.compatibility import check_register_compatibility
-from forms.definition_schema import load_definition
+from forms.definition_schema import CHOICE_CODE, FORM_ID, load_definition
 from forms.expressions import ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, ValidationIssue
 from forms.register import find_register_field
+from forms.xlsform_types import FORMLANG_FEATURES, canonical_type, map_type
+from forms.xlsx_reader import read_xlsx
 
 MAX_XLSFORM_BYTES = 10 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
+"""Sum of the uncompressed sizes of an .xlsx archive's members, checked before it is opened."""
+MAX_ARCHIVE_MEMBERS = 10_000
 MAX_SURVEY_ROWS = 5_000
+MAX_CHOICE_ROWS = 100_000
 
 SURVEY, CHOICES, SETTINGS, ENTITIES = "survey", "choices", "settings", "entities"
+SHEETS = (SURVEY, CHOICES, SETTINGS, ENTITIES, "external_choices", "osm")
 # What an upload must be, in the words messages use.
-EXPECTED_WORKBOOK = "an XLSForm saved as an Excel workbook (.xlsx)"
-_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls and other Office 97–2003 files
+EXPECTED_WORKBOOK = "an XLSForm saved as an Excel workbook (.xlsx or .xls)"
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and encrypted Office files
+_ENCRYPTED_MARKERS = ("EncryptionInfo".encode("utf-16-le"), "EncryptedPackage".encode("utf-16-le"))
 _SNIFF_BYTES = 64 * 1024
 
-TYPES = {
-    "text": "text",
-    "string": "text",
-    "integer": "integer",
-    "int": "integer",
-    "decimal": "decimal",
-    "date": "date",
-    "datetime": "datetime",
-    "boolean": "boolean",
-    "geopoint": "geopoint",
-    "image": "attachment",
-    "photo": "attachment",
-    "note": "note",
-    "calculate": "calculated",
-}
-"""XLSForm question types and the fieldsync types they become (`boolean` is fieldsync's own)."""
-
-UNSUPPORTED_TYPES = {
-    "select_one_from_file": "choices from an external file",
-    "select_multiple_from_file": "choices from an external file",
-    "select_one_external": "external choices",
-    "range": "range questions",
-    "rank": "rank questions",
-    "audio": "audio recordings",
-    "video": "video recordings",
-    "file": "file uploads",
-    "barcode": "barcode scanning",
-    "trigger": "acknowledge/trigger questions",
-    "acknowledge": "acknowledge/trigger questions",
-    "geotrace": "geotraces",
-    "geoshape": "geoshapes",
-    "background-audio": "background audio",
-    "xml-external": "external XML instances",
-    "csv-external": "external CSV instances",
-    "hidden": "hidden fields",
-    "begin_loop": "loops",
-}
-"""Question types with no fieldsync equivalent: blocking."""
-
-METADATA_TYPES = frozenset(
-    {
-        "start",
-        "end",
-        "today",
-        "deviceid",
-        "username",
-        "phonenumber",
-        "simserial",
-        "subscriberid",
-        "audit",
-        "start-geopoint",
-        "email",
-    }
+IGNORED_COLUMNS = frozenset(
+    {"appearance", "autoplay", "rows", "intent", "choice_filter_mode", "instance::", "sms_field"}
 )
-"""ODK metadata questions: dropped with a note (submissions carry device, user and times)."""
-
-IGNORED_COLUMNS = frozenset({"appearance", "autoplay", "rows"})
 """Purely cosmetic survey columns, ignored without a report (an image's `appearance` containing
 `signature` still makes it a signature)."""
 
@@ -107,20 +62,110 @@ DROPPED_COLUMNS = {
     "video": "media in labels is not supported",
     "big-image": "media in labels is not supported",
     "note": "ODK `note` column is not supported",
-}
-"""Columns whose content is dropped with a non-blocking report."""
-
-BLOCKING_COLUMNS = {
-    "repeat_count": "repeat_count is not supported: give the repeat min/max counts instead",
-    "jr:count": "repeat_count is not supported: give the repeat min/max counts instead",
-    "count": "repeat_count is not supported: give the repeat min/max counts instead",
-    "parameters": "question parameters are not supported",
-    "trigger": "triggers are not supported",
-    "save_to": "ODK entities are not supported: use the fieldsync entities sheet",
+    "trigger": "triggers are not supported (the calculation runs as usual)",
     "body": "custom body attributes are not supported",
+    "save_to": "ODK entities are not supported: use the fieldsync entities sheet",
+    "parameters": "question parameters are not supported",
+    "repeat_count": "repeat counts are not in the form language yet: the repeat has no count",
+    "jr:count": "repeat counts are not in the form language yet: the repeat has no count",
+    "count": "repeat counts are not in the form language yet: the repeat has no count",
 }
-"""Columns whose content would change what is collected: blocking when used."""
+"""Columns whose content is dropped with a located warning (reported once per cell that uses
+them, except labels' media, reported once per column)."""
 
+PER_CELL_COLUMNS = frozenset(
+    {"trigger", "body", "save_to", "parameters", "repeat_count", "jr:count", "count"}
+)
+TRANSLATABLE = frozenset(
+    {
+        "label",
+        "hint",
+        "constraint_message",
+        "constraint message",
+        "required_message",
+        "guidance_hint",
+        "image",
+        "audio",
+        "video",
+        "big-image",
+        "media",
+    }
+)
+KNOWN_LANGUAGES = {
+    "english": "en",
+    "chinese": "zh",
+    "中文": "zh",
+    "汉语": "zh",
+    "french": "fr",
+    "français": "fr",
+    "francais": "fr",
+    "spanish": "es",
+    "español": "es",
+    "espanol": "es",
+    "portuguese": "pt",
+    "português": "pt",
+    "swahili": "sw",
+    "kiswahili": "sw",
+    "arabic": "ar",
+    "russian": "ru",
+    "hindi": "hi",
+    "bengali": "bn",
+    "bangla": "bn",
+    "amharic": "am",
+    "hausa": "ha",
+    "yoruba": "yo",
+    "igbo": "ig",
+    "somali": "so",
+    "nepali": "ne",
+    "urdu": "ur",
+    "indonesian": "id",
+    "bahasa": "id",
+    "vietnamese": "vi",
+    "thai": "th",
+    "burmese": "my",
+    "khmer": "km",
+    "lao": "lo",
+    "tibetan": "bo",
+    "uyghur": "ug",
+    "mongolian": "mn",
+    "german": "de",
+    "italian": "it",
+    "dutch": "nl",
+    "turkish": "tr",
+    "persian": "fa",
+    "farsi": "fa",
+    "pashto": "ps",
+    "dari": "prs",
+    "ukrainian": "uk",
+    "polish": "pl",
+    "romanian": "ro",
+    "kinyarwanda": "rw",
+    "luganda": "lg",
+    "chichewa": "ny",
+    "zulu": "zu",
+    "xhosa": "xh",
+    "tigrinya": "ti",
+    "oromo": "om",
+    "malagasy": "mg",
+    "tagalog": "tl",
+    "filipino": "fil",
+    "haitian creole": "ht",
+    "creole": "ht",
+    "kurdish": "ku",
+    "japanese": "ja",
+    "korean": "ko",
+}
+"""Language names of label columns (`label::French`) and their tags."""
+
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+_LOOP = re.compile(r"(begin[ _]loop)(?:\s+over)?\s+(\S+)?", re.IGNORECASE)
+_FROM_FILE = re.compile(
+    r"(select_one_from_file|select one from file|select_multiple_from_file|"
+    r"select multiple from file)\s+(\S+)",
+    re.IGNORECASE,
+)
 BIND_COLUMNS = ("bind::fieldsync", "fieldsync::bind", "bind")
 _YES = frozenset({"yes", "true", "true()", "1"})
 _NO = frozenset({"no", "false", "false()", "0"})
@@ -165,10 +210,11 @@ class ImportResult:
 
 
 def describe_non_workbook(content: bytes) -> str | None:
-    """None when `content` is an `.xlsx` workbook (a ZIP archive holding `xl/workbook.xml`);
-    otherwise what it looks like, for a message: "an empty file", "CSV text", "an Excel 97–2003
-    workbook (.xls)", "a ZIP archive that is not an Excel workbook", … Reads only the archive's
-    directory or the first 64 KiB; never raises."""
+    """None when `content` is an Excel workbook (`.xlsx`: a ZIP archive holding `xl/workbook.xml`;
+    `.xls`: an unencrypted Office 97–2003 compound file); otherwise what it looks like, for a
+    message: "an empty file", "CSV text", "a password-protected (encrypted) workbook", "a ZIP
+    archive that is not an Excel workbook", … Reads only the archive's directory or the first
+    64 KiB; never raises."""
     if not content:
         return "an empty file"
     if content.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -187,7 +233,11 @@ def describe_non_workbook(content: bytes) -> str | None:
             return "a Word document (.docx)"
         return "a ZIP archive that is not an Excel workbook"
     if content.startswith(_OLE2_MAGIC):
-        return "an Excel 97–2003 workbook (.xls) or another old Office file"
+        if any(marker in content for marker in _ENCRYPTED_MARKERS):
+            return "a password-protected (encrypted) workbook"
+        if "Workbook".encode("utf-16-le") in content or "Book".encode("utf-16-le") in content:
+            return None
+        return "an old Office file that is not an Excel workbook"
     sample = content[:_SNIFF_BYTES]
     if b"\x00" not in sample:
         for encoding in ("utf-8-sig", "gb18030"):
@@ -205,30 +255,63 @@ def describe_non_workbook(content: bytes) -> str | None:
     return "a file that is not a spreadsheet"
 
 
-def import_xlsform(content: bytes) -> ImportResult:
-    """Translate an XLSForm workbook (`.xlsx` bytes) into a draft.
+def import_xlsform(
+    content: bytes,
+    *,
+    filename: str | None = None,
+    choices_files: dict[str, bytes] | None = None,
+) -> ImportResult:
+    """Translate an XLSForm workbook (`.xlsx` or `.xls` bytes) into a draft, the way pyxform
+    reads it.
 
-    The draft loads with `load_definition` and passes `check_register_compatibility`; otherwise
-    the problems are returned as blocking issues located in the workbook. Anything but an `.xlsx`
-    workbook (CSV, an old `.xls`, an empty file …) is one blocking issue saying what it is (see
-    `describe_non_workbook`). See docs/forms.md for the column mapping and the list of
-    unsupported features.
+    `filename` (the uploaded file's name) gives the form id and title when the settings sheet
+    has none, as pyxform does; `choices_files` (file name → CSV bytes) holds the files that
+    `select_one_from_file` questions name. The draft loads with `load_definition` and passes
+    `check_register_compatibility`; constructs fieldsync cannot hold are dropped with a
+    non-blocking issue located at their cell; blocking issues are only what would make collected
+    data wrong or what the form itself gets wrong. Anything but a workbook (CSV, an encrypted
+    workbook, an empty file, a ZIP bomb …) is one blocking issue saying what it is.
+    See docs/forms.md for the mapping.
     """
     if len(content) > MAX_XLSFORM_BYTES:
         return _blocked(ImportIssue("", None, None, f"file larger than {MAX_XLSFORM_BYTES} bytes"))
     received = describe_non_workbook(content)
     if received is not None:
+        if "encrypted" in received:
+            received += (
+                " (the server cannot read it: remove the password in Excel, File → Info → "
+                "Protect Workbook, and upload again)"
+            )
         return _blocked(ImportIssue("", None, None, f"{received}, not {EXPECTED_WORKBOOK}"))
+    is_xlsx = content.startswith(b"PK")
+    facts = _WorkbookFacts()
+    if is_xlsx:
+        bomb = _archive_problem(content)
+        if bomb is not None:
+            return _blocked(ImportIssue("", None, None, bomb))
+        content = _with_dimensions(content)
+        facts = _read_facts(content)
     try:
-        workbook = definition_to_dict(content)
-    except Exception as err:  # pyxform raises many kinds of errors on arbitrary bytes
-        return _blocked(ImportIssue("", None, None, f"not a readable XLSForm workbook: {err}"))
-    if not workbook.get(SURVEY):
+        fast = read_xlsx(content) if is_xlsx else None
+        workbook = fast or get_xlsform(content, file_type=".xlsx" if is_xlsx else ".xls")
+    except Exception as err:  # pyxform raises many kinds of errors on odd files
+        return _blocked(_read_error(err))
+    sheets = _sheets(workbook)
+    if not sheets.get(SURVEY):
         return _blocked(ImportIssue(SURVEY, None, None, "the workbook has no survey sheet"))
-    if len(workbook[SURVEY]) > MAX_SURVEY_ROWS:
-        return _blocked(ImportIssue(SURVEY, None, None, f"more than {MAX_SURVEY_ROWS} rows"))
-    translator = _Translator(workbook, _column_letters(content))
-    translator.check_with_pyxform()
+    for sheet, limit in ((SURVEY, MAX_SURVEY_ROWS), (CHOICES, MAX_CHOICE_ROWS)):
+        if len(sheets.get(sheet) or []) > limit:
+            return _blocked(
+                ImportIssue(
+                    sheet,
+                    limit + 2,
+                    None,
+                    f"more than {limit} rows in the {sheet} sheet: split the form",
+                )
+            )
+    translator = _Translator(sheets, facts, filename=filename, choices_files=choices_files or {})
+    translator.report_cell_facts()
+    translator.check_with_pyxform(workbook)
     draft = translator.translate()
     if any(issue.blocking for issue in translator.issues):
         return ImportResult(None, translator.issues)
@@ -241,24 +324,191 @@ def _blocked(issue: ImportIssue) -> ImportResult:
     return ImportResult(None, [issue])
 
 
-def _column_letters(content: bytes) -> dict[str, dict[str, str]]:
-    """Header text → column letter, per sheet (empty when the file is not .xlsx)."""
+def _read_error(err: Exception) -> ImportIssue:
+    text = _SPACES.sub(" ", str(err)).strip()
+    duplicate = re.search(r"Duplicate column header: (.+)", text)
+    if duplicate:
+        return ImportIssue(
+            "", 1, duplicate.group(1), f"the column header {duplicate.group(1)!r} appears twice"
+        )
+    return ImportIssue("", None, None, f"not a readable XLSForm workbook: {text}")
+
+
+def _sheets(workbook: DefinitionData) -> dict[str, list[dict[str, str]]]:
+    sheets: dict[str, list[dict[str, str]]] = {}
+    for name in SHEETS:
+        rows = getattr(workbook, name, None)
+        header = getattr(workbook, f"{name}_header", None)
+        if rows is not None or header:
+            sheets[name] = list(rows or [])
+            sheets[f"{name}_header"] = list(header or [])
+    return sheets
+
+
+def _archive_problem(content: bytes) -> str | None:
+    """Why an .xlsx archive must not be opened (a ZIP bomb, too many members), before openpyxl
+    or pyxform decompress anything."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as err:
+        return f"a damaged ZIP archive: {err}"
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        return f"the workbook archive has {len(members)} members (more than {MAX_ARCHIVE_MEMBERS})"
+    total = sum(member.file_size for member in members)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        return (
+            f"the workbook uncompresses to {total} bytes (more than {MAX_UNCOMPRESSED_BYTES}): "
+            "not opened"
+        )
+    return None
+
+
+@dataclass
+class _WorkbookFacts:
+    """What pyxform does not tell: per (lower-case) sheet name, header text → column letter,
+    the formula cells (reference → cached value or None) and the merged ranges."""
+
+    letters: dict[str, dict[str, str]] = field(default_factory=dict)
+    formulas: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    merged: dict[str, list[str]] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
+
+
+_SHEET_ENTRY = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
+_ATTRIBUTE = re.compile(rb'([\w:]+)="([^"]*)"')
+_RELATIONSHIP = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_CELL_START = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=\"([A-Z]+[0-9]+)\"")
+_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*\bref="([A-Z0-9:]+)"')
+
+
+def _read_facts(content: bytes) -> _WorkbookFacts:
+    facts = _WorkbookFacts()
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except Exception:  # not .xlsx (pyxform read it some other way): no letters
-        return {}
-    letters: dict[str, dict[str, str]] = {}
+    except Exception:  # pyxform will say what is wrong with the file
+        return facts
     try:
         for sheet in book.worksheets:
+            key = sheet.title.strip().lower()
+            facts.titles[key] = sheet.title
             header = next(sheet.iter_rows(min_row=1, max_row=1, values_only=True), ())
-            letters[sheet.title] = {
+            facts.letters[key] = {
                 _SPACES.sub(" ", str(value).strip()): get_column_letter(index)
                 for index, value in enumerate(header, start=1)
                 if value is not None and str(value).strip()
             }
     finally:
         book.close()
-    return letters
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            paths = _sheet_paths(archive)
+            for title, path in paths.items():
+                key = title.strip().lower()
+                if key not in SHEETS:
+                    continue
+                xml = archive.read(path)
+                for reference, cached in _formula_cells(xml):
+                    facts.formulas.setdefault(key, []).append((reference, cached))
+                if b"mergeCell" in xml:
+                    facts.merged[key] = [m.group(1).decode() for m in _MERGE.finditer(xml)]
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        pass
+    return facts
+
+
+_ROW_NUMBER = re.compile(rb'<row\b[^>]*?\br="([0-9]+)"')
+_CELL_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})')
+_BEFORE_DIMENSION = (b"<sheetViews", b"<sheetFormatPr", b"<cols", b"<sheetData")
+
+
+def _with_dimensions(content: bytes) -> bytes:
+    """The workbook with a `<dimension>` in every worksheet that lacks one.
+
+    openpyxl's read-only reader (pyxform's too) parses a whole sheet to size it when the
+    element is missing, as it is in workbooks written by many tools: seconds for a large
+    choices sheet, per sheet and per opening. The dimension is computed from the rows and cells
+    themselves (linear scans), so the read stays exact."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            members = archive.infolist()
+            sheets = [m for m in members if m.filename.startswith("xl/worksheets/sheet")]
+            patched: dict[str, bytes] = {}
+            for member in sheets:
+                xml = archive.read(member)
+                data = xml.find(b"<sheetData")
+                if data < 0 or xml.find(b"<dimension", 0, data) >= 0:
+                    continue
+                rows = [int(m.group(1)) for m in _ROW_NUMBER.finditer(xml, data)]
+                columns = set(_CELL_COLUMN.findall(xml, data))
+                if not rows or not columns:
+                    continue
+                last = max(columns, key=lambda c: (len(c), c)).decode()
+                at = min(i for i in (xml.find(t) for t in _BEFORE_DIMENSION) if i >= 0)
+                element = f'<dimension ref="A1:{last}{max(rows)}"/>'.encode()
+                patched[member.filename] = xml[:at] + element + xml[at:]
+            if not patched:
+                return content
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as rewritten:
+                for member in members:
+                    data_bytes = patched.get(member.filename)
+                    rewritten.writestr(
+                        member.filename,
+                        data_bytes if data_bytes is not None else archive.read(member),
+                    )
+            return out.getvalue()
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return content
+
+
+def _formula_cells(xml: bytes, limit: int = 200) -> list[tuple[str, str | None]]:
+    """(cell reference, cached value or None) of the first `limit` formula cells of a sheet's
+    XML: linear scans, no backtracking regular expression over the whole sheet."""
+    found: list[tuple[str, str | None]] = []
+    position = 0
+    while len(found) < limit:
+        formula = _FORMULA.search(xml, position)
+        if formula is None:
+            break
+        start = max(xml.rfind(b"<c ", 0, formula.start()), xml.rfind(b":c ", 0, formula.start()))
+        if start >= 0 and xml[start : start + 1] != b"<":
+            start = xml.rfind(b"<", 0, start + 1)
+        close = xml.find(b"c>", formula.end())
+        cell = _CELL_START.match(xml, start) if start >= 0 else None
+        if cell is not None:
+            value = _VALUE.search(xml, formula.end(), close if close > 0 else len(xml))
+            cached = value.group(1).decode("utf-8", "replace") if value else None
+            found.append((cell.group(1).decode(), cached))
+        position = formula.end()
+    return found
+
+
+def _sheet_paths(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet title → the archive member holding its XML."""
+    workbook = archive.read("xl/workbook.xml")
+    rels = archive.read("xl/_rels/workbook.xml.rels")
+    targets: dict[str, str] = {}
+    for tag in _RELATIONSHIP.findall(rels):
+        attributes = {k.decode(): v.decode() for k, v in _ATTRIBUTE.findall(tag)}
+        target = attributes.get("Target", "")
+        target = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+        targets[attributes.get("Id", "")] = target
+    paths: dict[str, str] = {}
+    for tag in _SHEET_ENTRY.findall(workbook):
+        attributes = {k.decode(): v.decode() for k, v in _ATTRIBUTE.findall(tag)}
+        rel = next((v for k, v in attributes.items() if k.endswith(":id")), "")
+        if rel in targets:
+            paths[_unescape(attributes.get("name", ""))] = targets[rel]
+    return paths
+
+
+def _unescape(text: str) -> str:
+    return (
+        text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    )
 
 
 @dataclass
@@ -273,39 +523,104 @@ class _Scope:
 
 
 class _Translator:
-    def __init__(self, workbook: dict[str, Any], letters: dict[str, dict[str, str]]) -> None:
+    def __init__(
+        self,
+        workbook: dict[str, Any],
+        facts: _WorkbookFacts,
+        *,
+        filename: str | None = None,
+        choices_files: dict[str, bytes] | None = None,
+    ) -> None:
         self.workbook = workbook
-        self.letters = letters
+        self.facts = facts
+        self.filename = filename
+        self.choices_files = choices_files or {}
         self.issues: list[ImportIssue] = []
         self.field_rows: dict[str, int] = {}  # JSON path of a field → survey row
         self.entity_rows: dict[int, int] = {}
-        self.choice_rows: dict[str, int] = {}
+        self.choice_rows: dict[tuple[str, int], int] = {}  # (list, index) → choices row
+        self.list_rows: dict[str, int] = {}
         self.repeat_paths: dict[str, str] = {}
         self.used_lists: set[str] = set()
+        self.other_lists: set[str] = set()
+        self.list_keys: dict[str, str] = {}
+        self.file_lists: dict[str, list[dict[str, Any]]] = {}
         self.reported_columns: set[tuple[str, str]] = set()
+        self.renames: dict[str, str] = {}
         self.last_path = ""
+        self.default_language: str | None = None
+        self.allow_choice_duplicates = False
 
     # -- reporting ------------------------------------------------------------------------
 
     def report(
-        self, sheet: str, row: int | None, column: str | None, message: str, blocking: bool = True
+        self,
+        sheet: str,
+        row: int | None,
+        column: str | None,
+        message: str,
+        blocking: bool = True,
+        *,
+        value: str | None = None,
     ) -> None:
         cell = None
         if column is not None:
-            letter = self.letters.get(sheet, {}).get(column)
+            letter = self.facts.letters.get(sheet, {}).get(column)
             if letter is not None:
                 cell = f"{letter}{row if row is not None else 1}"
+        if value is not None and repr(value) not in message:
+            shown = value if len(value) <= 120 else value[:117] + "…"
+            message = f"{message} (cell value {shown!r})"
         self.issues.append(ImportIssue(sheet, row, column, message, blocking, cell))
 
     def rows(self, sheet: str) -> list[tuple[int, dict[str, str]]]:
         # pyxform keeps empty rows inside the data, so list index + 2 is the spreadsheet row.
         return [(index + 2, row) for index, row in enumerate(self.workbook.get(sheet) or []) if row]
 
+    def report_cell_facts(self) -> None:
+        """Formula cells (their last calculated value is what is read) and merged cells (only
+        the first cell of a range holds a value), located."""
+        for sheet, cells in self.facts.formulas.items():
+            for reference, cached in cells[:50]:
+                row = int(re.sub(r"[A-Z]", "", reference))
+                column = self.column_at(sheet, re.sub(r"[0-9]", "", reference))
+                if cached is None:
+                    message = (
+                        f"formula cell {reference} has no calculated value (saved by a program "
+                        "that does not calculate): read as empty; open and save it in Excel, or "
+                        "type the value"
+                    )
+                else:
+                    message = f"formula cell {reference}: its calculated value {cached!r} is used"
+                self.issues.append(
+                    ImportIssue(sheet, row, column, message, False, reference),
+                )
+        for sheet, ranges in self.facts.merged.items():
+            for reference in ranges[:50]:
+                first = reference.split(":")[0]
+                row = int(re.sub(r"[A-Z]", "", first))
+                column = self.column_at(sheet, re.sub(r"[0-9]", "", first))
+                self.issues.append(
+                    ImportIssue(
+                        sheet,
+                        row,
+                        column,
+                        f"merged cells {reference}: only {first} holds the value, the other "
+                        "cells of the range are read as empty",
+                        False,
+                        first,
+                    )
+                )
+
+    def column_at(self, sheet: str, letter: str) -> str | None:
+        return next((h for h, x in self.facts.letters.get(sheet, {}).items() if x == letter), None)
+
     # -- pyxform's own structural checks -----------------------------------------------------
 
-    def check_with_pyxform(self) -> None:
+    def check_with_pyxform(self, original: DefinitionData) -> None:
         # pyxform knows neither fieldsync's bind column nor its boolean type (checked as an
-        # integer, which has the same structural rules).
+        # integer, which has the same structural rules). It rewrites the rows it is given, so
+        # it gets its own copies (rows are flat dicts of strings).
         survey = [
             {
                 k: ("integer" if k == "type" and _normalise(v) == "boolean" else v)
@@ -314,16 +629,27 @@ class _Translator:
             }
             for row in self.workbook[SURVEY]
         ]
-        # pyxform rewrites the rows it is given, so it gets its own copy.
-        workbook = {
-            key: copy.deepcopy(value)
-            for key, value in self.workbook.items()
-            if key not in (ENTITIES, f"{ENTITIES}_header")
+        copies: dict[str, Any] = {"survey": survey, "sheet_names": original.sheet_names}
+        odk_entities = {h.lower() for h in (self.workbook.get(f"{ENTITIES}_header") or [{}])[0]} & {
+            "list_name",
+            "dataset",
+            "label",
         }
-        workbook[SURVEY] = survey
+        for name in (CHOICES, SETTINGS, "external_choices", *([ENTITIES] if odk_entities else [])):
+            if name in self.workbook:
+                copies[name] = [dict(row) for row in self.workbook[name]]
+                copies[f"{name}_header"] = [dict(row) for row in self.workbook[f"{name}_header"]]
+        copies["survey_header"] = [
+            {k: v for k, v in row.items() if k not in BIND_COLUMNS}
+            for row in self.workbook.get(f"{SURVEY}_header", [])
+        ]
         warnings: list[str] = []
         try:
-            workbook_to_json(workbook_dict=workbook, warnings=warnings)
+            workbook_to_json(
+                workbook_dict=DefinitionData(**copies),
+                fallback_form_name=_form_id_from_filename(self.filename) or "data",
+                warnings=warnings,
+            )
         except Exception as err:  # PyXFormError, and whatever else odd sheets provoke
             self.report_pyxform(str(err), blocking=True)
         for warning in warnings:
@@ -332,9 +658,20 @@ class _Translator:
     def report_pyxform(self, message: str, *, blocking: bool) -> None:
         match = re.search(r"\[row : (\d+)\]", message)
         row = int(match.group(1)) if match else None
-        sheet = CHOICES if "choices" in message.lower() and row is None else SURVEY
         text = re.sub(r"\s+", " ", message.replace(match.group(0), "") if match else message)
-        self.report(sheet, row, None, f"pyxform: {text.strip()}", blocking)
+        sheet = SURVEY
+        named = re.search(r"'?\b(survey|choices|settings|entities|external_choices)'? sheet", text)
+        if named:
+            sheet = named.group(1)
+        elif re.search(r"\bchoices?\b|list_name|list name", text, re.IGNORECASE) and (
+            row is None or "question" not in text.lower()
+        ):
+            sheet = CHOICES
+        column = None
+        quoted = re.search(r"'([^']+)' column", text)
+        if quoted and quoted.group(1) in self.facts.letters.get(sheet, {}):
+            column = quoted.group(1)
+        self.report(sheet, row, column, f"pyxform: {text.strip()}", blocking)
 
     # -- translation ------------------------------------------------------------------------
 
@@ -344,24 +681,24 @@ class _Translator:
         self.entities(draft)
         draft["fields"] = self.survey()
         draft["choice_lists"] = self.choices()
-        _inline_choices(draft)
         self.calculated_value_types(draft)
+        self.apply_renames(draft["fields"])
         if not draft["choice_lists"]:
             del draft["choice_lists"]
         return draft
 
     def settings(self, draft: dict[str, Any]) -> None:
         rows = self.rows(SETTINGS)
-        if not rows:
-            self.report(SETTINGS, None, None, "no settings sheet: form_id is needed")
-            return
-        row_number, row = rows[0]
+        row_number, row = rows[0] if rows else (2, {})
+        name_setting: str | None = None
         for column, value in row.items():
-            key = column.split("::")[0]
-            if key in ("form_id", "id_string", "set form id"):
+            key = column.split("::")[0].strip().lower().replace(" ", "_")
+            if key in ("form_id", "id_string", "set_form_id"):
                 draft["form_id"] = value
-            elif key in _TITLE_COLUMNS:
+            elif key in ("form_title", "title", "set_form_title"):
                 draft["title"] = value
+            elif key == "name":
+                name_setting = value
             elif key == "version":
                 if value.isdigit() and 0 < int(value) < 2**31:
                     draft["version"] = int(value)
@@ -375,37 +712,85 @@ class _Translator:
                         blocking=False,
                     )
             elif key == "public_key":
-                self.report(SETTINGS, row_number, column, "encrypted forms are not supported")
-            elif key in ("default_language", "style", "namespaces", _FIELDSYNC_TITLE):
-                continue
+                self.report(
+                    SETTINGS,
+                    row_number,
+                    column,
+                    "encrypted forms (public_key) cannot be imported: the server could not read "
+                    "the answers to check them, keep the registers or monitor households; remove "
+                    "the public_key setting to import the form unencrypted",
+                )
+            elif key == "default_language":
+                self.default_language = _language_tag(value)
+            elif key == "allow_choice_duplicates":
+                self.allow_choice_duplicates = _flag(value) is True
+            elif key in ("style", "instance_name", "submission_url", "auto_send", "auto_delete"):
+                self.report(
+                    SETTINGS,
+                    row_number,
+                    column,
+                    f"setting {column!r} ignored (the tablet client has its own)",
+                    blocking=False,
+                )
             else:
                 self.report(
                     SETTINGS, row_number, column, f"setting {column!r} ignored", blocking=False
                 )
-        title = _fieldsync_title(self, row)
-        if title is not None:
-            draft["title"] = title
+        form_id = draft.get("form_id")
+        if form_id is not None and not re.fullmatch(FORM_ID, form_id):
+            fixed = _slug(form_id)
+            if fixed is not None and re.fullmatch(FORM_ID, fixed):
+                self.report(
+                    SETTINGS,
+                    row_number,
+                    _column(row, "form_id", "id_string"),
+                    f"form_id {form_id!r} becomes {fixed!r} (fieldsync form ids are lower-case "
+                    "letters, digits and _)",
+                    blocking=False,
+                )
+                draft["form_id"] = fixed
         if "form_id" not in draft:
-            self.report(SETTINGS, row_number, "form_id", "form_id is missing")
-        if "title" not in draft and "form_id" in draft:
-            draft["title"] = draft["form_id"]
+            fallback = _form_id_from_filename(self.filename) or _slug(name_setting or "")
+            if fallback is None:
+                self.report(
+                    SETTINGS,
+                    row_number if rows else None,
+                    "form_id",
+                    "form_id is missing (no settings sheet or no form_id column) and there is "
+                    "no file name to take it from",
+                )
+                return
+            draft["form_id"] = fallback
+            source = "the file name" if _form_id_from_filename(self.filename) else "the name"
             self.report(
                 SETTINGS,
-                row_number,
+                row_number if rows else None,
+                "form_id",
+                f"no form_id: {fallback!r}, from {source}, is used",
+                blocking=False,
+            )
+        if "title" not in draft:
+            stem = _file_stem(self.filename)
+            draft["title"] = stem or draft["form_id"]
+            self.report(
+                SETTINGS,
+                row_number if rows else None,
                 "form_title",
-                "no form_title: the form id is used",
+                f"no form_title: {draft['title']!r} is used",
                 blocking=False,
             )
 
     def entities(self, draft: dict[str, Any]) -> None:
-        headers = set((self.workbook.get(f"{ENTITIES}_header") or [{}])[0])
-        if headers & {"list_name", "label", "create_if", "update_if", "entity_id"}:
+        headers = {h.lower() for h in (self.workbook.get(f"{ENTITIES}_header") or [{}])[0]}
+        if headers & {"list_name", "dataset", "label", "create_if", "update_if", "entity_id"}:
             self.report(
                 ENTITIES,
                 None,
                 None,
-                "this is an ODK entities sheet; fieldsync's has the columns "
-                "name, type, id_field, create, repeat, parent",
+                "ODK entities sheet ignored (with the survey's save_to columns): the form "
+                "imports without ODK entity lists; fieldsync's own entities sheet has the "
+                "columns name, type, id_field, create, repeat, parent",
+                blocking=False,
             )
             return
         entities: list[dict[str, Any]] = []
@@ -429,29 +814,55 @@ class _Translator:
     def survey(self) -> list[dict[str, Any]]:
         root = _Scope(fields=[], json_prefix="fields", path=())
         stack = [root]
+        loop_depth = 0
         for row_number, row in self.rows(SURVEY):
-            self.survey_columns(row_number, row)
             raw_type = _normalise(row.get("type", ""))
+            lowered = raw_type.lower()
+            if loop_depth:
+                if _LOOP.match(raw_type):
+                    loop_depth += 1
+                elif lowered in ("end_loop", "end loop"):
+                    loop_depth -= 1
+                continue
+            loop = _LOOP.match(raw_type)
+            if loop:
+                loop_depth = 1
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "type",
+                    "loop dropped with the questions inside it (up to its end loop): loops are "
+                    "not supported, use a repeat",
+                    blocking=False,
+                    value=raw_type,
+                )
+                continue
+            self.survey_columns(row_number, row)
             if not raw_type:
                 if row.get("name"):
-                    self.report(SURVEY, row_number, "type", "a row with a name needs a type")
+                    self.report(
+                        SURVEY, row_number, "type", "a row with a name needs a type", value=""
+                    )
                 continue
             scope = stack[-1]
-            if raw_type in ("begin_group", "begin group"):
-                relevant = row.get("relevant") or row.get("relevance")
+            if lowered in ("begin_group", "begin group"):
+                relevant = _straighten(row.get("relevant") or row.get("relevance") or "")
+                if relevant and not self.expression(
+                    row_number, _column(row, "relevant", "relevance"), relevant
+                ):
+                    relevant = ""
                 scope.group_relevance.append([f"({relevant})"] if relevant else [])
-                if relevant:
-                    self.expression(row_number, _column(row, "relevant", "relevance"), relevant)
                 continue
-            if raw_type in ("end_group", "end group"):
+            if lowered in ("end_group", "end group"):
                 if len(scope.group_relevance) > 1:
                     scope.group_relevance.pop()
                 else:
                     self.report(SURVEY, row_number, "type", "end_group without begin_group")
                 continue
-            if raw_type in ("begin_repeat", "begin repeat"):
-                repeat = self.question(row_number, row, "repeat", scope)
+            if lowered in ("begin_repeat", "begin repeat"):
+                repeat = self.question(row_number, row, {"type": "repeat"}, scope)
                 if repeat is not None:
+                    self.repeat_count(row_number, row, repeat)
                     repeat["fields"] = []
                     path = (*scope.path, repeat["name"])
                     self.repeat_paths.setdefault(repeat["name"], ".".join(path))
@@ -464,35 +875,81 @@ class _Translator:
                         )
                     )
                 continue
-            if raw_type in ("end_repeat", "end repeat"):
+            if lowered in ("end_repeat", "end repeat"):
                 if len(stack) > 1:
                     stack.pop()
                 else:
                     self.report(SURVEY, row_number, "type", "end_repeat without begin_repeat")
                 continue
-            fieldsync_type = self.field_type(row_number, raw_type, row)
-            if fieldsync_type is None:
+            spec = self.field_type(row_number, raw_type, row)
+            if spec is None:
                 continue
-            self.question(row_number, row, fieldsync_type, scope)
+            question = self.question(row_number, row, spec, scope)
+            if question is not None and spec.get("or_other"):
+                self.add_other(row_number, question, scope)
         for open_scope in stack[1:]:
             self.report(SURVEY, open_scope.repeat_row, "type", "begin_repeat without end_repeat")
         return root.fields
 
+    def repeat_count(self, row_number: int, row: dict[str, str], repeat: dict[str, Any]) -> None:
+        column = next((c for c in ("repeat_count", "jr:count", "count") if row.get(c)), None)
+        if column is None:
+            return
+        count = row[column].strip()
+        if count.isdigit() and int(count) <= 10_000:
+            # A fixed count: exactly that many instances.
+            repeat["min_count"] = repeat["max_count"] = int(count)
+        elif "repeat_count" in FORMLANG_FEATURES:
+            # formlang: {"type": "repeat", "count": "<expression>"}.
+            if self.expression(row_number, column, count):
+                repeat["count"] = _straighten(count)
+        else:
+            self.report(SURVEY, row_number, column, DROPPED_COLUMNS[column], False, value=count)
+
+    def add_other(self, row_number: int, question: dict[str, Any], scope: _Scope) -> None:
+        """`or_other` as pyxform builds it: an `other` choice and a text question shown when it
+        is selected."""
+        self.other_lists.add(question["choices"])  # the fieldsync list name
+        name = question["name"]
+        other = {
+            "name": f"{name}_other",
+            "type": "text",
+            "label": {"zh": "请注明其他", "en": "Specify other"},
+            "relevant": f"selected(${{{name}}}, 'other')",
+        }
+        if "relevant" in question:
+            other["relevant"] = f"({question['relevant']}) and {other['relevant']}"
+        path = f"{scope.json_prefix}[{len(scope.fields)}]"
+        self.field_rows[path] = row_number
+        scope.fields.append(other)
+
     def survey_columns(self, row_number: int, row: dict[str, str]) -> None:
-        for column in row:
-            key, _, language = column.partition("::")
-            key = key.strip()
-            if column in BIND_COLUMNS or key in IGNORED_COLUMNS or _is_fieldsync_column(column):
+        for column, value in row.items():
+            key, language = _split_column(column)
+            if column in BIND_COLUMNS or key in IGNORED_COLUMNS:
                 continue
-            if key in BLOCKING_COLUMNS:
-                self.report(SURVEY, row_number, column, BLOCKING_COLUMNS[key])
+            if key in PER_CELL_COLUMNS:
+                if key in ("repeat_count", "jr:count", "count") or key == "parameters":
+                    continue  # read with the question
+                self.report(SURVEY, row_number, column, DROPPED_COLUMNS[key], False, value=value)
             elif key in ("label", "hint", "constraint_message", "constraint message"):
-                if language and _language(language) is None:
+                tag = _language_tag(language) if language else None
+                if (
+                    tag is not None
+                    and tag not in ("zh", "en")
+                    and "languages" not in FORMLANG_FEATURES
+                ):
                     self.report_column_once(
-                        column, f"language {language!r} dropped: labels are Chinese and English"
+                        SURVEY,
+                        column,
+                        f"language {language!r} ({tag}) kept only where it stands in for a "
+                        "missing Chinese or English text: labels are Chinese and English "
+                        "until the form language has more",
                     )
             elif key in DROPPED_COLUMNS or key.startswith("media"):
-                self.report_column_once(column, DROPPED_COLUMNS.get(key, "media not supported"))
+                self.report_column_once(
+                    SURVEY, column, DROPPED_COLUMNS.get(key, "media not supported")
+                )
             elif key not in (
                 "type",
                 "name",
@@ -504,54 +961,183 @@ class _Translator:
                 "calculate",
                 "choice_filter",
             ):
-                self.report_column_once(column, f"unknown column {column!r} ignored")
+                self.report_column_once(SURVEY, column, f"unknown column {column!r} ignored")
 
-    def report_column_once(self, column: str, message: str) -> None:
-        if (SURVEY, column) not in self.reported_columns:
-            self.reported_columns.add((SURVEY, column))
-            self.report(SURVEY, 1, column, message, blocking=False)
+    def report_column_once(self, sheet: str, column: str, message: str) -> None:
+        if (sheet, column) not in self.reported_columns:
+            self.reported_columns.add((sheet, column))
+            self.report(sheet, 1, column, message, blocking=False)
 
-    def field_type(self, row_number: int, raw_type: str, row: dict[str, str]) -> str | None:
-        head = raw_type.partition(" ")[0]
-        if head == "file" and row.get(FIELDSYNC_MEDIA_COLUMN):
-            return "attachment"
-        if head in UNSUPPORTED_TYPES or raw_type in UNSUPPORTED_TYPES:
-            what = UNSUPPORTED_TYPES.get(head) or UNSUPPORTED_TYPES[raw_type]
-            self.report(SURVEY, row_number, "type", f"{head} is not supported ({what})")
+    def field_type(
+        self, row_number: int, raw_type: str, row: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """The field's type keys (`type`, `choices`, `media` …) or None when the question is
+        dropped (reported)."""
+        from_file = _FROM_FILE.fullmatch(raw_type)
+        if from_file:
+            return self.from_file(row_number, from_file.group(1), from_file.group(2))
+        select = _select_type(raw_type)
+        if select is not None:
+            kind, list_name, or_other = select
+            if kind == "rank" and "rank" not in FORMLANG_FEATURES:
+                self.drop(row_number, "rank questions are not in the form language yet", raw_type)
+                return None
+            if kind == "select_one_external":
+                self.drop(
+                    row_number, "external selects (external_choices) are not supported", raw_type
+                )
+                return None
+            self.used_lists.add(list_name)
+            spec: dict[str, Any] = {"type": kind, "choices": self.list_key(row_number, list_name)}
+            if or_other:
+                spec["or_other"] = True
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "type",
+                    "or_other: an 'other' choice and a text question "
+                    f"'{row.get('name', '')}_other' are added, as pyxform does",
+                    blocking=False,
+                    value=raw_type,
+                )
+            return spec
+        canonical = canonical_type(raw_type)
+        if canonical is None:
+            self.report(SURVEY, row_number, "type", "unknown question type", value=raw_type)
             return None
-        if head in METADATA_TYPES:
+        mapping = map_type(canonical, appearance=row.get("appearance", ""))
+        if mapping.action in ("drop", "metadata"):
+            self.drop(row_number, mapping.message, raw_type)
+            return None
+        if mapping.action != "field":
+            self.report(SURVEY, row_number, "type", mapping.message, value=raw_type)
+            return None
+        if mapping.note:
+            self.report(SURVEY, row_number, "type", mapping.note, blocking=False, value=raw_type)
+        spec = dict(mapping.spec)
+        if canonical == "range":
+            spec.update(self.range_parameters(row_number, row))
+        elif row.get("parameters"):
+            self.report(
+                SURVEY,
+                row_number,
+                "parameters",
+                DROPPED_COLUMNS["parameters"],
+                False,
+                value=row["parameters"],
+            )
+        return spec
+
+    def list_key(self, row_number: int, list_name: str) -> str:
+        """The fieldsync name of a choice list (lower-case letters, digits and _)."""
+        if list_name in self.list_keys:
+            return self.list_keys[list_name]
+        key = list_name
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", list_name):
+            key = _slug(list_name) or "list"
+            if not key[0].isalpha():
+                key = f"list_{key}"
+            while key in self.list_keys.values():
+                key = f"{key}_"
             self.report(
                 SURVEY,
                 row_number,
                 "type",
-                f"{head}: metadata is dropped (submissions already carry device, user and times)",
+                f"choice list {list_name!r} is named {key!r} (fieldsync list names are "
+                "lower-case letters, digits and _)",
                 blocking=False,
             )
+        self.list_keys[list_name] = key
+        return key
+
+    def drop(self, row_number: int, message: str, raw_type: str) -> None:
+        self.report(
+            SURVEY, row_number, "type", f"question dropped: {message}", False, value=raw_type
+        )
+
+    def range_parameters(self, row_number: int, row: dict[str, str]) -> dict[str, Any]:
+        """A range as a number with its bounds as a constraint (pyxform's defaults: start=1,
+        end=10, step=1); the step is kept when the form language has it."""
+        raw = row.get("parameters", "")
+        parameters = dict(
+            part.split("=", 1) for part in re.split(r"[\s;,]+", raw.strip()) if "=" in part
+        )
+        start = parameters.get("start", "1")
+        end = parameters.get("end", "10")
+        step = parameters.get("step", "1")
+        spec: dict[str, Any] = {}
+        try:
+            numbers = [float(start), float(end), float(step)]
+        except ValueError:
+            self.report(
+                SURVEY, row_number, "parameters", "range parameters are not numbers", value=raw
+            )
+            return spec
+        if not all(n.is_integer() for n in numbers):
+            spec["type"] = "decimal"
+        spec["range_constraint"] = f". >= {start} and . <= {end}"
+        if "range" in FORMLANG_FEATURES:
+            spec["step"] = int(numbers[2]) if numbers[2].is_integer() else numbers[2]
+        elif numbers[2] != 1:
+            self.report(
+                SURVEY,
+                row_number,
+                "parameters" if raw else "type",
+                f"range imported as a number from {start} to {end}; its step {step} is not "
+                "checked (not in the form language yet)",
+                blocking=False,
+                value=raw or None,
+            )
+        return spec
+
+    def from_file(self, row_number: int, head: str, file_name: str) -> dict[str, Any] | None:
+        kind = "select_multiple" if "multiple" in head.lower() else "select_one"
+        content = self.choices_files.get(file_name)
+        if content is None:
+            self.drop(
+                row_number,
+                f"its choices are in {file_name!r}, which was not uploaded with the form "
+                "(attach it to the upload)",
+                f"{head} {file_name}",
+            )
             return None
-        select = _select_type(raw_type)
-        if select is not None:
-            kind, list_name, or_other = select
-            if or_other:
-                self.report(SURVEY, row_number, "type", "or_other is not supported")
-                return None
-            self.used_lists.add(list_name)
-            return f"{kind} {list_name}"
-        if raw_type.lower() in TYPES:
-            return TYPES[raw_type.lower()]
-        self.report(SURVEY, row_number, "type", f"unknown question type {raw_type!r}")
-        return None
+        choices, problem = _csv_choices(content)
+        if problem is not None:
+            self.report(SURVEY, row_number, "type", f"{file_name}: {problem}", value=file_name)
+            return None
+        list_name = _slug(file_name.rsplit(".", 1)[0]) or "file_choices"
+        self.file_lists[list_name] = choices
+        self.list_keys[list_name] = list_name
+        spec: dict[str, Any] = {"type": kind, "choices": list_name}
+        if "choices_file" in FORMLANG_FEATURES:
+            spec["choices_file"] = file_name
+        return spec
 
     def question(
-        self, row_number: int, row: dict[str, str], fieldsync_type: str, scope: _Scope
+        self, row_number: int, row: dict[str, str], spec: dict[str, Any], scope: _Scope
     ) -> dict[str, Any] | None:
         name = row.get("name")
+        if not name and spec["type"] == "note":
+            name = f"generated_note_name_{row_number}"  # pyxform's name for a nameless note
         if not name:
             self.report(SURVEY, row_number, "name", "a question needs a name")
             return None
-        kind, _, list_name = fieldsync_type.partition(" ")
-        question: dict[str, Any] = {"name": name, "type": kind}
-        if list_name:
-            question["choices"] = list_name
+        if _INVALID_NAME_CHARS.search(name) and re.fullmatch(r"[A-Za-z_][\w.\-]*", name):
+            new = _INVALID_NAME_CHARS.sub("_", name)
+            self.renames[name] = new
+            self.report(
+                SURVEY,
+                row_number,
+                "name",
+                f"name {name!r} becomes {new!r} (fieldsync names are letters, digits and _); "
+                "references to it are renamed too",
+                blocking=False,
+            )
+            name = new
+        question: dict[str, Any] = {"name": name}
+        question.update(
+            {k: v for k, v in spec.items() if k not in ("or_other", "range_constraint")}
+        )
         text_columns: tuple[tuple[str, tuple[str, ...]], ...] = (
             ("label", ("label",)),
             ("hint", ("hint",)),
@@ -560,21 +1146,20 @@ class _Translator:
             text = self.bilingual(row, columns)
             if text is not None:
                 question[key] = text
-        if kind == "attachment":
-            question["media"] = "signature" if "signature" in row.get("appearance", "") else "photo"
         required = row.get("required")
         if required is not None:
             flag = _flag(required)
             if flag is None:
-                self.expression(row_number, "required", required)
-                question["required"] = required
+                if self.expression(row_number, "required", required):
+                    question["required"] = _straighten(required)
             elif flag:
                 question["required"] = True
         relevance = [part for group in scope.group_relevance for part in group]
         own_relevant = row.get("relevant") or row.get("relevance")
         if own_relevant:
-            self.expression(row_number, _column(row, "relevant", "relevance"), own_relevant)
-            relevance.append(f"({own_relevant})" if relevance else own_relevant)
+            own_relevant = _straighten(own_relevant)
+            if self.expression(row_number, _column(row, "relevant", "relevance"), own_relevant):
+                relevance.append(f"({own_relevant})" if relevance else own_relevant)
         if relevance:
             question["relevant"] = " and ".join(relevance)
         for key, columns, current, choice in (
@@ -585,20 +1170,40 @@ class _Translator:
             column = next((c for c in columns if row.get(c)), None)
             if column is None:
                 continue
-            if key == "calculation" and kind != "calculated":
+            if key == "calculation" and question["type"] != "calculated":
                 self.report(
-                    SURVEY, row_number, column, "a calculation on a question is not supported"
+                    SURVEY,
+                    row_number,
+                    column,
+                    "a calculation on a question (a dynamic default) is dropped: fieldsync "
+                    "computes only calculate rows",
+                    blocking=False,
+                    value=row[column],
                 )
                 continue
-            self.expression(row_number, column, row[column], current=current, choice=choice)
-            question[key] = row[column]
+            source = _straighten(row[column])
+            if self.expression(row_number, column, source, current=current, choice=choice):
+                question[key] = source
+        if question["type"] == "calculated" and "calculation" not in question:
+            self.report(
+                SURVEY,
+                row_number,
+                "type",
+                "calculate row dropped: it has no calculation fieldsync can compute",
+                blocking=False,
+            )
+            return None
+        bounds = spec.get("range_constraint")
+        if bounds:
+            question["constraint"] = (
+                f"({question['constraint']}) and {bounds}" if "constraint" in question else bounds
+            )
         message = self.bilingual(row, ("constraint_message", "constraint message"))
         if message is not None and "constraint" in question:
             question["constraint_message"] = message
         bind_column = next((c for c in BIND_COLUMNS if row.get(c)), None)
         if bind_column is not None:
             question["bind"] = row[bind_column]
-        _read_fieldsync_columns(row, question)
         path = f"{scope.json_prefix}[{len(scope.fields)}]"
         self.field_rows[path] = row_number
         self.last_path = path
@@ -606,23 +1211,30 @@ class _Translator:
         return question
 
     def bilingual(self, row: dict[str, str], keys: tuple[str, ...]) -> dict[str, str] | None:
+        """zh and en texts (and, when the form language has them, every other language under its
+        tag): a missing zh or en is filled from the form's default language, else the text
+        without a language, else the first language."""
         default: str | None = None
         texts: dict[str, str] = {}
         for column, value in row.items():
-            key, _, language = column.partition("::")
-            if key.strip() not in keys:
+            key, language = _split_column(column)
+            if key not in keys:
                 continue
-            if not language:
+            if not language or language.strip().lower() == "default":
                 default = value
             else:
-                code = _language(language)
-                if code is not None:
-                    texts[code] = value
-        zh = texts.get("zh") or default or texts.get("en")
-        en = texts.get("en") or default or texts.get("zh")
-        if zh is None or en is None:
+                texts.setdefault(_language_tag(language), value)
+        if not texts and default is None:
             return None
-        return {"zh": zh, "en": en}
+        fallback = (
+            texts.get(self.default_language or "") or default or next(iter(texts.values()), None)
+        )
+        assert fallback is not None
+        result = {"zh": texts.get("zh") or fallback, "en": texts.get("en") or fallback}
+        if "languages" in FORMLANG_FEATURES:
+            # formlang: {"zh": …, "en": …, "<tag>": …}.
+            result.update({t: v for t, v in texts.items() if t not in result})
+        return result
 
     def expression(
         self,
@@ -632,14 +1244,29 @@ class _Translator:
         *,
         current: bool = False,
         choice: bool = False,
-    ) -> None:
+    ) -> bool:
+        """Whether fieldsync's expression language reads `source`; if not, a located warning
+        that the construct is dropped (the caller drops it)."""
+        source = _straighten(source)
+        for old, new in self.renames.items():
+            source = source.replace(f"${{{old}}}", f"${{{new}}}")
         try:
             parse_expression(source, allow_current=current, allow_choice_properties=choice)
         except ExpressionSyntaxError as err:
-            self.report(SURVEY, row_number, column, f"expression not supported: {err}")
+            self.report(
+                SURVEY,
+                row_number,
+                column,
+                f"{column} dropped: expression not supported: {err}",
+                blocking=False,
+                value=source,
+            )
+            return False
+        return True
 
     def choices(self) -> dict[str, list[dict[str, Any]]]:
         lists: dict[str, list[dict[str, Any]]] = {}
+        codes: dict[str, set[str]] = {}
         for row_number, row in self.rows(CHOICES):
             list_name = row.get("list_name") or row.get("list name")
             if not list_name or list_name not in self.used_lists:
@@ -648,27 +1275,87 @@ class _Translator:
             if code is None:
                 self.report(CHOICES, row_number, "name", "a choice needs a name")
                 continue
+            original, list_name = list_name, self.list_keys.get(list_name, list_name)
+            if not re.fullmatch(CHOICE_CODE, code):
+                fixed = re.sub(r"[^A-Za-z0-9_.-]", "_", code.strip())[:64] or "_"
+                if not re.match(r"[A-Za-z0-9_]", fixed):
+                    fixed = f"_{fixed}"[:64]
+                self.report(
+                    CHOICES,
+                    row_number,
+                    "name",
+                    f"choice {code!r} of list {original!r} is stored as {fixed!r} (choice codes "
+                    "are letters, digits, _, . and -)",
+                    blocking=False,
+                )
+                code = fixed
+            seen = codes.setdefault(list_name, set())
+            if code in seen:
+                self.report(
+                    CHOICES,
+                    row_number,
+                    "name",
+                    f"duplicate choice {code!r} in list {list_name!r} dropped"
+                    + (
+                        " (allow_choice_duplicates: answers cannot tell the two apart)"
+                        if self.allow_choice_duplicates
+                        else ""
+                    ),
+                    blocking=not self.allow_choice_duplicates,
+                )
+                continue
+            seen.add(code)
             choice: dict[str, Any] = {"code": code}
             label = self.bilingual(row, ("label",))
             choice["label"] = label if label is not None else {"zh": code, "en": code}
             attributes: dict[str, str] = {}
             for column, value in row.items():
-                key = column.partition("::")[0]
+                key, _ = _split_column(column)
                 if key in ("list_name", "list name", "name", "value", "label"):
                     continue
                 if key.startswith("media") or key in ("image", "audio", "video", "big-image"):
-                    if (CHOICES, column) not in self.reported_columns:
-                        self.reported_columns.add((CHOICES, column))
-                        self.report(CHOICES, 1, column, "media not supported", blocking=False)
+                    self.report_column_once(CHOICES, column, "media not supported")
                     continue
-                attributes[column] = value
+                attribute = _INVALID_NAME_CHARS.sub("_", column)
+                if not re.match(r"[A-Za-z_]", attribute):
+                    attribute = f"_{attribute}"
+                attributes[attribute[:64]] = value[:200]
             if attributes:
                 choice["attributes"] = attributes
-            self.choice_rows.setdefault(list_name, row_number)
-            lists.setdefault(list_name, []).append(choice)
-        for missing in sorted(self.used_lists - lists.keys()):
-            self.report(CHOICES, None, "list_name", f"no choices for list {missing!r}")
+            bucket = lists.setdefault(list_name, [])
+            self.choice_rows[(list_name, len(bucket))] = row_number
+            self.list_rows.setdefault(list_name, row_number)
+            bucket.append(choice)
+        for list_name, choices in self.file_lists.items():
+            lists.setdefault(list_name, choices)
+        for list_name in self.other_lists:
+            bucket = lists.setdefault(list_name, [])
+            if not any(c["code"] == "other" for c in bucket):
+                bucket.append({"code": "other", "label": {"zh": "其他", "en": "Other"}})
+        for missing in sorted(
+            self.list_keys.get(n, n)
+            for n in self.used_lists
+            if self.list_keys.get(n, n) not in lists
+        ):
+            self.report(
+                CHOICES,
+                None,
+                "list_name",
+                f"no choices for list {missing!r}",
+            )
         return lists
+
+    def apply_renames(self, fields: list[dict[str, Any]]) -> None:
+        if not self.renames:
+            return
+        for question in fields:
+            for key in ("relevant", "constraint", "calculation", "choice_filter", "required"):
+                value = question.get(key)
+                if isinstance(value, str):
+                    for old, new in self.renames.items():
+                        value = value.replace(f"${{{old}}}", f"${{{new}}}")
+                    question[key] = value
+            self.apply_renames(question.get("fields", []))
 
     def calculated_value_types(self, draft: dict[str, Any]) -> None:
         # A bound calculation takes its value type from the register field it fills.
@@ -699,14 +1386,59 @@ class _Translator:
     # -- the draft as fieldsync sees it ------------------------------------------------------
 
     def check_draft(self, draft: dict[str, Any]) -> None:
-        try:
-            definition = load_definition(draft)
-        except DefinitionError as err:
-            for issue in err.issues:
-                self.locate(issue)
+        for _round in range(50):
+            try:
+                definition = load_definition(draft)
+                break
+            except DefinitionError as err:
+                if not self.drop_failing_expressions(draft, err.issues):
+                    for issue in err.issues:
+                        self.locate(issue)
+                    return
+        else:
             return
         for issue in check_register_compatibility(definition):
             self.locate(issue)
+
+    def drop_failing_expressions(
+        self, draft: dict[str, Any], issues: list[ValidationIssue]
+    ) -> bool:
+        """Drop the expressions the definition check refuses (most often: they name a question
+        that was dropped) with a warning at their cell; False when some issue is not about an
+        expression (those block the import)."""
+        droppable = []
+        for issue in issues:
+            match = re.fullmatch(
+                r"((?:fields\[\d+\]\.?)+)\.?(relevant|constraint|calculation|choice_filter|"
+                r"required|count)",
+                issue.path,
+            )
+            if match is None:
+                return False
+            droppable.append((match.group(1).rstrip("."), match.group(2), issue.message))
+        for json_path, key, message in droppable:
+            question = _at_path(draft, json_path)
+            if question is None or key not in question:
+                continue
+            row = self.field_rows.get(json_path)
+            column = _SURVEY_COLUMN_FOR_KEY.get(key, key)
+            value = question.pop(key)
+            what = key
+            if key == "calculation":
+                question["calculation"] = "''"  # kept as an empty text: other rows refer to it
+                question["value_type"] = "text"
+                what = "calculation (the field stays, empty)"
+            if key == "constraint":
+                question.pop("constraint_message", None)
+            self.report(
+                SURVEY,
+                row,
+                column,
+                f"{what} dropped: {message}",
+                blocking=False,
+                value=value if isinstance(value, str) else None,
+            )
+        return True
 
     def locate(self, issue: ValidationIssue) -> None:
         """Report a definition issue at the workbook cell it came from."""
@@ -720,9 +1452,16 @@ class _Translator:
                 issue.message,
             )
             return
-        choice_list = re.match(r"choice_lists\.([^.\[]+)", path)
+        choice_list = re.match(r"choice_lists\.([^.\[]+)(?:\[(\d+)\](?:\.(\w+))?)?", path)
         if choice_list:
-            self.report(CHOICES, self.choice_rows.get(choice_list.group(1)), None, issue.message)
+            list_name, index, key = choice_list.groups()
+            row = (
+                self.choice_rows.get((list_name, int(index)))
+                if index is not None
+                else self.list_rows.get(list_name)
+            )
+            column = {"code": "name", "label": None}.get(key or "", key) if index else "list_name"
+            self.report(CHOICES, row, column, issue.message)
             return
         field_path = re.match(r"((?:fields\[\d+\]\.?)+)(?:\.?(\w+))?", path)
         if field_path:
@@ -731,12 +1470,31 @@ class _Translator:
             column = _SURVEY_COLUMN_FOR_KEY.get(key or "", key)
             self.report(SURVEY, self.field_rows.get(json_path), column, issue.message)
             return
+        if path == "fields":
+            self.report(
+                SURVEY,
+                None,
+                None,
+                "no question is left that fieldsync can hold (see the warnings for what was "
+                "dropped)",
+            )
+            return
         sheet_column = {"form_id": "form_id", "title": "form_title", "version": "version"}
         key = path.split(".")[0].split("[")[0]
         if key in sheet_column:
             self.report(SETTINGS, 2, sheet_column[key], issue.message)
         else:
             self.report(SURVEY, None, None, f"{path}: {issue.message}")
+
+
+def _at_path(draft: dict[str, Any], json_path: str) -> dict[str, Any] | None:
+    node: Any = draft
+    for name, index in re.findall(r"(\w+)\[(\d+)\]", json_path):
+        try:
+            node = node[name][int(index)]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node if isinstance(node, dict) else None
 
 
 _SURVEY_COLUMN_FOR_KEY = {
@@ -765,18 +1523,103 @@ def _flag(value: str) -> bool | None:
     return None
 
 
-def _language(suffix: str) -> str | None:
-    lowered = suffix.strip().lower()
-    if "(zh" in lowered or lowered.startswith("zh") or "chinese" in lowered or "中文" in lowered:
-        return "zh"
-    if "(en" in lowered or lowered in ("en", "english") or "english" in lowered:
-        return "en"
-    return None
+def _straighten(expression: str) -> str:
+    """Typographic quotes as straight ones, as pyxform does."""
+    return expression.translate(_QUOTES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_column(column: str) -> tuple[str, str]:
+    """(key, language) of a column header: `label::English (en)`, `label:English` (a single
+    colon, as many forms write it) and `label` (no language)."""
+    if "::" in column:
+        key, _, language = column.partition("::")
+        return key.strip().lower(), language.strip()
+    key, colon, language = column.partition(":")
+    if colon and key.strip().lower() in TRANSLATABLE:
+        return key.strip().lower(), language.strip()
+    return column.strip().lower() if column.lower() != column else column.strip(), ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _language_tag(language: str) -> str:
+    """The tag of a label language: `Swahili (sw)` → "sw", `French` → "fr", `中文` → "zh",
+    otherwise a slug of the name."""
+    text = language.strip()
+    code = re.search(r"\(([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*)\)\s*$", text)
+    if code:
+        tag = code.group(1).replace("_", "-")
+        return tag.lower() if "-" not in tag else tag.split("-")[0].lower() + tag[tag.index("-") :]
+    lowered = text.lower()
+    if lowered in KNOWN_LANGUAGES:
+        return KNOWN_LANGUAGES[lowered]
+    if re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*", text):
+        return text
+    for name, tag in KNOWN_LANGUAGES.items():
+        if name in lowered:
+            return tag
+    return _slug(text) or "und"
+
+
+def _slug(text: str) -> str | None:
+    slug = re.sub(r"[^a-z0-9]+", "_", text.strip().lower()).strip("_")
+    if not slug:
+        return None
+    if not slug[0].isalpha():
+        slug = f"form_{slug}"
+    slug = slug[:64].rstrip("_")
+    return slug if len(slug) >= 2 else None
+
+
+def _file_stem(filename: str | None) -> str | None:
+    if not filename:
+        return None
+    base = re.split(r"[\\/]", filename)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    return stem.strip() or None
+
+
+def _form_id_from_filename(filename: str | None) -> str | None:
+    """The form id pyxform would take from the uploaded file's name, as a fieldsync form id."""
+    stem = _file_stem(filename)
+    return _slug(stem) if stem else None
+
+
+def _csv_choices(content: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """Choices from an attached CSV (columns name and label, or label::<language>)."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return [], "not UTF-8 text"
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "name" not in reader.fieldnames:
+        return [], "the CSV needs a 'name' column"
+    choices: list[dict[str, Any]] = []
+    for row in reader:
+        code = (row.get("name") or "").strip()
+        if not code:
+            continue
+        labels = {
+            (_language_tag(_split_column(k)[1]) if _split_column(k)[1] else ""): (v or "").strip()
+            for k, v in row.items()
+            if k and _split_column(k)[0] == "label" and v
+        }
+        fallback = labels.get("") or next(iter(labels.values()), code)
+        choices.append(
+            {
+                "code": code,
+                "label": {"zh": labels.get("zh") or fallback, "en": labels.get("en") or fallback},
+            }
+        )
+    return choices, None
 
 
 _SELECT = re.compile(
-    r"(select_one|select one|select1|select_multiple|select multiple|select all that apply)"
-    r"\s+([A-Za-z_][A-Za-z0-9_.-]*)(\s+or_other)?"
+    r"(select_one|select one|select1|select one from|select_multiple|select multiple|"
+    r"select all that apply|select all that apply from|select_one_external|rank|"
+    r"add select one prompt using|add select multiple prompt using)"
+    r"\s+(\S+?)(\s+(?:or_other|or specify other))?",
+    re.IGNORECASE,
 )
 
 
@@ -784,95 +1627,11 @@ def _select_type(raw_type: str) -> tuple[str, str, bool] | None:
     match = _SELECT.fullmatch(raw_type)
     if match is None:
         return None
-    kind = (
-        "select_one"
-        if match.group(1) in ("select_one", "select one", "select1")
-        else ("select_multiple")
-    )
+    head = match.group(1).lower()
+    if head in ("rank", "select_one_external"):
+        kind = head
+    elif "one" in head or head == "select1":
+        kind = "select_one"
+    else:
+        kind = "select_multiple"
     return kind, match.group(2), match.group(3) is not None
-
-
-# -- fieldsync's own columns: what forms.xlsform_writer writes beyond standard XLSForm -----------
-# (`bind::fieldsync:<key>` survey columns, bilingual `form_title::<language>`; kept apart from
-# the translation above so that a definition exported as a workbook reads back the same.)
-
-FIELDSYNC_COLUMN_PREFIX = "bind::fieldsync:"
-FIELDSYNC_MEDIA_COLUMN = f"{FIELDSYNC_COLUMN_PREFIX}media"
-_TITLE_COLUMNS = ("form_title", "title", "set form title")
-_FIELDSYNC_TITLE = "fieldsync:form_title"
-_FIELDSYNC_KEYS = {
-    "min": "bound",
-    "max": "bound",
-    "min_length": "integer",
-    "max_length": "integer",
-    "min_count": "integer",
-    "max_count": "integer",
-    "pattern": "text",
-    "value_type": "text",
-    "media": "text",
-    "choices": "text",
-    "required": "text",
-}
-_INTEGER_TEXT = re.compile(r"[+-]?\d+")
-
-
-def _is_fieldsync_column(column: str) -> bool:
-    return column.startswith(FIELDSYNC_COLUMN_PREFIX)
-
-
-def _read_fieldsync_columns(row: dict[str, str], question: dict[str, Any]) -> None:
-    """`bind::fieldsync:<key>` → the field's `<key>` (`min`, `max_length`, `media` …); an
-    unknown key or a bad value is left for `load_definition` to refuse at its cell."""
-    for column, value in row.items():
-        if not _is_fieldsync_column(column):
-            continue
-        key = column[len(FIELDSYNC_COLUMN_PREFIX) :]
-        kind = _FIELDSYNC_KEYS.get(key)
-        if key == "choices":
-            if value == "inline":
-                question["_inline_choices"] = True
-            continue
-        if kind in ("bound", "integer"):
-            question[key] = _number(value) if kind == "bound" else _integer(value)
-        else:
-            question[key] = value
-
-
-def _number(value: str) -> int | float | str:
-    text = value.strip()
-    if _INTEGER_TEXT.fullmatch(text):
-        return int(text)
-    try:
-        number = float(text)
-    except ValueError:
-        return value  # a date or datetime bound
-    return number if re.fullmatch(r"[+-]?[\d.]+(?:e[+-]?\d+)?", text, re.IGNORECASE) else value
-
-
-def _integer(value: str) -> int | str:
-    text = value.strip()
-    return int(text) if _INTEGER_TEXT.fullmatch(text) else value
-
-
-def _fieldsync_title(translator: _Translator, row: dict[str, str]) -> dict[str, str] | None:
-    """`fieldsync:form_title::Chinese (zh)` and `…::English (en)` (or `form_title::…`) as a
-    bilingual title."""
-    keys = (*_TITLE_COLUMNS, _FIELDSYNC_TITLE)
-    if not any("::" in column and column.partition("::")[0] in keys for column in row):
-        return None
-    return translator.bilingual(row, keys)
-
-
-def _inline_choices(draft: dict[str, Any]) -> None:
-    """A select marked `bind::fieldsync:choices inline` holds its list's choices itself."""
-    lists = draft.get("choice_lists", {})
-    inlined: set[str] = set()
-    stack = list(draft.get("fields", []))
-    while stack:
-        question = stack.pop()
-        stack.extend(question.get("fields", []))
-        if question.pop("_inline_choices", False) and question.get("choices") in lists:
-            inlined.add(question["choices"])
-            question["choices"] = lists[question["choices"]]
-    for name in inlined:
-        del lists[name]

@@ -115,6 +115,7 @@ ADMIN = ("admin",)
 # Request body kinds besides a registered schema name.
 ANY_JSON_OBJECT = "json"
 MULTIPART = "multipart"
+XLSFORM_MULTIPART = "multipart-xlsform"  # the workbook, and the CSV files its selects name
 BINARY = "binary"
 
 
@@ -290,7 +291,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Import an XLSForm workbook as a draft (201 new form, 200 next draft)",
         "forms",
         roles=ADMIN,
-        request=MULTIPART,
+        request=XLSFORM_MULTIPART,
         response="DraftReport",
         status=201,
         also=(200,),
@@ -1001,6 +1002,24 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 
 def _request_content(kind: str) -> dict[str, Any]:
+    if kind == XLSFORM_MULTIPART:
+        binary = {"type": "string", "format": "binary"}
+        return {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {**binary, "description": "the workbook (.xlsx or .xls)"},
+                        "choices_file": {
+                            "type": "array",
+                            "items": binary,
+                            "description": "CSV files named by select_one_from_file questions",
+                        },
+                    },
+                }
+            }
+        }
     if kind == MULTIPART:
         return {
             "multipart/form-data": {

@@ -21,6 +21,7 @@ from tests.forms.test_form_xlsform_import import (
     NOT_WORKBOOKS,
     member_repeat_form,
     unsupported_features_form,
+    workbook_bytes,
 )
 
 # The minimal definition of the shared sync contract, verbatim.
@@ -271,6 +272,9 @@ def test_diff_between_versions(client, admin):
     )
 
 
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(64)
+
+
 def _upload(client, admin, content: bytes, name="form.xlsx"):
     return client.post(
         "/api/v1/forms/import/xlsform",
@@ -293,14 +297,76 @@ def test_xlsform_upload_becomes_a_draft(client, admin):
     assert _upload(client, admin, member_repeat_form()).status_code == 200
 
 
-def test_xlsform_with_unsupported_features_is_422_with_sheet_row_and_column(client, admin):
+def test_xlsform_with_dropped_features_is_a_draft_with_located_warnings(client, admin):
     response = _upload(client, admin, unsupported_features_form())
+    assert response.status_code == 201, response.get_json()
+    warnings = response.get_json()["warnings"]
+    assert warnings and all(
+        {"sheet", "row", "column", "message", "path", "code"} <= set(w) for w in warnings
+    )
+    audio = next(w for w in warnings if w["row"] == 8 and w["column"] == "type")
+    assert (audio["path"], audio["code"]) == ("survey!A8", "xlsform_ignored")
+
+
+def test_an_encrypted_xlsform_is_422_at_its_settings_cell(client, admin):
+    content = workbook_bytes(
+        {
+            "survey": [["type", "name", "label"], ["text", "a", "A"]],
+            "settings": [["form_id", "public_key"], ["secret", "MIIBIjANBgkq"]],
+        }
+    )
+    response = _upload(client, admin, content)
     assert response.status_code == 422
     errors = response.get_json()["error"]["details"]["errors"]
-    assert errors and all(
-        {"sheet", "row", "column", "message", "path", "code"} <= set(e) for e in errors
+    (error,) = [e for e in errors if e["code"] == "xlsform_unsupported"]
+    assert error["path"] == "settings!B2"
+    assert "encrypted" in error["message"]
+
+
+def test_an_xlsform_without_form_id_takes_the_file_name_and_its_choices_file(client, admin):
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label"],
+                ["select_one_from_file villages.csv", "village", "Village"],
+            ]
+        }
     )
-    assert any(e["sheet"] == "survey" and e["row"] and e["column"] for e in errors)
+    response = client.post(
+        "/api/v1/forms/import/xlsform",
+        headers=admin,
+        data={
+            "file": (io.BytesIO(content), "Village Check.xlsx"),
+            "choices_file": [(io.BytesIO(b"name,label\nv1,Upper\nv2,Lower\n"), "villages.csv")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["form_id"] == "village_check"
+    draft = client.get("/api/v1/forms/village_check/draft", headers=admin).get_json()
+    assert [c["code"] for c in draft["choice_lists"]["villages"]] == ["v1", "v2"]
+
+
+def test_submissions_to_an_imported_form_are_checked_through_push(rt, client, admin, create_user_):
+    from tests.forms.test_form_xlsform_constructs import or_other_form
+    from tests.sync.helpers import Tablet, load_register
+
+    assert _upload(client, admin, or_other_form()).status_code == 201
+    assert client.post("/api/v1/forms/fuel_use/publish", headers=admin).status_code == 200
+    load_register(rt)
+    create_user_("collector", Role.COLLECTOR, [VILLAGE_A1])
+    tablet = Tablet.login(client, "collector")
+
+    right = tablet.submission({"fuel": "other", "fuel_other": "dung"}, form_id="fuel_use")
+    wrong = tablet.submission({"fuel": "coal"}, form_id="fuel_use")
+    response = tablet.push([right, wrong])
+
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected"]
+    assert [(e["path"], e["code"]) for e in results[1]["errors"]] == [
+        ("data.fuel", "invalid_choice")
+    ]
 
 
 def test_xlsform_upload_must_be_multipart_with_a_file_and_a_workbook(client, admin):
@@ -320,9 +386,13 @@ def test_xlsform_upload_must_be_multipart_with_a_file_and_a_workbook(client, adm
         ("form.xlsx", b"", "an empty file"),
         ("notes.txt", b"survey sheet below", "text"),
         ("form.zip", NOT_WORKBOOKS["zip"][0], "a ZIP archive that is not an Excel workbook"),
-        ("old.xls", NOT_WORKBOOKS["xls"][0], "an Excel 97–2003 workbook (.xls)"),
+        (
+            "locked.xlsx",
+            _OLE2 + "EncryptionInfo".encode("utf-16-le") + bytes(64),
+            "a password-protected (encrypted) workbook",
+        ),
     ],
-    ids=["csv", "empty", "text", "zip", "xls"],
+    ids=["csv", "empty", "text", "zip", "encrypted"],
 )
 def test_an_upload_that_is_not_an_xlsx_workbook_is_415_naming_what_it_is_and_what_is_expected(
     client, admin, name, content, received
@@ -335,7 +405,7 @@ def test_an_upload_that_is_not_an_xlsx_workbook_is_415_naming_what_it_is_and_wha
     assert ".xlsx" in error["message"] and "survey sheet" not in error["message"]
     assert error["details"]["filename"] == name
     assert error["details"]["received"].startswith(received)
-    assert error["details"]["expected"] == "an XLSForm saved as an Excel workbook (.xlsx)"
+    assert error["details"]["expected"] == "an XLSForm saved as an Excel workbook (.xlsx or .xls)"
     assert client.get("/api/v1/forms", headers=admin).get_json()["forms"] == []
 
 

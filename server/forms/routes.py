@@ -177,9 +177,18 @@ def import_xlsform() -> tuple[dict[str, Any], int]:
     if upload is None:
         raise BadRequest("multipart field 'file' is missing")
     content = upload.read(rt.settings.max_body_size + 1)
+    choices_files = {
+        extra.filename: extra.read(rt.settings.max_body_size + 1)
+        for extra in request.files.getlist("choices_file")
+        if extra.filename
+    }
     with rt.db.unit_of_work() as session:
         report, created = import_xlsform_draft(
-            session, current_actor(), content, filename=upload.filename or None
+            session,
+            current_actor(),
+            content,
+            filename=upload.filename or None,
+            choices_files=choices_files,
         )
     return report.to_dict(), 201 if created else 200
 

@@ -1,5 +1,6 @@
 """Turning an uploaded XLSForm workbook into a form draft: a new form, or the next draft of an
-existing one. Unsupported features are refused with their sheet, row and column, never dropped."""
+existing one. Constructs fieldsync cannot hold are dropped with a warning at their sheet, row and
+column; what would make collected data wrong is refused the same way."""
 
 from __future__ import annotations
 
@@ -33,13 +34,19 @@ def _detail(issue: ImportIssue) -> dict[str, Any]:
 
 
 def import_xlsform_draft(
-    session: Session, actor: Actor, content: bytes, *, filename: str | None = None
+    session: Session,
+    actor: Actor,
+    content: bytes,
+    *,
+    filename: str | None = None,
+    choices_files: dict[str, bytes] | None = None,
 ) -> tuple[XlsformReport, bool]:
     """The report on the draft made from `content`, and whether the form is new.
 
     Anything but an `.xlsx` workbook is `415 unsupported_media_type` saying what was received
-    (CSV text, an old .xls, an empty file …) and what is expected; a workbook with problems is
-    `422` with their sheet, row and column."""
+    (CSV text, an encrypted workbook, an empty file …) and what is expected; a workbook with
+    problems is `422` with their sheet, row and column. `filename` stands in for a missing
+    form_id (as pyxform does); `choices_files` are the CSV files `select_one_from_file` names."""
     received = describe_non_workbook(content)
     if received is not None:
         name = f"{filename!r} is " if filename else "the upload is "
@@ -48,7 +55,7 @@ def import_xlsform_draft(
             "as .xlsx and upload that file",
             details={"filename": filename, "received": received, "expected": EXPECTED_WORKBOOK},
         )
-    result = import_xlsform(content)
+    result = import_xlsform(content, filename=filename, choices_files=choices_files)
     if result.definition is None:
         raise ValidationFailed(
             "the XLSForm cannot be imported", [_detail(issue) for issue in result.issues]

@@ -310,33 +310,43 @@ def test_an_imported_member_repeat_applies_age_relevance_per_instance() -> None:
     assert [(i.path, i.code.value) for i in found] == [("data.members[1].in_school", "required")]
 
 
-def test_unsupported_features_are_reported_at_their_cells_and_block_the_import() -> None:
+def test_constructs_fieldsync_lacks_are_dropped_with_a_warning_at_their_cell() -> None:
     result = import_xlsform(unsupported_features_form())
 
-    assert result.definition is None
-    assert blocking(result.issues) == [
-        ("survey", 3, "type"),
-        ("survey", 4, "type"),
-        ("survey", 5, "repeat_count"),
-        ("survey", 8, "type"),
-        ("survey", 9, "type"),
-    ]
-    cells = {i.cell for i in result.issues if i.blocking}
-    assert cells == {"A3", "A4", "E5", "A8", "A9"}
+    assert result.definition is not None, result.issues
+    assert blocking(result.issues) == []
+    warnings = {(i.sheet, i.row, i.column): i for i in result.issues}
+    # choices from a file that was not uploaded, audio, start metadata: dropped at their type cell
+    for row in (3, 8, 10):
+        issue = warnings[("survey", row, "type")]
+        assert issue.cell == f"A{row}"
+        assert "dropped" in issue.message
+    assert "villages.csv" in warnings[("survey", 3, "type")].message
+    # a fixed repeat count becomes the repeat's min and max count; barcode is typed text
+    members = next(f for f in result.definition["fields"] if f["name"] == "members")
+    assert (members["min_count"], members["max_count"]) == (3, 3)
+    card = next(f for f in result.definition["fields"] if f["name"] == "card")
+    assert card["type"] == "text"
+    assert "barcode" in warnings[("survey", 9, "type")].message
+    # range: a number between pyxform's default bounds
+    satisfaction = next(f for f in result.definition["fields"] if f["name"] == "satisfaction")
+    assert satisfaction["type"] == "integer"
+    assert satisfaction["constraint"] == ". >= 1 and . <= 10"
     dropped = {(i.row, i.column) for i in result.issues if not i.blocking}
     assert (1, "default") in dropped
     assert (1, "media::image") in dropped
-    assert (10, "type") in dropped  # metadata question
-    assert "range" in next(i.message for i in result.issues if i.row == 4)
+    names = [f["name"] for f in result.definition["fields"]]
+    assert "village" not in names and "interview" not in names and "started" not in names
 
 
-def test_expressions_xlsform_uses_but_fieldsync_lacks_are_reported_at_their_cell() -> None:
+def test_expressions_fieldsync_lacks_are_dropped_with_a_warning_at_their_cell() -> None:
     content = workbook_bytes(
         {
             "survey": [
                 ["type", "name", "label", "relevant"],
                 ["text", "a", "A", None],
                 ["text", "b", "B", "jr:choice-name(${a}, 'a') = 'x'"],
+                ["text", "c", "C", "${b} != ''"],
             ],
             "settings": [["form_id"], ["expr_test"]],
         }
@@ -344,11 +354,15 @@ def test_expressions_xlsform_uses_but_fieldsync_lacks_are_reported_at_their_cell
 
     result = import_xlsform(content)
 
-    assert result.definition is None
-    assert blocking(result.issues) == [("survey", 3, "relevant")]
-    (issue,) = [i for i in result.issues if i.blocking]
-    assert issue.cell == "D3"
-    assert "character 2" in issue.message
+    assert result.definition is not None
+    assert blocking(result.issues) == []
+    (issue,) = [i for i in result.issues if i.row == 3]
+    assert (issue.sheet, issue.column, issue.cell) == ("survey", "relevant", "D3")
+    assert "relevant dropped" in issue.message and "character 2" in issue.message
+    assert "jr:choice-name" in issue.message  # the cell's value is quoted
+    b, c = result.definition["fields"][1:]
+    assert "relevant" not in b
+    assert c["relevant"] == "${b} != ''"
 
 
 def test_definition_problems_are_mapped_back_to_the_row_and_column() -> None:
@@ -437,9 +451,9 @@ NOT_WORKBOOKS = {
     "zip": (zip_bytes({"readme.txt": "hello"}), "a ZIP archive that is not an Excel workbook"),
     "docx": (zip_bytes({"word/document.xml": "<w/>"}), "a Word document (.docx)"),
     "damaged-zip": (b"PK\x03\x04" + b"\x00" * 40, "a damaged ZIP archive"),
-    "xls": (
+    "ole-not-excel": (
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504,
-        "an Excel 97–2003 workbook (.xls) or another old Office file",
+        "an old Office file that is not an Excel workbook",
     ),
 }
 
@@ -451,7 +465,7 @@ def test_what_is_not_an_xlsx_workbook_is_named_for_what_it_is(name: str) -> None
     result = import_xlsform(content)
     assert result.definition is None
     assert [issue.message for issue in result.issues] == [
-        f"{described}, not an XLSForm saved as an Excel workbook (.xlsx)"
+        f"{described}, not an XLSForm saved as an Excel workbook (.xlsx or .xls)"
     ]
 
 
@@ -460,7 +474,7 @@ def test_an_xlsx_workbook_is_recognised_even_without_a_survey_sheet() -> None:
     assert describe_non_workbook(workbook_bytes({"other": [["a"]]})) is None
 
 
-def test_odk_entities_sheets_are_refused() -> None:
+def test_odk_entities_sheets_are_ignored_with_a_warning() -> None:
     content = workbook_bytes(
         {
             "survey": [["type", "name", "label"], ["text", "a", "A"]],
@@ -471,5 +485,7 @@ def test_odk_entities_sheets_are_refused() -> None:
 
     result = import_xlsform(content)
 
-    assert result.definition is None
-    assert blocking(result.issues) == [("entities", None, None)]
+    assert result.definition is not None
+    assert result.definition.get("entities", []) == []
+    (issue,) = [i for i in result.issues if i.sheet == "entities"]
+    assert not issue.blocking and "ODK entities sheet ignored" in issue.message

@@ -1,0 +1,215 @@
+"""How each XLSForm question type (as pyxform 4 resolves it, aliases included) becomes a
+fieldsync field: ONE table, so that the constructs the form language gains (issue 13, `formlang`)
+can be switched from "dropped with a located warning" to their new mapping in one place.
+
+`FORMLANG_FEATURES` is the switch: add a feature name once the form language holds it
+("time", "languages", "media", "barcode", "range", "repeat_count", "geo", "rank",
+"choices_file"); `map_type` then returns the new mapping (the JSON contract agreed with formlang
+is written next to each entry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
+
+FORMLANG_FEATURES: frozenset[str] = frozenset()
+"""Form-language features available to the reader. Empty on this branch: at merge with
+`formlang`, list the features it added (see module docstring)."""
+
+
+@dataclass(frozen=True)
+class TypeMapping:
+    """What a question of one XLSForm type becomes.
+
+    action: "field" (a fieldsync field of `spec`'s shape), "drop" (the question is dropped with
+    `message` as a located warning), "metadata" (dropped: ODK metadata), "block" (refused with
+    `message`: collected data would be wrong), "unknown" (not an XLSForm type)."""
+
+    action: str
+    spec: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    note: str = ""  # a located warning even when mapped (nearest mapping, lost detail)
+
+
+_METADATA_NOTES = {
+    "start": "the submission's own start time",
+    "end": "the submission's own end time",
+    "today": "the submission's date",
+    "deviceid": "the submission's device",
+    "username": "the submission's user",
+    "email": "the submission's user",
+}
+
+
+def canonical_type(raw_type: str) -> str | None:
+    """pyxform's canonical name for a question type: `gps` → "geopoint", `get start time` →
+    "start", `imei` → "deviceid", `add photo prompt` → "image", `q int` → "integer"; None when
+    pyxform does not know it either. Select and loop types are handled by the reader."""
+    text = " ".join(raw_type.split())
+    aliases = {
+        "imei": "deviceid",
+        "photo": "image",
+        "int": "integer",
+        "string": "text",
+        "dateTime": "datetime",
+        "gps": "geopoint",
+        "location": "geopoint",
+        "trigger": "acknowledge",
+        "phone number": "phonenumber",
+        "sim id": "simserial",
+        "simid": "simserial",
+    }
+    for candidate in (text, text.lower()):
+        if candidate in aliases:
+            return aliases[candidate]
+        if candidate in _SIMPLE:
+            return candidate
+    entry = QUESTION_TYPE_DICT.get(text) or QUESTION_TYPE_DICT.get(text.lower())
+    if entry is None:
+        return None
+    bind = entry.get("bind", {})
+    control = entry.get("control", {})
+    preload = bind.get("jr:preloadParams")
+    if preload is not None:
+        return str(preload).lower()
+    tag = control.get("tag")
+    if tag == "upload":
+        media = str(control.get("mediatype", ""))
+        return {"image": "image", "audio": "audio", "video": "video"}.get(
+            media.partition("/")[0], "file"
+        )
+    if tag == "trigger":
+        return "acknowledge"
+    if tag == "range":
+        return "range"
+    if bind.get("readonly") == "true()":
+        return "note"
+    return {
+        "int": "integer",
+        "decimal": "decimal",
+        "date": "date",
+        "dateTime": "datetime",
+        "time": "time",
+        "geopoint": "geopoint",
+        "geotrace": "geotrace",
+        "geoshape": "geoshape",
+        "barcode": "barcode",
+        "odk:rank": "rank",
+        "string": "text" if tag == "input" else "calculate",
+    }.get(str(bind.get("type")))
+
+
+_SIMPLE = frozenset(
+    {
+        "text",
+        "integer",
+        "decimal",
+        "date",
+        "datetime",
+        "time",
+        "boolean",
+        "geopoint",
+        "geotrace",
+        "geoshape",
+        "image",
+        "audio",
+        "video",
+        "file",
+        "barcode",
+        "note",
+        "calculate",
+        "hidden",
+        "acknowledge",
+        "range",
+        "rank",
+        "start",
+        "end",
+        "today",
+        "deviceid",
+        "username",
+        "email",
+        "phonenumber",
+        "simserial",
+        "subscriberid",
+        "audit",
+        "start-geopoint",
+        "background-audio",
+        "background-geopoint",
+        "xml-external",
+        "csv-external",
+        "osm",
+    }
+)
+
+
+def map_type(canonical: str, *, appearance: str = "") -> TypeMapping:
+    """The mapping of one canonical XLSForm type (see `canonical_type`)."""
+    on = FORMLANG_FEATURES
+    simple = {
+        "text": "text",
+        "integer": "integer",
+        "decimal": "decimal",
+        "date": "date",
+        "datetime": "datetime",
+        "boolean": "boolean",  # fieldsync's own XLSForm type
+        "geopoint": "geopoint",
+        "note": "note",
+        "calculate": "calculated",
+    }
+    if canonical in simple:
+        return TypeMapping("field", {"type": simple[canonical]})
+    if canonical == "image":
+        media = "signature" if "signature" in appearance else "photo"
+        return TypeMapping("field", {"type": "attachment", "media": media})
+    if canonical == "time":
+        # formlang: {"type": "time"}, answers "HH:MM[:SS]".
+        if "time" in on:
+            return TypeMapping("field", {"type": "time"})
+        return TypeMapping("drop", message="time questions are not in the form language yet")
+    if canonical in ("audio", "video", "file"):
+        # formlang: {"type": "attachment", "media": "audio" | "video" | "file"}.
+        if "media" in on:
+            return TypeMapping("field", {"type": "attachment", "media": canonical})
+        return TypeMapping("drop", message=f"{canonical} answers are not in the form language yet")
+    if canonical == "barcode":
+        # formlang: {"type": "barcode"} (a text answer). Today: a text field, typed not scanned.
+        if "barcode" in on:
+            return TypeMapping("field", {"type": "barcode"})
+        return TypeMapping(
+            "field",
+            {"type": "text"},
+            note="barcode imported as a text question (the code is typed, not scanned)",
+        )
+    if canonical in ("geotrace", "geoshape"):
+        # formlang: {"type": "geotrace"} / {"type": "geoshape"}.
+        if "geo" in on:
+            return TypeMapping("field", {"type": canonical})
+        return TypeMapping("drop", message=f"{canonical}s are not in the form language yet")
+    if canonical == "range":
+        # Today: a number with a min/max constraint (the reader adds it); formlang adds "step".
+        return TypeMapping("field", {"type": "integer"})
+    if canonical == "rank":
+        # formlang: {"type": "rank", "choices": …}; the reader fills the list.
+        if "rank" in on:
+            return TypeMapping("field", {"type": "rank"})
+        return TypeMapping("drop", message="rank questions are not in the form language yet")
+    if canonical in _METADATA_NOTES:
+        return TypeMapping(
+            "metadata",
+            message=f"metadata {canonical!r} dropped: fieldsync records "
+            f"{_METADATA_NOTES[canonical]} with every submission",
+        )
+    if canonical in ("phonenumber", "simserial", "subscriberid", "audit", "start-geopoint"):
+        return TypeMapping(
+            "metadata", message=f"metadata {canonical!r} dropped: fieldsync does not collect it"
+        )
+    if canonical == "acknowledge":
+        return TypeMapping("drop", message="acknowledge/trigger questions are not supported")
+    if canonical == "hidden":
+        return TypeMapping("drop", message="hidden questions are not supported")
+    return TypeMapping(
+        "drop", message=f"{canonical!r} questions are not supported (no fieldsync equivalent)"
+    )

@@ -1,0 +1,367 @@
+"""XLSForm as people really write it (issue 13): each construct pyxform accepts either maps to a
+fieldsync definition or is dropped with a warning located at its cell; bad input is a located
+issue, never an exception. Workbooks are built here with openpyxl."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+
+from openpyxl import Workbook
+
+from forms.definition_schema import load_definition
+from forms.validation import validate_submission
+from forms.xlsform import ImportIssue, ImportResult, import_xlsform
+from tests.forms.test_form_xlsform_import import workbook_bytes
+
+
+def imported(result: ImportResult) -> dict[str, Any]:
+    assert result.definition is not None, [i for i in result.issues if i.blocking]
+    load_definition(result.definition)
+    return result.definition
+
+
+def field(definition: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(f for f in definition["fields"] if f["name"] == name)
+
+
+def warning_at(result: ImportResult, sheet: str, row: int | None, column: str) -> ImportIssue:
+    found = [i for i in result.issues if (i.sheet, i.row, i.column) == (sheet, row, column)]
+    assert found, result.issues
+    assert not found[0].blocking
+    return found[0]
+
+
+def test_without_form_id_the_file_name_gives_the_id_and_title_as_in_pyxform() -> None:
+    content = workbook_bytes({"survey": [["type", "name", "label"], ["text", "a", "A"]]})
+
+    result = import_xlsform(content, filename="Household Energy Survey 2024.xlsx")
+
+    definition = imported(result)
+    assert definition["form_id"] == "household_energy_survey_2024"
+    assert definition["title"] == "Household Energy Survey 2024"
+    assert any("from the file name" in i.message for i in result.issues if not i.blocking)
+
+
+def test_without_form_id_or_file_name_the_import_is_refused_at_the_settings() -> None:
+    content = workbook_bytes({"survey": [["type", "name", "label"], ["text", "a", "A"]]})
+
+    result = import_xlsform(content)
+
+    assert result.definition is None
+    assert [(i.sheet, i.column) for i in result.issues if i.blocking] == [("settings", "form_id")]
+
+
+def test_spelled_out_selects_aliases_and_metadata() -> None:
+    content = workbook_bytes(
+        {
+            "SURVEY": [
+                ["type", "name", "label"],
+                ["start", "start", None],
+                ["imei", "imei", None],
+                ["phone number", "phone", None],
+                ["select one from yes_no", "owns_land", "Owns land"],
+                ["select all that apply from crops", "crops", "Crops"],
+                ["gps", "where", "Where"],
+                ["get today", "today", None],
+            ],
+            "CHOICES": [
+                ["list_name", "name", "label"],
+                ["yes_no", "yes", "Yes"],
+                ["yes_no", "no", "No"],
+                ["crops", "maize", "Maize"],
+                ["crops", "rice", "Rice"],
+            ],
+            "Settings": [["form_id"], ["aliases"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    assert [(f["name"], f["type"]) for f in definition["fields"]] == [
+        ("owns_land", "select_one"),
+        ("crops", "select_multiple"),
+        ("where", "geopoint"),
+    ]
+    for row in (2, 3, 4, 8):
+        issue = warning_at(result, "survey", row, "type")
+        assert "metadata" in issue.message and issue.cell == f"A{row}"
+
+
+def or_other_form() -> bytes:
+    return workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label"],
+                ["select_one fuel or_other", "fuel", "Cooking fuel"],
+            ],
+            "choices": [
+                ["list_name", "name", "label"],
+                ["fuel", "gas", "Gas"],
+                ["fuel", "wood", "Wood"],
+            ],
+            "settings": [["form_id"], ["fuel_use"]],
+        }
+    )
+
+
+def test_or_other_adds_an_other_choice_and_a_text_question_as_pyxform_does() -> None:
+    result = import_xlsform(or_other_form())
+
+    definition = imported(result)
+    assert [c["code"] for c in definition["choice_lists"]["fuel"]] == ["gas", "wood", "other"]
+    other = field(definition, "fuel_other")
+    assert other["type"] == "text"
+    assert other["relevant"] == "selected(${fuel}, 'other')"
+    warning_at(result, "survey", 2, "type")
+
+
+def test_answers_to_an_or_other_form_validate() -> None:
+    definition = load_definition(imported(import_xlsform(or_other_form())))
+
+    assert validate_submission(definition, {"fuel": "other", "fuel_other": "dung"}) == []
+    issues = validate_submission(definition, {"fuel": "coal"})
+    assert [(i.path, i.code.value) for i in issues] == [("data.fuel", "invalid_choice")]
+
+
+def test_languages_single_colon_columns_and_choice_attributes() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label:English", "label::Swahili (sw)", "label::French"],
+                ["select_one district", "district", "District", "Wilaya", "District (fr)"],
+            ],
+            "choices": [
+                ["list_name", "name", "label:English", "label::Swahili (sw)", "region", "pop."],
+                ["district", "d1", "North", "Kaskazini", "r1", "1200"],
+                ["district", "d2", "South", "Kusini", "r2", "900"],
+            ],
+            "settings": [["form_id", "default_language"], ["districts", "English"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    # zh is filled from the default language; other languages are reported per column
+    assert field(definition, "district")["label"] == {"zh": "District", "en": "District"}
+    swahili = warning_at(result, "survey", 1, "label::Swahili (sw)")
+    assert "(sw)" in swahili.message and swahili.cell == "D1"
+    assert "(fr)" in warning_at(result, "survey", 1, "label::French").message
+    first = definition["choice_lists"]["district"][0]
+    assert first["label"] == {"zh": "North", "en": "North"}
+    assert first["attributes"] == {"region": "r1", "pop_": "1200"}
+
+
+def test_typographic_quotes_dotted_names_and_nameless_notes() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label", "relevant"],
+                ["text", "head.name", "Head of household", None],
+                ["note", None, "Thank the respondent", None],
+                ["integer", "age", "Age", "${head.name} != \u201c\u201d"],
+            ],
+            "settings": [["form_id"], ["quotes"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    assert [f["name"] for f in definition["fields"]] == [
+        "head_name",
+        "generated_note_name_3",
+        "age",
+    ]
+    assert field(definition, "age")["relevant"] == '${head_name} != ""'
+    assert "head_name" in warning_at(result, "survey", 2, "name").message
+
+
+def test_a_duplicate_choice_blocks_at_its_own_row_unless_duplicates_are_allowed() -> None:
+    sheets: dict[str, list[list[object]]] = {
+        "survey": [["type", "name", "label"], ["select_one yn", "q", "Q"]],
+        "choices": [
+            ["list_name", "name", "label"],
+            ["yn", "yes", "Yes"],
+            ["yn", "no", "No"],
+            ["yn", "yes", "Yes again"],
+        ],
+        "settings": [["form_id"], ["dups"]],
+    }
+
+    refused = import_xlsform(workbook_bytes(sheets))
+    sheets["settings"] = [["form_id", "allow_choice_duplicates"], ["dups", "yes"]]
+    allowed = import_xlsform(workbook_bytes(sheets))
+
+    assert refused.definition is None
+    assert ("choices", 4, "name", "B4") in {
+        (i.sheet, i.row, i.column, i.cell) for i in refused.issues if i.blocking
+    }
+    assert [c["code"] for c in imported(allowed)["choice_lists"]["yn"]] == ["yes", "no"]
+    warning_at(allowed, "choices", 4, "name")
+
+
+def test_a_bad_choice_is_reported_at_its_own_row_and_column() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [["type", "name", "label"], ["select_one yn", "q", "Q"]],
+            "choices": [
+                ["list_name", "name", "label"],
+                ["yn", "yes", "Yes"],
+                ["yn", "no answer", "No answer"],
+            ],
+            "settings": [["form_id"], ["codes"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    assert [c["code"] for c in imported(result)["choice_lists"]["yn"]] == ["yes", "no_answer"]
+    issue = warning_at(result, "choices", 3, "name")
+    assert issue.cell == "B3" and "'no answer'" in issue.message
+
+
+def test_range_loops_parameters_and_repeat_counts() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label", "parameters", "repeat_count"],
+                ["range", "score", "Score", "start=0 end=5 step=1", None],
+                ["begin loop over crops", "crop_loop", "Crops", None, None],
+                ["integer", "yield", "Yield", None, None],
+                ["end loop", None, None, None, None],
+                ["begin_repeat", "plots", "Plots", None, "${score}"],
+                ["decimal", "area", "Area", None, None],
+                ["end_repeat", None, None, None, None],
+            ],
+            "choices": [["list_name", "name", "label"], ["crops", "maize", "Maize"]],
+            "settings": [["form_id"], ["farm"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    score = field(definition, "score")
+    assert (score["type"], score["constraint"]) == ("integer", ". >= 0 and . <= 5")
+    assert [f["name"] for f in definition["fields"]] == ["score", "plots"]
+    assert "loop dropped" in warning_at(result, "survey", 3, "type").message
+    assert "repeat counts" in warning_at(result, "survey", 6, "repeat_count").message
+    answers = {"score": 7, "plots": [{"area": 1.5}]}
+    issues = validate_submission(load_definition(definition), answers)
+    assert [(i.path, i.code.value) for i in issues] == [("data.score", "constraint_failed")]
+
+
+def test_choices_from_an_uploaded_csv_are_loaded_inline() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label"],
+                ["select_one_from_file villages.csv", "village", "Village"],
+                ["select_one_from_file missing.csv", "other", "Other"],
+            ],
+            "settings": [["form_id"], ["from_file"]],
+        }
+    )
+    csv_file = b"name,label\nv1,Upper village\nv2,Lower village\n"
+
+    result = import_xlsform(content, choices_files={"villages.csv": csv_file})
+
+    definition = imported(result)
+    assert field(definition, "village")["choices"] == "villages"
+    assert [c["code"] for c in definition["choice_lists"]["villages"]] == ["v1", "v2"]
+    assert "missing.csv" in warning_at(result, "survey", 3, "type").message
+
+
+def test_an_encrypted_form_is_refused_and_says_why() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [["type", "name", "label"], ["text", "a", "A"]],
+            "settings": [["form_id", "public_key"], ["secret", "MIIBIjANBgkq"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    assert result.definition is None
+    (issue,) = [i for i in result.issues if i.blocking]
+    assert (issue.sheet, issue.row, issue.cell) == ("settings", 2, "B2")
+    assert "encrypted" in issue.message and "could not read the answers" in issue.message
+
+
+def test_a_password_protected_workbook_is_named_as_such() -> None:
+    container = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100
+    container += "EncryptionInfo".encode("utf-16-le") + b"\x00" * 100
+
+    result = import_xlsform(container)
+
+    assert result.definition is None
+    assert "password-protected" in result.issues[0].message
+
+
+def test_a_zip_bomb_posing_as_xlsx_is_refused_before_it_is_opened() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", b"\x00" * (101 * 1024 * 1024))
+    content = buffer.getvalue()
+    assert len(content) < 1024 * 1024
+
+    result = import_xlsform(content)
+
+    assert result.definition is None
+    assert "uncompresses to" in result.issues[0].message
+
+
+def test_a_ten_thousand_row_survey_is_a_located_refusal() -> None:
+    rows: list[list[object]] = [["type", "name", "label"]]
+    rows += [["text", f"q{n}", f"Q{n}"] for n in range(10_000)]
+    content = workbook_bytes({"survey": rows, "settings": [["form_id"], ["huge"]]})
+
+    result = import_xlsform(content)
+
+    assert result.definition is None
+    assert [(i.sheet, i.row) for i in result.issues] == [("survey", 5002)]
+
+
+def test_formula_and_merged_cells_are_warned_at_their_cell() -> None:
+    book = Workbook()
+    survey = book.active
+    assert survey is not None
+    survey.title = "survey"
+    for row in (["type", "name", "label"], ["text", "a", "A"], ["text", "b", None]):
+        survey.append(row)
+    survey["C3"] = '=CONCATENATE("B", "")'
+    survey.append(["note", "c", "Merged"])
+    survey.merge_cells("C4:D4")
+    settings = book.create_sheet("settings")
+    settings.append(["form_id"])
+    settings.append(["cells"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+
+    result = import_xlsform(buffer.getvalue())
+
+    formula = next(i for i in result.issues if i.cell == "C3")
+    assert (formula.sheet, formula.row, formula.column) == ("survey", 3, "label")
+    assert "no calculated value" in formula.message and not formula.blocking
+    merged = next(i for i in result.issues if "merged" in i.message)
+    assert (merged.sheet, merged.row, merged.cell) == ("survey", 4, "C4")
+
+
+def test_pyxform_messages_about_the_choices_sheet_are_located_there() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [["type", "name", "label"], ["select_one yn", "q", "Q"]],
+            "choices": [["list_name", "name", "label"], ["yn", "yes", "Yes"], ["yn", "no", None]],
+            "settings": [["form_id"], ["pyx"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    pyxform = [i for i in result.issues if i.message.startswith("pyxform:")]
+    assert pyxform and all(i.sheet == "choices" for i in pyxform), result.issues
