@@ -693,3 +693,15 @@ def demo(state: CliState, if_empty: bool) -> None:
     click.echo("demo accounts (demo only: these passwords are public):")
     for line in describe_accounts():
         click.echo(f"  {line}")
+
+
+# -- departments (server/departments/cli.py) ---------------------------------------------------
+
+
+def _add_department_commands() -> None:
+    from server.departments.cli import departments
+
+    main.add_command(departments)
+
+
+_add_department_commands()

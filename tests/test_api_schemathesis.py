@@ -80,6 +80,11 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     "/api/v1/monitoring/helpers/{helper_id}/end": ("422",),
     "/api/v1/monitoring/measures/{measure_id}": ("422",),
     "/api/v1/households/{household_id}/timeline": ("422",),  # a cursor not made by the server
+    # a mapping that does not fit its department, a schedule without a URL, an unparsable cron
+    "/api/v1/departments/sources": ("422",),
+    "/api/v1/departments/sources/{source_id}": ("422",),
+    # a file that cannot be read through the source's mapping
+    "/api/v1/departments/sources/{source_id}/imports": ("422",),
 }
 PHASES = "examples,coverage,fuzzing"  # stateful needs links the description does not declare
 # Per operation and phase: a minute or two per database on a busy 2-core machine. For a deeper
