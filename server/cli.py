@@ -702,3 +702,12 @@ from server.forms import xlsform_cli as _xlsform_cli  # noqa: E402,F401  (forms 
 from server.scheduler.cli import scheduler as _scheduler  # noqa: E402
 
 main.add_command(_scheduler)
+
+
+def _add_department_commands() -> None:
+    from server.departments.cli import departments
+
+    main.add_command(departments)
+
+
+_add_department_commands()

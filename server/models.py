@@ -6,7 +6,7 @@ from server.auth.models import LoginThrottle, Token
 from server.changes.models import Change, ScopeSnapshot
 from server.conflicts.models import Conflict
 from server.db import Base
-from server.departments.models import DepartmentFact
+from server.departments.models import DepartmentFact, DepartmentImport, DepartmentSource
 from server.devices.models import Device, DeviceSequenceGap
 from server.forms.models import Form, FormVersion
 from server.households.models import Household, Member
@@ -35,6 +35,8 @@ __all__ = [
     "Change",
     "Conflict",
     "DepartmentFact",
+    "DepartmentImport",
+    "DepartmentSource",
     "Device",
     "DeviceSequenceGap",
     "Form",

@@ -30,6 +30,16 @@ from server.conflicts.schemas import (
     ResolveRequestSchema,
 )
 from server.conflicts.schemas import ConflictSchema as ReviewConflictSchema
+from server.departments.schemas import (
+    ImportListQuerySchema,
+    ImportPageSchema,
+    ImportSchema,
+    SourceCreateSchema,
+    SourcePageSchema,
+    SourceSchema,
+    SourceUpdateSchema,
+)
+from server.departments.schemas import PageQuerySchema as SourcePageQuerySchema
 from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
 from server.monitoring.help_schemas import (
     FollowupPageSchema,
@@ -595,6 +605,67 @@ OPERATIONS: tuple[Operation, ...] = (
         response="JobRun",
         errors=(409,),
     ),
+    Operation(
+        "get",
+        "/api/v1/departments/sources",
+        "Configured department sources",
+        "departments",
+        roles=ADMIN,
+        response="DepartmentSourcePage",
+        errors=(422,),
+        query=SourcePageQuerySchema,
+    ),
+    Operation(
+        "post",
+        "/api/v1/departments/sources",
+        "Configure a department source: department, column mapping, HTTP endpoint (audited)",
+        "departments",
+        roles=ADMIN,
+        request="DepartmentSourceCreate",
+        response="DepartmentSource",
+        status=201,
+        errors=(409, 422),
+    ),
+    Operation(
+        "patch",
+        "/api/v1/departments/sources/{source_id}",
+        "Change a department source (audited)",
+        "departments",
+        roles=ADMIN,
+        request="DepartmentSourceUpdate",
+        response="DepartmentSource",
+        errors=(422,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/departments/sources/{source_id}/imports",
+        "Import a CSV or XLSX file for a source (201 applied, 200 the same file again: unchanged)",
+        "departments",
+        roles=ADMIN,
+        request=MULTIPART,
+        response="DepartmentImport",
+        status=201,
+        also=(200,),
+        errors=(422,),
+    ),
+    Operation(
+        "get",
+        "/api/v1/departments/imports",
+        "Department import history, newest first",
+        "departments",
+        roles=ADMIN,
+        response="DepartmentImportPage",
+        errors=(422,),
+        query=ImportListQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/departments/imports/{import_id}",
+        "One department import with its report (rows masked)",
+        "departments",
+        roles=ADMIN,
+        response="DepartmentImport",
+    ),
 )
 
 _SCHEMAS: dict[str, type[Schema]] = {
@@ -634,6 +705,12 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "OverdueTrend": OverdueTrendSchema,
     "JobRun": JobRunSchema,  # before JobListing, which nests it
     "JobListing": JobListingSchema,
+    "DepartmentSourceCreate": SourceCreateSchema,
+    "DepartmentSourceUpdate": SourceUpdateSchema,
+    "DepartmentSource": SourceSchema,
+    "DepartmentSourcePage": SourcePageSchema,
+    "DepartmentImport": ImportSchema,
+    "DepartmentImportPage": ImportPageSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -798,6 +875,8 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "case_id": _UUID,
     "helper_id": _UUID,
     "measure_id": _UUID,
+    "source_id": _UUID,
+    "import_id": _UUID,
     "form_id": {"type": "string", "pattern": FORM_ID},
     "version": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
     "digest": _DIGEST,

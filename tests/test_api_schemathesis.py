@@ -83,6 +83,11 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     # `to` before `from`, or more than 366 days between them
     "/api/v1/monitoring/summary/snapshots": ("422",),
     "/api/v1/monitoring/followups/overdue-trend": ("422",),
+    # a mapping that does not fit its department, a schedule without a URL, an unparsable cron
+    "/api/v1/departments/sources": ("422",),
+    "/api/v1/departments/sources/{source_id}": ("422",),
+    # a file that cannot be read through the source's mapping
+    "/api/v1/departments/sources/{source_id}/imports": ("422",),
 }
 PHASES = "examples,coverage,fuzzing"  # stateful needs links the description does not declare
 # Per operation and phase: a minute or two per database on a busy 2-core machine. For a deeper

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.db import Base, JsonDocument, utcnow
+from server.db import Base, JsonDocument, enum_type, utcnow
 
 
 class DepartmentFact(Base):
@@ -48,3 +49,86 @@ class DepartmentFact(Base):
     # The row of the imported file it came from, 1-based, for the warning's evidence.
     source_row: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ListKind(str, Enum):  # noqa: UP042
+    """Whether a source's list names everyone the department knows of (a full list: a fact the
+    next list lacks is withdrawn) or only some (partial: facts not in it are left as they are)."""
+
+    FULL = "full"
+    PARTIAL = "partial"
+
+
+class ImportStatus(str, Enum):  # noqa: UP042
+    APPLIED = "applied"
+    FAILED = "failed"  # an HTTP fetch that failed or brought a bad file: recorded, nothing applied
+
+
+class ImportOrigin(str, Enum):  # noqa: UP042
+    UPLOAD = "upload"
+    COMMAND_LINE = "command_line"
+    HTTP = "http"
+
+
+class DepartmentSource(Base):
+    """A configured department list: its department, how its files are read (`mapping`, see
+    `server.departments.mapping`), whether it is full or partial, and optionally an HTTP endpoint
+    fetched on a cron schedule (the token, if any, is read from the environment variable named
+    here, never stored)."""
+
+    __tablename__ = "department_sources"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    department: Mapped[str] = mapped_column(String(32))
+    list_kind: Mapped[ListKind] = mapped_column(
+        enum_type(ListKind, "department_list_kind"), default=ListKind.PARTIAL
+    )
+    mapping: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    url: Mapped[str | None] = mapped_column(String(512))
+    token_env: Mapped[str | None] = mapped_column(String(64))
+    schedule: Mapped[str | None] = mapped_column(String(64))  # cron: "0 2 * * *"
+    timeout_seconds: Mapped[int] = mapped_column(default=30)
+    # The last scheduled fetch claimed (a compare-and-set on it keeps two schedulers from
+    # fetching the same run twice).
+    last_fetch_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DepartmentImport(Base):
+    """One import of a source's file, applied or (HTTP) failed, with its counts and report.
+
+    `report` keeps the rows of each kind (row number, masked identity number, what happened), at
+    most `REPORT_ROWS` per kind; the counts are always exact."""
+
+    __tablename__ = "department_imports"
+    __table_args__ = (Index("ix_department_imports_source", "source_id", "started_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("department_sources.id"))
+    status: Mapped[ImportStatus] = mapped_column(
+        enum_type(ImportStatus, "department_import_status")
+    )
+    origin: Mapped[ImportOrigin] = mapped_column(
+        enum_type(ImportOrigin, "department_import_origin")
+    )
+    filename: Mapped[str | None] = mapped_column(String(255))
+    # sha256 of the file and of the mapping it was read with: the same pair again changes nothing.
+    content_hash: Mapped[str | None] = mapped_column(String(71))
+    mapping_hash: Mapped[str | None] = mapped_column(String(71))
+    size: Mapped[int] = mapped_column(default=0)
+    rows: Mapped[int] = mapped_column(default=0)
+    matched: Mapped[int] = mapped_column(default=0)
+    unmatched: Mapped[int] = mapped_column(default=0)
+    ambiguous: Mapped[int] = mapped_column(default=0)
+    mismatched: Mapped[int] = mapped_column(default=0)
+    duplicates: Mapped[int] = mapped_column(default=0)
+    conflicting: Mapped[int] = mapped_column(default=0)
+    facts_written: Mapped[int] = mapped_column(default=0)
+    facts_withdrawn: Mapped[int] = mapped_column(default=0)
+    report: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    imported_by: Mapped[int | None]  # users.id; None for the command line and the scheduler
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
