@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from server.config import ConfigError, Settings
+from server.departments import jobs as department_jobs
 from server.scheduler import jobs
 
 if TYPE_CHECKING:
@@ -62,11 +63,12 @@ JOBS: tuple[Job, ...] = (
         "cron 15 1 * * *",
         jobs.purge_job_runs,
     ),
-    # Added at merge by the integrator (one entry each):
-    # Job("warnings_nightly", "Re-evaluate every risk rule", "cron 0 2 * * *",
-    #     server.warnings.jobs.nightly_reevaluation),
-    # Job("department_fetch", "Fetch department sources that are due", "every 300",
-    #     server.departments.jobs.fetch_due_sources),
+    Job(
+        "department_fetch",
+        "Fetch the department sources whose own schedule is due",
+        "every 60",  # each source's cron decides; this only looks for due ones
+        department_jobs.fetch_due_sources,
+    ),
 )
 
 
