@@ -62,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
     from server.attachments.routes import bp as attachments_bp
     from server.auth.routes import bp as auth_bp
     from server.conflicts.routes import bp as conflicts_bp
+    from server.exports.routes import bp as exports_bp
     from server.forms.routes import bp as forms_bp
     from server.health.routes import bp as health_bp
     from server.households.routes import bp as households_bp
@@ -80,6 +81,7 @@ def _register_blueprints(app: Flask) -> None:
         sync_bp,
         attachments_bp,
         conflicts_bp,
+        exports_bp,
         monitoring_help_bp,
         monitoring_reports_bp,
         submissions_bp,
