@@ -195,7 +195,11 @@ def _hide(answers: Mapping[str, Any], tree: Tree) -> dict[str, Any]:
 
 def _answers(row: Any, context: Any) -> dict[str, Any]:
     shown = shown_payload(context.codec, row.payload, row.instance_id, reveal=context.reveal)
-    answers = shown.payload if isinstance(shown.payload, dict) else {}
+    # The stored payload is the submission as sent; its answers are under `data`.
+    document = shown.payload if isinstance(shown.payload, dict) else {}
+    answers = document.get("data")
+    if not isinstance(answers, dict):
+        answers = {}
     return answers if context.reveal else _hide(answers, _hidden_tree(row, context))
 
 
