@@ -693,3 +693,6 @@ def demo(state: CliState, if_empty: bool) -> None:
     click.echo("demo accounts (demo only: these passwords are public):")
     for line in describe_accounts():
         click.echo(f"  {line}")
+
+
+import server.exports.cli  # noqa: E402, F401  (registers `fieldsync export`)

@@ -406,8 +406,11 @@ def render(
     *,
     bom: bool = False,
     header: str | None = None,
+    rows: Callable[[Iterator[list[Any]]], Iterator[list[Any]]] | None = None,
 ) -> Iterator[bytes]:
-    """The bytes of the export in format `fmt` (a ZIP holds one CSV per plan)."""
+    """The bytes of the export in format `fmt` (a ZIP holds one CSV per plan). `rows`, when
+    given, wraps each plan's row stream (the CLI counts rows through it)."""
+    watch = rows or (lambda stream: stream)
     from server.exports import formats
 
     if fmt == "zip":
@@ -416,7 +419,7 @@ def render(
                 f"{plan.dataset.name}.csv",
                 formats.write_csv(
                     plan.columns,
-                    stream_rows(db, codec, plan),
+                    watch(stream_rows(db, codec, plan)),
                     labels=plan.options.labels,
                     header=header or "code",
                     bom=bom,
@@ -427,16 +430,16 @@ def render(
         yield from formats.write_zip(members)
         return
     (plan,) = plans
-    rows = stream_rows(db, codec, plan)
+    cells = watch(stream_rows(db, codec, plan))
     if fmt == "csv":
         yield from formats.write_csv(
-            plan.columns, rows, labels=plan.options.labels, header=header or "code", bom=bom
+            plan.columns, cells, labels=plan.options.labels, header=header or "code", bom=bom
         )
     elif fmt == "jsonl":
-        yield from formats.write_jsonl(plan.columns, rows, header=header or "code")
+        yield from formats.write_jsonl(plan.columns, cells, header=header or "code")
     else:
         yield from formats.write_xlsx(
-            plan.dataset.name, plan.columns, rows, labels=plan.options.labels, header=header or "zh"
+            plan.dataset.name, plan.columns, cells, labels=plan.options.labels, header=header or "zh"
         )
 
 
