@@ -29,6 +29,12 @@ from server.conflicts.schemas import (
     ResolveRequestSchema,
 )
 from server.conflicts.schemas import ConflictSchema as ReviewConflictSchema
+from server.exports.schemas import (
+    DatasetListSchema,
+    ExportQuerySchema,
+    FeedPageSchema,
+    FeedQuerySchema,
+)
 from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
 from server.monitoring.help_schemas import (
     FollowupPageSchema,
@@ -524,6 +530,35 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(404, 422),
         query=FollowupQuerySchema,
     ),
+    Operation(
+        "get",
+        "/api/v1/exports",
+        "The export datasets, their columns and filters",
+        "exports",
+        roles=STAFF,
+        response="DatasetList",
+    ),
+    Operation(
+        "get",
+        "/api/v1/exports/{dataset}",
+        "Export a dataset as CSV, XLSX, JSON Lines or a ZIP bundle (`all` with format=zip), "
+        "streamed; incremental with `cursor` (the X-Export-Cursor of an earlier export)",
+        "exports",
+        roles=STAFF,
+        download=True,
+        errors=(422,),
+        query=ExportQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/exports/{dataset}/feed",
+        "One page of a dataset as JSON for BI tools, with the link to the next",
+        "exports",
+        roles=STAFF,
+        response="FeedPage",
+        errors=(422,),
+        query=FeedQuerySchema,
+    ),
 )
 
 _SCHEMAS: dict[str, type[Schema]] = {
@@ -559,6 +594,8 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "MeasureUpdate": MeasureUpdateSchema,
     "FollowupPage": FollowupPageSchema,
     "TimelinePage": TimelinePageSchema,
+    "DatasetList": DatasetListSchema,
+    "FeedPage": FeedPageSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -726,6 +763,7 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "form_id": {"type": "string", "pattern": FORM_ID},
     "version": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
     "digest": _DIGEST,
+    "dataset": {"type": "string", "pattern": "^[a-z][a-z_]{0,63}$"},
 }
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 _STATUS_CODE = {code.http_status: code for code in ErrorCode}
