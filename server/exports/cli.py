@@ -4,6 +4,7 @@ the main group by one import in server/cli.py."""
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from collections.abc import Iterator
@@ -39,7 +40,9 @@ class Progress:
 
     def report(self, end: str = "\n") -> None:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        self.out.write(f"{self.rows:,} rows  {self.rows / elapsed:,.0f} rows/s  {elapsed:.1f} s{end}")
+        self.out.write(
+            f"{self.rows:,} rows  {self.rows / elapsed:,.0f} rows/s  {elapsed:.1f} s{end}"
+        )
         self.out.flush()
 
 
@@ -105,10 +108,8 @@ def export_command(
     rt = state.runtime()
     with rt.db.unit_of_work(write=reveal) as session:
         plan = service.plan_export(session, system_actor(), rt.settings, dataset, options)
-    progress = Progress(out=open("/dev/null", "w") if quiet else None)  # noqa: SIM115
-    body = service.render(
-        rt.db, rt.codec, [plan], fmt, bom=bom, header=header, rows=progress.count
-    )
+    progress = Progress(out=io.StringIO() if quiet else None)
+    body = service.render(rt.db, rt.codec, [plan], fmt, bom=bom, header=header, rows=progress.count)
     partial = output.with_name(f".{output.name}.partial")
     try:
         with partial.open("wb") as out:

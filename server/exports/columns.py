@@ -13,7 +13,9 @@ from forms.register import LabelledEnum
 
 # text, integer, decimal, boolean, date, datetime: what they say; choice: one code of `choices`;
 # choices: a list of codes; json: a structured value (JSON text in CSV and XLSX).
-Kind = Literal["text", "integer", "decimal", "boolean", "date", "datetime", "choice", "choices", "json"]
+Kind = Literal[
+    "text", "integer", "decimal", "boolean", "date", "datetime", "choice", "choices", "json"
+]
 
 # How a sensitive choice (health, disability) is shown when not revealed.
 HIDDEN = "***"

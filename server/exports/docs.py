@@ -15,14 +15,7 @@ This page is generated from `server/exports/datasets/` (`python -m server.export
 
 ## Formats and options
 
-| parameter | values | meaning |
-|---|---|---|
-| `format` | `csv` (default), `xlsx`, `jsonl`, `zip` | CSV is UTF-8 with CRLF line ends; XLSX has one sheet named after the dataset plus a sheet `columns` (code, 中文, English, type, sensitive of every column); JSON Lines has one object per row; `zip` (path `all` or a dataset name) is one CSV per dataset the filters suit |
-| `bom` | `true` | start CSV with a UTF-8 byte-order mark so that Excel reads Chinese text correctly |
-| `labels` | `code` (default), `zh`, `en` | choice values (and, in CSV, true/false as 是/否 or yes/no) as codes or labels |
-| `header` | `code`, `zh`, `en` | column names: codes (default for CSV and JSON Lines) or Chinese (default for XLSX) or English headers |
-| `reveal` | `sensitive` | identity numbers, phones, health and disability in clear: only roles in `REVEAL_ROLES`, and every such export is written to the audit log (`export_reveal`: who, which dataset, which filters, which fields) |
-| `cursor` | the `X-Export-Cursor` header of an earlier export | incremental export (households, members): only what changed since, see below |
+{options}
 
 The column order below is the order of CSV columns, XLSX columns and JSON keys, and it is stable:
 columns are only ever added at the end of a dataset. Types: `text`; `integer`; `decimal` (plain
@@ -71,8 +64,54 @@ is printed at the end.
 """
 
 
+OPTIONS = (
+    (
+        "format",
+        "`csv` (default), `xlsx`, `jsonl`, `zip`",
+        "CSV is UTF-8 with CRLF line ends; XLSX has one sheet named after the dataset plus a "
+        "sheet `columns` (code, 中文, English, type, sensitive of every column); JSON Lines has "
+        "one object per row; `zip` (path `all`, or a dataset name) is one CSV per dataset the "
+        "filters suit",
+    ),
+    (
+        "bom",
+        "`true`",
+        "start CSV with a UTF-8 byte-order mark so that Excel reads Chinese text correctly",
+    ),
+    (
+        "labels",
+        "`code` (default), `zh`, `en`",
+        "choice values (and, in CSV, true/false as 是/否 or yes/no) as codes or labels",
+    ),
+    (
+        "header",
+        "`code`, `zh`, `en`",
+        "column names: codes (default for CSV and JSON Lines), Chinese (default for XLSX) or "
+        "English headers",
+    ),
+    (
+        "reveal",
+        "`sensitive`",
+        "identity numbers, phones, health and disability in clear: only roles in "
+        "`REVEAL_ROLES`, and every such export is written to the audit log (`export_reveal`: "
+        "who, which dataset, which filters, which fields)",
+    ),
+    (
+        "cursor",
+        "the `X-Export-Cursor` header of an earlier export",
+        "incremental export (households, members): only what changed since, see below",
+    ),
+)
+
+
+def _options_table() -> str:
+    rows = ["| parameter | values | meaning |", "|---|---|---|"]
+    rows += [f"| `{name}` | {values} | {meaning} |" for name, values, meaning in OPTIONS]
+    return "\n".join(rows)
+
+
 def render() -> str:
-    lines = [INTRODUCTION, "## Datasets", ""]
+    lines = [INTRODUCTION.replace("{options}", _options_table()), "## Datasets", ""]
     for dataset in all_datasets().values():
         lines += [f"### `{dataset.name}` — {dataset.zh} / {dataset.en}", ""]
         if dataset.doc:
@@ -84,7 +123,10 @@ def render() -> str:
         if dataset.change_entity:
             lines += ["Incremental: yes (`cursor`)."]
         lines += [f"Key: `{dataset.key}`.", ""]
-        lines += ["| code | 中文 | English | type | sensitive | notes |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| code | 中文 | English | type | sensitive | notes |",
+            "|---|---|---|---|---|---|",
+        ]
         for column in dataset.columns:
             lines.append(
                 f"| `{column.name}` | {column.zh} | {column.en} | {column.kind} | "

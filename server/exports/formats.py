@@ -9,8 +9,8 @@ import codecs
 import csv
 import io
 import json
-import uuid
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
@@ -189,9 +189,7 @@ def write_xlsx_file(
     legend = book.create_sheet(title="columns")
     legend.append(["sheet", "code", "中文", "English", "type", "sensitive"])
     for title, column in described:
-        legend.append(
-            [title, column.name, column.zh, column.en, column.kind, column.sensitive]
-        )
+        legend.append([title, column.name, column.zh, column.en, column.kind, column.sensitive])
     book.save(out)
     return count
 

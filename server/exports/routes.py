@@ -108,5 +108,3 @@ def dataset_feed(dataset: str) -> Response:
         query = {k: v for k, v in request.args.items() if k != "after"}
         page["next"] = f"{request.base_url}?{urlencode({**query, 'after': after})}"
     return Response(dumps(page), mimetype="application/json")
-
-

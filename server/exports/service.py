@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from enum import Enum
 from dataclasses import dataclass, field
-
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import select
@@ -73,9 +72,7 @@ class ExportPlan:
 def dataset_named(name: str) -> Dataset:
     dataset = all_datasets().get(name)
     if dataset is None:
-        raise NotFound(
-            f"no dataset {name!r}", details={"datasets": sorted(all_datasets())}
-        )
+        raise NotFound(f"no dataset {name!r}", details={"datasets": sorted(all_datasets())})
     return dataset
 
 
@@ -208,7 +205,7 @@ def _cell(column: Column, labels: str, context: RowContext) -> Callable[[Any], A
             if value is None:
                 return None
             try:
-                return choices(value).label(labels)
+                return choices(value).label(labels)  # type: ignore[call-arg]
             except ValueError:
                 return value
 
@@ -222,7 +219,7 @@ def _cell(column: Column, labels: str, context: RowContext) -> Callable[[Any], A
             out = []
             for value in values or ():
                 try:
-                    out.append(many(value).label(labels))
+                    out.append(many(value).label(labels))  # type: ignore[call-arg]
                 except ValueError:
                     out.append(value)
             return out
@@ -253,9 +250,7 @@ def row_function(
     return lambda row: [row[where] if cell is None else cell(row[where]) for where, cell in steps]
 
 
-def stream_rows(
-    db: Database, codec: SensitiveCodec, plan: ExportPlan
-) -> Iterator[list[Any]]:
+def stream_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> Iterator[list[Any]]:
     """The export's rows as cell lists in `plan.columns` order. Reads through a server-side cursor
     in its own read-only unit of work; closing the generator ends the query."""
     with db.unit_of_work(write=False) as session:
@@ -286,7 +281,7 @@ def _rows(session: Session, codec: SensitiveCodec, plan: ExportPlan) -> Iterator
     statement = dataset.query(ctx)
     columns = plan.columns[1:] if plan.is_incremental else plan.columns
     exploded = dataset.explode is not None
-    names = None if exploded else [c.key for c in statement.selected_columns]
+    names = None if exploded else [str(c.key) for c in statement.selected_columns]
     make_row = row_function(columns, names, plan.options.labels, context)
     if not plan.is_incremental:
         result = session.execute(
@@ -329,7 +324,9 @@ def _incremental_rows(
     for entity_id in ids:
         chunk.append(entity_id)
         if len(chunk) == INCREMENT_CHUNK:
-            yield from _changed_chunk(session, statement, dataset, chunk, make_row, key_index, width)
+            yield from _changed_chunk(
+                session, statement, dataset, chunk, make_row, key_index, width
+            )
             chunk = []
     if chunk:
         yield from _changed_chunk(session, statement, dataset, chunk, make_row, key_index, width)
@@ -355,8 +352,6 @@ def _changed_chunk(
             removed[0] = "removed"
             removed[key_index] = str(entity_id)
             yield removed
-
-
 
 
 # --- whole files -------------------------------------------------------------------------------
@@ -439,7 +434,11 @@ def render(
         yield from formats.write_jsonl(plan.columns, cells, header=header or "code")
     else:
         yield from formats.write_xlsx(
-            plan.dataset.name, plan.columns, cells, labels=plan.options.labels, header=header or "zh"
+            plan.dataset.name,
+            plan.columns,
+            cells,
+            labels=plan.options.labels,
+            header=header or "zh",
         )
 
 
@@ -474,7 +473,9 @@ def feed_page(
             statement = statement.where(dataset.key_expr > position)
         statement = statement.add_columns(dataset.key_expr.label("_feed_key"))
         statement = statement.order_by(dataset.key_expr).limit(limit + 1)
-    names = None if dataset.explode is not None else [c.key for c in statement.selected_columns]
+    names = (
+        None if dataset.explode is not None else [str(c.key) for c in statement.selected_columns]
+    )
     make_row = row_function(plan.columns, names, plan.options.labels, context)
     source = session.execute(statement).all()
     more = dataset.key_expr is not None and len(source) > limit

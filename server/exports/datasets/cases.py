@@ -106,9 +106,7 @@ def _step_query(ctx: QueryContext) -> Select[Any]:
         )
         .join(MonitoringCase, MonitoringCase.id == CaseStep.case_id)
         .outerjoin(taker, taker.id == CaseStep.taken_by_id)
-        .where(
-            region_condition(ctx, MonitoringCase.village_code), since(ctx, CaseStep.taken_at)
-        )
+        .where(region_condition(ctx, MonitoringCase.village_code), since(ctx, CaseStep.taken_at))
     )
 
 

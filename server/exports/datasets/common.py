@@ -120,10 +120,14 @@ def region_columns(source: str = "village_code") -> tuple[Column, ...]:
     columns: list[Column] = []
     for level, zh, en, length in LEVELS:
         columns.append(
-            Column(f"{level}_code", f"{zh}代码", f"{en} code", source=source, derive=_code_at(length))
+            Column(
+                f"{level}_code", f"{zh}代码", f"{en} code", source=source, derive=_code_at(length)
+            )
         )
         columns.append(
-            Column(f"{level}_name", f"{zh}名称", f"{en} name", source=source, derive=_name_at(length))
+            Column(
+                f"{level}_name", f"{zh}名称", f"{en} name", source=source, derive=_name_at(length)
+            )
         )
     columns.append(
         Column("village_name", "村名称", "Village name", source=source, derive=_name_at(12))

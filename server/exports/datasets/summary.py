@@ -44,7 +44,9 @@ def _explode(row: Any, context: Any) -> Iterator[Mapping[str, Any]]:
             counts = region.sections[section.name]
             names = [d.name for d in section.dimensions]
             measures = [m for m, _ in section.measures]
-            lines = [(dict(zip(names, key, strict=True)), values) for key, values in counts.rows.items()]
+            lines = [
+                (dict(zip(names, key, strict=True)), values) for key, values in counts.rows.items()
+            ]
             lines.append(({}, counts.total))
             for dimensions, values in lines:
                 for measure, value in zip(measures, values, strict=True):

@@ -6,7 +6,6 @@ unless the export reveals."""
 
 from __future__ import annotations
 
-
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -275,5 +274,3 @@ VISIT_REPEATS = register(
         doc="One row per item of a repeat (e.g. the members of a household visit).",
     )
 )
-
-
