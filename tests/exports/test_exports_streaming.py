@@ -28,7 +28,9 @@ def test_closing_the_response_stops_the_export_and_frees_the_connection(
     assert pool.checkedout() == 0  # …and ended with the response
 
 
-def test_a_complete_export_frees_its_connection(rt, client, create_user_, login, village_households):
+def test_a_complete_export_frees_its_connection(
+    rt, client, create_user_, login, village_households
+):
     create_user_("admin", Role.ADMIN)
     token = login("admin")
     response = client.get("/api/v1/exports/members", headers=bearer(token))
