@@ -125,14 +125,14 @@ def raw_csv(kind: str, url: str) -> dict[str, Any]:
                     rows += bytes(block).count(b"\n")
             rows -= 1
     else:
-        conn = sqlite3.connect(make_url(url).database or "")
-        cursor = conn.execute(MEMBER_SQL)
+        lite = sqlite3.connect(make_url(url).database or "")
+        cursor = lite.execute(MEMBER_SQL)
         writer = csv.writer(sink)
-        writer.writerow([d[0] for d in cursor.description])
+        writer.writerow([d[0] for d in cursor.description or ()])
         for row in cursor:
             writer.writerow(row)
             rows += 1
-        conn.close()
+        lite.close()
     return {"rows": rows, "seconds": time.perf_counter() - started, "bytes": sink.size}
 
 
