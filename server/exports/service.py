@@ -292,12 +292,17 @@ def _rows(session: Session, codec: SensitiveCodec, plan: ExportPlan) -> Iterator
         result = session.connection().execute(
             statement, execution_options={"stream_results": True, "yield_per": BATCH_ROWS}
         )
-        for row in result:
-            if dataset.explode is not None:
-                for item in dataset.explode(row, context):
-                    yield make_row(item)
-            else:
-                yield make_row(row)
+        try:
+            for row in result:
+                if dataset.explode is not None:
+                    for item in dataset.explode(row, context):
+                        yield make_row(item)
+                else:
+                    yield make_row(row)
+        finally:
+            # Closed here, not left to the connection: a client that went away closes this
+            # generator mid-stream, and PostgreSQL's server-side cursor must end with it.
+            result.close()
         return
     yield from _incremental_rows(session, plan, statement, make_row)
 
