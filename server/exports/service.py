@@ -335,13 +335,16 @@ def _incremental_rows(
     width = len(plan.columns)
     ids = session.scalars(changed, execution_options={"stream_results": True, "yield_per": 5000})
     chunk: list[Any] = []
-    for entity_id in ids:
-        chunk.append(entity_id)
-        if len(chunk) == INCREMENT_CHUNK:
-            yield from _changed_chunk(
-                session, statement, dataset, chunk, make_row, key_index, width
-            )
-            chunk = []
+    try:
+        for entity_id in ids:
+            chunk.append(entity_id)
+            if len(chunk) == INCREMENT_CHUNK:
+                yield from _changed_chunk(
+                    session, statement, dataset, chunk, make_row, key_index, width
+                )
+                chunk = []
+    finally:
+        ids.close()  # a client gone mid-stream: end PostgreSQL's server-side cursor now
     if chunk:
         yield from _changed_chunk(session, statement, dataset, chunk, make_row, key_index, width)
 
