@@ -40,6 +40,12 @@ from server.departments.schemas import (
     SourceUpdateSchema,
 )
 from server.departments.schemas import PageQuerySchema as SourcePageQuerySchema
+from server.exports.schemas import (
+    DatasetListSchema,
+    ExportQuerySchema,
+    FeedPageSchema,
+    FeedQuerySchema,
+)
 from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
 from server.monitoring.help_schemas import (
     FollowupPageSchema,
@@ -666,6 +672,35 @@ OPERATIONS: tuple[Operation, ...] = (
         roles=ADMIN,
         response="DepartmentImport",
     ),
+    Operation(
+        "get",
+        "/api/v1/exports",
+        "The export datasets, their columns and filters",
+        "exports",
+        roles=STAFF,
+        response="DatasetList",
+    ),
+    Operation(
+        "get",
+        "/api/v1/exports/{dataset}",
+        "Export a dataset as CSV, XLSX, JSON Lines or a ZIP bundle (`all` with format=zip), "
+        "streamed; incremental with `cursor` (the X-Export-Cursor of an earlier export)",
+        "exports",
+        roles=STAFF,
+        download=True,
+        errors=(422,),
+        query=ExportQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/exports/{dataset}/feed",
+        "One page of a dataset as JSON for BI tools, with the link to the next",
+        "exports",
+        roles=STAFF,
+        response="FeedPage",
+        errors=(422,),
+        query=FeedQuerySchema,
+    ),
 )
 
 _SCHEMAS: dict[str, type[Schema]] = {
@@ -711,6 +746,8 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "DepartmentSourcePage": SourcePageSchema,
     "DepartmentImport": ImportSchema,
     "DepartmentImportPage": ImportPageSchema,
+    "DatasetList": DatasetListSchema,
+    "FeedPage": FeedPageSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -881,6 +918,7 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "version": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
     "digest": _DIGEST,
     "name": {"type": "string"},  # a job's name; any other is a 404
+    "dataset": {"type": "string", "pattern": "^[a-z][a-z_]{0,63}$"},
 }
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 _STATUS_CODE = {code.http_status: code for code in ErrorCode}

@@ -1,0 +1,149 @@
+"""docs/exports.md written from the dataset registry (`python -m server.exports.docs > docs/
+exports.md`); a test holds the file to the registry, so the docs list every column."""
+
+from __future__ import annotations
+
+from server.exports.registry import all_datasets
+from server.exports.service import CHANGE_COLUMN
+
+INTRODUCTION = """# Exports
+
+Supervisors and admins export the merged register, visits, review queues, cases and summaries of
+the regions they are granted (`GET /api/v1/exports/{dataset}`), or page through them as JSON
+(`GET /api/v1/exports/{dataset}/feed`) from Power BI, Excel or Tableau. Collectors may not export.
+This page is generated from `server/exports/datasets/` (`python -m server.exports.docs`).
+
+## Formats and options
+
+{options}
+
+The column order below is the order of CSV columns, XLSX columns and JSON keys, and it is stable:
+columns are only ever added at the end of a dataset. Types: `text`; `integer`; `decimal` (plain
+decimal text in CSV, a number in XLSX and JSON); `boolean` (`true`/`false` in CSV, a boolean in
+XLSX and JSON); `date` (ISO 8601 in CSV and JSON, a date cell in XLSX); `datetime` (ISO 8601 with
+offset, UTC, in CSV and JSON; a UTC date-time cell in XLSX, which has no time zones); `choice` (a
+code, or its label with `labels`); `choices` (codes joined by `;` in CSV and XLSX, a list in
+JSON); `json` (JSON text in CSV and XLSX, a value in JSON).
+
+Sensitive columns (marked *sensitive*) are masked unless revealed: identity numbers as
+`4526**********1234`, phones as `139****1234`, health and disability as `***`.
+
+## Filters
+
+`region` (a 12-digit code of any level, within the caller's grants: another region is a `403`),
+`monitoring_type`, `monitoring_status`, `status`, `form_id`, `form_version`, `year`,
+`changed_since` (RFC 3339 with offset). Each dataset takes the filters listed with it; any other
+filter, an unknown parameter, a parameter given twice or a malformed value is a `422` naming it.
+Exports are always limited to the caller's regions.
+
+## Incremental exports
+
+Every export of `households` or `members` answers with a header `X-Export-Cursor`. Exporting the
+same dataset with the same filters and `cursor=<it>` returns exactly the rows whose entity
+changed since (pushes, server-side edits, conflict resolutions: everything the change log
+records), in their current state, with a first column `change`: `changed`, or `removed` for a
+row that left the export (moved to a village outside the `region` filter or the caller's scope,
+merged away, deleted), of which only the key is filled. A household moved from village A to B is
+`changed` in B's next incremental export and `removed` from A's; its members too. The answer
+carries the next cursor. A cursor is bound to its user, dataset and filters (`changed_since`
+aside); another's is a `422`.
+
+## BI feed
+
+`GET /api/v1/exports/{dataset}/feed?limit=1000&<filters>` answers
+`{"dataset", "columns", "value": [rows keyed by column code], "next": URL}` ordered by the
+dataset's key; follow `next` until it is absent. Same filters, scope, masking and reveal rules
+as the files.
+
+## Command line
+
+`fieldsync export DATASET [--region CODE] [--format csv|xlsx|jsonl] [--labels code|zh|en]
+[--bom] [--reveal] [--cursor C] -o FILE` writes the same file as the API, acting as the system
+(every region), with a progress line (rows, rows per second) on standard error; the next cursor
+is printed at the end.
+"""
+
+
+OPTIONS = (
+    (
+        "format",
+        "`csv` (default), `xlsx`, `jsonl`, `zip`",
+        "CSV is UTF-8 with CRLF line ends; XLSX has one sheet named after the dataset plus a "
+        "sheet `columns` (code, 中文, English, type, sensitive of every column); JSON Lines has "
+        "one object per row; `zip` (path `all`, or a dataset name) is one CSV per dataset the "
+        "filters suit",
+    ),
+    (
+        "bom",
+        "`true`",
+        "start CSV with a UTF-8 byte-order mark so that Excel reads Chinese text correctly",
+    ),
+    (
+        "labels",
+        "`code` (default), `zh`, `en`",
+        "choice values (and, in CSV, true/false as 是/否 or yes/no) as codes or labels",
+    ),
+    (
+        "header",
+        "`code`, `zh`, `en`",
+        "column names: codes (default for CSV and JSON Lines), Chinese (default for XLSX) or "
+        "English headers",
+    ),
+    (
+        "reveal",
+        "`sensitive`",
+        "identity numbers, phones, health and disability in clear: only roles in "
+        "`REVEAL_ROLES`, and every such export is written to the audit log (`export_reveal`: "
+        "who, which dataset, which filters, which fields)",
+    ),
+    (
+        "cursor",
+        "the `X-Export-Cursor` header of an earlier export",
+        "incremental export (households, members): only what changed since, see below",
+    ),
+)
+
+
+def _options_table() -> str:
+    rows = ["| parameter | values | meaning |", "|---|---|---|"]
+    rows += [f"| `{name}` | {values} | {meaning} |" for name, values, meaning in OPTIONS]
+    return "\n".join(rows)
+
+
+def render() -> str:
+    lines = [INTRODUCTION.replace("{options}", _options_table()), "## Datasets", ""]
+    for dataset in all_datasets().values():
+        lines += [f"### `{dataset.name}` — {dataset.zh} / {dataset.en}", ""]
+        if dataset.doc:
+            lines += [dataset.doc, ""]
+        filters = ", ".join(f"`{name}`" for name in sorted(dataset.filters))
+        lines += [f"Filters: {filters}."]
+        if dataset.required:
+            lines += [f"Required: {', '.join(f'`{n}`' for n in sorted(dataset.required))}."]
+        if dataset.change_entity:
+            lines += ["Incremental: yes (`cursor`)."]
+        lines += [f"Key: `{dataset.key}`.", ""]
+        lines += [
+            "| code | 中文 | English | type | sensitive | notes |",
+            "|---|---|---|---|---|---|",
+        ]
+        for column in dataset.columns:
+            lines.append(
+                f"| `{column.name}` | {column.zh} | {column.en} | {column.kind} | "
+                f"{'sensitive' if column.sensitive else ''} | {column.doc} |"
+            )
+        lines.append("")
+    lines += [
+        "### Incremental column",
+        "",
+        "| code | 中文 | English | type | sensitive | notes |",
+        "|---|---|---|---|---|---|",
+        f"| `{CHANGE_COLUMN.name}` | {CHANGE_COLUMN.zh} | {CHANGE_COLUMN.en} | "
+        f"{CHANGE_COLUMN.kind} |  | {CHANGE_COLUMN.doc} |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render(), end="")

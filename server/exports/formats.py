@@ -1,0 +1,249 @@
+"""Writers: each turns a stream of cell lists (in the columns' order) into the bytes of one
+format, chunk by chunk. CSV and JSON Lines stream as they go; XLSX is built by openpyxl's
+write-only mode in a temporary file (its rows never held in memory) and streamed from there;
+a ZIP bundle streams one CSV member after another."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from server.exports.columns import Column
+
+FORMATS = ("csv", "xlsx", "jsonl", "zip")
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "jsonl": "application/x-ndjson; charset=utf-8",
+    "zip": "application/zip",
+}
+BOM = codecs.BOM_UTF8
+# Rows written before the buffered text is handed on as one chunk.
+CHUNK_ROWS = 500
+_BOOL = {"code": ("true", "false"), "zh": ("是", "否"), "en": ("yes", "no")}
+
+
+def json_value(value: Any) -> Any:
+    """A cell as JSON: Decimal as a number, dates and times as ISO 8601."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_value)
+
+
+def _csv_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
+    kind = column.kind
+    if kind == "boolean":
+        yes, no = _BOOL[labels]
+        return lambda v: None if v is None else (yes if v else no)
+    if kind == "datetime":
+        return lambda v: None if v is None else _utc(v).isoformat()
+    if kind == "choices":
+        return lambda v: None if v is None else ";".join(str(x) for x in v)
+    if kind == "json":
+        return lambda v: None if v is None else dumps(v)
+    return None
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _converter(cells: list[Callable[[Any], Any] | None]) -> Callable[[list[Any]], list[Any]]:
+    pairs = [(i, f) for i, f in enumerate(cells) if f is not None]
+    if not pairs:
+        return lambda row: row
+
+    def convert(row: list[Any]) -> list[Any]:
+        for i, f in pairs:
+            row[i] = f(row[i])
+        return row
+
+    return convert
+
+
+def headers(columns: tuple[Column, ...], header: str) -> list[str]:
+    return [c.header(header) for c in columns]
+
+
+def write_csv(
+    columns: tuple[Column, ...],
+    rows: Iterable[list[Any]],
+    *,
+    labels: str = "code",
+    header: str = "code",
+    bom: bool = False,
+) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(headers(columns, header))
+    first = buffer.getvalue().encode()
+    yield (BOM + first) if bom else first
+    buffer.seek(0)
+    buffer.truncate()
+    convert = _converter([_csv_cell(c, labels) for c in columns])
+    pending = 0
+    writerow = writer.writerow
+    for row in rows:
+        writerow(convert(row))
+        pending += 1
+        if pending == CHUNK_ROWS:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    if pending:
+        yield buffer.getvalue().encode()
+
+
+def _json_cells(columns: tuple[Column, ...]) -> Callable[[list[Any]], list[Any]]:
+    return _converter([None for _ in columns])
+
+
+def write_jsonl(
+    columns: tuple[Column, ...], rows: Iterable[list[Any]], *, header: str = "code"
+) -> Iterator[bytes]:
+    keys = headers(columns, header)
+    lines: list[str] = []
+    for row in rows:
+        lines.append(dumps(dict(zip(keys, row, strict=True))))
+        if len(lines) == CHUNK_ROWS:
+            yield ("\n".join(lines) + "\n").encode()
+            lines = []
+    if lines:
+        yield ("\n".join(lines) + "\n").encode()
+
+
+def _xlsx_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
+    kind = column.kind
+    if kind == "datetime":
+        # Excel has no time zones: times are written in UTC (the header says so in docs).
+        return lambda v: None if v is None else _utc(v).replace(tzinfo=None)
+    if kind == "date":
+        return lambda v: date.fromisoformat(v) if isinstance(v, str) else v
+    if kind in ("integer", "decimal"):
+        return lambda v: _number(v)
+    if kind == "boolean":
+        return None
+    if kind == "choices":
+        return lambda v: None if v is None else ";".join(str(x) for x in v)
+    if kind == "json":
+        return lambda v: None if v is None else dumps(v)
+    return lambda v: v if v is None or isinstance(v, str) else str(v)
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            return value
+    return value
+
+
+def write_xlsx_file(
+    out: Any,
+    sheets: Iterable[tuple[str, tuple[Column, ...], Iterable[list[Any]]]],
+    *,
+    labels: str = "code",
+    header: str = "zh",
+) -> int:
+    """Writes a workbook with one sheet per (title, columns, rows) into the binary file `out`,
+    plus a sheet `columns` giving each sheet's column codes, Chinese and English headers and
+    types. Returns the number of data rows written."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    described: list[tuple[str, Column]] = []
+    count = 0
+    for title, columns, rows in sheets:
+        sheet = book.create_sheet(title=title[:31])
+        sheet.append(headers(columns, header))
+        convert = _converter([_xlsx_cell(c, labels) for c in columns])
+        append = sheet.append
+        for row in rows:
+            append(convert(row))
+            count += 1
+        described.extend((title, c) for c in columns)
+    legend = book.create_sheet(title="columns")
+    legend.append(["sheet", "code", "中文", "English", "type", "sensitive"])
+    for title, column in described:
+        legend.append([title, column.name, column.zh, column.en, column.kind, column.sensitive])
+    book.save(out)
+    return count
+
+
+def write_xlsx(
+    title: str,
+    columns: tuple[Column, ...],
+    rows: Iterable[list[Any]],
+    *,
+    labels: str = "code",
+    header: str = "zh",
+    chunk: int = 64 * 1024,
+) -> Iterator[bytes]:
+    with tempfile.TemporaryFile() as spool:
+        write_xlsx_file(spool, [(title, columns, rows)], labels=labels, header=header)
+        spool.seek(0)
+        while True:
+            data = spool.read(chunk)
+            if not data:
+                return
+            yield data
+
+
+class _Drain(io.RawIOBase):
+    """A write-only, unseekable stream whose written bytes are collected for the next chunk:
+    zipfile then writes data descriptors and never seeks back."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts = []
+        return out
+
+
+def write_zip(
+    members: Iterable[tuple[str, Iterable[bytes]]],
+) -> Iterator[bytes]:
+    """A ZIP of the named byte streams, streamed as it is written."""
+    drain = _Drain()
+    with zipfile.ZipFile(drain, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, chunks in members:
+            with archive.open(name, "w", force_zip64=True) as member:
+                for data in chunks:
+                    member.write(data)
+                    if len(drain.parts) > 16:
+                        yield drain.take()
+            yield drain.take()
+    yield drain.take()

@@ -1,0 +1,110 @@
+"""HTTP: exports of the register, visits, review queues, cases and summaries as streamed files,
+and the paged JSON feed for BI tools. Thin: parse, plan (checks and audit in one unit of work),
+then stream the rows read in their own read-only unit of work."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, request, stream_with_context
+
+from server.auth.guard import authenticated, current_actor
+from server.db import utcnow
+from server.exports import service
+from server.exports.formats import MEDIA_TYPES, dumps
+from server.exports.registry import all_datasets
+from server.exports.schemas import DatasetListSchema, ExportQuerySchema, FeedQuerySchema
+from server.request_body import load_with, query_arguments
+from server.runtime import runtime
+from server.users.models import Role
+
+bp = Blueprint("exports", __name__, url_prefix="/api/v1/exports")
+
+STAFF = (Role.ADMIN, Role.SUPERVISOR)
+_EXTENSIONS = {"csv": "csv", "xlsx": "xlsx", "jsonl": "jsonl", "zip": "zip"}
+
+
+@bp.get("")
+@authenticated(*STAFF)
+def list_datasets() -> dict[str, Any]:
+    datasets = [
+        {
+            "name": d.name,
+            "zh": d.zh,
+            "en": d.en,
+            "filters": sorted(d.filters),
+            "incremental": d.change_entity is not None,
+            "columns": [_column_document(c) for c in d.columns],
+        }
+        for d in all_datasets().values()
+    ]
+    result: dict[str, Any] = DatasetListSchema().dump({"datasets": datasets})
+    return result
+
+
+def _column_document(column: Any) -> dict[str, Any]:
+    return {
+        "name": column.name,
+        "zh": column.zh,
+        "en": column.en,
+        "type": column.kind,
+        "sensitive": column.sensitive,
+    }
+
+
+@bp.get("/<dataset>")
+@authenticated(*STAFF)
+def export_dataset(dataset: str) -> Response:
+    rt = runtime()
+    args = load_with(ExportQuerySchema(), query_arguments())
+    options = service.export_options(args)
+    fmt = args["format"]
+    with rt.db.unit_of_work(write=options.reveal) as session:
+        if fmt == "zip":
+            if dataset != "all":
+                service.dataset_named(dataset)  # 404 for an unknown name
+            plans = service.plan_bundle(session, current_actor(), rt.settings, options)
+            if dataset != "all":
+                plans = [p for p in plans if p.dataset.name == dataset]
+        else:
+            plans = [service.plan_export(session, current_actor(), rt.settings, dataset, options)]
+    body = service.render(
+        rt.db,
+        rt.codec,
+        plans,
+        fmt,
+        bom=args.get("bom") in ("true", "1"),
+        header=args.get("header"),
+    )
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    response = Response(stream_with_context(body), mimetype=MEDIA_TYPES[fmt])
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{dataset}-{stamp}.{_EXTENSIONS[fmt]}"'
+    )
+    if len(plans) == 1 and plans[0].next_cursor:
+        response.headers["X-Export-Cursor"] = plans[0].next_cursor
+    return response
+
+
+@bp.get("/<dataset>/feed")
+@authenticated(*STAFF)
+def dataset_feed(dataset: str) -> Response:
+    rt = runtime()
+    args = load_with(FeedQuerySchema(), query_arguments())
+    options = service.export_options(args)
+    with rt.db.unit_of_work(write=options.reveal) as session:
+        plan = service.plan_export(session, current_actor(), rt.settings, dataset, options)
+        rows, after = service.feed_page(
+            session, rt.codec, plan, after=args.get("after"), limit=args["limit"]
+        )
+    keys = [c.name for c in plan.columns]
+    page: dict[str, Any] = {
+        "dataset": dataset,
+        "columns": [_column_document(c) for c in plan.columns],
+        "value": [dict(zip(keys, row, strict=True)) for row in rows],
+    }
+    if after is not None:
+        query = {k: v for k, v in request.args.items() if k != "after"}
+        page["next"] = f"{request.base_url}?{urlencode({**query, 'after': after})}"
+    return Response(dumps(page), mimetype="application/json")

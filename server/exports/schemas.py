@@ -1,0 +1,87 @@
+"""Query parameters of the export endpoints. Unknown parameters and malformed filters are a 422
+naming each bad one (RequestSchema is strict)."""
+
+from __future__ import annotations
+
+from marshmallow import fields
+
+from forms.register import MonitoringStatus, MonitoringType
+from server.exports.formats import FORMATS
+from server.monitoring.report_schemas import REGION_CODE_RE
+from server.monitoring.summary import FIRST_YEAR, LAST_YEAR
+from sync_protocol.errors import ItemErrorCode
+from sync_protocol.messages import (
+    ChoiceString,
+    PatternString,
+    ProtocolString,
+    QueryInteger,
+    RequestSchema,
+    ResponseSchema,
+    Rfc3339DateTime,
+)
+
+FORM_ID_RE_TEXT = r"[a-z][a-z0-9_]{0,63}"
+LABEL_WORDS = ("code", "zh", "en")
+STATUS_WORDS = ("open", "resolved", "approved", "rejected")
+FLAG_WORDS = ("true", "false", "1", "0")
+MAX_FEED_LIMIT = 5000
+
+
+class FilterQuerySchema(RequestSchema):
+    """The filters every export form shares. Each dataset accepts only some (see
+    docs/exports.md); a filter a dataset lacks is a 422 too."""
+
+    region = PatternString(
+        REGION_CODE_RE,
+        ItemErrorCode.INVALID_VALUE,
+        "Must be a 12-digit administrative division code.",
+        min_length=12,
+        max_length=12,
+    )
+    monitoring_type = ChoiceString(tuple(MonitoringType.codes()))
+    monitoring_status = ChoiceString(tuple(MonitoringStatus.codes()))
+    status = ChoiceString(STATUS_WORDS)
+    form_id = ProtocolString(max_length=64)
+    form_version = QueryInteger(minimum=1, maximum=2**31 - 1)
+    year = QueryInteger(minimum=FIRST_YEAR, maximum=LAST_YEAR)
+    changed_since = Rfc3339DateTime()
+    labels = ChoiceString(LABEL_WORDS, load_default="code")
+    header = ChoiceString(LABEL_WORDS)
+    reveal = ChoiceString(("sensitive",))
+
+
+class ExportQuerySchema(FilterQuerySchema):
+    """`GET /api/v1/exports/{dataset}`: the file. `format` csv (default), xlsx, jsonl or zip (the
+    bundle of every dataset the filters suit, as CSV); `bom=true` starts a CSV with a UTF-8 BOM
+    (for Excel); `labels` shows choices as codes or zh/en labels; `header` names the columns by
+    code, zh or en (default: code, XLSX zh); `cursor` is the `X-Export-Cursor` of an earlier
+    export of the same dataset and filters: only what changed since; `reveal=sensitive` shows
+    identity numbers, phones, health and disability (audited)."""
+
+    format = ChoiceString(FORMATS, load_default="csv")
+    bom = ChoiceString(FLAG_WORDS)
+    cursor = ProtocolString(max_length=512)
+
+
+class FeedQuerySchema(FilterQuerySchema):
+    """`GET /api/v1/exports/{dataset}/feed`: one page of rows as JSON; `after` is the key of the
+    last row of the previous page (from the page's `next` link); `limit` rows per page."""
+
+    after = ProtocolString(max_length=200)
+    limit = QueryInteger(minimum=1, maximum=MAX_FEED_LIMIT, load_default=1000)
+
+
+class FeedPageSchema(ResponseSchema):
+    """A page of the BI feed: `value` the rows (keys: column codes), `next` the URL of the next
+    page (absent on the last), `columns` the dataset's columns."""
+
+    dataset = fields.String(required=True)
+    columns = fields.List(fields.Dict(), required=True)
+    value = fields.List(fields.Dict(), required=True)
+    next = fields.String()
+
+
+class DatasetListSchema(ResponseSchema):
+    """`GET /api/v1/exports`: the datasets, their columns and filters."""
+
+    datasets = fields.List(fields.Dict(), required=True)
