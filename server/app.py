@@ -71,6 +71,7 @@ def _register_blueprints(app: Flask) -> None:
     from server.openapi import bp as openapi_bp
     from server.submissions.routes import bp as submissions_bp
     from server.sync.routes import bp as sync_bp
+    from server.warnings.routes import bp as warnings_bp
 
     for blueprint in (
         health_bp,
@@ -84,6 +85,7 @@ def _register_blueprints(app: Flask) -> None:
         monitoring_reports_bp,
         submissions_bp,
         monitoring_bp,
+        warnings_bp,
         openapi_bp,
     ):
         app.register_blueprint(blueprint)

@@ -693,3 +693,10 @@ def demo(state: CliState, if_empty: bool) -> None:
     click.echo("demo accounts (demo only: these passwords are public):")
     for line in describe_accounts():
         click.echo(f"  {line}")
+
+
+# -- warnings (server/warnings/cli.py) ---------------------------------------------------------
+
+from server.warnings.cli import warnings as _warnings_commands  # noqa: E402
+
+main.add_command(_warnings_commands)

@@ -20,6 +20,7 @@ from server.monitoring.models import CaseStep, MonitoringCase, MonitoringSetting
 from server.regions.models import Region
 from server.submissions.models import Submission
 from server.users.models import RegionGrant, User
+from server.warnings.models import RiskWarning, RiskWarningEvent, WarningSetting
 
 metadata = Base.metadata
 
@@ -48,9 +49,12 @@ __all__ = [
     "Referral",
     "Region",
     "RegionGrant",
+    "RiskWarning",
+    "RiskWarningEvent",
     "ScopeSnapshot",
     "Submission",
     "Token",
     "User",
+    "WarningSetting",
     "metadata",
 ]

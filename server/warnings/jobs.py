@@ -1,0 +1,23 @@
+"""Scheduled work of early warning, as plain functions the scheduler (server/jobs/) calls: each
+opens its own units of work and returns a small summary for the job-run record."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from server.runtime import Runtime
+from server.warnings.service import CHUNK, reevaluate
+
+# Suggested schedule, read by the scheduler's wiring: every night at 02:30 (server time).
+NIGHTLY_SCHEDULE = {"trigger": "cron", "hour": 2, "minute": 30}
+
+
+def nightly_reevaluation(runtime: Runtime, now: datetime) -> dict[str, Any]:
+    """Re-evaluate every household against the rules and the configuration of its record's year:
+    warnings that stopped holding (a configuration change, a department fact withdrawn, a
+    household deleted) say so, new ones are raised. Chunks of households, one unit of work each."""
+    started = time.monotonic()
+    outcome = reevaluate(runtime.db, now=now, chunk=CHUNK)
+    return {**outcome.as_dict(), "seconds": round(time.monotonic() - started, 3)}
