@@ -391,10 +391,12 @@ def evaluate_households(
         session.execute(
             update(RiskWarning).where(RiskWarning.id.in_(seen_ids)).values(last_seen=now)
         )
+    # Core inserts: one executemany each (the ORM's bulk insert would split the rows into runs of
+    # the same None-ness, e.g. household and member warnings interleaved).
     if inserts:
-        session.execute(insert(RiskWarning), inserts)
+        session.execute(insert(RiskWarning.__table__), inserts)
     if events:
-        session.execute(insert(RiskWarningEvent), events)
+        session.execute(insert(RiskWarningEvent.__table__), events)
     return outcome
 
 

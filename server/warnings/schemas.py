@@ -179,7 +179,9 @@ class ConfigUpdateSchema(RequestSchema):
         'A province code (NN0000000000) or "*".',
         required=True,
     )
-    values = fields.Dict(keys=ChoiceString(tuple(BY_NAME)), values=ConfigNumber(), required=True)
+    values = fields.Dict(
+        keys=ChoiceString(tuple(BY_NAME)), values=ConfigNumber(allow_none=True), required=True
+    )
 
 
 class ConfigValueSchema(ResponseSchema):

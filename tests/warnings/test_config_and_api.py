@@ -4,6 +4,7 @@ the caller's regions, one warning with its history, refer / handle / dismiss."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -58,7 +59,8 @@ def test_a_configuration_change_re_evaluates_the_province_for_its_year(client, r
         )
         assert entry.details["new"] == "8500" and entry.details["old"] is None
     # Back to the default: the warning stays, and says it no longer holds.
-    put_config(client, world["tokens"]["admin"], YEAR, {"monitoring_line": None})
+    cleared = put_config(client, world["tokens"]["admin"], YEAR, {"monitoring_line": None})
+    assert cleared.status_code == 200, cleared.get_json()
     after = current(rt, HOUSEHOLD_A)[("income_below_line", "")]
     assert after.id == warning.id and not after.holds
 
@@ -127,7 +129,7 @@ def test_show_refer_handle_dismiss(client, rt, world):
     assert body["status"] == "referred" and body["referral_id"]
     assert [e["kind"] for e in body["events"]] == ["raised", "referred"]
     with rt.db.unit_of_work(write=False) as session:
-        referral = session.scalar(select(Referral).where(Referral.warning_id == income["id"]))
+        referral = session.scalar(select(Referral).where(Referral.warning_id == uuid.UUID(income["id"])))
         assert referral is not None and referral.channel.value == "cadre_screening"
         assert referral.evidence["rule"] == "income_below_line"
     again = client.post(
@@ -183,7 +185,7 @@ def test_a_department_warning_is_referred_as_a_department_warning(client, rt, wo
     )
     assert response.status_code == 200, response.get_json()
     with rt.db.unit_of_work(write=False) as session:
-        referral = session.scalar(select(Referral).where(Referral.warning_id == warning["id"]))
+        referral = session.scalar(select(Referral).where(Referral.warning_id == uuid.UUID(warning["id"])))
         assert referral.channel.value == "department_warning"
         assert referral.department == "medical_insurance" and referral.causes == ["illness"]
 
@@ -193,5 +195,10 @@ def test_health_values_in_evidence_are_masked(client, rt, world):
         world["tablet"],
         good_visit(medical_expenditure=15000, members=members(m0={"health": "serious"})),
     )
-    item = _warning_id(client, world["tokens"]["sup_a1"], "illness_with_large_medical_costs")
-    assert item["evidence"]["values"]["health"] == "***"
+    response = client.get(
+        "/api/v1/warnings?rule=illness_with_large_medical_costs",
+        headers=bearer(world["tokens"]["sup_a1"]),
+    )
+    items = response.get_json()["warnings"]
+    assert len(items) == 2  # the sample's head (now seriously ill) and his disabled wife
+    assert all(item["evidence"]["values"]["health"] == "***" for item in items)
