@@ -9,7 +9,6 @@ import click
 
 from server.cli import CliState, _Group, pass_state
 
-
 warnings: click.Group = _Group(
     "warnings", help="Early warning: re-evaluate the risk rules, read and set their configuration."
 )

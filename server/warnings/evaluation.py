@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, literal_column, select, update
+from sqlalchemy import ColumnElement, String, insert, literal_column, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from server.changes.models import Change
@@ -127,10 +127,11 @@ def load_snapshots(
             Member.birth_date,
             Member.in_school,
             Member.insured,
-            Member.health,
-            Member.disability,
-            Member.labor_capacity,
-            Member.employment,
+            # The stored codes as text: skips building enum members for millions of rows.
+            type_coerce(Member.health, String),
+            type_coerce(Member.disability, String),
+            type_coerce(Member.labor_capacity, String),
+            type_coerce(Member.employment, String),
         ).where(Member.household_id.in_(ids), Member.deleted.is_(False))
     ):
         members[row[0]].append(
@@ -139,10 +140,10 @@ def load_snapshots(
                 row[2],
                 row[3],
                 row[4],
-                _code(row[5]),
-                _code(row[6]),
-                _code(row[7]),
-                _code(row[8]),
+                row[5],
+                row[6],
+                row[7],
+                row[8],
             )
         )
     facts: dict[uuid.UUID, list[FactSnapshot]] = defaultdict(list)
@@ -203,10 +204,6 @@ def load_snapshots(
         )
         scopes[hid] = (record_year(row[9], now), province_of(row[1]))
     return snapshots, scopes
-
-
-def _code(value: Any) -> str | None:
-    return None if value is None else str(getattr(value, "value", value))
 
 
 _HISTORY_FIELDS = ("per_capita_income", "rigid_expenditure")

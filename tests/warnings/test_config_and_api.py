@@ -129,7 +129,9 @@ def test_show_refer_handle_dismiss(client, rt, world):
     assert body["status"] == "referred" and body["referral_id"]
     assert [e["kind"] for e in body["events"]] == ["raised", "referred"]
     with rt.db.unit_of_work(write=False) as session:
-        referral = session.scalar(select(Referral).where(Referral.warning_id == uuid.UUID(income["id"])))
+        referral = session.scalar(
+            select(Referral).where(Referral.warning_id == uuid.UUID(income["id"]))
+        )
         assert referral is not None and referral.channel.value == "cadre_screening"
         assert referral.evidence["rule"] == "income_below_line"
     again = client.post(
@@ -185,7 +187,9 @@ def test_a_department_warning_is_referred_as_a_department_warning(client, rt, wo
     )
     assert response.status_code == 200, response.get_json()
     with rt.db.unit_of_work(write=False) as session:
-        referral = session.scalar(select(Referral).where(Referral.warning_id == uuid.UUID(warning["id"])))
+        referral = session.scalar(
+            select(Referral).where(Referral.warning_id == uuid.UUID(warning["id"]))
+        )
         assert referral.channel.value == "department_warning"
         assert referral.department == "medical_insurance" and referral.causes == ["illness"]
 

@@ -215,3 +215,16 @@ def test_facts_about_members_not_in_the_household_are_ignored():
         facts=(fact("insured", False, "ghost"), fact("disability", "grade_1", "x"))
     )
     assert evaluate(snapshot, CONFIG).findings == []
+
+
+def test_the_docs_list_every_rule_and_every_setting():
+    from server.config import PROJECT_ROOT
+    from server.warnings.config import SPECS
+
+    text = (PROJECT_ROOT / "docs" / "warnings.md").read_text(encoding="utf-8")
+    for rule in rules.RULES:
+        assert f"| `{rule.code}` | {rule.zh} |" in text, rule.code
+        for setting in rule.settings:
+            assert f"`{setting}`" in text
+    for spec in SPECS:
+        assert f"| `{spec.name}` | {spec.zh} | {spec.default} |" in text, spec.name
