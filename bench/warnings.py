@@ -73,11 +73,11 @@ def measure_push(register: Register, batches: int) -> dict[str, Any]:
         _push_seconds(tablet, bodies[0])  # warm-up
         for index, body in enumerate(bodies[1:]):
             rules_on = index % 2 == 1
-            hooks.after_push = real_after_push if rules_on else rules_off  # type: ignore[assignment]
+            hooks.after_push = real_after_push if rules_on else rules_off
             try:
                 (on if rules_on else off).append(_push_seconds(tablet, body))
             finally:
-                hooks.after_push = real_after_push  # type: ignore[assignment]
+                hooks.after_push = real_after_push
         with served.runtime.db.unit_of_work(write=False) as session:
             raised = session.scalar(select(func.count()).select_from(RiskWarning)) or 0
     return {
@@ -103,13 +103,13 @@ def measure_nightly(register: Register) -> list[dict[str, Any]]:
     try:
         for _ in range(2):
             samples.clear()
-            service.evaluate_households = sampled  # type: ignore[assignment]
+            service.evaluate_households = sampled  # type: ignore[attr-defined]
             try:
                 started = time.perf_counter()
                 outcome = service.reevaluate(db, now=datetime.now(UTC))
                 seconds = time.perf_counter() - started
             finally:
-                service.evaluate_households = real  # type: ignore[assignment]
+                service.evaluate_households = real  # type: ignore[attr-defined]
             tenth = max(1, len(samples) // 10)
             runs.append(
                 {

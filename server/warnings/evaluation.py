@@ -16,9 +16,18 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, insert, literal_column, select, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    insert,
+    literal_column,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from server.changes.models import Change
@@ -391,9 +400,9 @@ def evaluate_households(
     # Core inserts: one executemany each (the ORM's bulk insert would split the rows into runs of
     # the same None-ness, e.g. household and member warnings interleaved).
     if inserts:
-        session.execute(insert(RiskWarning.__table__), inserts)
+        session.execute(insert(cast(Table, RiskWarning.__table__)), inserts)
     if events:
-        session.execute(insert(RiskWarningEvent.__table__), events)
+        session.execute(insert(cast(Table, RiskWarningEvent.__table__)), events)
     return outcome
 
 
