@@ -230,7 +230,8 @@ def set_values(
     now: datetime,
 ) -> list[str]:
     """Set (or, with None, clear) settings for `year` and `province`. Admins only; every change is
-    audited with its old and new value. Returns the names whose value changed. Never commits."""
+    audited with its old and new value. Returns the names whose value changed (none for an empty
+    `values`: nothing to do). Never commits."""
     actor.ensure_role(Role.ADMIN)
     _check_scope(year, province)
     problems: list[dict[str, Any]] = []
@@ -252,8 +253,6 @@ def set_values(
             problems.append(
                 {"path": f"values.{name}", "code": "not_whole", "message": "a whole number"}
             )
-    if not values:
-        problems.append({"path": "values", "code": "required", "message": "at least one setting"})
     if problems:
         raise ValidationFailed("the configuration cannot be set", problems)
     current = {
