@@ -63,6 +63,7 @@ from server.monitoring.schemas import (
 )
 from server.request_body import PageQuerySchema
 from server.submissions.schemas import QuarantineQuerySchema
+from server.warnings.config import BY_NAME as WARNING_SETTINGS
 from server.warnings.schemas import (
     ConfigQuerySchema,
     ConfigSchema,
@@ -839,6 +840,20 @@ def build_spec() -> dict[str, Any]:
         {"required": ["value"]},
         {"required": ["choose"]},
     ]
+    # The configuration's values: only the declared settings, each a number or null.
+    spec.components.schemas["WarningConfigUpdate"]["properties"]["values"] = {
+        "type": "object",
+        "properties": {
+            spec_.name: {
+                "type": "integer" if spec_.whole else "number",
+                "minimum": float(spec_.minimum),
+                "maximum": float(spec_.maximum),
+                "nullable": True,
+            }
+            for spec_ in WARNING_SETTINGS.values()
+        },
+        "additionalProperties": False,
+    }
     spec.components.schemas["HelperCreate"]["anyOf"] = [
         {"required": ["user"]},
         {"required": ["name", "phone"], "properties": {"phone": {"type": "string"}}},
