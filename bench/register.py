@@ -93,7 +93,12 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 WORK_DATABASE = "fieldsync_bench"
 # Every name a benchmark works under (its own databases and saved registers start with it).
-BENCH_NAMES = (WORK_DATABASE, "fieldsync_bench_tablets", "fieldsync_bench_exports")
+BENCH_NAMES = (
+    WORK_DATABASE,
+    "fieldsync_bench_tablets",
+    "fieldsync_bench_exports",
+    "fieldsync_bench_warnings",
+)
 
 HOUSEHOLD_TABLE = cast(Table, Household.__table__)
 MEMBER_TABLE = cast(Table, Member.__table__)

@@ -75,6 +75,7 @@ def _register_blueprints(app: Flask) -> None:
     from server.scheduler.routes import bp as jobs_bp
     from server.submissions.routes import bp as submissions_bp
     from server.sync.routes import bp as sync_bp
+    from server.warnings.routes import bp as warnings_bp
 
     for blueprint in (
         health_bp,
@@ -92,6 +93,7 @@ def _register_blueprints(app: Flask) -> None:
         jobs_bp,
         submissions_bp,
         monitoring_bp,
+        warnings_bp,
         openapi_bp,
     ):
         app.register_blueprint(blueprint)

@@ -22,6 +22,7 @@ from server.regions.models import Region
 from server.scheduler.models import JobRun
 from server.submissions.models import Submission
 from server.users.models import RegionGrant, User
+from server.warnings.models import RiskWarning, RiskWarningEvent, WarningSetting
 
 metadata = Base.metadata
 
@@ -54,10 +55,13 @@ __all__ = [
     "Referral",
     "Region",
     "RegionGrant",
+    "RiskWarning",
+    "RiskWarningEvent",
     "ScopeSnapshot",
     "Submission",
     "SummarySnapshot",
     "Token",
     "User",
+    "WarningSetting",
     "metadata",
 ]

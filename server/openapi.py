@@ -86,6 +86,18 @@ from server.monitoring.snapshot_schemas import (
 from server.request_body import PageQuerySchema
 from server.scheduler.schemas import JobListingSchema, JobListQuerySchema, JobRunSchema
 from server.submissions.schemas import QuarantineQuerySchema
+from server.warnings.config import BY_NAME as WARNING_SETTINGS
+from server.warnings.schemas import (
+    ConfigQuerySchema,
+    ConfigSchema,
+    ConfigUpdateSchema,
+    DismissWarningSchema,
+    HandleWarningSchema,
+    ReferWarningSchema,
+    WarningListQuerySchema,
+    WarningPageSchema,
+    WarningSchema,
+)
 from sync_protocol.clock import MAX_NODE_LENGTH
 from sync_protocol.errors import ErrorCode
 from sync_protocol.messages import (
@@ -701,6 +713,74 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(422,),
         query=FeedQuerySchema,
     ),
+    Operation(
+        "get",
+        "/api/v1/warnings",
+        "Risk warnings in the caller's regions, by region, rule, status, source and holds",
+        "warnings",
+        roles=STAFF,
+        response="WarningPage",
+        errors=(422,),
+        query=WarningListQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/warnings/{warning_id}",
+        "One warning with its evidence and history",
+        "warnings",
+        roles=STAFF,
+        response="Warning",
+    ),
+    Operation(
+        "post",
+        "/api/v1/warnings/{warning_id}/refer",
+        "Refer the warning's household to the monitoring workflow",
+        "warnings",
+        roles=STAFF,
+        request="ReferWarning",
+        response="Warning",
+        errors=(409, 422),
+    ),
+    Operation(
+        "post",
+        "/api/v1/warnings/{warning_id}/handle",
+        "Mark a warning handled",
+        "warnings",
+        roles=STAFF,
+        request="HandleWarning",
+        response="Warning",
+        errors=(409, 422),
+    ),
+    Operation(
+        "post",
+        "/api/v1/warnings/{warning_id}/dismiss",
+        "Dismiss a warning, with the reason",
+        "warnings",
+        roles=STAFF,
+        request="DismissWarning",
+        response="Warning",
+        errors=(409, 422),
+    ),
+    Operation(
+        "get",
+        "/api/v1/warnings/config",
+        "The risk rules' configuration of a year and province",
+        "warnings",
+        roles=STAFF,
+        response="WarningConfig",
+        errors=(422,),
+        query=ConfigQuerySchema,
+    ),
+    Operation(
+        "put",
+        "/api/v1/warnings/config",
+        "Change the risk rules' configuration of a year and province (audited; re-evaluates)",
+        "warnings",
+        roles=ADMIN,
+        request="WarningConfigUpdate",
+        response="WarningConfig",
+        errors=(422,),
+    ),
 )
 
 _SCHEMAS: dict[str, type[Schema]] = {
@@ -748,6 +828,13 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "DepartmentImportPage": ImportPageSchema,
     "DatasetList": DatasetListSchema,
     "FeedPage": FeedPageSchema,
+    "WarningPage": WarningPageSchema,
+    "Warning": WarningSchema,
+    "ReferWarning": ReferWarningSchema,
+    "HandleWarning": HandleWarningSchema,
+    "DismissWarning": DismissWarningSchema,
+    "WarningConfig": ConfigSchema,
+    "WarningConfigUpdate": ConfigUpdateSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -914,6 +1001,7 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "measure_id": _UUID,
     "source_id": _UUID,
     "import_id": _UUID,
+    "warning_id": _UUID,
     "form_id": {"type": "string", "pattern": FORM_ID},
     "version": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
     "digest": _DIGEST,
@@ -945,6 +1033,20 @@ def build_spec() -> dict[str, Any]:
         {"required": ["value"]},
         {"required": ["choose"]},
     ]
+    # The configuration's values: only the declared settings, each a number or null.
+    spec.components.schemas["WarningConfigUpdate"]["properties"]["values"] = {
+        "type": "object",
+        "properties": {
+            spec_.name: {
+                "type": "integer" if spec_.whole else "number",
+                "minimum": float(spec_.minimum),
+                "maximum": float(spec_.maximum),
+                "nullable": True,
+            }
+            for spec_ in WARNING_SETTINGS.values()
+        },
+        "additionalProperties": False,
+    }
     spec.components.schemas["HelperCreate"]["anyOf"] = [
         {"required": ["user"]},
         {"required": ["name", "phone"], "properties": {"phone": {"type": "string"}}},

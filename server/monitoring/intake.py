@@ -49,6 +49,8 @@ def on_accepted(
     if not accepted:
         return
     from server.monitoring.case_intake import take_accepted
+    from server.warnings.hooks import after_push
 
     take_accepted(session, actor, accepted, now, clock=clock, codec=codec)
     followups.record_visits(session, accepted, now)
+    after_push(session, accepted, now)

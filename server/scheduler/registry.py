@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from server.config import ConfigError, Settings
 from server.departments import jobs as department_jobs
 from server.scheduler import jobs
+from server.warnings import jobs as warning_jobs
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
@@ -62,6 +63,12 @@ JOBS: tuple[Job, ...] = (
         "Forget job runs that finished over 90 days ago",
         "cron 15 1 * * *",
         jobs.purge_job_runs,
+    ),
+    Job(
+        "warnings_nightly",
+        "Re-evaluate every risk rule over the whole register (docs/warnings.md)",
+        "cron 30 2 * * *",
+        warning_jobs.nightly_reevaluation,
     ),
     Job(
         "department_fetch",

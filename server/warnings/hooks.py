@@ -8,10 +8,17 @@ that raised it. Never commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
+
+from server.warnings.evaluation import Trigger, evaluate_households
+from server.warnings.rules import Source
+
+if TYPE_CHECKING:
+    from server.monitoring.intake import AcceptedSubmission
 
 
 def after_department_import(
@@ -22,5 +29,19 @@ def after_department_import(
 ) -> None:
     """Re-evaluate the rules for the households whose `department_facts` an import wrote or
     withdrew, naming the import as the evidence source. Set-based over `household_ids`."""
-    # The rule engine is wired in here by the early-warning work (issue 11).
-    del session, import_id, household_ids, now
+    trigger = Trigger(Source.DEPARTMENT, {"import_id": str(import_id)})
+    evaluate_households(session, household_ids, now=now, trigger=trigger)
+
+
+def after_push(session: Session, accepted: Sequence[AcceptedSubmission], now: datetime) -> None:
+    """Evaluate the rules for every household a push batch wrote, with their previous values
+    (the change log) so income drops and expenditure spikes are seen; each warning's evidence
+    names the batch's submission that wrote its household."""
+    submissions: dict[uuid.UUID, uuid.UUID] = {}
+    for item in accepted:
+        for household_id in item.household_ids:
+            submissions[household_id] = item.instance_id
+    if not submissions:
+        return
+    trigger = Trigger(Source.SUBMISSION, {}, submissions)
+    evaluate_households(session, submissions, now=now, trigger=trigger, with_history=True)

@@ -1,0 +1,458 @@
+"""Warnings for people: list them by region, rule, status, source and whether they hold; show one
+with its history; act on it (refer to the monitoring workflow, handle, dismiss with a reason);
+change the rules' configuration and re-evaluate what it affects; the full re-evaluation.
+
+Services take the actor and a session and only flush, except `reevaluate`, which runs a whole
+re-evaluation in chunks, each in its own unit of work (the nightly job and the CLI call it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from server.audit import service as audit
+from server.auth.actor import Actor
+from server.db import Database
+from server.errors import Conflict, NotFound, ValidationFailed
+from server.monitoring import referrals
+from server.monitoring.terms import ReferralChannel, member_of
+from server.regions.codes import code_range, is_valid_code
+from server.sensitive import SensitiveCodec
+from server.users.models import Role, User
+from server.warnings import config
+from server.warnings.evaluation import Outcome, Trigger, evaluate_households, household_ids_in
+from server.warnings.models import RiskWarning, RiskWarningEvent, WarningStatus
+from server.warnings.rules import BY_RULE, Source
+from sync_protocol.clock import HybridClock
+
+MAX_REASON = 2000
+CHUNK = 2000
+# Evidence keys about health and disability: masked in every answer (the register's own reveal,
+# which is audited, shows them).
+SENSITIVE_EVIDENCE = frozenset(
+    {"health", "disabled", "register_disability", "department_disability"}
+)
+# Where each status may go next.
+_NEXT: Mapping[WarningStatus, frozenset[WarningStatus]] = {
+    WarningStatus.OPEN: frozenset(
+        {WarningStatus.REFERRED, WarningStatus.HANDLED, WarningStatus.DISMISSED}
+    ),
+    WarningStatus.REFERRED: frozenset({WarningStatus.HANDLED, WarningStatus.DISMISSED}),
+    WarningStatus.HANDLED: frozenset(),
+    WarningStatus.DISMISSED: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class WarningFilters:
+    region: str | None = None
+    rule: str | None = None
+    status: str | None = None
+    source: str | None = None
+    holds: bool | None = None
+    household_id: uuid.UUID | None = None
+    current_only: bool = True
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class EventView:
+    kind: str
+    at: datetime
+    by: str | None
+    status: str | None
+    reason: str | None
+    source: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WarningView:
+    id: uuid.UUID
+    household_id: uuid.UUID
+    member_id: uuid.UUID | None
+    village_code: str
+    rule: str
+    rule_label: dict[str, str]
+    lifecycle: int
+    is_current: bool
+    holds: bool
+    status: str
+    source: str
+    evidence: dict[str, Any]
+    first_seen: datetime
+    last_seen: datetime
+    cleared_at: datetime | None
+    status_reason: str | None
+    status_by: str | None
+    status_at: datetime | None
+    referral_id: uuid.UUID | None
+    version: int
+    events: list[EventView] | None = None
+
+
+@dataclass(frozen=True)
+class WarningPage:
+    warnings: list[WarningView]
+    total: int
+    limit: int
+    offset: int
+
+
+def masked_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    values = evidence.get("values") or {}
+    shown = {k: ("***" if k in SENSITIVE_EVIDENCE else v) for k, v in values.items()}
+    return {**evidence, "values": shown}
+
+
+def _view(
+    w: RiskWarning, names: Mapping[int, str], events: list[EventView] | None = None
+) -> WarningView:
+    rule = BY_RULE.get(w.rule)
+    return WarningView(
+        id=w.id,
+        household_id=w.household_id,
+        member_id=w.member_id,
+        village_code=w.village_code,
+        rule=w.rule,
+        rule_label={"zh": rule.zh if rule else w.rule, "en": rule.en if rule else w.rule},
+        lifecycle=w.lifecycle,
+        is_current=w.is_current,
+        holds=w.holds,
+        status=w.status.value,
+        source=w.source,
+        evidence=masked_evidence(w.evidence),
+        first_seen=w.first_seen,
+        last_seen=w.last_seen,
+        cleared_at=w.cleared_at,
+        status_reason=w.status_reason,
+        status_by=names.get(w.status_by_id) if w.status_by_id is not None else None,
+        status_at=w.status_at,
+        referral_id=w.referral_id,
+        version=w.version,
+        events=events,
+    )
+
+
+def _usernames(session: Session, ids: set[int | None]) -> dict[int, str]:
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    return {
+        row[0]: row[1]
+        for row in session.execute(select(User.id, User.username).where(User.id.in_(wanted)))
+    }
+
+
+def _bad(path: str, message: str) -> ValidationFailed:
+    return ValidationFailed("bad filter", [{"path": path, "code": "invalid", "message": message}])
+
+
+def list_warnings(session: Session, actor: Actor, filters: WarningFilters) -> WarningPage:
+    """Warnings in the caller's regions (and under `region`), most recently seen first."""
+    actor.ensure_role(Role.ADMIN, Role.SUPERVISOR)
+    conditions: list[Any] = [actor.region_filter(RiskWarning.village_code)]
+    if filters.region is not None:
+        if not is_valid_code(filters.region):
+            raise _bad("region", "a 12-digit region code")
+        low, high = code_range(filters.region)
+        conditions.append(RiskWarning.village_code.between(low, high))
+    if filters.rule is not None:
+        if filters.rule not in BY_RULE:
+            raise _bad("rule", "one of: " + ", ".join(BY_RULE))
+        conditions.append(RiskWarning.rule == filters.rule)
+    if filters.status is not None:
+        conditions.append(RiskWarning.status == member_of(WarningStatus, filters.status))
+    if filters.source is not None:
+        conditions.append(RiskWarning.source == Source(filters.source).value)
+    if filters.holds is not None:
+        conditions.append(RiskWarning.holds.is_(filters.holds))
+    if filters.household_id is not None:
+        conditions.append(RiskWarning.household_id == filters.household_id)
+    if filters.current_only:
+        conditions.append(RiskWarning.is_current.is_(True))
+    where = and_(*conditions)
+    total = session.scalar(select(func.count()).select_from(RiskWarning).where(where)) or 0
+    rows = list(
+        session.scalars(
+            select(RiskWarning)
+            .where(where)
+            .order_by(RiskWarning.last_seen.desc(), RiskWarning.id)
+            .limit(filters.limit)
+            .offset(filters.offset)
+        )
+    )
+    names = _usernames(session, {w.status_by_id for w in rows})
+    return WarningPage([_view(w, names) for w in rows], total, filters.limit, filters.offset)
+
+
+def _find(session: Session, actor: Actor, warning_id: uuid.UUID) -> RiskWarning:
+    actor.ensure_role(Role.ADMIN, Role.SUPERVISOR)
+    warning = session.get(RiskWarning, warning_id)
+    if warning is None:
+        raise NotFound(f"no warning {warning_id}")
+    actor.ensure_covers(warning.village_code, "this warning")
+    return warning
+
+
+def get_warning(session: Session, actor: Actor, warning_id: uuid.UUID) -> WarningView:
+    """One warning with its history, oldest event first."""
+    warning = _find(session, actor, warning_id)
+    rows = list(
+        session.scalars(
+            select(RiskWarningEvent)
+            .where(RiskWarningEvent.warning_id == warning_id)
+            .order_by(RiskWarningEvent.at, RiskWarningEvent.kind)
+        )
+    )
+    names = _usernames(session, {e.by_id for e in rows} | {warning.status_by_id})
+    events = [
+        EventView(
+            e.kind,
+            e.at,
+            names.get(e.by_id) if e.by_id is not None else None,
+            e.status,
+            e.reason,
+            e.source,
+        )
+        for e in rows
+    ]
+    return _view(warning, names, events)
+
+
+def _transition(
+    session: Session,
+    actor: Actor,
+    warning: RiskWarning,
+    to: WarningStatus,
+    *,
+    reason: str | None,
+    now: datetime,
+    version: int | None,
+    referral_id: uuid.UUID | None = None,
+) -> None:
+    if reason is not None and len(reason) > MAX_REASON:
+        raise ValidationFailed(
+            "the reason is too long",
+            [{"path": "reason", "code": "too_long", "message": f"at most {MAX_REASON} characters"}],
+        )
+    if to not in _NEXT[warning.status]:
+        raise Conflict(
+            f"a warning that is {warning.status.value} cannot become {to.value}",
+            details={"status": warning.status.value},
+        )
+    if version is not None and version != warning.version:
+        raise Conflict(
+            "the warning changed since you read it", details={"version": warning.version}
+        )
+    values: dict[str, Any] = {
+        "status": to,
+        "status_reason": reason,
+        "status_by_id": actor.user_id,
+        "status_at": now,
+        "version": warning.version + 1,
+        "updated_at": now,
+    }
+    if referral_id is not None:
+        values["referral_id"] = referral_id
+    # Compare-and-set on the version: two supervisors acting at once cannot both succeed.
+    result = session.execute(
+        update(RiskWarning)
+        .where(RiskWarning.id == warning.id, RiskWarning.version == warning.version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("the warning changed since you read it")
+    session.add(
+        RiskWarningEvent(
+            warning_id=warning.id,
+            kind=to.value,
+            at=now,
+            by_id=actor.user_id,
+            status=to.value,
+            reason=reason,
+            source={} if referral_id is None else {"referral_id": str(referral_id)},
+        )
+    )
+    audit.record(
+        session,
+        f"warning_{to.value}",
+        user_id=actor.user_id,
+        object_type="risk_warning",
+        object_id=str(warning.id),
+        region_code=warning.village_code,
+        address=actor.address,
+        details={"rule": warning.rule, "household": str(warning.household_id), "reason": reason},
+    )
+    session.flush()
+    session.expire(warning)
+
+
+def refer_warning(
+    session: Session,
+    actor: Actor,
+    warning_id: uuid.UUID,
+    *,
+    causes: Sequence[str] | None,
+    note: str | None,
+    version: int | None,
+    now: datetime,
+    clock: HybridClock,
+    codec: SensitiveCodec,
+) -> WarningView:
+    """Refer the warning's household to the monitoring workflow (发现) through
+    `server.monitoring.referrals.refer`: a department rule as a department warning naming its
+    department, a register rule as a screening (the values came from cadres' visits)."""
+    warning = _find(session, actor, warning_id)
+    if warning.status is not WarningStatus.OPEN:
+        raise Conflict(
+            f"a warning that is {warning.status.value} cannot be referred",
+            details={"status": warning.status.value},
+        )
+    rule = BY_RULE.get(warning.rule)
+    department = rule.department.value if rule and rule.department else None
+    result = referrals.refer(
+        session,
+        actor,
+        warning.household_id,
+        ReferralChannel.DEPARTMENT_WARNING if department else ReferralChannel.CADRE_SCREENING,
+        list(causes) if causes else list(rule.risk_causes if rule else ("other",)),
+        note=note,
+        evidence={
+            "warning": str(warning.id),
+            "rule": warning.rule,
+            **masked_evidence(warning.evidence),
+        },
+        department=department,
+        warning_id=warning.id,
+        now=now,
+        clock=clock,
+        codec=codec,
+    )
+    _transition(
+        session,
+        actor,
+        warning,
+        WarningStatus.REFERRED,
+        reason=note,
+        now=now,
+        version=version,
+        referral_id=result.referral_id,
+    )
+    return get_warning(session, actor, warning_id)
+
+
+def handle_warning(
+    session: Session,
+    actor: Actor,
+    warning_id: uuid.UUID,
+    *,
+    note: str | None,
+    version: int | None,
+    now: datetime,
+) -> WarningView:
+    warning = _find(session, actor, warning_id)
+    _transition(
+        session, actor, warning, WarningStatus.HANDLED, reason=note, now=now, version=version
+    )
+    return get_warning(session, actor, warning_id)
+
+
+def dismiss_warning(
+    session: Session,
+    actor: Actor,
+    warning_id: uuid.UUID,
+    *,
+    reason: str,
+    version: int | None,
+    now: datetime,
+) -> WarningView:
+    if not reason.strip():
+        raise ValidationFailed(
+            "a dismissal needs a reason",
+            [{"path": "reason", "code": "required", "message": "say why"}],
+        )
+    warning = _find(session, actor, warning_id)
+    _transition(
+        session, actor, warning, WarningStatus.DISMISSED, reason=reason, now=now, version=version
+    )
+    return get_warning(session, actor, warning_id)
+
+
+# -- configuration and re-evaluation --------------------------------------------------------------
+
+
+def evaluate_region(
+    session: Session,
+    *,
+    now: datetime,
+    trigger: Trigger,
+    region: str | None,
+    chunk: int = CHUNK,
+) -> Outcome:
+    """Re-evaluate every household under `region` (None: all) inside the caller's unit of work,
+    a chunk of households at a time (memory stays flat)."""
+    outcome = Outcome()
+    span = None if region is None or region == config.EVERY_PROVINCE else code_range(region)
+    after: uuid.UUID | None = None
+    while True:
+        ids = household_ids_in(session, after=after, limit=chunk, code_range=span)
+        if not ids:
+            return outcome
+        outcome.add(evaluate_households(session, ids, now=now, trigger=trigger))
+        session.expunge_all()
+        after = ids[-1]
+
+
+def change_config(
+    session: Session,
+    actor: Actor,
+    year: int,
+    province: str,
+    values: Mapping[str, Decimal | None],
+    *,
+    now: datetime,
+) -> tuple[list[str], Outcome]:
+    """Set the configuration of `year` and `province` (audited) and re-evaluate the province's
+    households in the same unit of work, so the change and its warnings commit together. Each
+    household is evaluated with the configuration of its own record's year, so a change for a
+    year other than its record's leaves it as it was."""
+    changed = config.set_values(session, actor, year, province, values, now=now)
+    if not changed:
+        return changed, Outcome()
+    trigger = Trigger(
+        Source.CONFIGURATION,
+        {"year": year, "province": province, "settings": sorted(changed)},
+    )
+    return changed, evaluate_region(session, now=now, trigger=trigger, region=province)
+
+
+def reevaluate(
+    db: Database, *, now: datetime, region: str | None = None, chunk: int = CHUNK
+) -> Outcome:
+    """The full re-evaluation (nightly job, `fieldsync warnings reevaluate`): every household
+    (under `region`), each chunk in its own unit of work, so memory stays flat and a failure
+    loses one chunk's work at most. Rules that need previous values keep their warnings as the
+    last push left them (see docs/warnings.md)."""
+    if region is not None and region != config.EVERY_PROVINCE and not is_valid_code(region):
+        raise _bad("region", "a 12-digit region code")
+    span = None if region is None or region == config.EVERY_PROVINCE else code_range(region)
+    trigger = Trigger(Source.REEVALUATION, {"at": now.isoformat()})
+    outcome = Outcome()
+    after: uuid.UUID | None = None
+    while True:
+        with db.unit_of_work() as session:
+            ids = household_ids_in(session, after=after, limit=chunk, code_range=span)
+            if not ids:
+                return outcome
+            outcome.add(evaluate_households(session, ids, now=now, trigger=trigger))
+        after = ids[-1]
