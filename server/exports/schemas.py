@@ -22,7 +22,9 @@ from sync_protocol.messages import (
 
 FORM_ID_RE_TEXT = r"[a-z][a-z0-9_]{0,63}"
 LABEL_WORDS = ("code", "zh", "en")
-STATUS_WORDS = ("open", "resolved", "approved", "rejected")
+# conflicts: open, resolved; cases: open, approved, rejected; warnings: open, referred, handled,
+# dismissed
+STATUS_WORDS = ("open", "resolved", "approved", "rejected", "referred", "handled", "dismissed")
 FLAG_WORDS = ("true", "false", "1", "0")
 MAX_FEED_LIMIT = 5000
 

@@ -1,4 +1,4 @@
-"""Every exportable dataset, one module each. To add one (e.g. `warnings`): write its module
+"""Every exportable dataset, one module each. To add one: write its module
 (columns, query, `register(Dataset(...))`) and import it here; routes, CLI, feed, ZIP bundle and
 docs/exports.md pick it up from the registry."""
 
@@ -9,4 +9,5 @@ from server.exports.datasets import (  # noqa: F401  (each import registers its 
     review,
     summary,
     visits,
+    warnings,
 )
