@@ -681,6 +681,7 @@ class _Translator:
         self.entities(draft)
         draft["fields"] = self.survey()
         draft["choice_lists"] = self.choices()
+        _inline_choices(draft)
         self.calculated_value_types(draft)
         self.apply_renames(draft["fields"])
         if not draft["choice_lists"]:
@@ -699,6 +700,8 @@ class _Translator:
                 draft["title"] = value
             elif key == "name":
                 name_setting = value
+            elif key in ("namespaces", FIELDSYNC_TITLE):
+                continue  # the `fieldsync:` prefix; the title in every language (read below)
             elif key == "version":
                 if value.isdigit() and 0 < int(value) < 2**31:
                     draft["version"] = int(value)
@@ -736,6 +739,9 @@ class _Translator:
                 self.report(
                     SETTINGS, row_number, column, f"setting {column!r} ignored", blocking=False
                 )
+        title = self.fieldsync_title(row)
+        if title is not None:
+            draft["title"] = title
         form_id = draft.get("form_id")
         if form_id is not None and not re.fullmatch(FORM_ID, form_id):
             fixed = _slug(form_id)
@@ -926,7 +932,7 @@ class _Translator:
     def survey_columns(self, row_number: int, row: dict[str, str]) -> None:
         for column, value in row.items():
             key, language = _split_column(column)
-            if column in BIND_COLUMNS or key in IGNORED_COLUMNS:
+            if column in BIND_COLUMNS or key in IGNORED_COLUMNS or _is_fieldsync_column(column):
                 continue
             if key in PER_CELL_COLUMNS:
                 if key in ("repeat_count", "jr:count", "count") or key == "parameters":
@@ -1204,6 +1210,7 @@ class _Translator:
         bind_column = next((c for c in BIND_COLUMNS if row.get(c)), None)
         if bind_column is not None:
             question["bind"] = row[bind_column]
+        _read_fieldsync_columns(row, question)
         path = f"{scope.json_prefix}[{len(scope.fields)}]"
         self.field_rows[path] = row_number
         self.last_path = path
@@ -1235,6 +1242,15 @@ class _Translator:
             # formlang: {"zh": …, "en": …, "<tag>": …}.
             result.update({t: v for t, v in texts.items() if t not in result})
         return result
+
+    def fieldsync_title(self, row: dict[str, str]) -> dict[str, str] | None:
+        """`fieldsync:form_title::Chinese (zh)`, `…::English (en)`, `…::fr` (what the writer
+        writes beside pyxform's one plain `form_title`), or `form_title::<language>`: the title in
+        every language."""
+        keys = (*TITLE_COLUMNS, FIELDSYNC_TITLE)
+        if not any(_split_column(column)[1] and _split_column(column)[0] in keys for column in row):
+            return None
+        return self.bilingual(row, keys)
 
     def expression(
         self,
@@ -1635,3 +1651,86 @@ def _select_type(raw_type: str) -> tuple[str, str, bool] | None:
     else:
         kind = "select_multiple"
     return kind, match.group(2), match.group(3) is not None
+
+
+# -- fieldsync's own columns: what forms.xlsform_writer writes beyond standard XLSForm -----------
+# (`bind::fieldsync:<key>` survey columns — namespaced bind attributes, declared by the
+# `namespaces` setting — for the field keys XLSForm has no column for, so that a definition
+# exported as a workbook reads back the same.)
+
+FIELDSYNC_COLUMN_PREFIX = "bind::fieldsync:"
+TITLE_COLUMNS = ("form_title", "title", "set_form_title", "set form title")
+FIELDSYNC_TITLE = "fieldsync:form_title"
+_FIELDSYNC_KEYS = {
+    "min": "bound",
+    "max": "bound",
+    "step": "bound",
+    "min_length": "integer",
+    "max_length": "integer",
+    "min_count": "integer",
+    "max_count": "integer",
+    "pattern": "text",
+    "value_type": "text",
+    "media": "text",
+    "required": "text",
+    "choices": "choices",
+}
+"""`bind::fieldsync:<key>` → how its text becomes the field's `<key>`; an unknown key is read as
+text and left for `load_definition` to refuse at its cell."""
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?", re.IGNORECASE)
+
+
+def _is_fieldsync_column(column: str) -> bool:
+    return column.startswith(FIELDSYNC_COLUMN_PREFIX)
+
+
+def _read_fieldsync_columns(row: dict[str, str], question: dict[str, Any]) -> None:
+    """`bind::fieldsync:<key>` → the field's `<key>` (`min`, `max_length`, `media` …); a bad
+    value is left for `load_definition` to refuse at its cell."""
+    for column, value in row.items():
+        if not _is_fieldsync_column(column):
+            continue
+        key = column[len(FIELDSYNC_COLUMN_PREFIX) :]
+        kind = _FIELDSYNC_KEYS.get(key, "text")
+        if kind == "choices":
+            # `inline`: the select holds its list's choices itself.
+            if value == "inline":
+                question["_inline_choices"] = True
+        elif kind == "bound":
+            question[key] = _number(value)
+        elif kind == "integer":
+            question[key] = _integer(value)
+        else:
+            question[key] = value
+
+
+def _number(value: str) -> int | float | str:
+    """A number as the writer spelt it (`3` an int, `3.0` a float), else the text (a date, a
+    time or a date-time bound)."""
+    text = value.strip()
+    if _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if _DECIMAL_TEXT.fullmatch(text):
+        return float(text)
+    return value
+
+
+def _integer(value: str) -> int | str:
+    text = value.strip()
+    return int(text) if _INTEGER_TEXT.fullmatch(text) else value
+
+
+def _inline_choices(draft: dict[str, Any]) -> None:
+    """A select marked `bind::fieldsync:choices inline` holds its list's choices itself."""
+    lists = draft.get("choice_lists", {})
+    inlined: set[str] = set()
+    stack = list(draft.get("fields", []))
+    while stack:
+        question = stack.pop()
+        stack.extend(question.get("fields", []))
+        if question.pop("_inline_choices", False) and question.get("choices") in lists:
+            inlined.add(question["choices"])
+            question["choices"] = lists[question["choices"]]
+    for name in inlined:
+        del lists[name]
