@@ -13,6 +13,7 @@ from typing import Any
 
 from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
 
+
 @dataclass(frozen=True)
 class TypeMapping:
     """What a question of one XLSForm type becomes.
@@ -24,7 +25,6 @@ class TypeMapping:
     action: str
     spec: dict[str, Any] = field(default_factory=dict)
     message: str = ""
-    note: str = ""  # a located warning even when mapped (nearest mapping, lost detail)
 
 
 _METADATA_NOTES = {

@@ -84,16 +84,19 @@ def test_the_workbook_is_a_standard_xlsform_with_fieldsyncs_sheets() -> None:
 
 @pytest.mark.parametrize("form_id", BUNDLED_FORM_IDS)
 def test_pyxform_converts_the_workbook_to_an_xform_with_fieldsyncs_attributes(form_id: str) -> None:
+    import dataclasses
+
     from pyxform.builder import create_survey_element_from_dict
     from pyxform.xls2json import workbook_to_json
-    from pyxform.xls2json_backends import definition_to_dict
+    from pyxform.xls2json_backends import get_xlsform
 
-    workbook = definition_to_dict(write_xlsform(load_bundled_form(form_id)))
-    for row in workbook["survey"]:  # fieldsync's boolean is not pyxform's
+    workbook = get_xlsform(write_xlsform(load_bundled_form(form_id)), file_type=".xlsx")
+    survey = [dict(row) for row in workbook.survey or ()]
+    for row in survey:  # fieldsync's boolean is not pyxform's
         if row.get("type") == "boolean":
             row["type"] = "integer"
-    workbook.pop("entities", None)
-    workbook.pop("entities_header", None)
+    # fieldsync's own entities sheet is not ODK's
+    workbook = dataclasses.replace(workbook, survey=survey, entities=None, entities_header=None)
     converted = workbook_to_json(workbook_dict=workbook, warnings=[])
     assert converted["id_string"] == form_id
     xform = create_survey_element_from_dict(converted).to_xml(validate=False)
