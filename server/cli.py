@@ -697,8 +697,7 @@ def demo(state: CliState, if_empty: bool) -> None:
 
 # -- commands of other packages (their modules import only click at the top) -------------------
 
-from server.forms import cli as _forms_cli  # noqa: E402,F401  (forms export-xlsform)
-from server.forms import xlsform_cli as _xlsform_cli  # noqa: E402,F401  (forms import-xlsform)
+from server.forms import cli as _forms_cli  # noqa: E402,F401  (forms import-/export-xlsform)
 from server.scheduler.cli import scheduler as _scheduler  # noqa: E402
 
 main.add_command(_scheduler)
