@@ -12,6 +12,7 @@ import codecs
 import csv
 import functools
 import io
+import math
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -23,11 +24,17 @@ from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import DefinitionData, get_xlsform
 
 from forms.compatibility import check_register_compatibility
-from forms.definition_schema import CHOICE_CODE, FORM_ID, load_definition
+from forms.definition_schema import (
+    CHOICE_CODE,
+    CHOICE_LIST_NAME,
+    FORM_ID,
+    LANGUAGE_TAG,
+    load_definition,
+)
 from forms.expressions import ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, ValidationIssue
 from forms.register import find_register_field
-from forms.xlsform_types import FORMLANG_FEATURES, canonical_type, map_type
+from forms.xlsform_types import canonical_type, map_type
 from forms.xlsx_reader import read_xlsx
 
 MAX_XLSFORM_BYTES = 10 * 1024 * 1024
@@ -66,9 +73,6 @@ DROPPED_COLUMNS = {
     "body": "custom body attributes are not supported",
     "save_to": "ODK entities are not supported: use the fieldsync entities sheet",
     "parameters": "question parameters are not supported",
-    "repeat_count": "repeat counts are not in the form language yet: the repeat has no count",
-    "jr:count": "repeat counts are not in the form language yet: the repeat has no count",
-    "count": "repeat counts are not in the form language yet: the repeat has no count",
 }
 """Columns whose content is dropped with a located warning (reported once per cell that uses
 them, except labels' media, reported once per column)."""
@@ -681,6 +685,7 @@ class _Translator:
         self.entities(draft)
         draft["fields"] = self.survey()
         draft["choice_lists"] = self.choices()
+        _inline_choices(draft)
         self.calculated_value_types(draft)
         self.apply_renames(draft["fields"])
         if not draft["choice_lists"]:
@@ -699,6 +704,8 @@ class _Translator:
                 draft["title"] = value
             elif key == "name":
                 name_setting = value
+            elif key in ("namespaces", FIELDSYNC_TITLE):
+                continue  # the `fieldsync:` prefix; the title in every language (read below)
             elif key == "version":
                 if value.isdigit() and 0 < int(value) < 2**31:
                     draft["version"] = int(value)
@@ -736,6 +743,9 @@ class _Translator:
                 self.report(
                     SETTINGS, row_number, column, f"setting {column!r} ignored", blocking=False
                 )
+        title = self.fieldsync_title(row)
+        if title is not None:
+            draft["title"] = title
         form_id = draft.get("form_id")
         if form_id is not None and not re.fullmatch(FORM_ID, form_id):
             fixed = _slug(form_id)
@@ -895,16 +905,11 @@ class _Translator:
         column = next((c for c in ("repeat_count", "jr:count", "count") if row.get(c)), None)
         if column is None:
             return
-        count = row[column].strip()
-        if count.isdigit() and int(count) <= 10_000:
-            # A fixed count: exactly that many instances.
-            repeat["min_count"] = repeat["max_count"] = int(count)
-        elif "repeat_count" in FORMLANG_FEATURES:
-            # formlang: {"type": "repeat", "count": "<expression>"}.
-            if self.expression(row_number, column, count):
-                repeat["count"] = _straighten(count)
-        else:
-            self.report(SURVEY, row_number, column, DROPPED_COLUMNS[column], False, value=count)
+        # XLSForm's repeat_count is jr:count: a number or an expression, the form language's
+        # `count` ("exactly N instances").
+        count = _straighten(row[column].strip())
+        if self.expression(row_number, column, count):
+            repeat["count"] = count
 
     def add_other(self, row_number: int, question: dict[str, Any], scope: _Scope) -> None:
         """`or_other` as pyxform builds it: an `other` choice and a text question shown when it
@@ -926,25 +931,20 @@ class _Translator:
     def survey_columns(self, row_number: int, row: dict[str, str]) -> None:
         for column, value in row.items():
             key, language = _split_column(column)
-            if column in BIND_COLUMNS or key in IGNORED_COLUMNS:
+            if column in BIND_COLUMNS or key in IGNORED_COLUMNS or _is_fieldsync_column(column):
                 continue
             if key in PER_CELL_COLUMNS:
                 if key in ("repeat_count", "jr:count", "count") or key == "parameters":
                     continue  # read with the question
                 self.report(SURVEY, row_number, column, DROPPED_COLUMNS[key], False, value=value)
             elif key in ("label", "hint", "constraint_message", "constraint message"):
-                tag = _language_tag(language) if language else None
-                if (
-                    tag is not None
-                    and tag not in ("zh", "en")
-                    and "languages" not in FORMLANG_FEATURES
-                ):
+                if language and _tag_of(language) is None:
                     self.report_column_once(
                         SURVEY,
                         column,
-                        f"language {language!r} ({tag}) kept only where it stands in for a "
-                        "missing Chinese or English text: labels are Chinese and English "
-                        "until the form language has more",
+                        f"language {language!r} ({_language_tag(language)}) kept only where it "
+                        "stands in for a missing Chinese or English text: it is not a language "
+                        "tag (write it as `Name (xx)`)",
                     )
             elif key in DROPPED_COLUMNS or key.startswith("media"):
                 self.report_column_once(
@@ -979,9 +979,6 @@ class _Translator:
         select = _select_type(raw_type)
         if select is not None:
             kind, list_name, or_other = select
-            if kind == "rank" and "rank" not in FORMLANG_FEATURES:
-                self.drop(row_number, "rank questions are not in the form language yet", raw_type)
-                return None
             if kind == "select_one_external":
                 self.drop(
                     row_number, "external selects (external_choices) are not supported", raw_type
@@ -1012,8 +1009,6 @@ class _Translator:
         if mapping.action != "field":
             self.report(SURVEY, row_number, "type", mapping.message, value=raw_type)
             return None
-        if mapping.note:
-            self.report(SURVEY, row_number, "type", mapping.note, blocking=False, value=raw_type)
         spec = dict(mapping.spec)
         if canonical == "range":
             spec.update(self.range_parameters(row_number, row))
@@ -1033,7 +1028,7 @@ class _Translator:
         if list_name in self.list_keys:
             return self.list_keys[list_name]
         key = list_name
-        if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", list_name):
+        if not re.fullmatch(CHOICE_LIST_NAME, list_name):
             key = _slug(list_name) or "list"
             if not key[0].isalpha():
                 key = f"list_{key}"
@@ -1056,38 +1051,31 @@ class _Translator:
         )
 
     def range_parameters(self, row_number: int, row: dict[str, str]) -> dict[str, Any]:
-        """A range as a number with its bounds as a constraint (pyxform's defaults: start=1,
-        end=10, step=1); the step is kept when the form language has it."""
+        """A range as a number with its `min`, `max` and `step` (pyxform's defaults: start=1,
+        end=10, step=1; a range from 10 down to 0 is the numbers 0 to 10)."""
         raw = row.get("parameters", "")
         parameters = dict(
             part.split("=", 1) for part in re.split(r"[\s;,]+", raw.strip()) if "=" in part
         )
-        start = parameters.get("start", "1")
-        end = parameters.get("end", "10")
-        step = parameters.get("step", "1")
-        spec: dict[str, Any] = {}
+        texts = [parameters.get(word, default) for word, default in _RANGE_DEFAULTS]
         try:
-            numbers = [float(start), float(end), float(step)]
+            start, end, step = (float(text) for text in texts)
         except ValueError:
             self.report(
                 SURVEY, row_number, "parameters", "range parameters are not numbers", value=raw
             )
-            return spec
-        if not all(n.is_integer() for n in numbers):
-            spec["type"] = "decimal"
-        spec["range_constraint"] = f". >= {start} and . <= {end}"
-        if "range" in FORMLANG_FEATURES:
-            spec["step"] = int(numbers[2]) if numbers[2].is_integer() else numbers[2]
-        elif numbers[2] != 1:
+            return {}
+        if not all(math.isfinite(n) for n in (start, end, step)) or step == 0:
             self.report(
-                SURVEY,
-                row_number,
-                "parameters" if raw else "type",
-                f"range imported as a number from {start} to {end}; its step {step} is not "
-                "checked (not in the form language yet)",
-                blocking=False,
-                value=raw or None,
+                SURVEY, row_number, "parameters", "range parameters are not usable", value=raw
             )
+            return {}
+        whole = all(n.is_integer() for n in (start, end, step))
+        spec: dict[str, Any] = {"type": "integer" if whole else "decimal"}
+        for key, number in (("min", min(start, end)), ("max", max(start, end)), ("step", step)):
+            spec[key] = int(abs(number) if key == "step" else number) if whole else number
+        if not whole:
+            spec["step"] = abs(step)
         return spec
 
     def from_file(self, row_number: int, head: str, file_name: str) -> dict[str, Any] | None:
@@ -1108,10 +1096,7 @@ class _Translator:
         list_name = _slug(file_name.rsplit(".", 1)[0]) or "file_choices"
         self.file_lists[list_name] = choices
         self.list_keys[list_name] = list_name
-        spec: dict[str, Any] = {"type": kind, "choices": list_name}
-        if "choices_file" in FORMLANG_FEATURES:
-            spec["choices_file"] = file_name
-        return spec
+        return {"type": kind, "choices": list_name, "choices_file": file_name}
 
     def question(
         self, row_number: int, row: dict[str, str], spec: dict[str, Any], scope: _Scope
@@ -1135,9 +1120,7 @@ class _Translator:
             )
             name = new
         question: dict[str, Any] = {"name": name}
-        question.update(
-            {k: v for k, v in spec.items() if k not in ("or_other", "range_constraint")}
-        )
+        question.update({k: v for k, v in spec.items() if k != "or_other"})
         text_columns: tuple[tuple[str, tuple[str, ...]], ...] = (
             ("label", ("label",)),
             ("hint", ("hint",)),
@@ -1193,17 +1176,13 @@ class _Translator:
                 blocking=False,
             )
             return None
-        bounds = spec.get("range_constraint")
-        if bounds:
-            question["constraint"] = (
-                f"({question['constraint']}) and {bounds}" if "constraint" in question else bounds
-            )
         message = self.bilingual(row, ("constraint_message", "constraint message"))
         if message is not None and "constraint" in question:
             question["constraint_message"] = message
         bind_column = next((c for c in BIND_COLUMNS if row.get(c)), None)
         if bind_column is not None:
             question["bind"] = row[bind_column]
+        _read_fieldsync_columns(row, question)
         path = f"{scope.json_prefix}[{len(scope.fields)}]"
         self.field_rows[path] = row_number
         self.last_path = path
@@ -1223,7 +1202,7 @@ class _Translator:
             if not language or language.strip().lower() == "default":
                 default = value
             else:
-                texts.setdefault(_language_tag(language), value)
+                texts.setdefault(_tag_of(language) or _language_tag(language), value)
         if not texts and default is None:
             return None
         fallback = (
@@ -1231,10 +1210,19 @@ class _Translator:
         )
         assert fallback is not None
         result = {"zh": texts.get("zh") or fallback, "en": texts.get("en") or fallback}
-        if "languages" in FORMLANG_FEATURES:
-            # formlang: {"zh": …, "en": …, "<tag>": …}.
-            result.update({t: v for t, v in texts.items() if t not in result})
+        result.update(
+            {t: v for t, v in texts.items() if t not in result and _LANGUAGE.fullmatch(t)}
+        )
         return result
+
+    def fieldsync_title(self, row: dict[str, str]) -> dict[str, str] | None:
+        """`fieldsync:form_title::Chinese (zh)`, `…::English (en)`, `…::fr` (what the writer
+        writes beside pyxform's one plain `form_title`), or `form_title::<language>`: the title in
+        every language."""
+        keys = (*TITLE_COLUMNS, FIELDSYNC_TITLE)
+        if not any(_split_column(column)[1] and _split_column(column)[0] in keys for column in row):
+            return None
+        return self.bilingual(row, keys)
 
     def expression(
         self,
@@ -1541,6 +1529,18 @@ def _split_column(column: str) -> tuple[str, str]:
     return column.strip().lower() if column.lower() != column else column.strip(), ""
 
 
+_LANGUAGE = re.compile(LANGUAGE_TAG)
+_RANGE_DEFAULTS = (("start", "1"), ("end", "10"), ("step", "1"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _tag_of(language: str) -> str | None:
+    """The form-language tag of a label language (`Swahili (sw)` → "sw", `pt-BR` → "pt-br"), or
+    None when it has none fieldsync can hold (the language is then only a fallback text)."""
+    tag = _language_tag(language).lower()
+    return tag if _LANGUAGE.fullmatch(tag) else None
+
+
 @functools.lru_cache(maxsize=1024)
 def _language_tag(language: str) -> str:
     """The tag of a label language: `Swahili (sw)` → "sw", `French` → "fr", `中文` → "zh",
@@ -1585,6 +1585,11 @@ def _form_id_from_filename(filename: str | None) -> str | None:
     return _slug(stem) if stem else None
 
 
+def _csv_language(column: str) -> str:
+    language = _split_column(column)[1]
+    return (_tag_of(language) or _language_tag(language)) if language else ""
+
+
 def _csv_choices(content: bytes) -> tuple[list[dict[str, Any]], str | None]:
     """Choices from an attached CSV (columns name and label, or label::<language>)."""
     try:
@@ -1600,17 +1605,14 @@ def _csv_choices(content: bytes) -> tuple[list[dict[str, Any]], str | None]:
         if not code:
             continue
         labels = {
-            (_language_tag(_split_column(k)[1]) if _split_column(k)[1] else ""): (v or "").strip()
+            _csv_language(k): (v or "").strip()
             for k, v in row.items()
             if k and _split_column(k)[0] == "label" and v
         }
         fallback = labels.get("") or next(iter(labels.values()), code)
-        choices.append(
-            {
-                "code": code,
-                "label": {"zh": labels.get("zh") or fallback, "en": labels.get("en") or fallback},
-            }
-        )
+        label = {"zh": labels.get("zh") or fallback, "en": labels.get("en") or fallback}
+        label.update({t: v for t, v in labels.items() if t not in label and _LANGUAGE.fullmatch(t)})
+        choices.append({"code": code, "label": label})
     return choices, None
 
 
@@ -1635,3 +1637,86 @@ def _select_type(raw_type: str) -> tuple[str, str, bool] | None:
     else:
         kind = "select_multiple"
     return kind, match.group(2), match.group(3) is not None
+
+
+# -- fieldsync's own columns: what forms.xlsform_writer writes beyond standard XLSForm -----------
+# (`bind::fieldsync:<key>` survey columns — namespaced bind attributes, declared by the
+# `namespaces` setting — for the field keys XLSForm has no column for, so that a definition
+# exported as a workbook reads back the same.)
+
+FIELDSYNC_COLUMN_PREFIX = "bind::fieldsync:"
+TITLE_COLUMNS = ("form_title", "title", "set_form_title", "set form title")
+FIELDSYNC_TITLE = "fieldsync:form_title"
+_FIELDSYNC_KEYS = {
+    "min": "bound",
+    "max": "bound",
+    "step": "bound",
+    "min_length": "integer",
+    "max_length": "integer",
+    "min_count": "integer",
+    "max_count": "integer",
+    "pattern": "text",
+    "value_type": "text",
+    "media": "text",
+    "required": "text",
+    "choices": "choices",
+}
+"""`bind::fieldsync:<key>` → how its text becomes the field's `<key>`; an unknown key is read as
+text and left for `load_definition` to refuse at its cell."""
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?", re.IGNORECASE)
+
+
+def _is_fieldsync_column(column: str) -> bool:
+    return column.startswith(FIELDSYNC_COLUMN_PREFIX)
+
+
+def _read_fieldsync_columns(row: dict[str, str], question: dict[str, Any]) -> None:
+    """`bind::fieldsync:<key>` → the field's `<key>` (`min`, `max_length`, `media` …); a bad
+    value is left for `load_definition` to refuse at its cell."""
+    for column, value in row.items():
+        if not _is_fieldsync_column(column):
+            continue
+        key = column[len(FIELDSYNC_COLUMN_PREFIX) :]
+        kind = _FIELDSYNC_KEYS.get(key, "text")
+        if kind == "choices":
+            # `inline`: the select holds its list's choices itself.
+            if value == "inline":
+                question["_inline_choices"] = True
+        elif kind == "bound":
+            question[key] = _number(value)
+        elif kind == "integer":
+            question[key] = _integer(value)
+        else:
+            question[key] = value
+
+
+def _number(value: str) -> int | float | str:
+    """A number as the writer spelt it (`3` an int, `3.0` a float), else the text (a date, a
+    time or a date-time bound)."""
+    text = value.strip()
+    if _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if _DECIMAL_TEXT.fullmatch(text):
+        return float(text)
+    return value
+
+
+def _integer(value: str) -> int | str:
+    text = value.strip()
+    return int(text) if _INTEGER_TEXT.fullmatch(text) else value
+
+
+def _inline_choices(draft: dict[str, Any]) -> None:
+    """A select marked `bind::fieldsync:choices inline` holds its list's choices itself."""
+    lists = draft.get("choice_lists", {})
+    inlined: set[str] = set()
+    stack = list(draft.get("fields", []))
+    while stack:
+        question = stack.pop()
+        stack.extend(question.get("fields", []))
+        if question.pop("_inline_choices", False) and question.get("choices") in lists:
+            inlined.add(question["choices"])
+            question["choices"] = lists[question["choices"]]
+    for name in inlined:
+        del lists[name]

@@ -1,11 +1,9 @@
 """How each XLSForm question type (as pyxform 4 resolves it, aliases included) becomes a
-fieldsync field: ONE table, so that the constructs the form language gains (issue 13, `formlang`)
-can be switched from "dropped with a located warning" to their new mapping in one place.
+fieldsync field: ONE table (`map_type`), the field's JSON shape next to each entry.
 
-`FORMLANG_FEATURES` is the switch: add a feature name once the form language holds it
-("time", "languages", "media", "barcode", "range", "repeat_count", "geo", "rank",
-"choices_file"); `map_type` then returns the new mapping (the JSON contract agreed with formlang
-is written next to each entry).
+Every construct the form language gained in issue 13 (time, audio/video/file, barcode, a range's
+step, geotrace/geoshape, rank) maps to its own field type; what fieldsync has no equivalent for is
+dropped with a located warning, metadata is dropped because the server records it itself.
 """
 
 from __future__ import annotations
@@ -14,10 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
-
-FORMLANG_FEATURES: frozenset[str] = frozenset()
-"""Form-language features available to the reader. Empty on this branch: at merge with
-`formlang`, list the features it added (see module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +25,6 @@ class TypeMapping:
     action: str
     spec: dict[str, Any] = field(default_factory=dict)
     message: str = ""
-    note: str = ""  # a located warning even when mapped (nearest mapping, lost detail)
 
 
 _METADATA_NOTES = {
@@ -147,7 +140,6 @@ _SIMPLE = frozenset(
 
 def map_type(canonical: str, *, appearance: str = "") -> TypeMapping:
     """The mapping of one canonical XLSForm type (see `canonical_type`)."""
-    on = FORMLANG_FEATURES
     simple = {
         "text": "text",
         "integer": "integer",
@@ -158,44 +150,20 @@ def map_type(canonical: str, *, appearance: str = "") -> TypeMapping:
         "geopoint": "geopoint",
         "note": "note",
         "calculate": "calculated",
+        "time": "time",  # answers "HH:MM[:SS]"
+        "barcode": "barcode",  # a text answer, scanned
+        "geotrace": "geotrace",
+        "geoshape": "geoshape",
+        "rank": "rank",  # the reader fills `choices`
+        "range": "integer",  # the reader adds min, max and step (decimal if any is not whole)
     }
     if canonical in simple:
         return TypeMapping("field", {"type": simple[canonical]})
     if canonical == "image":
         media = "signature" if "signature" in appearance else "photo"
         return TypeMapping("field", {"type": "attachment", "media": media})
-    if canonical == "time":
-        # formlang: {"type": "time"}, answers "HH:MM[:SS]".
-        if "time" in on:
-            return TypeMapping("field", {"type": "time"})
-        return TypeMapping("drop", message="time questions are not in the form language yet")
     if canonical in ("audio", "video", "file"):
-        # formlang: {"type": "attachment", "media": "audio" | "video" | "file"}.
-        if "media" in on:
-            return TypeMapping("field", {"type": "attachment", "media": canonical})
-        return TypeMapping("drop", message=f"{canonical} answers are not in the form language yet")
-    if canonical == "barcode":
-        # formlang: {"type": "barcode"} (a text answer). Today: a text field, typed not scanned.
-        if "barcode" in on:
-            return TypeMapping("field", {"type": "barcode"})
-        return TypeMapping(
-            "field",
-            {"type": "text"},
-            note="barcode imported as a text question (the code is typed, not scanned)",
-        )
-    if canonical in ("geotrace", "geoshape"):
-        # formlang: {"type": "geotrace"} / {"type": "geoshape"}.
-        if "geo" in on:
-            return TypeMapping("field", {"type": canonical})
-        return TypeMapping("drop", message=f"{canonical}s are not in the form language yet")
-    if canonical == "range":
-        # Today: a number with a min/max constraint (the reader adds it); formlang adds "step".
-        return TypeMapping("field", {"type": "integer"})
-    if canonical == "rank":
-        # formlang: {"type": "rank", "choices": …}; the reader fills the list.
-        if "rank" in on:
-            return TypeMapping("field", {"type": "rank"})
-        return TypeMapping("drop", message="rank questions are not in the form language yet")
+        return TypeMapping("field", {"type": "attachment", "media": canonical})
     if canonical in _METADATA_NOTES:
         return TypeMapping(
             "metadata",

@@ -103,18 +103,8 @@ def _required(value: Any, _field: Mapping[str, Any]) -> dict[str, str]:
     return cells
 
 
-def _bound(key: str) -> ColumnWriter:
-    # A range's bounds are its `parameters` (start/end), written with its type.
-    def write(value: Any, field: Mapping[str, Any]) -> dict[str, str]:
-        if field.get("type") == "range":
-            return {}
-        return {fieldsync_column(key): _text(value)}
-
-    return write
-
-
 def _consumed(_value: Any, _field: Mapping[str, Any]) -> dict[str, str]:
-    return {}  # written with the type (choices, media, step) or as the rows that follow (fields)
+    return {}  # written with the type (choices, media) or as the rows that follow (fields)
 
 
 FIELD_COLUMNS: dict[str, ColumnWriter] = {
@@ -128,8 +118,8 @@ FIELD_COLUMNS: dict[str, ColumnWriter] = {
     "constraint_message": _language("constraint_message"),
     "choice_filter": _same("choice_filter"),
     "calculation": _same("calculation"),
-    "min": _bound("min"),
-    "max": _bound("max"),
+    "min": _fieldsync("min"),
+    "max": _fieldsync("max"),
     "min_length": _fieldsync("min_length"),
     "max_length": _fieldsync("max_length"),
     "pattern": _fieldsync("pattern"),
@@ -140,8 +130,8 @@ FIELD_COLUMNS: dict[str, ColumnWriter] = {
     "bind": _same(BIND_COLUMN),
     "choices": _consumed,
     "media": _consumed,
-    "step": _consumed,
-    "choices_file": _consumed,
+    "step": _fieldsync("step"),
+    "choices_file": _fieldsync("choices_file"),
     "fields": _consumed,
 }
 """How each key of a field's JSON is written. A key missing here is refused (`KeyError` names it),
@@ -178,22 +168,6 @@ def _attachment(field: Mapping[str, Any], _list: str | None) -> dict[str, str]:
     return dict(ATTACHMENT_TYPES[field.get("media", "photo")])
 
 
-def _range(field: Mapping[str, Any], _list: str | None) -> dict[str, str]:
-    parameters = [
-        f"{word}={_text(field[key])}"
-        for word, key in (("start", "min"), ("end", "max"), ("step", "step"))
-        if key in field
-    ]
-    cells = {"type": "range"}
-    if parameters:
-        cells["parameters"] = " ".join(parameters)
-    return cells
-
-
-def _select_from_file(xlsform_type: str) -> TypeWriter:
-    return lambda field, _list: {"type": f"{xlsform_type} {field['choices_file']}"}
-
-
 TYPE_WRITERS: dict[str, TypeWriter] = {
     "text": _plain("text"),
     "integer": _plain("integer"),
@@ -212,17 +186,9 @@ TYPE_WRITERS: dict[str, TypeWriter] = {
     "select_multiple": _select("select_multiple"),
     "rank": _select("rank"),
     "attachment": _attachment,
-    "range": _range,
     "repeat": _plain("begin_repeat"),
 }
 """How each fieldsync field type is written in the `type` column (with what goes with it)."""
-
-SELECT_FROM_FILE_TYPES: dict[str, TypeWriter] = {
-    "select_one": _select_from_file("select_one_from_file"),
-    "select_multiple": _select_from_file("select_multiple_from_file"),
-}
-"""Selects whose choices come from an attached file (`choices_file`)."""
-
 
 # -- the workbook ---------------------------------------------------------------------------
 
@@ -305,10 +271,7 @@ def _survey_rows(
 ) -> Iterable[dict[str, str]]:
     for field in fields:
         list_name = _list_name(field, path, inline_lists)
-        if field.get("choices_file") and field["type"] in SELECT_FROM_FILE_TYPES:
-            row = SELECT_FROM_FILE_TYPES[field["type"]](field, list_name)
-        else:
-            row = TYPE_WRITERS[field["type"]](field, list_name)
+        row = TYPE_WRITERS[field["type"]](field, list_name)
         for key, value in field.items():
             row.update(FIELD_COLUMNS[key](value, field))
         if isinstance(field.get("choices"), list):

@@ -698,8 +698,7 @@ def demo(state: CliState, if_empty: bool) -> None:
 # -- commands of other packages (their modules import only click at the top) -------------------
 
 from server.exports import cli as _exports_cli  # noqa: E402,F401  (export)
-from server.forms import cli as _forms_cli  # noqa: E402,F401  (forms export-xlsform)
-from server.forms import xlsform_cli as _xlsform_cli  # noqa: E402,F401  (forms import-xlsform)
+from server.forms import cli as _forms_cli  # noqa: E402,F401  (forms import-/export-xlsform)
 from server.scheduler.cli import scheduler as _scheduler  # noqa: E402
 from server.warnings.cli import warnings as _warnings_commands  # noqa: E402
 

@@ -145,14 +145,38 @@ def test_languages_single_colon_columns_and_choice_attributes() -> None:
     result = import_xlsform(content)
 
     definition = imported(result)
-    # zh is filled from the default language; other languages are reported per column
-    assert field(definition, "district")["label"] == {"zh": "District", "en": "District"}
-    swahili = warning_at(result, "survey", 1, "label::Swahili (sw)")
-    assert "(sw)" in swahili.message and swahili.cell == "D1"
-    assert "(fr)" in warning_at(result, "survey", 1, "label::French").message
+    # zh is filled from the default language; every other language is kept under its tag
+    assert field(definition, "district")["label"] == {
+        "zh": "District",
+        "en": "District",
+        "sw": "Wilaya",
+        "fr": "District (fr)",
+    }
+    assert not [i for i in result.issues if i.column and i.column.startswith("label")]
     first = definition["choice_lists"]["district"][0]
-    assert first["label"] == {"zh": "North", "en": "North"}
+    assert first["label"] == {"zh": "North", "en": "North", "sw": "Kaskazini"}
     assert first["attributes"] == {"region": "r1", "pop_": "1200"}
+    load_definition(definition)
+
+
+def test_a_language_without_a_tag_is_only_a_fallback_and_is_reported() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label::Local dialect", "label::pt-BR"],
+                ["text", "village", "Cun", "Aldeia"],
+            ],
+            "settings": [["form_id"], ["dialects"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    # pt-BR is the tag pt-br; "Local dialect" has none, so it only stands in for zh and en
+    assert field(definition, "village")["label"] == {"zh": "Cun", "en": "Cun", "pt-br": "Aldeia"}
+    issue = warning_at(result, "survey", 1, "label::Local dialect")
+    assert "not a language tag" in issue.message and issue.cell == "C1"
 
 
 def test_typographic_quotes_dotted_names_and_nameless_notes() -> None:
@@ -246,13 +270,40 @@ def test_range_loops_parameters_and_repeat_counts() -> None:
 
     definition = imported(result)
     score = field(definition, "score")
-    assert (score["type"], score["constraint"]) == ("integer", ". >= 0 and . <= 5")
+    assert score == {
+        "name": "score",
+        "type": "integer",
+        "label": score["label"],
+        "min": 0,
+        "max": 5,
+        "step": 1,
+    }
     assert [f["name"] for f in definition["fields"]] == ["score", "plots"]
     assert "loop dropped" in warning_at(result, "survey", 3, "type").message
-    assert "repeat counts" in warning_at(result, "survey", 6, "repeat_count").message
-    answers = {"score": 7, "plots": [{"area": 1.5}]}
-    issues = validate_submission(load_definition(definition), answers)
-    assert [(i.path, i.code.value) for i in issues] == [("data.score", "constraint_failed")]
+    # a repeat_count expression is the repeat's count
+    assert field(definition, "plots")["count"] == "${score}"
+    form = load_definition(definition)
+    out_of_range = validate_submission(form, {"score": 7, "plots": [{"area": 1.5}] * 7})
+    assert [i.path for i in out_of_range] == ["data.score"]
+    too_few = validate_submission(form, {"score": 2, "plots": [{"area": 1.5}]})
+    assert [(i.path, i.code.value) for i in too_few] == [("data.plots", "too_few_repeats")]
+
+
+def test_a_decimal_range_keeps_its_bounds_and_step() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label", "parameters"],
+                ["range", "ph", "Soil pH", "start=14 end=0 step=0.5"],
+            ],
+            "settings": [["form_id"], ["soil"]],
+        }
+    )
+
+    definition = imported(import_xlsform(content))
+
+    ph = field(definition, "ph")
+    assert (ph["type"], ph["min"], ph["max"], ph["step"]) == ("decimal", 0.0, 14.0, 0.5)
 
 
 def test_choices_from_an_uploaded_csv_are_loaded_inline() -> None:
@@ -272,6 +323,7 @@ def test_choices_from_an_uploaded_csv_are_loaded_inline() -> None:
 
     definition = imported(result)
     assert field(definition, "village")["choices"] == "villages"
+    assert field(definition, "village")["choices_file"] == "villages.csv"
     assert [c["code"] for c in definition["choice_lists"]["villages"]] == ["v1", "v2"]
     assert "missing.csv" in warning_at(result, "survey", 3, "type").message
 
@@ -365,3 +417,45 @@ def test_pyxform_messages_about_the_choices_sheet_are_located_there() -> None:
 
     pyxform = [i for i in result.issues if i.message.startswith("pyxform:")]
     assert pyxform and all(i.sheet == "choices" for i in pyxform), result.issues
+
+
+def test_the_form_language_types_are_mapped_without_a_warning() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label"],
+                ["time", "woke", "Woke up"],
+                ["geotrace", "road", "Road"],
+                ["geoshape", "field_plot", "Field"],
+                ["rank crops", "priorities", "Priorities"],
+                ["video", "clip", "Clip"],
+                ["file", "scan", "Scan"],
+                ["audio", "voice", "Voice"],
+                ["barcode", "card", "Card"],
+            ],
+            "choices": [
+                ["list_name", "name", "label"],
+                ["crops", "maize", "Maize"],
+                ["crops", "rice", "Rice"],
+            ],
+            "settings": [["form_id"], ["new_types"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    shapes = {
+        f["name"]: (f["type"], f.get("media") or f.get("choices")) for f in definition["fields"]
+    }
+    assert shapes == {
+        "woke": ("time", None),
+        "road": ("geotrace", None),
+        "field_plot": ("geoshape", None),
+        "priorities": ("rank", "crops"),
+        "clip": ("attachment", "video"),
+        "scan": ("attachment", "file"),
+        "voice": ("attachment", "audio"),
+        "card": ("barcode", None),
+    }
+    assert [i for i in result.issues if i.sheet == "survey" and i.column == "type"] == []

@@ -316,27 +316,36 @@ def test_constructs_fieldsync_lacks_are_dropped_with_a_warning_at_their_cell() -
     assert result.definition is not None, result.issues
     assert blocking(result.issues) == []
     warnings = {(i.sheet, i.row, i.column): i for i in result.issues}
-    # choices from a file that was not uploaded, audio, start metadata: dropped at their type cell
-    for row in (3, 8, 10):
+    # choices from a file that was not uploaded, start metadata: dropped at their type cell
+    for row in (3, 10):
         issue = warnings[("survey", row, "type")]
         assert issue.cell == f"A{row}"
         assert "dropped" in issue.message
     assert "villages.csv" in warnings[("survey", 3, "type")].message
-    # a fixed repeat count becomes the repeat's min and max count; barcode is typed text
-    members = next(f for f in result.definition["fields"] if f["name"] == "members")
-    assert (members["min_count"], members["max_count"]) == (3, 3)
-    card = next(f for f in result.definition["fields"] if f["name"] == "card")
-    assert card["type"] == "text"
-    assert "barcode" in warnings[("survey", 9, "type")].message
-    # range: a number between pyxform's default bounds
-    satisfaction = next(f for f in result.definition["fields"] if f["name"] == "satisfaction")
-    assert satisfaction["type"] == "integer"
-    assert satisfaction["constraint"] == ". >= 1 and . <= 10"
+    fields = {f["name"]: f for f in result.definition["fields"]}
+    # what the form language holds is mapped, without a warning at its type cell: a repeat
+    # count (jr:count) is the repeat's count, audio an audio attachment, barcode a barcode
+    assert fields["members"]["count"] == "3"
+    assert "min_count" not in fields["members"]
+    assert (fields["interview"]["type"], fields["interview"]["media"]) == ("attachment", "audio")
+    assert fields["card"]["type"] == "barcode"
+    for row in (4, 5, 8, 9):
+        assert ("survey", row, "type") not in warnings
+    assert ("survey", 5, "repeat_count") not in warnings
+    # range: a number between pyxform's default bounds, with its step
+    satisfaction = fields["satisfaction"]
+    assert {k: satisfaction.get(k) for k in ("type", "min", "max", "step", "constraint")} == {
+        "type": "integer",
+        "min": 1,
+        "max": 10,
+        "step": 1,
+        "constraint": None,
+    }
     dropped = {(i.row, i.column) for i in result.issues if not i.blocking}
     assert (1, "default") in dropped
     assert (1, "media::image") in dropped
     names = [f["name"] for f in result.definition["fields"]]
-    assert "village" not in names and "interview" not in names and "started" not in names
+    assert "village" not in names and "started" not in names
 
 
 def test_expressions_fieldsync_lacks_are_dropped_with_a_warning_at_their_cell() -> None:

@@ -84,16 +84,19 @@ def test_the_workbook_is_a_standard_xlsform_with_fieldsyncs_sheets() -> None:
 
 @pytest.mark.parametrize("form_id", BUNDLED_FORM_IDS)
 def test_pyxform_converts_the_workbook_to_an_xform_with_fieldsyncs_attributes(form_id: str) -> None:
+    import dataclasses
+
     from pyxform.builder import create_survey_element_from_dict
     from pyxform.xls2json import workbook_to_json
-    from pyxform.xls2json_backends import definition_to_dict
+    from pyxform.xls2json_backends import get_xlsform
 
-    workbook = definition_to_dict(write_xlsform(load_bundled_form(form_id)))
-    for row in workbook["survey"]:  # fieldsync's boolean is not pyxform's
+    workbook = get_xlsform(write_xlsform(load_bundled_form(form_id)), file_type=".xlsx")
+    survey = [dict(row) for row in workbook.survey or ()]
+    for row in survey:  # fieldsync's boolean is not pyxform's
         if row.get("type") == "boolean":
             row["type"] = "integer"
-    workbook.pop("entities", None)
-    workbook.pop("entities_header", None)
+    # fieldsync's own entities sheet is not ODK's
+    workbook = dataclasses.replace(workbook, survey=survey, entities=None, entities_header=None)
     converted = workbook_to_json(workbook_dict=workbook, warnings=[])
     assert converted["id_string"] == form_id
     xform = create_survey_element_from_dict(converted).to_xml(validate=False)
@@ -165,6 +168,11 @@ _label_text = st.text(
 _labels = st.one_of(
     _label_text,
     st.fixed_dictionaries({"zh": _label_text, "en": _label_text}),
+    # more languages (lower-case BCP 47 tags), written `label::fr`, `label::pt-br` …
+    st.fixed_dictionaries(
+        {"zh": _label_text, "en": _label_text},
+        optional={"fr": _label_text, "sw": _label_text, "pt-br": _label_text},
+    ),
 )
 _expressions = st.sampled_from(
     ["1 = 1", "today() > date('2021-01-01')", "string-length('a') > 0", "true()", "false()"]
@@ -213,6 +221,11 @@ def _question(draw: st.DrawFn, list_names: list[str]) -> dict[str, Any]:
                 "select_one",
                 "select_multiple",
                 "attachment",
+                "time",
+                "barcode",
+                "geotrace",
+                "geoshape",
+                "rank",
             ]
         )
     )
@@ -230,7 +243,7 @@ def _question(draw: st.DrawFn, list_names: list[str]) -> dict[str, Any]:
         field["constraint"] = draw(_constraints)
         if draw(st.booleans()):
             field["constraint_message"] = draw(_labels)
-    if kind == "text":
+    if kind in ("text", "barcode"):
         if draw(st.booleans()):
             field["min_length"] = draw(st.integers(0, 5))
         if draw(st.booleans()):
@@ -250,16 +263,29 @@ def _question(draw: st.DrawFn, list_names: list[str]) -> dict[str, Any]:
             field["min"] = draw(numbers)
         if draw(st.booleans()):
             field["max"] = draw(numbers)
+        if draw(st.booleans()):
+            field["step"] = draw(
+                st.integers(1, 50)
+                if kind == "integer"
+                else st.one_of(st.integers(1, 50), st.sampled_from([0.5, 0.25, 1e-05, 2.0]))
+            )
     elif kind == "date" and draw(st.booleans()):
         field["min"] = draw(st.sampled_from(["2021-01-01", "1900-02-28"]))
-    elif kind in ("select_one", "select_multiple"):
+    elif kind == "time":
+        if draw(st.booleans()):
+            field["min"] = draw(st.sampled_from(["06:00", "08:30:15"]))
+        if draw(st.booleans()):
+            field["max"] = draw(st.sampled_from(["18:00", "23:59:59"]))
+    elif kind in ("select_one", "select_multiple", "rank"):
         named: bool = draw(st.booleans())
         if list_names and named:
             field["choices"] = draw(st.sampled_from(list_names))
         else:
             field["choices"] = draw(_choices)
+        if draw(st.booleans()):
+            field["choices_file"] = draw(st.sampled_from(["villages.csv", "crop list.xml"]))
     elif kind == "attachment":
-        field["media"] = draw(st.sampled_from(["photo", "signature", "document"]))
+        field["media"] = draw(st.sampled_from([m.value for m in AttachmentMedia]))
     return field
 
 
@@ -279,6 +305,8 @@ def definitions(draw: st.DrawFn) -> FormDefinition:
         if draw(st.booleans()):
             repeat["min_count"] = draw(st.integers(0, 2))
             repeat["max_count"] = draw(st.integers(2, 50))
+        if draw(st.booleans()):
+            repeat["count"] = draw(st.sampled_from(["2", "1 + 1", "string-length('abc')"]))
         fields.append(repeat)
     used = {
         choices
@@ -306,4 +334,42 @@ def definitions(draw: st.DrawFn) -> FormDefinition:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(definitions())
 def test_generated_definitions_import_back_identical(definition: FormDefinition) -> None:
+    assert_identical(definition)
+
+
+def test_the_form_language_additions_import_back_identical() -> None:
+    # Each addition at least once, whatever the generator draws.
+    fr = {"zh": "村", "en": "Village", "fr": "Village (fr)", "pt-br": "Aldeia"}
+    definition = load_definition(
+        {
+            "form_id": "additions",
+            "title": {"zh": "新增", "en": "Additions", "sw": "Nyongeza"},
+            "fields": [
+                {"name": "woke", "type": "time", "min": "06:00", "max": "23:59:59", "label": fr},
+                {"name": "card", "type": "barcode", "max_length": 20, "pattern": "[0-9]+"},
+                {"name": "n", "type": "integer", "min": 0, "max": 100, "step": 5},
+                {"name": "ph", "type": "decimal", "step": 0.5},
+                {"name": "road", "type": "geotrace"},
+                {"name": "plot", "type": "geoshape"},
+                {"name": "top", "type": "rank", "choices": "crops", "choices_file": "crops.csv"},
+                {"name": "v", "type": "select_one", "choices": "crops", "choices_file": "c.xml"},
+                *(
+                    {"name": f"m_{media}", "type": "attachment", "media": media}
+                    for media in ("audio", "video", "file", "document", "signature", "photo")
+                ),
+                {
+                    "name": "plots",
+                    "type": "repeat",
+                    "count": "${n} div 5",
+                    "fields": [{"name": "area", "type": "decimal"}],
+                },
+            ],
+            "choice_lists": {
+                "crops": [
+                    {"code": "rice", "label": {"zh": "稻", "en": "Rice", "fr": "Riz"}},
+                    {"code": "maize", "label": "玉米"},
+                ]
+            },
+        }
+    )
     assert_identical(definition)
