@@ -236,7 +236,7 @@ def _actor_of(job: ExportJob) -> Actor:
     return Actor(
         user_id=job.user_id,
         username=job.username,
-        role=Role(job.role),
+        role=Role(job.role),  # type: ignore[call-arg]  # looked up by its code
         region_codes=tuple(job.region_codes),
     )
 
