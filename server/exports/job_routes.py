@@ -85,9 +85,15 @@ def get_job(job_id: uuid.UUID) -> dict[str, Any]:
 @authenticated(*STAFF)
 def download_job(job_id: uuid.UUID) -> Response:
     rt = runtime()
-    with rt.db.unit_of_work() as session:  # a revealing job's download is audited
-        job, content = jobs.open_job_file(session, current_actor(), rt.settings, job_id)
-        media_type, name = MEDIA_TYPES[job.format], jobs.file_name_of(job)
+    content = None
+    try:
+        with rt.db.unit_of_work() as session:  # a revealing job's download is audited
+            job, content = jobs.open_job_file(session, current_actor(), rt.settings, job_id)
+            media_type, name = MEDIA_TYPES[job.format], jobs.file_name_of(job)
+    except BaseException:
+        if content is not None:  # the audit did not commit: nothing is sent
+            content.close()
+        raise
     response = Response(
         wrap_file(request.environ, content), mimetype=media_type, direct_passthrough=True
     )

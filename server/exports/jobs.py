@@ -167,10 +167,6 @@ def open_job_file(
             f"the export job is {job.status.value}, not finished",
             details={"status": job.status.value},
         )
-    try:
-        content = (settings.export_dir / job.file_name).open("rb")
-    except FileNotFoundError as exc:  # removed by hand, or by a cleanup racing this download
-        raise Gone("the export file is no longer stored: export again") from exc
     if job.reveal:
         audit.record(
             session,
@@ -187,6 +183,11 @@ def open_job_file(
                 "job_owner": job.username,
             },
         )
+    # Opened last: a refusal rolls the audit back, and nothing is left open.
+    try:
+        content = (settings.export_dir / job.file_name).open("rb")
+    except FileNotFoundError as exc:  # removed by hand, or by a cleanup racing this download
+        raise Gone("the export file is no longer stored: export again") from exc
     return job, content
 
 
