@@ -63,6 +63,7 @@ def _register_blueprints(app: Flask) -> None:
     from server.auth.routes import bp as auth_bp
     from server.conflicts.routes import bp as conflicts_bp
     from server.departments.routes import bp as departments_bp
+    from server.exports.job_routes import bp as export_jobs_bp
     from server.exports.routes import bp as exports_bp
     from server.forms.routes import bp as forms_bp
     from server.health.routes import bp as health_bp
@@ -86,6 +87,7 @@ def _register_blueprints(app: Flask) -> None:
         attachments_bp,
         conflicts_bp,
         departments_bp,
+        export_jobs_bp,
         exports_bp,
         monitoring_help_bp,
         monitoring_reports_bp,

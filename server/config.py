@@ -42,6 +42,8 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 DATA_KEY_FILE = "data_key"
 # Stands for "INSTANCE_DIR/attachments" until the instance folder is known.
 _ATTACHMENTS_IN_INSTANCE = Path("<instance>", "attachments")
+# Stands for "INSTANCE_DIR/exports" until the instance folder is known.
+_EXPORTS_IN_INSTANCE = Path("<instance>", "exports")
 
 log = logging.getLogger("fieldsync.config")
 
@@ -104,6 +106,19 @@ class Settings:
     # Production on PostgreSQL must set it: every host must see the same files (shared storage).
     attachment_dir: Path = field(default=_ATTACHMENTS_IN_INSTANCE)
     max_attachment_size: int = 10 * 1024 * 1024
+    # Where background export jobs write their files (docs/operations.md, "Export jobs").
+    # Default: INSTANCE_DIR/exports. Production on PostgreSQL must set it: any host may run a
+    # job and any other serve its download (shared storage, like ATTACHMENT_DIR).
+    export_dir: Path = field(default=_EXPORTS_IN_INSTANCE)
+    # Seconds a finished export job's file is kept before the `export_jobs` job removes it
+    # (the job is then `expired`). 3 days.
+    export_job_ttl: int = 3 * 24 * 3600
+    # A running export job with no progress for this many seconds is taken as abandoned (its
+    # process died) and recorded as failed. 15 minutes.
+    export_job_stale_after: int = 900
+    # Whether the web process that accepts an export job starts it at once in a background
+    # thread; otherwise (or if that process dies first) the scheduler's `export_jobs` job does.
+    export_job_threads: bool = True
     # Scheduled jobs (docs/operations.md, "Scheduled jobs"). JOB_SCHEDULES overrides the schedule
     # of named jobs, `;`-separated: `name=cron <minute> <hour> <day> <month> <weekday>`,
     # `name=every <seconds>` or `name=off` (never scheduled; "run now" still works).
@@ -131,13 +146,25 @@ class Settings:
         attachments_follow_instance = self.attachment_dir is _ATTACHMENTS_IN_INSTANCE
         if attachments_follow_instance:
             object.__setattr__(self, "attachment_dir", self.instance_dir / "attachments")
+        exports_follow_instance = self.export_dir is _EXPORTS_IN_INSTANCE
+        if exports_follow_instance:
+            object.__setattr__(self, "export_dir", self.instance_dir / "exports")
         if self.is_production:
             self._check_production(attachments_follow_instance)
+            if self.database_kind == "postgresql" and exports_follow_instance:
+                raise ConfigError(
+                    "EXPORT_DIR must be set in production with PostgreSQL: every application "
+                    "host must write and read export job files in the same place (shared storage)"
+                )
         if self.max_body_size <= 0 or self.max_batch_items <= 0:
             raise ConfigError("MAX_BODY_SIZE and MAX_BATCH_ITEMS must be positive")
         self._check_login_limits()
         if self.job_stale_after <= 0:
             raise ConfigError("JOB_STALE_AFTER must be positive (seconds)")
+        if self.export_job_ttl <= 0 or self.export_job_stale_after <= 0:
+            raise ConfigError(
+                "EXPORT_JOB_TTL and EXPORT_JOB_STALE_AFTER must be positive (seconds)"
+            )
 
     def _check_login_limits(self) -> None:
         limits = (

@@ -8,6 +8,7 @@ from server.conflicts.models import Conflict
 from server.db import Base
 from server.departments.models import DepartmentFact, DepartmentImport, DepartmentSource
 from server.devices.models import Device, DeviceSequenceGap
+from server.exports.job_models import ExportJob
 from server.forms.models import Form, FormVersion
 from server.households.models import Household, Member
 from server.monitoring.help_models import (
@@ -40,6 +41,7 @@ __all__ = [
     "DepartmentSource",
     "Device",
     "DeviceSequenceGap",
+    "ExportJob",
     "Form",
     "FormVersion",
     "HelpEvent",

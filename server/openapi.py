@@ -40,6 +40,11 @@ from server.departments.schemas import (
     SourceUpdateSchema,
 )
 from server.departments.schemas import PageQuerySchema as SourcePageQuerySchema
+from server.exports.job_schemas import (
+    ExportJobListQuerySchema,
+    ExportJobListSchema,
+    ExportJobSchema,
+)
 from server.exports.schemas import (
     DatasetListSchema,
     ExportQuerySchema,
@@ -781,6 +786,55 @@ OPERATIONS: tuple[Operation, ...] = (
         response="WarningConfig",
         errors=(422,),
     ),
+    Operation(
+        "post",
+        "/api/v1/exports/{dataset}/jobs",
+        "Start a background export (the direct export's parameters); 202 with the job, whose "
+        "file is downloadable when it succeeded",
+        "exports",
+        roles=STAFF,
+        response="ExportJob",
+        status=202,
+        errors=(422,),
+        query=ExportQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/exports/jobs",
+        "The caller's background exports (admins: everyone's), newest first",
+        "exports",
+        roles=STAFF,
+        response="ExportJobList",
+        errors=(422,),
+        query=ExportJobListQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/exports/jobs/{job_id}",
+        "One background export with its progress",
+        "exports",
+        roles=STAFF,
+        response="ExportJob",
+    ),
+    Operation(
+        "get",
+        "/api/v1/exports/jobs/{job_id}/file",
+        "Download a finished background export (409 while queued, running or failed; 410 once "
+        "expired)",
+        "exports",
+        roles=STAFF,
+        download=True,
+        attachment=True,
+        errors=(409, 410),
+    ),
+    Operation(
+        "delete",
+        "/api/v1/exports/jobs/{job_id}",
+        "Cancel a background export and remove it and its file",
+        "exports",
+        roles=STAFF,
+        status=204,
+    ),
 )
 
 _SCHEMAS: dict[str, type[Schema]] = {
@@ -835,6 +889,8 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "DismissWarning": DismissWarningSchema,
     "WarningConfig": ConfigSchema,
     "WarningConfigUpdate": ConfigUpdateSchema,
+    "ExportJob": ExportJobSchema,
+    "ExportJobList": ExportJobListSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -1007,6 +1063,7 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "digest": _DIGEST,
     "name": {"type": "string"},  # a job's name; any other is a 404
     "dataset": {"type": "string", "pattern": "^[a-z][a-z_]{0,63}$"},
+    "job_id": _UUID,
 }
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 _STATUS_CODE = {code.http_status: code for code in ErrorCode}

@@ -194,13 +194,23 @@ def test_production_on_postgresql_requires_an_explicit_shared_attachment_dir(tmp
     production = {"ENVIRONMENT": "production", "SECRET_KEY": STRONG, "DATABASE_URL": PG_URL}
     with pytest.raises(ConfigError, match="ATTACHMENT_DIR"):
         Settings.from_env(production)
-    settings = Settings.from_env({**production, "ATTACHMENT_DIR": "/srv/shared/attachments"})
+    with pytest.raises(ConfigError, match="EXPORT_DIR"):
+        Settings.from_env({**production, "ATTACHMENT_DIR": "/srv/shared/attachments"})
+    settings = Settings.from_env(
+        {
+            **production,
+            "ATTACHMENT_DIR": "/srv/shared/attachments",
+            "EXPORT_DIR": "/srv/shared/exports",
+        }
+    )
     assert settings.attachment_dir == Path("/srv/shared/attachments")
+    assert settings.export_dir == Path("/srv/shared/exports")
     # One host with SQLite keeps everything in its instance folder.
     alone = Settings.from_env(
         {"ENVIRONMENT": "production", "SECRET_KEY": STRONG, "INSTANCE_DIR": str(tmp_path)}
     )
     assert alone.attachment_dir == tmp_path / "attachments"
+    assert alone.export_dir == tmp_path / "exports"
 
 
 def test_the_command_line_makes_the_instance_secret_on_first_start(tmp_path):

@@ -61,8 +61,14 @@ class Progress:
 @click.option("--form-version", type=int, default=None)
 @click.option("--year", type=int, default=None)
 @click.option("--cursor", default=None, help="Only what changed since this earlier export.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--quiet", is_flag=True, help="No progress line.")
+@click.option(
+    "--background",
+    is_flag=True,
+    help="Queue a background export job instead of writing FILE (the scheduler's export_jobs "
+    "runs it; admins download it from /api/v1/exports/jobs/ID/file).",
+)
 @pass_state
 def export_command(
     state: CliState,
@@ -80,8 +86,9 @@ def export_command(
     form_version: int | None,
     year: int | None,
     cursor: str | None,
-    output: Path,
+    output: Path | None,
     quiet: bool,
+    background: bool,
 ) -> None:
     """Export DATASET (see docs/exports.md) to a file."""
     from server.auth.actor import system_actor
@@ -103,7 +110,17 @@ def export_command(
         "cursor": cursor,
         "reveal": "sensitive" if reveal else None,
     }
-    args = load_with(ExportQuerySchema(), {k: v for k, v in query.items() if v is not None})
+    if bom:
+        query["bom"] = "true"
+    given = {k: v for k, v in query.items() if v is not None}
+    if background:
+        if output is not None:
+            raise click.UsageError("--background writes no FILE: leave out -o")
+        _queue(state, dataset, given)
+        return
+    if output is None:
+        raise click.UsageError("-o FILE is required (or --background)")
+    args = load_with(ExportQuerySchema(), given)
     options = service.export_options(args)
     rt = state.runtime()
     with rt.db.unit_of_work(write=reveal) as session:
@@ -123,3 +140,17 @@ def export_command(
     click.echo(f"wrote {progress.rows} rows of {dataset} to {output}")
     if plan.next_cursor:
         click.echo(f"cursor: {plan.next_cursor}")
+
+
+def _queue(state: CliState, dataset: str, query: dict[str, str]) -> None:
+    """Queue a background export as the system actor (visible to admins) and say where it is."""
+    from server.auth.actor import system_actor
+    from server.exports import jobs
+
+    rt = state.runtime()
+    with rt.db.unit_of_work() as session:
+        job = jobs.create_job(session, system_actor(), rt.settings, dataset, query)
+        job_id = job.id
+    click.echo(f"queued export job {job_id} ({dataset}); the scheduler's export_jobs job runs it")
+    click.echo(f"progress: GET /api/v1/exports/jobs/{job_id}")
+    click.echo(f"file:     GET /api/v1/exports/jobs/{job_id}/file")

@@ -55,12 +55,39 @@ aside); another's is a `422`.
 dataset's key; follow `next` until it is absent. Same filters, scope, masking and reveal rules
 as the files.
 
+## Background jobs
+
+Large exports can run as background jobs whose file is downloaded later:
+
+- `POST /api/v1/exports/{dataset}/jobs?<the parameters of a direct export>` checks everything a
+  direct export checks (dataset, filters, scope, the reveal permission, the cursor) and answers
+  `202` with the job: `id`, `status` (`queued`, `running`, `succeeded`, `failed`, `expired`),
+  `rows_done`, `bytes_done`, `created_at`, `started_at`, `finished_at`, `expires_at`, `error`,
+  `cursor` (the next incremental cursor of a one-dataset export) and `file` (the download's
+  URL once it succeeded). `format=zip` with path `all` bundles as a direct export does.
+- `GET /api/v1/exports/jobs` lists the caller's jobs, newest first (admins: everyone's;
+  `?status=&limit=&offset=`); `GET /api/v1/exports/jobs/{id}` is one job with its progress.
+- `GET /api/v1/exports/jobs/{id}/file` downloads the file: the same bytes a direct export with
+  the same parameters would have streamed at the time the job ran. `409` while the job is
+  queued, running or failed, `410` once it expired.
+- `DELETE /api/v1/exports/jobs/{id}` removes the job and its file (`204`); a running job is
+  cancelled.
+
+Only the job's creator and admins see, download or delete it (for anyone else it does not exist:
+`404`). The job runs with the regions its creator had when creating it. A job with
+`reveal=sensitive` is audited like a direct export when it is created (`export_reveal`, object the
+dataset), and again at every download (`export_reveal`, object `export_job` and the job's id, with
+`download: true`); running it is not audited a second time. Files are kept `EXPORT_JOB_TTL`
+(3 days) after the job finished, then removed (the job becomes `expired`). How jobs are run and
+where files are stored: docs/operations.md, "Export jobs".
+
 ## Command line
 
 `fieldsync export DATASET [--region CODE] [--format csv|xlsx|jsonl] [--labels code|zh|en]
 [--bom] [--reveal] [--cursor C] -o FILE` writes the same file as the API, acting as the system
 (every region), with a progress line (rows, rows per second) on standard error; the next cursor
-is printed at the end.
+is printed at the end. `--background` (without `-o`) queues a background job instead, as the
+system (admins see it), and prints its id.
 """
 
 

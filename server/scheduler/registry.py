@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.config import ConfigError, Settings
 from server.departments import jobs as department_jobs
+from server.exports import jobs as export_jobs
 from server.scheduler import jobs
 from server.warnings import jobs as warning_jobs
 
@@ -75,6 +76,19 @@ JOBS: tuple[Job, ...] = (
         "Fetch the department sources whose own schedule is due",
         "every 60",  # each source's cron decides; this only looks for due ones
         department_jobs.fetch_due_sources,
+    ),
+    Job(
+        "export_jobs",
+        "Run queued background exports; record those whose worker died as failed",
+        "every 60",  # web workers start their jobs at once; this catches what they left
+        export_jobs.run_queued,
+        stale_after=24 * 3600,  # a run lasts as long as the exports it takes on
+    ),
+    Job(
+        "export_cleanup",
+        "Remove the files of background exports past EXPORT_JOB_TTL",
+        "every 3600",
+        export_jobs.expire_jobs,
     ),
 )
 

@@ -36,3 +36,26 @@ def test_cli_refuses_a_malformed_filter(cli, village_households, tmp_path):
     assert result.exit_code == 1
     assert "region" in result.output
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_cli_background_queues_a_job_the_scheduler_runs(cli, rt, village_households, tmp_path):
+    import uuid
+
+    from server.db import utcnow
+    from server.exports import jobs
+    from server.exports.job_models import ExportJob, ExportJobStatus
+
+    result = cli("export", "households", "--background", "--bom")
+    assert result.exit_code == 0, result.output
+    job_id = uuid.UUID(result.output.split("queued export job ", 1)[1].split()[0])
+    direct = tmp_path / "households.csv"
+    assert cli("export", "households", "--bom", "--quiet", "-o", str(direct)).exit_code == 0
+    assert jobs.run_queued(rt, utcnow()) == {"abandoned": 0, "succeeded": 1}
+    with rt.db.unit_of_work(write=False) as session:
+        job = session.get(ExportJob, job_id)
+        assert job is not None and job.status is ExportJobStatus.SUCCEEDED
+        assert job.user_id is None and job.file_name is not None
+        stored = rt.settings.export_dir / job.file_name
+    assert stored.read_bytes() == direct.read_bytes()
+    refused = cli("export", "households", "--background", "-o", str(tmp_path / "x.csv"))
+    assert refused.exit_code != 0
