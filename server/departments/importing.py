@@ -409,6 +409,8 @@ def _fact_rows(
     facts: dict[tuple[str, uuid.UUID, str], _Fact],
     import_id: uuid.UUID,
     now: datetime,
+    *,
+    with_ids: bool,
 ) -> list[tuple[Any, ...]]:
     """The facts as driver-ready tuples in `_FACT_COLUMNS` order. Each column's conversion runs
     once per distinct value (a household or member appears in several facts, the values are few),
@@ -428,7 +430,7 @@ def _fact_rows(
     values: dict[tuple[type, Any], Any] = {}
     dates: dict[date | None, Any] = {None: None}
     rows: list[tuple[Any, ...]] = []
-    uuid4 = uuid.uuid4
+    new_id = (lambda: as_uuid(uuid.uuid4())) if with_ids else (lambda: None)
     for (code, household_id, subject), (member_id, value, row) in facts.items():
         household = uuids.get(household_id)
         if household is None:
@@ -445,7 +447,7 @@ def _fact_rows(
             as_of = dates[row.as_of] = as_date(row.as_of)
         rows.append(
             (
-                as_uuid(uuid4()),
+                new_id(),
                 department_value,
                 code,
                 household,
@@ -476,26 +478,30 @@ def _write_facts(
     if not facts:
         return
     connection = session.connection()
-    rows = _fact_rows(connection.dialect, department, facts, import_id, now)
     columns = ", ".join(_FACT_COLUMNS)
     if connection.dialect.name == "postgresql":
+        # The new facts' ids come from the server (gen_random_uuid, PostgreSQL 13+): a uuid4 per
+        # row in Python was a tenth of the write. The staging table has no id column.
+        rows = _fact_rows(connection.dialect, department, facts, import_id, now, with_ids=False)
+        copied = ", ".join(_FACT_COLUMNS[1:])
         staging = f"department_facts_staging_{uuid.uuid4().hex}"
         driver = connection.connection.driver_connection
         assert driver is not None
         with driver.cursor() as cursor:
             cursor.execute(
-                f"CREATE TEMPORARY TABLE {staging} "
-                "(LIKE department_facts INCLUDING DEFAULTS) ON COMMIT DROP"
+                f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS "
+                f"SELECT {copied} FROM department_facts WITH NO DATA"
             )
-            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {staging} ({copied}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row(row[1:])
             cursor.execute(
-                f"INSERT INTO department_facts ({columns}) SELECT {columns} FROM {staging} "
-                + _UPSERT_CONFLICT
+                f"INSERT INTO department_facts ({columns}) "
+                f"SELECT gen_random_uuid(), {copied} FROM {staging} " + _UPSERT_CONFLICT
             )
             cursor.execute(f"DROP TABLE {staging}")
         return
+    rows = _fact_rows(connection.dialect, department, facts, import_id, now, with_ids=True)
     placeholders = ", ".join("?" for _ in _FACT_COLUMNS)
     connection.exec_driver_sql(
         f"INSERT INTO department_facts ({columns}) VALUES ({placeholders}) " + _UPSERT_CONFLICT,
