@@ -63,7 +63,9 @@ class SensitiveCodec:
         """The keyed hash used to find a record by its identity number without storing it."""
         normalized = normalize_id_number(value) if kind == "id_number" else value.strip()
         message = f"{kind}:{normalized}".encode()
-        return hmac.new(self._hash_key, message, hashlib.sha256).hexdigest()
+        # The one-shot HMAC (OpenSSL in C): the same digest as hmac.new(...).hexdigest(), a few
+        # times faster, which matters for department files of 200,000 identity numbers.
+        return hmac.digest(self._hash_key, message, "sha256").hex()
 
     def protect(self, kind: str, value: str) -> Protected:
         nonce = os.urandom(12)

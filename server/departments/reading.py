@@ -11,10 +11,9 @@ import io
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from server.departments.mapping import DATE_FORMATS, ColumnMapping, fact_value
 from server.sensitive import mask_id_number, normalize_id_number
@@ -40,8 +39,9 @@ class FileRefused(Exception):
         self.errors = errors
 
 
-@dataclass(frozen=True)
-class FileRow:
+class FileRow(NamedTuple):
+    """One row as read (a named tuple: a file has hundreds of thousands of them)."""
+
     row: int  # 1-based line of the file (the header is row 1)
     id_number: str  # normalised; callers hash it and never keep it
     as_of: date | None
