@@ -52,7 +52,7 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_value)
 
 
-def _csv_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
+def csv_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
     kind = column.kind
     if kind == "boolean":
         yes, no = _BOOL[labels]
@@ -83,6 +83,11 @@ def _converter(cells: list[Callable[[Any], Any] | None]) -> Callable[[list[Any]]
     return convert
 
 
+def csv_converter(columns: tuple[Column, ...], labels: str) -> Callable[[list[Any]], list[Any]]:
+    """Turns a row of cell values (as `service.stream_rows` gives them) into its CSV texts."""
+    return _converter([csv_cell(c, labels) for c in columns])
+
+
 def headers(columns: tuple[Column, ...], header: str) -> list[str]:
     return [c.header(header) for c in columns]
 
@@ -94,7 +99,10 @@ def write_csv(
     labels: str = "code",
     header: str = "code",
     bom: bool = False,
+    prepared: bool = False,
 ) -> Iterator[bytes]:
+    """CSV of `rows`; `prepared`: their cells are CSV texts already (`service.stream_csv_rows`)
+    and are written as they are."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(headers(columns, header))
@@ -102,11 +110,11 @@ def write_csv(
     yield (BOM + first) if bom else first
     buffer.seek(0)
     buffer.truncate()
-    convert = _converter([_csv_cell(c, labels) for c in columns])
+    convert = None if prepared else csv_converter(columns, labels)
     pending = 0
     writerow = writer.writerow
     for row in rows:
-        writerow(convert(row))
+        writerow(row if convert is None else convert(row))
         pending += 1
         if pending == CHUNK_ROWS:
             yield buffer.getvalue().encode()
