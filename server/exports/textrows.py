@@ -53,7 +53,7 @@ def _plain(expr: Any, dialect: str) -> Any:
             return cast(expr, Text)
         raw = type_coerce(expr, String())
         parts = [func.substr(raw, start, length) for start, length in _UUID_PARTS]
-        joined = parts[0]
+        joined: Any = parts[0]
         for part in parts[1:]:
             joined = joined.op("||")(literal_column("'-'")).op("||")(part)
         return case((raw.is_(None), None), else_=func.lower(joined))
