@@ -16,6 +16,8 @@ incremental exports and exploded datasets (visits) keep the general path.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -34,10 +36,12 @@ from sqlalchemy import (
     true,
     type_coerce,
 )
+from sqlalchemy import text as sql
+from sqlalchemy.exc import CompileError
 from sqlalchemy.orm import Session
 
 from server.db import UtcDateTime
-from server.exports.columns import HIDDEN, Column
+from server.exports.columns import HIDDEN, Column, SqlJoin
 from server.exports.formats import dumps
 
 _BOOL = {"code": ("true", "false"), "zh": ("是", "否"), "en": ("yes", "no")}
@@ -71,14 +75,12 @@ def _datetime_text(expr: Any, dialect: str) -> Any:
     """An aware UTC timestamp as Python's `isoformat()` writes it (microseconds only when not 0,
     offset `+00:00`)."""
     if dialect == "postgresql":
-        utc = func.timezone(literal_column("'UTC'"), expr)
-        whole = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"))
-        micro = func.to_char(utc, literal_column("'.US'"))
-        has_micro = func.date_part(literal_column("'microseconds'"), utc) != func.floor(
-            func.date_part(literal_column("'second'"), utc)
-        ) * literal_column("1000000")
-        fraction = case((has_micro, micro), else_=literal_column("''"))
-        text = whole.op("||")(fraction).op("||")(literal_column("'+00:00'"))
+        # With the transaction's TimeZone at UTC (csv_text_rows sets it); isoformat() leaves
+        # a fraction of 0 out and otherwise writes its six digits.
+        whole = func.to_char(expr, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS.US'"))
+        text = func.replace(whole, literal_column("'.000000'"), literal_column("''")).op("||")(
+            literal_column("'+00:00'")
+        )
         return case((expr.is_(None), None), else_=text)
     # SQLite stores `YYYY-MM-DD HH:MM:SS.ffffff` in UTC (server.db.UtcDateTime).
     raw = type_coerce(expr, String())
@@ -98,8 +100,10 @@ def _datetime_text(expr: Any, dialect: str) -> Any:
 
 def _text_cell(column: Column, expr: Any, labels: str, reveal: bool, dialect: str) -> Any:
     """The SQL giving `column`'s CSV text from its source `expr`, or None (Python needed)."""
-    if column.derive is not None or (column.cipher and reveal):
+    if column.cipher and reveal:
         return None
+    if column.derive is not None:
+        return None if column.sql is None else column.sql(expr)
     kind = column.kind
     if column.sensitive and kind in ("choice", "choices") and not reveal:
         return case((expr.is_(None), None), else_=literal_column(f"'{HIDDEN}'"))
@@ -118,14 +122,33 @@ def _text_cell(column: Column, expr: Any, labels: str, reveal: bool, dialect: st
         return cast(expr, Text) if dialect == "postgresql" else type_coerce(expr, String())
     if kind == "integer":
         return expr
+    if kind == "decimal" and dialect == "postgresql":
+        return cast(expr, Text)  # numeric's text is str() of the Decimal psycopg would load
     if kind == "text":
         return _plain(expr, dialect)
     return None  # choices, json, decimal: Python
 
 
 def _json_text(expr: Any, dialect: str) -> Any:
-    """A JSON document column read as its stored text (parsed and rewritten in Python)."""
-    return cast(expr, Text) if dialect == "postgresql" else type_coerce(expr, String())
+    """A JSON document column read as text: on SQLite as stored (parsed and rewritten compactly
+    in Python); on PostgreSQL empty documents as they are and others, whose jsonb text has other
+    spacing, behind a `"` (which makes COPY quote them, see `_copy_rows`) for Python to rewrite."""
+    if dialect != "postgresql":
+        return type_coerce(expr, String())
+    return case(
+        (expr.is_(None), None),
+        (func.jsonb_typeof(expr) == "null", None),
+        (expr == literal_column("'{}'::jsonb"), literal_column("'{}'")),
+        (expr == literal_column("'[]'::jsonb"), literal_column("'[]'")),
+        else_=literal_column("'\"'").op("||")(cast(expr, Text)),
+    )
+
+
+def _pg_json_cell(raw: Any) -> Any:
+    if not raw or raw[0] != '"':
+        return raw or None
+    value = json.loads(raw[1:])
+    return None if value is None else dumps(value)
 
 
 def _memo(cell: Cell) -> Cell:
@@ -151,7 +174,8 @@ MEMO_SIZE = 4096
 
 
 def _json_cell(raw: Any) -> Any:
-    return None if raw is None else dumps(json.loads(raw))
+    value = json.loads(raw) if raw else None
+    return None if value is None else dumps(value)
 
 
 def csv_text_rows(
@@ -170,22 +194,45 @@ def csv_text_rows(
     by_name = {str(c.key): c for c in statement.selected_columns}
     exprs: list[Any] = []
     steps: list[tuple[int, Cell]] = []
+    # Whether every Python cell reads text (then PostgreSQL may COPY the rows out as CSV).
+    text_only = True
+    # A Python step other than rewriting quoted JSON: no row passes as it is.
+    every_row = False
+    joins: dict[Any, Any] = {}  # outer joins of derived cells (SqlJoin)
     for index, column in enumerate(columns):
         name = column.cipher if (column.cipher and reveal) else column.source_name
         source = by_name[name]
         expr = getattr(source, "element", source)
         text = _text_cell(column, expr, labels, reveal, dialect)
+        if isinstance(text, SqlJoin):
+            joins.setdefault(text.target, text.onclause)
+            text = text.value
         if column.kind == "json" and column.derive is None and text is None:
             exprs.append(_json_text(expr, dialect).label(f"c{index}"))
-            steps.append((index, _memo(_json_cell)))
+            steps.append((index, _memo(_pg_json_cell if dialect == "postgresql" else _json_cell)))
         elif text is None:
             exprs.append(source.label(f"c{index}") if hasattr(source, "label") else source)
+            text_only = text_only and isinstance(expr.type, String)
             cell = python_cell(column)
             if cell is not None:
+                every_row = True
                 steps.append((index, _memo(cell) if column.derive is not None else cell))
         else:
             exprs.append(text.label(f"c{index}"))
     rewritten = statement.with_only_columns(*exprs, maintain_column_froms=True)
+    for target, onclause in joins.items():
+        rewritten = rewritten.outerjoin(target, onclause)
+    if dialect == "postgresql":
+        # A server-side cursor is planned for its first rows (nested loops); this one is read
+        # to the end: plan it for all of them (hash joins), for this transaction only.
+        session.execute(sql("SET LOCAL cursor_tuple_fraction = 1.0"))
+        session.execute(sql("SET LOCAL TimeZone = 'UTC'"))
+        session.execute(sql("SET LOCAL DateStyle = 'ISO, YMD'"))
+        if text_only and len(columns) > 1:
+            copied = _copy_rows(session, rewritten, steps, every_row)
+            if copied is not None:
+                yield from copied
+                return
     result = session.connection().execute(
         rewritten, execution_options={"stream_results": True, "yield_per": batch}
     )
@@ -201,3 +248,46 @@ def csv_text_rows(
                 yield cells
     finally:
         result.close()
+
+
+def _copy_rows(
+    session: Session, statement: Select[Any], steps: list[tuple[int, Cell]], every_row: bool
+) -> Iterator[bytes] | None:
+    """PostgreSQL: the rows of `statement` through `COPY (…) TO STDOUT (FORMAT csv)`, as CSV lines
+    (bytes, without their line end). A row PostgreSQL wrote without any quote is the line
+    `csv.writer` would write (both quote only a field holding a comma, quote or line break;
+    PostgreSQL also an empty text) and passes as it is; a row with a quote (and every row when
+    `steps` must change a cell: these make their cells quoted, see `_json_text`) is read back
+    with the csv module, its steps applied, and written again as `formats.write_csv` would
+    (`every_row`: every row is, for steps changing unquoted cells too).
+    None when the statement cannot be written with its values inline."""
+    try:
+        compiled = statement.compile(
+            dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
+        )
+    except (CompileError, NotImplementedError):
+        return None
+    copy_sql = f"COPY ({compiled}) TO STDOUT (FORMAT csv)"
+    dbapi = session.connection().connection.dbapi_connection
+    assert dbapi is not None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="")
+
+    def rewrite(line: bytes) -> bytes:
+        (cells,) = csv.reader([line.decode()])
+        for index, cell in steps:
+            cells[index] = cell(cells[index])
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(cells)
+        return buffer.getvalue().encode()
+
+    def lines() -> Iterator[bytes]:
+        quote = b'"'
+        with dbapi.cursor() as cursor, cursor.copy(copy_sql) as copy:  # type: ignore[attr-defined]
+            # PostgreSQL sends one row per message, ending in its line feed.
+            for block in copy:
+                line = bytes(block)[:-1]
+                yield rewrite(line) if every_row or quote in line else line
+
+    return lines()
