@@ -103,7 +103,10 @@ def _text_cell(column: Column, expr: Any, labels: str, reveal: bool, dialect: st
     if column.cipher and reveal:
         return None
     if column.derive is not None:
-        return None if column.sql is None else column.sql(expr)
+        derived = None if column.sql is None else column.sql(expr)
+        if isinstance(derived, SqlJoin) and dialect != "postgresql":
+            return None  # SQLite: a memoised Python lookup is cheaper than the join per row
+        return derived
     kind = column.kind
     if column.sensitive and kind in ("choice", "choices") and not reveal:
         return case((expr.is_(None), None), else_=literal_column(f"'{HIDDEN}'"))
