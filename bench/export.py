@@ -229,7 +229,7 @@ def upgraded_saved_register(kind: str, size_name: str) -> Iterator[Register]:
         try:
             url = f"sqlite:///{work}"
             migrate.upgrade(url)
-            yield Register(kind, size, url, bench_settings(url), None)
+            yield Register("sqlite", size, url, bench_settings(url), None)
         finally:
             _remove_sqlite(work)
         return
@@ -240,7 +240,7 @@ def upgraded_saved_register(kind: str, size_name: str) -> Iterator[Register]:
         server.create(NAME, template=saved_name)
         url = server.url(NAME)
         migrate.upgrade(url)
-        yield Register(kind, size, url, bench_settings(url), None)  # type: ignore[arg-type]
+        yield Register("postgresql", size, url, bench_settings(url), None)
     finally:
         server.drop(NAME)
         server.dispose()
