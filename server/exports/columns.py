@@ -22,6 +22,15 @@ HIDDEN = "***"
 
 
 @dataclass(frozen=True)
+class SqlJoin:
+    """A derived cell computed in SQL from a table outer-joined on `onclause` (Column.sql)."""
+
+    value: Any
+    target: Any
+    onclause: Any
+
+
+@dataclass(frozen=True)
 class Column:
     """An export column.
 
@@ -42,6 +51,9 @@ class Column:
     cipher: str | None = None
     sensitive_kind: str | None = None
     doc: str = ""
+    # The SQL computing `derive`'s cell (as text) from the source column's expression, when it
+    # can (or a SqlJoin): CSV exports then let the database write it (exports/textrows.py).
+    sql: Callable[[Any], Any] | None = None
 
     @property
     def source_name(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import tempfile
 import uuid
@@ -52,7 +53,7 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_value)
 
 
-def _csv_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
+def csv_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
     kind = column.kind
     if kind == "boolean":
         yes, no = _BOOL[labels]
@@ -83,38 +84,55 @@ def _converter(cells: list[Callable[[Any], Any] | None]) -> Callable[[list[Any]]
     return convert
 
 
+def csv_converter(columns: tuple[Column, ...], labels: str) -> Callable[[list[Any]], list[Any]]:
+    """Turns a row of cell values (as `service.stream_rows` gives them) into its CSV texts."""
+    return _converter([csv_cell(c, labels) for c in columns])
+
+
 def headers(columns: tuple[Column, ...], header: str) -> list[str]:
     return [c.header(header) for c in columns]
 
 
 def write_csv(
     columns: tuple[Column, ...],
-    rows: Iterable[list[Any]],
+    rows: Iterable[Any],
     *,
     labels: str = "code",
     header: str = "code",
     bom: bool = False,
+    prepared: bool = False,
 ) -> Iterator[bytes]:
+    """CSV of `rows`; `prepared`: their cells are CSV texts already, or the rows are whole CSV
+    lines as bytes without their line end (`service.stream_csv_rows`), written as they are."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(headers(columns, header))
-    first = buffer.getvalue().encode()
-    yield (BOM + first) if bom else first
+    head = buffer.getvalue().encode()
+    yield (BOM + head) if bom else head
     buffer.seek(0)
     buffer.truncate()
-    convert = _converter([_csv_cell(c, labels) for c in columns])
-    pending = 0
-    writerow = writer.writerow
-    for row in rows:
-        writerow(convert(row))
-        pending += 1
-        if pending == CHUNK_ROWS:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-            pending = 0
-    if pending:
-        yield buffer.getvalue().encode()
+    stream: Iterator[Any] = iter(rows) if prepared else map(csv_converter(columns, labels), rows)
+    first = next(stream, None)
+    if first is None:
+        return
+    stream = itertools.chain([first], stream)
+    if isinstance(first, bytes):  # CSV lines written already (service.stream_csv_rows)
+        while True:
+            lines = b"\r\n".join(itertools.islice(stream, CHUNK_ROWS))
+            if not lines:
+                return
+            yield lines + b"\r\n"
+    writerows = writer.writerows
+    while True:
+        # The csv module iterates the chunk's rows itself (no Python loop per row); every row
+        # writes at least its line end, so an empty buffer means the rows have run out.
+        writerows(itertools.islice(stream, CHUNK_ROWS))
+        data = buffer.getvalue()
+        if not data:
+            return
+        yield data.encode()
+        buffer.seek(0)
+        buffer.truncate()
 
 
 def _json_cells(columns: tuple[Column, ...]) -> Callable[[list[Any]], list[Any]]:

@@ -23,6 +23,7 @@ from server.config import Settings
 from server.db import Database
 from server.errors import Forbidden, NotFound, ValidationFailed
 from server.exports import cursor as cursors
+from server.exports import textrows
 from server.exports.columns import HIDDEN, Column
 from server.exports.registry import Dataset, ExportFilters, QueryContext, all_datasets
 from server.regions.codes import RegionLevel, code_range
@@ -259,6 +260,49 @@ def stream_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> Iterat
         yield from _rows(session, codec, plan)
 
 
+def stream_csv_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> Iterator[Any]:
+    """The export's rows with every cell already in its CSV text (`formats.write_csv(...,
+    prepared=True)` writes them as they are). Whole exports of datasets read one row per source
+    row let the database write most cells (`textrows`); the others convert `stream_rows`."""
+    from server.exports import formats
+
+    labels = plan.options.labels
+    if plan.is_incremental or plan.dataset.explode is not None:
+        convert = formats.csv_converter(plan.columns, labels)
+        for row in stream_rows(db, codec, plan):
+            yield convert(row)
+        return
+    with db.unit_of_work(write=False) as session:
+        filters = plan.options.filters
+        context = RowContext(
+            _region_names(session, plan.actor, filters.region),
+            codec,
+            plan.options.reveal,
+            session,
+            plan.actor,
+            filters,
+        )
+        statement = plan.dataset.query(_query_context(plan))
+        context.uuid_sources = _uuid_sources(statement)
+
+        def python_cell(column: Column) -> Callable[[Any], Any] | None:
+            read = _cell(column, labels, context)
+            write = formats.csv_cell(column, labels)
+            if read is None or write is None:
+                return read or write
+            return lambda value: write(read(value))
+
+        yield from textrows.csv_text_rows(
+            session,
+            statement,
+            plan.columns,
+            labels,
+            plan.options.reveal,
+            python_cell,
+            BATCH_ROWS,
+        )
+
+
 def _query_context(plan: ExportPlan) -> QueryContext:
     return QueryContext(
         actor=plan.actor,
@@ -431,10 +475,11 @@ def render(
                 f"{plan.dataset.name}.csv",
                 formats.write_csv(
                     plan.columns,
-                    watch(stream_rows(db, codec, plan)),
+                    watch(stream_csv_rows(db, codec, plan)),
                     labels=plan.options.labels,
                     header=header or "code",
                     bom=bom,
+                    prepared=True,
                 ),
             )
             for plan in plans
@@ -442,12 +487,18 @@ def render(
         yield from formats.write_zip(members)
         return
     (plan,) = plans
-    cells = watch(stream_rows(db, codec, plan))
     if fmt == "csv":
         yield from formats.write_csv(
-            plan.columns, cells, labels=plan.options.labels, header=header or "code", bom=bom
+            plan.columns,
+            watch(stream_csv_rows(db, codec, plan)),
+            labels=plan.options.labels,
+            header=header or "code",
+            bom=bom,
+            prepared=True,
         )
-    elif fmt == "jsonl":
+        return
+    cells = watch(stream_rows(db, codec, plan))
+    if fmt == "jsonl":
         yield from formats.write_jsonl(plan.columns, cells, header=header or "code")
     else:
         yield from formats.write_xlsx(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, true
+from sqlalchemy import ColumnElement, Select, and_, func, literal, true
+from sqlalchemy.orm import aliased
 
 from forms.register import EntitySpec, RegisterField
-from server.exports.columns import Column, Kind
+from server.exports.columns import Column, Kind, SqlJoin
 from server.exports.registry import QueryContext
 from server.regions.codes import code_range
+from server.regions.models import Region
 
 _KINDS: dict[str, Kind] = {
     "text": "text",
@@ -115,25 +117,68 @@ def _name_at(length: int) -> Any:
     return derive
 
 
+def _code_sql(length: int) -> Any:
+    def sql(village: Any) -> Any:
+        return func.substr(village, 1, length).op("||")(literal("0" * (12 - length)))
+
+    return sql
+
+
+def _name_sql(length: int) -> Any:
+    """The name of the region above (or of) the village, as `_name_at` reads it (the regions an
+    export's rows are in are always among the names it reads): an outer join on the regions."""
+
+    def sql(village: Any) -> Any:
+        code = village if length == 12 else _code_sql(length)(village)
+        region = aliased(Region, name=f"region_name_{length}")
+        return SqlJoin(region.name, region, region.code == code)
+
+    return sql
+
+
 def region_columns(source: str = "village_code") -> tuple[Column, ...]:
     """Code and name of every level above the village in `source`, then the village's name."""
     columns: list[Column] = []
     for level, zh, en, length in LEVELS:
         columns.append(
             Column(
-                f"{level}_code", f"{zh}代码", f"{en} code", source=source, derive=_code_at(length)
+                f"{level}_code",
+                f"{zh}代码",
+                f"{en} code",
+                source=source,
+                derive=_code_at(length),
+                sql=_code_sql(length),
             )
         )
         columns.append(
             Column(
-                f"{level}_name", f"{zh}名称", f"{en} name", source=source, derive=_name_at(length)
+                f"{level}_name",
+                f"{zh}名称",
+                f"{en} name",
+                source=source,
+                derive=_name_at(length),
+                sql=_name_sql(length),
             )
         )
     columns.append(
-        Column("village_name", "村名称", "Village name", source=source, derive=_name_at(12))
+        Column(
+            "village_name",
+            "村名称",
+            "Village name",
+            source=source,
+            derive=_name_at(12),
+            sql=_name_sql(12),
+        )
     )
     return tuple(columns)
 
 
 def village_name_column(source: str = "village_code") -> Column:
-    return Column("village_name", "村名称", "Village name", source=source, derive=_name_at(12))
+    return Column(
+        "village_name",
+        "村名称",
+        "Village name",
+        source=source,
+        derive=_name_at(12),
+        sql=_name_sql(12),
+    )
