@@ -59,6 +59,8 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     "/api/v1/forms": ("422",),  # a definition whose text cannot be stored
     "/api/v1/forms/{form_id}/draft": ("422",),  # form_id differs from the URL's
     "/api/v1/forms/{form_id}/publish": ("422",),  # the draft has problems
+    # a draft saved with problems cannot be written as a workbook (it says which)
+    "/api/v1/forms/{form_id}/draft/xlsform": ("422",),
     # not an .xlsx workbook at all (415), or one whose sheets cannot be translated (422)
     "/api/v1/forms/import/xlsform": ("415", "422"),
     "/api/v1/attachments/{digest}": ("422",),  # the bytes do not hash to the digest
