@@ -1066,7 +1066,10 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "job_id": _UUID,
 }
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
-_STATUS_CODE = {code.http_status: code for code in ErrorCode}
+# The error codes each HTTP status is sent with (410: `resync_required` for pull, `gone` else).
+_STATUS_CODES: dict[int, list[str]] = {}
+for _code in ErrorCode:
+    _STATUS_CODES.setdefault(_code.http_status, []).append(_code.value)
 _SUCCESS_TEXT = {200: "success", 201: "created", 204: "done, no body"}
 
 
@@ -1188,7 +1191,7 @@ def _describe_protocol_fields(plugin: MarshmallowPlugin) -> None:
 
 def _error(status: int, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
-        "description": _STATUS_CODE[status].value,
+        "description": " or ".join(_STATUS_CODES[status]),
         "content": {"application/json": {"schema": _ref("Error")}},
     }
     if headers:

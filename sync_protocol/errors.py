@@ -19,6 +19,7 @@ class ErrorCode(str, Enum):  # noqa: UP042 (StrEnum would change str() of member
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
     RESYNC_REQUIRED = "resync_required"
+    GONE = "gone"
     TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     VALIDATION_ERROR = "validation_error"
@@ -39,6 +40,7 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.CONFLICT: 409,
     ErrorCode.RESYNC_REQUIRED: 410,
+    ErrorCode.GONE: 410,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.VALIDATION_ERROR: 422,

@@ -64,7 +64,7 @@ HOST = socket.gethostname()[:200]
 class Gone(AppError):
     """The job's file has expired and was removed: export again (410)."""
 
-    code = ErrorCode.RESYNC_REQUIRED
+    code = ErrorCode.GONE
 
 
 class Cancelled(Exception):

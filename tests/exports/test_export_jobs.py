@@ -182,7 +182,7 @@ def test_expiry_removes_the_file_and_marks_the_job_expired(world, client, rt):
     assert not files[0].exists()
     assert job_of(client, world["sup_a"], job_id).get_json()["status"] == "expired"
     got = download(client, world["sup_a"], job_id)
-    assert got.status_code == 410
+    assert got.status_code == 410 and got.get_json()["error"]["code"] == "gone"
     # The record itself is forgotten one more TTL later.
     much_later = later + timedelta(seconds=rt.settings.export_job_ttl + 1)
     assert jobs.expire_jobs(rt, much_later)["forgotten"] == 1
