@@ -13,6 +13,12 @@ from marshmallow import ValidationError, fields
 from marshmallow.validate import Length
 
 from forms.register import RiskCause
+from server.monitoring.schemas import (
+    _REGION_CODE_RE,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_TEXT,
+)
 from server.warnings.config import BY_NAME, FIRST_YEAR, LAST_YEAR
 from server.warnings.models import WarningStatus
 from server.warnings.rules import BY_RULE, Source
@@ -33,11 +39,7 @@ from sync_protocol.messages import (
     UuidString,
 )
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
-MAX_TEXT = 2000
 CAUSES = tuple(RiskCause.codes())
-_REGION_CODE_RE = re.compile(r"(?:0[1-9]|[1-9][0-9])[0-9]{10}")
 _PROVINCE_RE = re.compile(r"(?:\*|(?:0[1-9]|[1-9][0-9])0{10})")
 
 

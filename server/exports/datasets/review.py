@@ -13,6 +13,7 @@ from server.conflicts.models import Conflict
 from server.conflicts.service import SENSITIVE_TEXT
 from server.exports.columns import Column
 from server.exports.datasets.common import region_condition, since, village_name_column
+from server.exports.datasets.visits import submissions_query
 from server.exports.registry import Dataset, QueryContext, register
 from server.sensitive import mask
 from server.submissions.models import Submission, SubmissionStatus
@@ -112,32 +113,12 @@ QUARANTINE_COLUMNS: tuple[Column, ...] = (
 
 
 def _quarantine_query(ctx: QueryContext) -> Select[Any]:
-    statement = (
-        select(
-            Submission.instance_id.label("instance_id"),
-            Submission.form_id.label("form_id"),
-            Submission.form_version.label("form_version"),
-            Submission.village_code.label("village_code"),
-            User.username.label("collector"),
-            Submission.device_id.label("device_id"),
-            Submission.collected_at.label("collected_at"),
-            Submission.received_at.label("received_at"),
-            Submission.quarantine_reason.label("reason"),
-            Submission.errors.label("errors"),
-            Submission.payload.label("payload"),
-        )
-        .outerjoin(User, User.id == Submission.user_id)
-        .where(
-            Submission.status == SubmissionStatus.REJECTED,
-            region_condition(ctx, Submission.village_code),
-            since(ctx, Submission.received_at),
-        )
+    return submissions_query(
+        ctx,
+        SubmissionStatus.REJECTED,
+        Submission.quarantine_reason.label("reason"),
+        Submission.errors.label("errors"),
     )
-    if ctx.filters.form_id:
-        statement = statement.where(Submission.form_id == ctx.filters.form_id)
-    if ctx.filters.form_version is not None:
-        statement = statement.where(Submission.form_version == ctx.filters.form_version)
-    return statement
 
 
 def _explode_quarantine(row: Any, context: Any) -> Iterator[Mapping[str, Any]]:

@@ -118,7 +118,9 @@ def repeat_columns(session: Session, filters: ExportFilters) -> tuple[Column, ..
     return (*REPEAT_META, *columns.values())
 
 
-def _query(ctx: QueryContext) -> Select[Any]:
+def submissions_query(ctx: QueryContext, status: SubmissionStatus, *extra: Any) -> Select[Any]:
+    """Submissions of `status` in the caller's scope and filters, with the columns every
+    submission dataset shares (and `extra`); visits and quarantine both read through it."""
     statement = (
         select(
             Submission.instance_id.label("instance_id"),
@@ -129,11 +131,12 @@ def _query(ctx: QueryContext) -> Select[Any]:
             Submission.device_id.label("device_id"),
             Submission.collected_at.label("collected_at"),
             Submission.received_at.label("received_at"),
+            *extra,
             Submission.payload.label("payload"),
         )
         .outerjoin(User, User.id == Submission.user_id)
         .where(
-            Submission.status == SubmissionStatus.ACCEPTED,
+            Submission.status == status,
             region_condition(ctx, Submission.village_code),
             since(ctx, Submission.received_at),
         )
@@ -143,6 +146,10 @@ def _query(ctx: QueryContext) -> Select[Any]:
     if ctx.filters.form_version is not None:
         statement = statement.where(Submission.form_version == ctx.filters.form_version)
     return statement
+
+
+def _query(ctx: QueryContext) -> Select[Any]:
+    return submissions_query(ctx, SubmissionStatus.ACCEPTED)
 
 
 Tree = dict[str, Any]
