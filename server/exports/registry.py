@@ -95,6 +95,8 @@ def register(dataset: Dataset) -> Dataset:
 
 
 def all_datasets() -> dict[str, Dataset]:
-    import server.exports.datasets  # noqa: F401  (registers every dataset)
+    """Every registered dataset, in the declared `ORDER` (any not named there last, by name)."""
+    from server.exports.datasets import ORDER
 
-    return DATASETS
+    rank = {name: position for position, name in enumerate(ORDER)}
+    return dict(sorted(DATASETS.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
