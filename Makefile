@@ -14,7 +14,7 @@ PORT   ?= 5000
 # so that only the first `make bench` pays for building the 500,000-household register.
 BENCH_ARGS ?= --reuse
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck browser pytest screenshots bench clean
 
 $(VENV)/.run-installed: setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "fieldsync needs Python 3.11+"'
@@ -32,7 +32,23 @@ run: $(VENV)/.run-installed
 	$(BIN)/fieldsync demo --if-empty
 	RUN_SCHEDULER=1 $(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
-test: $(VENV)/.dev-installed lint typecheck pytest
+test: $(VENV)/.dev-installed lint typecheck browser pytest
+
+# The console's browser tests drive Debian's chromium through chromium-driver. Installed here when
+# missing and this is Debian run as root (CI is); otherwise the browser tests skip and say why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium and chromium-driver (browser tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+	  || { apt-get update -q >/dev/null && \
+	       DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	else echo "chromium or chromedriver missing and not root: the browser tests will skip"; fi
+
+# Screenshots of the console's main pages for the README, taken by the browser tests.
+screenshots: $(VENV)/.dev-installed browser
+	FIELDSYNC_SCREENSHOTS_DIR=docs/screenshots FIELDSYNC_TEST_BROWSER=required \
+	  $(BIN)/python -m pytest -q tests/console/browser
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.config import Settings
+from server.console import init_console
 from server.errors import register_error_handlers
 from server.request_log import configure_logging, init_request_log
 from server.runtime import EXTENSION_KEY, Runtime
@@ -55,6 +56,7 @@ def create_app(config: Settings | None = None) -> Flask:
     register_error_handlers(app)
     init_request_log(app)
     _register_blueprints(app)
+    init_console(app)
     return app
 
 

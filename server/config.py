@@ -78,6 +78,11 @@ class Settings:
     max_clock_skew: int = 600
     # Lifetime of a login token (seconds). Tablets stay offline for days: 30 days.
     token_ttl: int = 30 * 24 * 3600
+    # Lifetime of a web console session (seconds): a working day. Logging out ends it sooner.
+    console_session_ttl: int = 12 * 3600
+    # Mark the console's cookies Secure even on a plain-HTTP request. Requests that arrive over
+    # HTTPS (directly, or through a proxy trusted by TRUSTED_PROXY_HOPS) always get Secure cookies.
+    console_secure_cookies: bool = False
     # Login throttling (docs/operations.md, "Login throttling"). Per account: after
     # LOGIN_MAX_FAILURES_PER_USER failed logins in a row, each further failure makes the next
     # password check wait LOGIN_DELAY seconds, doubling with every failure up to LOGIN_MAX_DELAY.

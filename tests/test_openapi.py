@@ -14,6 +14,8 @@ _CONVERTER = re.compile(r"<(?:[^:<>]+:)?(\w+)>")  # <form_id>, <uuid:id>, <int(m
 def _flask_operations(app) -> set[tuple[str, str]]:
     found = set()
     for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue  # the web console's pages (HTML, not the API)
         path = _CONVERTER.sub(r"{\1}", rule.rule)
         # HEAD comes with every GET and OPTIONS with every route (Flask adds both).
         found |= {(method.lower(), path) for method in rule.methods - {"HEAD", "OPTIONS"}}

@@ -15,8 +15,9 @@ from setuptools.config.setupcfg import read_configuration
 
 from server.config import PROJECT_ROOT
 
-# Folders whose files the installed code reads (bundled forms, their samples, migrations).
-DATA_SUFFIXES = (".json", ".mako")
+# Folders whose files the installed code reads (bundled forms, their samples, migrations, the
+# console's templates, stylesheet, scripts and message catalogues).
+DATA_SUFFIXES = (".json", ".mako", ".html", ".css", ".js", ".po")
 SHIPPED_ROOTS = ("forms", "migrations", "server", "sync_protocol")
 
 

@@ -67,13 +67,15 @@ def login(
     password: str,
     device_id: uuid.UUID | None,
     address: str,
+    ttl: int | None = None,
 ) -> IssuedToken:
     """Admit the attempt past the login throttle, check the password, then register the device
     on first use and issue a token.
 
     Three steps, each its own unit of work: the throttle's charge is committed before the
     (deliberately slow) password check, so parallel attempts on any worker see it, and no lock
-    is held while the password is hashed; a right password takes the charge back."""
+    is held while the password is hashed; a right password takes the charge back. `ttl` (seconds)
+    overrides TOKEN_TTL, e.g. for a web console session."""
     with db.unit_of_work() as session:
         candidate = _admit(session, settings, username, device_id, address)
     is_right = passwords.verify(candidate.password_hash, password)
@@ -91,6 +93,7 @@ def login(
             password=password,
             device_id=device_id,
             address=address,
+            ttl=ttl,
         )
 
 
@@ -130,6 +133,7 @@ def _issue(
     password: str,
     device_id: uuid.UUID | None,
     address: str,
+    ttl: int | None = None,
 ) -> IssuedToken:
     now = utcnow()
     throttle.take_back(session, settings, candidate.admission, now=now)
@@ -141,7 +145,7 @@ def _issue(
     if device_id is not None:
         _use_device(session, user, device_id, address=address, now=now)
     token = secrets.token_urlsafe(32)
-    expires_at = now + timedelta(seconds=settings.token_ttl)
+    expires_at = now + timedelta(seconds=settings.token_ttl if ttl is None else ttl)
     row = Token(
         token_hash=token_digest(token),
         user_id=user.id,
