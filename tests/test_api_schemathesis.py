@@ -27,6 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 import requests
@@ -98,6 +99,7 @@ MAX_EXAMPLES = int(os.environ.get("FIELDSYNC_SCHEMATHESIS_EXAMPLES", "20"))
 SEED = int(os.environ.get("FIELDSYNC_SCHEMATHESIS_SEED", "20261205"))
 SERVER_START_TIMEOUT = 180.0  # a start is mostly imports; a loaded machine can take a while
 REQUEST_TIMEOUT = 60
+RUN_TIMEOUT = 1800  # for the roles' runs together, on a busy machine
 SERVER_MEMORY = 3 * 2**30  # address space of the server process
 LOGOUT = "/api/v1/auth/logout"  # revokes the token it is called with: run last, with its own token
 
@@ -132,11 +134,17 @@ def test_every_response_matches_the_openapi_description_for_every_role(db_url, t
         tokens = {c.role: _login(server, c, device_id) for c in CALLERS}
         logout_tokens = {c.role: _login(server, c, device_id) for c in CALLERS}
         env = {DEVICE_ENV: device_id, FORM_ENV: "household_visit:1"}
-        runs = [_schemathesis(server, tmp_path, c, tokens[c.role], env) for c in CALLERS]
-        runs += [
-            _schemathesis(server, tmp_path, c, logout_tokens[c.role], env, only=LOGOUT)
-            for c in CALLERS
-        ]
+        # The roles' runs go at once (each is mostly waiting for the server's answers); the
+        # logouts after them, since each revokes the token it is called with.
+        runs = _together(
+            [_schemathesis(server, tmp_path, c, tokens[c.role], env) for c in CALLERS]
+        )
+        runs += _together(
+            [
+                _schemathesis(server, tmp_path, c, logout_tokens[c.role], env, only=LOGOUT)
+                for c in CALLERS
+            ]
+        )
     finally:
         server.kill()
     server_log = (server.instance_dir / f"server-{server.port}.log").read_text(errors="replace")
@@ -241,7 +249,7 @@ def _schemathesis(
     env: dict[str, str],
     *,
     only: str | None = None,
-) -> Run:
+) -> Started:
     workdir = tmp_path / f"schemathesis-{caller.role.value}-{'logout' if only else 'all'}"
     workdir.mkdir()
     (workdir / "schemathesis.toml").write_text(_config())  # read from the working directory
@@ -270,7 +278,8 @@ def _schemathesis(
         "--no-color",
         *paths,
     ]
-    process = subprocess.run(
+    output = (workdir / "output.txt").open("w+")
+    process = subprocess.Popen(
         command,
         cwd=workdir,
         env={
@@ -280,17 +289,40 @@ def _schemathesis(
             "PYTHONPATH": str(Path(__file__).resolve().parents[1]),  # for tests.schemathesis_hooks
             "COLUMNS": "120",
         },
-        capture_output=True,
+        stdout=output,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=900,
-        check=False,
     )
-    return Run(
-        caller.role.value,
-        f"only {only}" if only else "all but logout",
-        process.returncode,
-        process.stdout + process.stderr,
-    )
+    return Started(caller.role.value, f"only {only}" if only else "all but logout", process, output)
+
+
+@dataclass(frozen=True)
+class Started:
+    """A schemathesis run under way, its report going to a file."""
+
+    role: str
+    what: str
+    process: subprocess.Popen[str]
+    output: IO[str]
+
+    def finish(self, deadline: float) -> Run:
+        try:
+            returncode = self.process.wait(timeout=max(deadline - time.monotonic(), 1.0))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            returncode = -9
+        self.output.seek(0)
+        text = self.output.read()
+        self.output.close()
+        if returncode == -9:
+            text += f"\n(killed: not finished within {RUN_TIMEOUT} s)"
+        return Run(self.role, self.what, returncode, text)
+
+
+def _together(started: list[Started]) -> list[Run]:
+    deadline = time.monotonic() + RUN_TIMEOUT
+    return [run.finish(deadline) for run in started]
 
 
 def _config() -> str:
