@@ -136,9 +136,7 @@ def test_every_response_matches_the_openapi_description_for_every_role(db_url, t
         env = {DEVICE_ENV: device_id, FORM_ENV: "household_visit:1"}
         # The roles' runs go at once (each is mostly waiting for the server's answers); the
         # logouts after them, since each revokes the token it is called with.
-        runs = _together(
-            [_schemathesis(server, tmp_path, c, tokens[c.role], env) for c in CALLERS]
-        )
+        runs = _together([_schemathesis(server, tmp_path, c, tokens[c.role], env) for c in CALLERS])
         runs += _together(
             [
                 _schemathesis(server, tmp_path, c, logout_tokens[c.role], env, only=LOGOUT)
