@@ -34,15 +34,17 @@ run: $(VENV)/.run-installed
 
 test: $(VENV)/.dev-installed lint typecheck browser pytest
 
-# The console's browser tests drive Debian's chromium through chromium-driver. Installed here when
-# missing and this is Debian run as root (CI is); otherwise the browser tests skip and say why.
+# The console's browser tests drive Debian's chromium through chromium-driver (with a Chinese font,
+# so screenshots show the pages as users see them). Installed here when missing and this is Debian
+# run as root (CI is); otherwise the browser tests skip and say why.
 browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	   && [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing chromium and chromium-driver (browser tests)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+	  echo "installing chromium, chromium-driver and a Chinese font (browser tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver fonts-wqy-zenhei >/dev/null \
 	  || { apt-get update -q >/dev/null && \
-	       DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	       DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver fonts-wqy-zenhei >/dev/null; }; \
 	else echo "chromium or chromedriver missing and not root: the browser tests will skip"; fi
 
 # Screenshots of the console's main pages for the README, taken by the browser tests.
