@@ -35,7 +35,7 @@ from forms.expressions import ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, ValidationIssue
 from forms.register import find_register_field
 from forms.xlsform_types import canonical_type, map_type
-from forms.xlsx_reader import read_xlsx
+from forms.xlsx_reader import WorkbookFacts, read_xlsx_and_facts
 
 MAX_XLSFORM_BYTES = 10 * 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
@@ -288,16 +288,27 @@ def import_xlsform(
             )
         return _blocked(ImportIssue("", None, None, f"{received}, not {EXPECTED_WORKBOOK}"))
     is_xlsx = content.startswith(b"PK")
-    facts = _WorkbookFacts()
+    facts = WorkbookFacts()
+    fast = None
     if is_xlsx:
         bomb = _archive_problem(content)
         if bomb is not None:
             return _blocked(ImportIssue("", None, None, bomb))
-        content = _with_dimensions(content)
-        facts = _read_facts(content)
+        # One pass over the sheets gives both what pyxform would read and the facts issues are
+        # located with; openpyxl (through pyxform's reader) only reads what that pass is unsure
+        # of.
+        fast = read_xlsx_and_facts(content)
+        if fast is None:
+            content = _with_dimensions(content)
+            facts = _read_facts(content)
+        else:
+            facts = fast[1]
     try:
-        fast = read_xlsx(content) if is_xlsx else None
-        workbook = fast or get_xlsform(content, file_type=".xlsx" if is_xlsx else ".xls")
+        workbook = (
+            fast[0]
+            if fast is not None
+            else get_xlsform(content, file_type=".xlsx" if is_xlsx else ".xls")
+        )
     except Exception as err:  # pyxform raises many kinds of errors on odd files
         return _blocked(_read_error(err))
     sheets = _sheets(workbook)
@@ -368,16 +379,7 @@ def _archive_problem(content: bytes) -> str | None:
     return None
 
 
-@dataclass
-class _WorkbookFacts:
-    """What pyxform does not tell: per (lower-case) sheet name, header text → column letter,
-    the formula cells (reference → cached value or None) and the merged ranges."""
-
-    letters: dict[str, dict[str, str]] = field(default_factory=dict)
-    formulas: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
-    merged: dict[str, list[str]] = field(default_factory=dict)
-    titles: dict[str, str] = field(default_factory=dict)
-
+_WorkbookFacts = WorkbookFacts
 
 _SHEET_ENTRY = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
 _ATTRIBUTE = re.compile(rb'([\w:]+)="([^"]*)"')
@@ -484,7 +486,7 @@ def _formula_cells(xml: bytes, limit: int = 200) -> list[tuple[str, str | None]]
         cell = _CELL_START.match(xml, start) if start >= 0 else None
         if cell is not None:
             value = _VALUE.search(xml, formula.end(), close if close > 0 else len(xml))
-            cached = value.group(1).decode("utf-8", "replace") if value else None
+            cached = value.group(1).decode("utf-8", "replace") or None if value else None
             found.append((cell.group(1).decode(), cached))
         position = formula.end()
     return found
