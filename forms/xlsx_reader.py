@@ -261,6 +261,7 @@ class _SheetReader:
         self.inline: list[str] | None = None
         self.collect: list[str] | None = None
         self.has_formula = False
+        self.inline_cleaned: dict[str, str | None] = {}
         self.formulas: list[tuple[str, str | None]] = []
         self.merged: list[str] = []
 
@@ -312,6 +313,13 @@ class _SheetReader:
         if self.rows:
             if kind == "s":
                 value = self.cleaned[int(raw)] if raw is not None else None
+            elif kind == "inlineStr" and self.inline is not None:
+                # openpyxl and some tools store every text in its cell: cleaned once per text
+                text = "".join(self.inline)
+                if text in self.inline_cleaned:
+                    value = self.inline_cleaned[text]
+                else:
+                    value = self.inline_cleaned[text] = _clean_value(text)
             else:
                 value = _clean_value(self.raw_value(kind, raw))
         else:

@@ -20,7 +20,7 @@ from pyxform.xls2json_backends import get_xlsform
 from forms.xlsform import _read_facts, import_xlsform
 from forms.xlsx_reader import read_xlsx, read_xlsx_and_facts
 from tests.forms.test_form_xlsform_import import cascading_select_form, workbook_bytes
-from tests.forms.xlsx_shapes import with_shared_strings, without_dimensions
+from tests.forms.xlsx_shapes import issue_workbook, with_shared_strings, without_dimensions
 
 CORPUS = Path(__file__).parent / "xlsform_corpus" / "files"
 
@@ -177,3 +177,26 @@ def test_a_sheet_declaring_a_dtd_is_left_to_pyxform() -> None:
     result = import_xlsform(out.getvalue())
     assert result.definition is None
     assert len(result.issues) == 1 and "not a readable XLSForm" in result.issues[0].message
+
+
+def test_the_300_kb_workbook_of_issue_13_imports_whole() -> None:
+    """The issue's size case (its speed is in bench/forms_xlsform.py): 5,462 choice rows with
+    seven attribute columns, read exactly as pyxform reads it, every choice and attribute kept."""
+    for content in (issue_workbook(), with_shared_strings(issue_workbook())):
+        assert len(content) > 300 * 1024
+        same(content)
+        result = import_xlsform(content)
+        assert result.definition is not None, result.issues
+        assert not [i for i in result.issues if i.blocking]
+        lists = result.definition["choice_lists"]
+        assert sum(len(choices) for choices in lists.values()) == 5_462
+        village = lists["villages"][4_321]
+        assert village["code"] == "v04321"
+        assert village["label"] == {
+            "zh": "第4321村民委员会",
+            "en": "Village committee number 4321, township 1",
+        }
+        assert village["attributes"]["admin_code"] == "532301004321"
+        assert village["attributes"]["altitude"] == str(800 + 4_321 * 7919 % 2_003)
+        hinted = result.definition["fields"][5]
+        assert hinted["hint"]["zh"] == "第3题的填写说明"
