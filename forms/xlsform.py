@@ -164,7 +164,29 @@ KNOWN_LANGUAGES = {
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
-_LOOP = re.compile(r"(begin[ _]loop)(?:\s+over)?\s+(\S+)?", re.IGNORECASE)
+_LOOP = re.compile(r"(begin[ _]loop)(?:\s+over)?(?:\s+(\S+))?", re.IGNORECASE)
+_END_LOOP = frozenset({"end_loop", "end loop"})
+_LOOP_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_INCLUDE = frozenset({"include", "include questions", "add include prompt"})
+_TABLET_LOOKUPS = (
+    (
+        re.compile(r"\bpulldata\s*\("),
+        "pulldata() reads a CSV file attached to the form on the tablet, and fieldsync forms "
+        "carry no data files",
+        "ask for the value as a question, bind the field to the register (bind::fieldsync) when "
+        "it is the household's, or put the file's rows on the choices sheet as a list with "
+        "attribute columns and filter a select with choice_filter",
+    ),
+    (
+        re.compile(r"\binstance\s*\("),
+        "instance(…) looks up the rows of a choice list or of an attached file, which "
+        "fieldsync's expression language cannot",
+        "compare the answer's code (`${q} = 'code'`, `selected(${q}, 'code')`), or "
+        "filter a select's choices with choice_filter on the choices sheet's columns",
+    ),
+)
+"""Expressions that read data the tablet would have to carry beside the form: why they are
+dropped and what to write instead."""
 _FROM_FILE = re.compile(
     r"(select_one_from_file|select one from file|select_multiple_from_file|"
     r"select multiple from file)\s+(\S+)",
@@ -556,6 +578,9 @@ class _Translator:
         self.last_path = ""
         self.default_language: str | None = None
         self.allow_choice_duplicates = False
+        self.loop_rows: set[int] = set()  # survey rows inside a loop (translated per choice)
+        self.loop_names: dict[str, str] = {}  # a loop question's name → its first copy's
+        self.loop_reported: set[tuple[int, str | None, str, str | None]] = set()
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -569,6 +594,12 @@ class _Translator:
         *,
         value: str | None = None,
     ) -> None:
+        if sheet == SURVEY and row in self.loop_rows:
+            # A loop's questions are translated once per choice: each problem is told once.
+            key = (row, column, message, value)
+            if key in self.loop_reported:
+                return
+            self.loop_reported.add(key)
         cell = None
         if column is not None:
             letter = self.facts.letters.get(sheet, {}).get(column)
@@ -667,6 +698,27 @@ class _Translator:
         text = re.sub(r"\s+", " ", message.replace(match.group(0), "") if match else message)
         sheet = SURVEY
         named = re.search(r"'?\b(survey|choices|settings|entities|external_choices)'? sheet", text)
+        if re.search(r"Unmatched '(begin|end)_loop'", text):
+            return  # told at the loop's row by `expand_loops`, with what to do
+        if re.search(r"\bloop without list name|List name not in columns sheet", text):
+            # About a `begin loop` row of the survey (pyxform says "columns" for choices).
+            survey = self.workbook.get(SURVEY) or []
+            cell = survey[row - 2].get("type") if row and 0 <= row - 2 < len(survey) else None
+            advice = (
+                "write the list the loop goes over: `begin loop over LIST`"
+                if "without list name" in text
+                else "add the list's choices to the choices sheet (the loop's questions are "
+                "asked once per choice)"
+            )
+            self.report(
+                SURVEY,
+                row,
+                "type",
+                f"pyxform: {text.strip().rstrip('.')} — {advice}",
+                blocking,
+                value=cell,
+            )
+            return
         if named:
             sheet = named.group(1)
         elif re.search(r"\bchoices?\b|list_name|list name", text, re.IGNORECASE) and (
@@ -826,29 +878,9 @@ class _Translator:
     def survey(self) -> list[dict[str, Any]]:
         root = _Scope(fields=[], json_prefix="fields", path=())
         stack = [root]
-        loop_depth = 0
-        for row_number, row in self.rows(SURVEY):
+        for row_number, row in self.expand_loops(self.rows(SURVEY)):
             raw_type = _normalise(row.get("type", ""))
             lowered = raw_type.lower()
-            if loop_depth:
-                if _LOOP.match(raw_type):
-                    loop_depth += 1
-                elif lowered in ("end_loop", "end loop"):
-                    loop_depth -= 1
-                continue
-            loop = _LOOP.match(raw_type)
-            if loop:
-                loop_depth = 1
-                self.report(
-                    SURVEY,
-                    row_number,
-                    "type",
-                    "loop dropped with the questions inside it (up to its end loop): loops are "
-                    "not supported, use a repeat",
-                    blocking=False,
-                    value=raw_type,
-                )
-                continue
             self.survey_columns(row_number, row)
             if not raw_type:
                 if row.get("name"):
@@ -902,6 +934,135 @@ class _Translator:
         for open_scope in stack[1:]:
             self.report(SURVEY, open_scope.repeat_row, "type", "begin_repeat without end_repeat")
         return root.fields
+
+    # -- loops: `begin loop over L` … `end loop`, expanded as pyxform expands them ------------
+
+    def expand_loops(
+        self, rows: list[tuple[int, dict[str, str]]]
+    ) -> list[tuple[int, dict[str, str]]]:
+        """The survey rows with every loop replaced by its questions once per choice of its
+        list, as pyxform builds it (a group per choice, `none` skipped, `%(label)s`, `%(name)s`
+        and `%(<choice column>)s` in every text replaced by the choice's). fieldsync flattens
+        groups, so a question `q` of loop `L` for choice `c` is named `L_c_q`, and `${q}` inside
+        the loop means the same choice's `L_c_q`. Rows keep their spreadsheet row numbers."""
+        out: list[tuple[int, dict[str, str]]] = []
+        index = 0
+        while index < len(rows):
+            row_number, row = rows[index]
+            raw_type = _normalise(row.get("type", ""))
+            loop = _LOOP.fullmatch(raw_type)
+            if raw_type.lower() in _END_LOOP:
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "type",
+                    "end loop without begin loop: remove it, or add the `begin loop over LIST` "
+                    "row it closes",
+                    value=raw_type,
+                )
+                index += 1
+                continue
+            if loop is None:
+                out.append(rows[index])
+                index += 1
+                continue
+            depth, end = 1, index + 1
+            while end < len(rows) and depth:
+                inner = _normalise(rows[end][1].get("type", ""))
+                depth += 1 if _LOOP.fullmatch(inner) else -1 if inner.lower() in _END_LOOP else 0
+                end += 1
+            if depth:
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "type",
+                    "begin loop without end loop: every row below it would be inside the loop; "
+                    "add an `end loop` row after its last question",
+                    value=raw_type,
+                )
+                return out
+            body = rows[index + 1 : end - 1]
+            self.loop_rows.update(n for n, _ in body)
+            out.extend(self.loop_copies(row_number, row, loop.group(2), self.expand_loops(body)))
+            index = end
+        return out
+
+    def loop_copies(
+        self,
+        row_number: int,
+        row: dict[str, str],
+        list_name: str | None,
+        body: list[tuple[int, dict[str, str]]],
+    ) -> list[tuple[int, dict[str, str]]]:
+        loop_name = row.get("name", "")
+        if not list_name or not loop_name:
+            return []  # pyxform refuses it (no list, no name): its message is reported
+        choices = [
+            choice
+            for _, choice in self.rows(CHOICES)
+            if (choice.get("list_name") or choice.get("list name")) == list_name
+            and (choice.get("name") or choice.get("value")) not in (None, "none")
+        ]
+        if not choices:
+            return []  # pyxform refuses it (the list is not on the choices sheet)
+        names = {r["name"] for _, r in body if r.get("name")}
+        for name in names:
+            self.loop_names.setdefault(
+                name,
+                _INVALID_NAME_CHARS.sub(
+                    "_", f"{loop_name}_{choices[0].get('name') or choices[0].get('value')}_{name}"
+                ),
+            )
+        relevant = row.get("relevant") or row.get("relevance")
+        out: list[tuple[int, dict[str, str]]] = [
+            (row_number, {"type": "begin group", **({"relevant": relevant} if relevant else {})})
+        ]
+        first_name = None
+        for choice in choices:
+            code = choice.get("name") or choice.get("value") or ""
+            prefix = _INVALID_NAME_CHARS.sub("_", f"{loop_name}_{code}_")
+
+            def rename(match: re.Match[str], prefix: str = prefix) -> str:
+                name = match.group(1)
+                return f"${{{prefix}{name}}}" if name in names else match.group(0)
+
+            for body_row, question in body:
+                copy: dict[str, str] = {}
+                for column, value in question.items():
+                    if column == "type":
+                        copy[column] = value
+                        continue
+                    text = _LOOP_PLACEHOLDER.sub(
+                        functools.partial(_loop_value, column=column, choice=choice), value
+                    )
+                    copy[column] = _REFERENCE.sub(rename, text)
+                if question.get("name"):
+                    copy["name"] = prefix + _INVALID_NAME_CHARS.sub("_", copy["name"])
+                    first_name = first_name or copy["name"]
+                    if len(copy["name"]) > 64:
+                        self.report(
+                            SURVEY,
+                            body_row,
+                            "name",
+                            f"in loop {loop_name!r} this question is named {copy['name']!r}, "
+                            "longer than 64 characters: shorten the loop's name, the choice "
+                            "codes or the question's name",
+                            value=question["name"],
+                        )
+                out.append((body_row, copy))
+        out.append((row_number, {"type": "end group"}))
+        example = f" (first: {first_name!r})" if first_name else ""
+        self.report(
+            SURVEY,
+            row_number,
+            "type",
+            f"loop over {list_name!r} expanded as pyxform expands it: its questions once per "
+            f"choice ({len(choices)}), named <loop>_<choice>_<question>{example}; on ODK they "
+            f"sit in a group per choice (/{loop_name}/<choice>/<question>)",
+            blocking=False,
+            value=row.get("type"),
+        )
+        return out
 
     def repeat_count(self, row_number: int, row: dict[str, str], repeat: dict[str, Any]) -> None:
         column = next((c for c in ("repeat_count", "jr:count", "count") if row.get(c)), None)
@@ -1000,6 +1161,19 @@ class _Translator:
                     value=raw_type,
                 )
             return spec
+        if raw_type.lower() in _INCLUDE:
+            included = row.get("name") or "?"
+            self.report(
+                SURVEY,
+                row_number,
+                "type",
+                f"include inserts the questions of another XLSForm ({included!r}, which pyxform "
+                "reads from the same folder); an upload is one workbook, so those questions "
+                "cannot be read: copy that form's survey rows (and its choices) into this "
+                "workbook in place of this row, and upload again",
+                value=raw_type,
+            )
+            return None
         canonical = canonical_type(raw_type)
         if canonical is None:
             self.report(SURVEY, row_number, "type", "unknown question type", value=raw_type)
@@ -1240,6 +1414,30 @@ class _Translator:
         source = _straighten(source)
         for old, new in self.renames.items():
             source = source.replace(f"${{{old}}}", f"${{{new}}}")
+        in_loops = [n for n in _REFERENCE.findall(source) if n in self.loop_names]
+        if in_loops:
+            self.report(
+                SURVEY,
+                row_number,
+                column,
+                f"{column} dropped: ${{{in_loops[0]}}} is a question of a loop, asked once per "
+                f"choice, so it names no single answer; name one of them instead "
+                f"(${{{self.loop_names[in_loops[0]]}}})",
+                blocking=False,
+                value=source,
+            )
+            return False
+        for pattern, why, instead in _TABLET_LOOKUPS:
+            if pattern.search(source):
+                self.report(
+                    SURVEY,
+                    row_number,
+                    column,
+                    f"{column} dropped: {why}; instead, {instead}",
+                    blocking=False,
+                    value=source,
+                )
+                return False
         try:
             parse_expression(source, allow_current=current, allow_choice_properties=choice)
         except ExpressionSyntaxError as err:
@@ -1475,6 +1673,25 @@ class _Translator:
             self.report(SETTINGS, 2, sheet_column[key], issue.message)
         else:
             self.report(SURVEY, None, None, f"{path}: {issue.message}")
+
+
+def _loop_value(match: re.Match[str], column: str, choice: dict[str, str]) -> str:
+    """What `%(key)s` in a loop question's `column` becomes for one choice: `name` its code,
+    `label` its label in the column's language (else its label without a language, else its
+    first), any other key the choice's column of that name; unknown keys stay as written."""
+    key = match.group(1)
+    if key == "name":
+        return choice.get("name") or choice.get("value") or ""
+    if key != "label":
+        return choice.get(key, match.group(0))
+    language = _split_column(column)[1]
+    labels = {_split_column(c)[1]: v for c, v in choice.items() if _split_column(c)[0] == "label"}
+    if language:
+        tag = _tag_of(language) or _language_tag(language)
+        for other, text in labels.items():
+            if other and (_tag_of(other) or _language_tag(other)) == tag:
+                return text
+    return labels.get("") or next(iter(labels.values()), match.group(0))
 
 
 def _at_path(draft: dict[str, Any], json_path: str) -> dict[str, Any] | None:
