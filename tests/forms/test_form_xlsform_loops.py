@@ -14,7 +14,7 @@ from tests.forms.test_form_xlsform_constructs import field, imported, warning_at
 from tests.forms.test_form_xlsform_import import workbook_bytes
 
 LANGUAGES = ["label::English (en)", "label::Chinese (zh)"]
-CROPS = [
+CROPS: list[list[object]] = [
     ["list_name", "name", *LANGUAGES, "unit"],
     ["crops", "maize", "Maize", "玉米", "kg"],
     ["crops", "rice", "Rice", "水稻", "t"],
