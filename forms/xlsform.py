@@ -167,6 +167,7 @@ _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _LOOP = re.compile(r"(begin[ _]loop)(?:\s+over)?(?:\s+(\S+))?", re.IGNORECASE)
 _END_LOOP = frozenset({"end_loop", "end loop"})
 _LOOP_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_SEARCH = re.compile(r"\bsearch\s*\(\s*['\"]([^'\"]+)['\"]")
 _INCLUDE = frozenset({"include", "include questions", "add include prompt"})
 _TABLET_LOOKUPS = (
     (
@@ -1145,6 +1146,27 @@ class _Translator:
             if kind == "select_one_external":
                 self.drop(
                     row_number, "external selects (external_choices) are not supported", raw_type
+                )
+                return None
+            search = _SEARCH.search(row.get("appearance", ""))
+            if search is not None:
+                file_name = f"{search.group(1)}.csv"
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "appearance",
+                    f"question dropped: its choices are the rows of {file_name!r}, which the "
+                    "tablet reads through search() (the choices sheet names only that file's "
+                    "columns), and fieldsync forms do not read files that way: write the "
+                    "choices on the choices sheet"
+                    + (
+                        f", or make it `{kind}_from_file {file_name}` and upload the file with "
+                        "the form"
+                        if kind in ("select_one", "select_multiple")
+                        else ""
+                    ),
+                    False,
+                    value=row["appearance"],
                 )
                 return None
             self.used_lists.add(list_name)

@@ -279,3 +279,29 @@ def test_instance_lookups_are_dropped_at_their_cell_with_what_to_write_instead()
         assert issue.cell == cell
         assert "instance(…) looks up the rows of a choice list" in issue.message
         assert "choice_filter" in issue.message and "instance('crops')" in issue.message
+
+
+def test_choices_read_through_search_are_dropped_at_the_appearance_not_imported_wrong() -> None:
+    # With search(), the choices sheet holds only the file's column names: importing them as
+    # choices would collect wrong answers.
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label", "appearance"],
+                ["select_one fruits", "fruit", "Fruit", "search('fruits')"],
+                ["text", "note_text", "Why", None],
+            ],
+            "choices": [["list_name", "name", "label"], ["fruits", "name_key", "name"]],
+            "settings": [["form_id"], ["fruit_form"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    assert [f["name"] for f in definition["fields"]] == ["note_text"]
+    assert "choice_lists" not in definition
+    issue = warning_at(result, "survey", 2, "appearance")
+    assert issue.cell == "D2"
+    assert "'fruits.csv'" in issue.message and "select_one_from_file fruits.csv" in issue.message
+    assert "(cell value \"search('fruits')\")" in issue.message
