@@ -1006,6 +1006,11 @@ class _Translator:
         ]
         if not choices:
             return []  # pyxform refuses it (the list is not on the choices sheet)
+        if self.has_or_other(list_name) and not any(
+            (c.get("name") or c.get("value")) == "other" for c in choices
+        ):
+            # pyxform adds `or_other`'s choice to the list itself, so the loop goes over it too
+            choices.append({"name": "other", "label": "Other", "label::zh": "其他"})
         names = {r["name"] for _, r in body if r.get("name")}
         for name in names:
             self.loop_names.setdefault(
@@ -1064,6 +1069,14 @@ class _Translator:
             value=row.get("type"),
         )
         return out
+
+    def has_or_other(self, list_name: str) -> bool:
+        """Whether a select over `list_name` is `… or_other` (pyxform then adds `other`)."""
+        for _, row in self.rows(SURVEY):
+            select = _select_type(_normalise(row.get("type", "")))
+            if select is not None and select[1] == list_name and select[2]:
+                return True
+        return False
 
     def repeat_count(self, row_number: int, row: dict[str, str], repeat: dict[str, Any]) -> None:
         column = next((c for c in ("repeat_count", "jr:count", "count") if row.get(c)), None)

@@ -305,3 +305,25 @@ def test_choices_read_through_search_are_dropped_at_the_appearance_not_imported_
     assert issue.cell == "D2"
     assert "'fruits.csv'" in issue.message and "select_one_from_file fruits.csv" in issue.message
     assert "(cell value \"search('fruits')\")" in issue.message
+
+
+def test_a_loop_over_an_or_other_list_has_a_copy_for_other_as_in_pyxform() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label"],
+                ["select all that apply from toilets or specify other", "toilets", "Toilets"],
+                ["begin loop over toilets", "per_toilet", "Per toilet"],
+                ["integer", "number", "How many %(label)s?"],
+                ["end loop"],
+            ],
+            "choices": [["list_name", "name", "label"], ["toilets", "pit", "Pit latrine"]],
+            "settings": [["form_id"], ["toilets"]],
+        }
+    )
+
+    definition = imported(import_xlsform(content))
+
+    names = [f["name"] for f in definition["fields"]]
+    assert names == ["toilets", "toilets_other", "per_toilet_pit_number", "per_toilet_other_number"]
+    assert field(definition, "per_toilet_other_number")["label"]["en"] == "How many Other?"
