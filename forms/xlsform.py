@@ -168,6 +168,10 @@ _LOOP = re.compile(r"(begin[ _]loop)(?:\s+over)?(?:\s+(\S+))?", re.IGNORECASE)
 _END_LOOP = frozenset({"end_loop", "end loop"})
 _LOOP_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _SEARCH = re.compile(r"\bsearch\s*\(\s*['\"]([^'\"]+)['\"]")
+_SEARCH_FILTER = re.compile(
+    r"\bsearch\s*\(\s*['\"][^'\"]+['\"]\s*,\s*['\"](\w+)['\"]\s*,\s*['\"]([^'\"]+)['\"]\s*,"
+    r"\s*(.+?)\s*\)\s*$"
+)
 _INCLUDE = frozenset({"include", "include questions", "add include prompt"})
 _TABLET_LOOKUPS = (
     (
@@ -1162,6 +1166,8 @@ class _Translator:
                 )
                 return None
             search = _SEARCH.search(row.get("appearance", ""))
+            if search is not None and f"{search.group(1)}.csv" in self.choices_files:
+                return self.search_choices(row_number, row, kind, list_name, search)
             if search is not None:
                 file_name = f"{search.group(1)}.csv"
                 self.report(
@@ -1170,7 +1176,7 @@ class _Translator:
                     "appearance",
                     f"question dropped: its choices are the rows of {file_name!r}, which the "
                     "tablet reads through search() (the choices sheet names only that file's "
-                    "columns), and fieldsync forms do not read files that way: write the "
+                    "columns), and it was not uploaded with the form: upload it, write the "
                     "choices on the choices sheet"
                     + (
                         f", or make it `{kind}_from_file {file_name}` and upload the file with "
@@ -1287,6 +1293,71 @@ class _Translator:
             spec[key] = int(abs(number) if key == "step" else number) if whole else number
         if not whole:
             spec["step"] = abs(step)
+        return spec
+
+    def search_choices(
+        self,
+        row_number: int,
+        row: dict[str, str],
+        kind: str,
+        list_name: str,
+        search: re.Match[str],
+    ) -> dict[str, Any] | None:
+        """A select whose choices are the rows of an uploaded CSV read through
+        `search('file', …)`: the list's row on the choices sheet names the CSV column of the
+        codes (`name`) and the columns of the labels (`label…`, comma-separated: joined);
+        `search('file', 'matches', 'column', value)` becomes the choice_filter
+        `column = value`; other search modes are dropped with a warning (every row is a
+        choice)."""
+        file_name = f"{search.group(1)}.csv"
+        placeholder = next(
+            (
+                choice
+                for _, choice in self.rows(CHOICES)
+                if (choice.get("list_name") or choice.get("list name")) == list_name
+            ),
+            None,
+        )
+        if placeholder is None:
+            return None  # pyxform refuses it: the list is not on the choices sheet
+        value_column = placeholder.get("name") or placeholder.get("value") or "name"
+        label_columns: dict[str, list[str]] = {}
+        for column, value in placeholder.items():
+            key, language = _split_column(column)
+            if key == "label":
+                tag = (_tag_of(language) or _language_tag(language)) if language else ""
+                label_columns[tag] = [c.strip() for c in value.split(",") if c.strip()]
+        choices, problem = _csv_choices(
+            self.choices_files[file_name], value_column=value_column, label_columns=label_columns
+        )
+        if problem is not None:
+            self.report(
+                SURVEY, row_number, "appearance", f"{file_name}: {problem}", value=row["appearance"]
+            )
+            return None
+        key = _slug(file_name.rsplit(".", 1)[0]) or "file_choices"
+        self.file_lists[key] = choices
+        self.list_keys[key] = key
+        spec: dict[str, Any] = {"type": kind, "choices": key, "choices_file": file_name}
+        arguments = _SEARCH_FILTER.search(row["appearance"])
+        if arguments is not None:
+            mode, column, value = arguments.groups()
+            source = f"{_attribute_name(column)} = {value.strip()}"
+            if mode.lower() == "matches" and self.expression(
+                row_number, "appearance", source, choice=True
+            ):
+                spec["choice_filter"] = source
+            elif mode.lower() != "matches":
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "appearance",
+                    f"search() filter {mode!r} dropped: fieldsync filters choices by equality "
+                    "only (`matches`), so every row of the file is a choice; a choice_filter "
+                    "can narrow them",
+                    False,
+                    value=row["appearance"],
+                )
         return spec
 
     def from_file(self, row_number: int, head: str, file_name: str) -> dict[str, Any] | None:
@@ -1539,10 +1610,7 @@ class _Translator:
                 if key.startswith("media") or key in ("image", "audio", "video", "big-image"):
                     self.report_column_once(CHOICES, column, "media not supported")
                     continue
-                attribute = _INVALID_NAME_CHARS.sub("_", column)
-                if not re.match(r"[A-Za-z_]", attribute):
-                    attribute = f"_{attribute}"
-                attributes[attribute[:64]] = value[:200]
+                attributes[_attribute_name(column)] = value[:200]
             if attributes:
                 choice["attributes"] = attributes
             bucket = lists.setdefault(list_name, [])
@@ -1844,29 +1912,64 @@ def _csv_language(column: str) -> str:
     return (_tag_of(language) or _language_tag(language)) if language else ""
 
 
-def _csv_choices(content: bytes) -> tuple[list[dict[str, Any]], str | None]:
-    """Choices from an attached CSV (columns name and label, or label::<language>)."""
+def _attribute_name(column: str) -> str:
+    """A choice attribute's name from a column header (`pop.` → `pop_`, `2020` → `_2020`)."""
+    attribute = _INVALID_NAME_CHARS.sub("_", column)
+    if not re.match(r"[A-Za-z_]", attribute):
+        attribute = f"_{attribute}"
+    return attribute[:64]
+
+
+def _csv_choices(
+    content: bytes,
+    *,
+    value_column: str = "name",
+    label_columns: dict[str, list[str]] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Choices from an attached CSV: the code from `value_column`, the label from `label` or
+    `label::<language>` columns (or, for search(), from the columns `label_columns` names per
+    language tag, "" for no language, joined by spaces), every other column an attribute (what
+    a choice_filter reads)."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         return [], "not UTF-8 text"
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "name" not in reader.fieldnames:
-        return [], "the CSV needs a 'name' column"
+    if not reader.fieldnames or value_column not in reader.fieldnames:
+        return [], f"the CSV needs a {value_column!r} column"
     choices: list[dict[str, Any]] = []
     for row in reader:
-        code = (row.get("name") or "").strip()
+        code = (row.get(value_column) or "").strip()
         if not code:
             continue
-        labels = {
-            _csv_language(k): (v or "").strip()
-            for k, v in row.items()
-            if k and _split_column(k)[0] == "label" and v
-        }
+        if label_columns is None:
+            labels = {
+                _csv_language(k): (v or "").strip()
+                for k, v in row.items()
+                if k and _split_column(k)[0] == "label" and v
+            }
+        else:
+            joined = {
+                tag: " ".join((row.get(c) or "").strip() for c in columns).strip()
+                for tag, columns in label_columns.items()
+            }
+            labels = {tag: text for tag, text in joined.items() if text}
         fallback = labels.get("") or next(iter(labels.values()), code)
         label = {"zh": labels.get("zh") or fallback, "en": labels.get("en") or fallback}
         label.update({t: v for t, v in labels.items() if t not in label and _LANGUAGE.fullmatch(t)})
-        choices.append({"code": code, "label": label})
+        choice: dict[str, Any] = {"code": code, "label": label}
+        attributes = {
+            _attribute_name(k): v.strip()[:200]
+            for k, v in row.items()
+            if isinstance(k, str)
+            and k != value_column
+            and (label_columns is not None or _split_column(k)[0] != "label")
+            and isinstance(v, str)
+            and v.strip()
+        }
+        if attributes:
+            choice["attributes"] = attributes
+        choices.append(choice)
     return choices, None
 
 

@@ -327,3 +327,69 @@ def test_a_loop_over_an_or_other_list_has_a_copy_for_other_as_in_pyxform() -> No
     names = [f["name"] for f in definition["fields"]]
     assert names == ["toilets", "toilets_other", "per_toilet_pit_number", "per_toilet_other_number"]
     assert field(definition, "per_toilet_other_number")["label"]["en"] == "How many Other?"
+
+
+FRUITS_CSV = (
+    "name_key,name,name_zh,colour,price.kg\n"
+    "mango,Mango,芒果,yellow,12\n"
+    "lime,Lime,青柠,green,8\n"
+    "kiwi,Kiwi,猕猴桃,green,\n"
+).encode()
+
+
+def search_form(appearance: str) -> bytes:
+    return workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label", "appearance"],
+                ["select_one colours", "colour", "Colour", None],
+                ["select_one fruits", "fruit", "Fruit", appearance],
+            ],
+            "choices": [
+                ["list_name", "name", "label::English (en)", "label::Chinese (zh)"],
+                ["colours", "green", "Green", "绿"],
+                ["colours", "yellow", "Yellow", "黄"],
+                ["fruits", "name_key", "name, colour", "name_zh"],
+            ],
+            "settings": [["form_id"], ["fruit_search"]],
+        }
+    )
+
+
+def test_choices_read_through_search_come_from_the_uploaded_file() -> None:
+    result = import_xlsform(
+        search_form("search('fruits', 'matches', 'colour', ${colour})"),
+        choices_files={"fruits.csv": FRUITS_CSV},
+    )
+
+    definition = imported(result)
+    fruit = field(definition, "fruit")
+    assert fruit["choices_file"] == "fruits.csv"
+    assert fruit["choice_filter"] == "colour = ${colour}"
+    mango = definition["choice_lists"][fruit["choices"]][0]
+    assert mango == {
+        "code": "mango",
+        "label": {"en": "Mango yellow", "zh": "芒果"},
+        "attributes": {"name": "Mango", "name_zh": "芒果", "colour": "yellow", "price_kg": "12"},
+    }
+    # the choices sheet's row only named the file's columns: it is not a choice
+    codes = [c["code"] for c in definition["choice_lists"][fruit["choices"]]]
+    assert codes == ["mango", "lime", "kiwi"]
+    form = load_definition(definition)
+    assert validate_submission(form, {"colour": "green", "fruit": "lime"}) == []
+    wrong = validate_submission(form, {"colour": "green", "fruit": "mango"})
+    assert [i.path for i in wrong] == ["data.fruit"]
+
+
+def test_a_search_mode_fieldsync_cannot_filter_by_keeps_every_row_with_a_warning() -> None:
+    result = import_xlsform(
+        search_form("search('fruits', 'contains', 'name', ${colour})"),
+        choices_files={"fruits.csv": FRUITS_CSV},
+    )
+
+    definition = imported(result)
+    fruit = field(definition, "fruit")
+    assert "choice_filter" not in fruit
+    assert len(definition["choice_lists"][fruit["choices"]]) == 3
+    issue = warning_at(result, "survey", 3, "appearance")
+    assert "'contains'" in issue.message and "every row of the file is a choice" in issue.message
