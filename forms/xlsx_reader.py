@@ -261,6 +261,7 @@ class _SheetReader:
         self.inline: list[str] | None = None
         self.collect: list[str] | None = None
         self.has_formula = False
+        self.phonetic = 0
         self.inline_cleaned: dict[str, str | None] = {}
         self.formulas: list[tuple[str, str | None]] = []
         self.merged: list[str] = []
@@ -273,7 +274,10 @@ class _SheetReader:
         elif name == _VALUE:
             self.value = self.collect = []
         elif name == _TEXT:
-            self.collect = self.inline
+            # phonetic runs (rPh) are not part of the value, as for shared strings
+            self.collect = None if self.phonetic else self.inline
+        elif name == _PHONETIC:
+            self.phonetic += 1
         elif name == _INLINE:
             self.inline = []
         elif name == _ROW:
@@ -294,6 +298,8 @@ class _SheetReader:
             self.end_cell()
         elif name in (_VALUE, _TEXT):
             self.collect = None
+        elif name == _PHONETIC:
+            self.phonetic -= 1
         elif name == _ROW:
             self.rows.append(self.values)
 

@@ -20,7 +20,12 @@ from pyxform.xls2json_backends import get_xlsform
 from forms.xlsform import _read_facts, import_xlsform
 from forms.xlsx_reader import read_xlsx, read_xlsx_and_facts
 from tests.forms.test_form_xlsform_import import cascading_select_form, workbook_bytes
-from tests.forms.xlsx_shapes import issue_workbook, with_shared_strings, without_dimensions
+from tests.forms.xlsx_shapes import (
+    issue_workbook,
+    with_rich_inline_text,
+    with_shared_strings,
+    without_dimensions,
+)
 
 CORPUS = Path(__file__).parent / "xlsform_corpus" / "files"
 
@@ -59,6 +64,9 @@ def test_the_fast_reader_matches_pyxforms_on_odd_values() -> None:
         assert b"<rPh" in zipfile.ZipFile(io.BytesIO(shared)).read("xl/sharedStrings.xml")
         same(shared)
         same(without_dimensions(with_shared_strings(content)))
+        inline = with_rich_inline_text(content)
+        assert b"<rPh" in zipfile.ZipFile(io.BytesIO(inline)).read("xl/worksheets/sheet1.xml")
+        same(inline)
 
 
 @pytest.mark.parametrize(
@@ -134,12 +142,17 @@ def generated_workbook(draw: st.DrawFn) -> bytes:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(generated_workbook(), st.sampled_from(["openpyxl", "shared", "rich", "no dimension"]))
+@given(
+    generated_workbook(),
+    st.sampled_from(["openpyxl", "shared", "rich", "rich inline", "no dimension"]),
+)
 def test_the_one_pass_reader_matches_pyxform_and_openpyxl(content: bytes, shape: str) -> None:
     if shape == "shared":
         content = with_shared_strings(content)
     elif shape == "rich":
         content = with_shared_strings(content, rich=True)
+    elif shape == "rich inline":
+        content = with_rich_inline_text(content)
     elif shape == "no dimension":
         content = without_dimensions(content)
     try:

@@ -196,3 +196,33 @@ def issue_workbook() -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def with_rich_inline_text(content: bytes) -> bytes:
+    """The workbook with every other inline text written as runs with a phonetic run after
+    them (as some tools write East Asian text), in the cell itself."""
+    counter = iter(range(1_000_000))
+
+    def rich(match: re.Match[bytes]) -> bytes:
+        inner = _rich(match.group(3), next(counter))
+        return (
+            b"<c "
+            + match.group(1)
+            + b't="inlineStr"'
+            + match.group(2)
+            + b"><is>"
+            + inner
+            + b"</is></c>"
+        )
+
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(content)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename.startswith("xl/worksheets/"):
+                data = _INLINE.sub(rich, data)
+            target.writestr(member.filename, data)
+    return out.getvalue()
