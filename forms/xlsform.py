@@ -1912,6 +1912,7 @@ def _csv_language(column: str) -> str:
     return (_tag_of(language) or _language_tag(language)) if language else ""
 
 
+@functools.lru_cache(maxsize=1024)
 def _attribute_name(column: str) -> str:
     """A choice attribute's name from a column header (`pop.` → `pop_`, `2020` → `_2020`)."""
     attribute = _INVALID_NAME_CHARS.sub("_", column)

@@ -263,6 +263,7 @@ class _SheetReader:
         self.has_formula = False
         self.phonetic = 0
         self.inline_cleaned: dict[str, str | None] = {}
+        self.number_cleaned: dict[tuple[str, bool], str | None] = {}
         self.formulas: list[tuple[str, str | None]] = []
         self.merged: list[str] = []
 
@@ -326,6 +327,13 @@ class _SheetReader:
                     value = self.inline_cleaned[text]
                 else:
                     value = self.inline_cleaned[text] = _clean_value(text)
+            elif kind == "n" and raw is not None:
+                # numbers: cleaned once per (text, whether its style shows a date)
+                key = (raw, int(attributes.get("s", "0")) in self.dates)
+                if key in self.number_cleaned:
+                    value = self.number_cleaned[key]
+                else:
+                    value = self.number_cleaned[key] = _clean_value(self.raw_value(kind, raw))
             else:
                 value = _clean_value(self.raw_value(kind, raw))
         else:
