@@ -987,6 +987,16 @@ class _Translator:
                 )
                 return out
             body = rows[index + 1 : end - 1]
+            if not _balanced(body):
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "type",
+                    "a group or repeat begun inside this loop ends outside it (or the other way "
+                    "round): end every group and repeat inside the loop before its `end loop`",
+                    value=raw_type,
+                )
+                return out
             self.loop_rows.update(n for n, _ in body)
             out.extend(self.loop_copies(row_number, row, loop.group(2), self.expand_loops(body)))
             index = end
@@ -1776,6 +1786,28 @@ class _Translator:
             self.report(SETTINGS, 2, sheet_column[key], issue.message)
         else:
             self.report(SURVEY, None, None, f"{path}: {issue.message}")
+
+
+def _balanced(rows: list[tuple[int, dict[str, str]]]) -> bool:
+    """Whether every group, repeat and loop begun in `rows` ends in them, in order."""
+    stack: list[str] = []
+    for _, row in rows:
+        words = _normalise(row.get("type", "")).lower().replace("_", " ").split()
+        if (
+            len(words) >= 2
+            and words[0] in ("begin", "end")
+            and words[1]
+            in (
+                "group",
+                "repeat",
+                "loop",
+            )
+        ):
+            if words[0] == "begin":
+                stack.append(words[1])
+            elif not stack or stack.pop() != words[1]:
+                return False
+    return not stack
 
 
 def _loop_value(match: re.Match[str], column: str, choice: dict[str, str]) -> str:

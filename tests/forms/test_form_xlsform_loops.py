@@ -160,12 +160,20 @@ def test_broken_loops_are_refused_at_their_row_with_what_to_do() -> None:
         "unknown list": survey(
             ["begin loop over trees", "l", "L"], ["integer", "x", "X"], ["end loop"]
         ),
+        "crossed group": survey(
+            ["begin loop over crops", "l", "L"],
+            ["begin group", "g", "G"],
+            ["integer", "x", "X"],
+            ["end loop"],
+            ["end group"],
+        ),
     }
     advice = {
         "no end": "add an `end loop` row",
         "no begin": "remove it",
         "no list": "begin loop over LIST",
         "unknown list": "add the list's choices to the choices sheet",
+        "crossed group": "end every group and repeat inside the loop before its `end loop`",
     }
     for case, content in cases.items():
         issues = blocking(import_xlsform(content))
