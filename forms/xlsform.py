@@ -35,7 +35,7 @@ from forms.expressions import ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, ValidationIssue
 from forms.register import find_register_field
 from forms.xlsform_types import canonical_type, map_type
-from forms.xlsx_reader import read_xlsx
+from forms.xlsx_reader import WorkbookFacts, read_xlsx_and_facts
 
 MAX_XLSFORM_BYTES = 10 * 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
@@ -164,7 +164,34 @@ KNOWN_LANGUAGES = {
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
-_LOOP = re.compile(r"(begin[ _]loop)(?:\s+over)?\s+(\S+)?", re.IGNORECASE)
+_LOOP = re.compile(r"(begin[ _]loop)(?:\s+over)?(?:\s+(\S+))?", re.IGNORECASE)
+_END_LOOP = frozenset({"end_loop", "end loop"})
+_LOOP_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_SEARCH = re.compile(r"\bsearch\s*\(\s*['\"]([^'\"]+)['\"]")
+_SEARCH_FILTER = re.compile(
+    r"\bsearch\s*\(\s*['\"][^'\"]+['\"]\s*,\s*['\"](\w+)['\"]\s*,\s*['\"]([^'\"]+)['\"]\s*,"
+    r"\s*(.+?)\s*\)\s*$"
+)
+_INCLUDE = frozenset({"include", "include questions", "add include prompt"})
+_TABLET_LOOKUPS = (
+    (
+        re.compile(r"\bpulldata\s*\("),
+        "pulldata() reads a CSV file attached to the form on the tablet, and fieldsync forms "
+        "carry no data files",
+        "ask for the value as a question, bind the field to the register (bind::fieldsync) when "
+        "it is the household's, or put the file's rows on the choices sheet as a list with "
+        "attribute columns and filter a select with choice_filter",
+    ),
+    (
+        re.compile(r"\binstance\s*\("),
+        "instance(…) looks up the rows of a choice list or of an attached file, which "
+        "fieldsync's expression language cannot",
+        "compare the answer's code (`${q} = 'code'`, `selected(${q}, 'code')`), or "
+        "filter a select's choices with choice_filter on the choices sheet's columns",
+    ),
+)
+"""Expressions that read data the tablet would have to carry beside the form: why they are
+dropped and what to write instead."""
 _FROM_FILE = re.compile(
     r"(select_one_from_file|select one from file|select_multiple_from_file|"
     r"select multiple from file)\s+(\S+)",
@@ -288,16 +315,27 @@ def import_xlsform(
             )
         return _blocked(ImportIssue("", None, None, f"{received}, not {EXPECTED_WORKBOOK}"))
     is_xlsx = content.startswith(b"PK")
-    facts = _WorkbookFacts()
+    facts = WorkbookFacts()
+    fast = None
     if is_xlsx:
         bomb = _archive_problem(content)
         if bomb is not None:
             return _blocked(ImportIssue("", None, None, bomb))
-        content = _with_dimensions(content)
-        facts = _read_facts(content)
+        # One pass over the sheets gives both what pyxform would read and the facts issues are
+        # located with; openpyxl (through pyxform's reader) only reads what that pass is unsure
+        # of.
+        fast = read_xlsx_and_facts(content)
+        if fast is None:
+            content = _with_dimensions(content)
+            facts = _read_facts(content)
+        else:
+            facts = fast[1]
     try:
-        fast = read_xlsx(content) if is_xlsx else None
-        workbook = fast or get_xlsform(content, file_type=".xlsx" if is_xlsx else ".xls")
+        workbook = (
+            fast[0]
+            if fast is not None
+            else get_xlsform(content, file_type=".xlsx" if is_xlsx else ".xls")
+        )
     except Exception as err:  # pyxform raises many kinds of errors on odd files
         return _blocked(_read_error(err))
     sheets = _sheets(workbook)
@@ -368,16 +406,7 @@ def _archive_problem(content: bytes) -> str | None:
     return None
 
 
-@dataclass
-class _WorkbookFacts:
-    """What pyxform does not tell: per (lower-case) sheet name, header text → column letter,
-    the formula cells (reference → cached value or None) and the merged ranges."""
-
-    letters: dict[str, dict[str, str]] = field(default_factory=dict)
-    formulas: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
-    merged: dict[str, list[str]] = field(default_factory=dict)
-    titles: dict[str, str] = field(default_factory=dict)
-
+_WorkbookFacts = WorkbookFacts
 
 _SHEET_ENTRY = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
 _ATTRIBUTE = re.compile(rb'([\w:]+)="([^"]*)"')
@@ -484,7 +513,7 @@ def _formula_cells(xml: bytes, limit: int = 200) -> list[tuple[str, str | None]]
         cell = _CELL_START.match(xml, start) if start >= 0 else None
         if cell is not None:
             value = _VALUE.search(xml, formula.end(), close if close > 0 else len(xml))
-            cached = value.group(1).decode("utf-8", "replace") if value else None
+            cached = value.group(1).decode("utf-8", "replace") or None if value else None
             found.append((cell.group(1).decode(), cached))
         position = formula.end()
     return found
@@ -554,6 +583,9 @@ class _Translator:
         self.last_path = ""
         self.default_language: str | None = None
         self.allow_choice_duplicates = False
+        self.loop_rows: set[int] = set()  # survey rows inside a loop (translated per choice)
+        self.loop_names: dict[str, str] = {}  # a loop question's name → its first copy's
+        self.loop_reported: set[tuple[int, str | None, str, str | None]] = set()
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -567,6 +599,12 @@ class _Translator:
         *,
         value: str | None = None,
     ) -> None:
+        if sheet == SURVEY and row in self.loop_rows:
+            # A loop's questions are translated once per choice: each problem is told once.
+            key = (row, column, message, value)
+            if key in self.loop_reported:
+                return
+            self.loop_reported.add(key)
         cell = None
         if column is not None:
             letter = self.facts.letters.get(sheet, {}).get(column)
@@ -665,6 +703,27 @@ class _Translator:
         text = re.sub(r"\s+", " ", message.replace(match.group(0), "") if match else message)
         sheet = SURVEY
         named = re.search(r"'?\b(survey|choices|settings|entities|external_choices)'? sheet", text)
+        if re.search(r"Unmatched '(begin|end)_loop'", text):
+            return  # told at the loop's row by `expand_loops`, with what to do
+        if re.search(r"\bloop without list name|List name not in columns sheet", text):
+            # About a `begin loop` row of the survey (pyxform says "columns" for choices).
+            survey = self.workbook.get(SURVEY) or []
+            cell = survey[row - 2].get("type") if row and 0 <= row - 2 < len(survey) else None
+            advice = (
+                "write the list the loop goes over: `begin loop over LIST`"
+                if "without list name" in text
+                else "add the list's choices to the choices sheet (the loop's questions are "
+                "asked once per choice)"
+            )
+            self.report(
+                SURVEY,
+                row,
+                "type",
+                f"pyxform: {text.strip().rstrip('.')} — {advice}",
+                blocking,
+                value=cell,
+            )
+            return
         if named:
             sheet = named.group(1)
         elif re.search(r"\bchoices?\b|list_name|list name", text, re.IGNORECASE) and (
@@ -824,29 +883,9 @@ class _Translator:
     def survey(self) -> list[dict[str, Any]]:
         root = _Scope(fields=[], json_prefix="fields", path=())
         stack = [root]
-        loop_depth = 0
-        for row_number, row in self.rows(SURVEY):
+        for row_number, row in self.expand_loops(self.rows(SURVEY)):
             raw_type = _normalise(row.get("type", ""))
             lowered = raw_type.lower()
-            if loop_depth:
-                if _LOOP.match(raw_type):
-                    loop_depth += 1
-                elif lowered in ("end_loop", "end loop"):
-                    loop_depth -= 1
-                continue
-            loop = _LOOP.match(raw_type)
-            if loop:
-                loop_depth = 1
-                self.report(
-                    SURVEY,
-                    row_number,
-                    "type",
-                    "loop dropped with the questions inside it (up to its end loop): loops are "
-                    "not supported, use a repeat",
-                    blocking=False,
-                    value=raw_type,
-                )
-                continue
             self.survey_columns(row_number, row)
             if not raw_type:
                 if row.get("name"):
@@ -900,6 +939,158 @@ class _Translator:
         for open_scope in stack[1:]:
             self.report(SURVEY, open_scope.repeat_row, "type", "begin_repeat without end_repeat")
         return root.fields
+
+    # -- loops: `begin loop over L` … `end loop`, expanded as pyxform expands them ------------
+
+    def expand_loops(
+        self, rows: list[tuple[int, dict[str, str]]]
+    ) -> list[tuple[int, dict[str, str]]]:
+        """The survey rows with every loop replaced by its questions once per choice of its
+        list, as pyxform builds it (a group per choice, `none` skipped, `%(label)s`, `%(name)s`
+        and `%(<choice column>)s` in every text replaced by the choice's). fieldsync flattens
+        groups, so a question `q` of loop `L` for choice `c` is named `L_c_q`, and `${q}` inside
+        the loop means the same choice's `L_c_q`. Rows keep their spreadsheet row numbers."""
+        out: list[tuple[int, dict[str, str]]] = []
+        index = 0
+        while index < len(rows):
+            row_number, row = rows[index]
+            raw_type = _normalise(row.get("type", ""))
+            loop = _LOOP.fullmatch(raw_type)
+            if raw_type.lower() in _END_LOOP:
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "type",
+                    "end loop without begin loop: remove it, or add the `begin loop over LIST` "
+                    "row it closes",
+                    value=raw_type,
+                )
+                index += 1
+                continue
+            if loop is None:
+                out.append(rows[index])
+                index += 1
+                continue
+            depth, end = 1, index + 1
+            while end < len(rows) and depth:
+                inner = _normalise(rows[end][1].get("type", ""))
+                depth += 1 if _LOOP.fullmatch(inner) else -1 if inner.lower() in _END_LOOP else 0
+                end += 1
+            if depth:
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "type",
+                    "begin loop without end loop: every row below it would be inside the loop; "
+                    "add an `end loop` row after its last question",
+                    value=raw_type,
+                )
+                return out
+            body = rows[index + 1 : end - 1]
+            if not _balanced(body):
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "type",
+                    "a group or repeat begun inside this loop ends outside it (or the other way "
+                    "round): end every group and repeat inside the loop before its `end loop`",
+                    value=raw_type,
+                )
+                return out
+            self.loop_rows.update(n for n, _ in body)
+            out.extend(self.loop_copies(row_number, row, loop.group(2), self.expand_loops(body)))
+            index = end
+        return out
+
+    def loop_copies(
+        self,
+        row_number: int,
+        row: dict[str, str],
+        list_name: str | None,
+        body: list[tuple[int, dict[str, str]]],
+    ) -> list[tuple[int, dict[str, str]]]:
+        loop_name = row.get("name", "")
+        if not list_name or not loop_name:
+            return []  # pyxform refuses it (no list, no name): its message is reported
+        choices = [
+            choice
+            for _, choice in self.rows(CHOICES)
+            if (choice.get("list_name") or choice.get("list name")) == list_name
+            and (choice.get("name") or choice.get("value")) not in (None, "none")
+        ]
+        if not choices:
+            return []  # pyxform refuses it (the list is not on the choices sheet)
+        if self.has_or_other(list_name) and not any(
+            (c.get("name") or c.get("value")) == "other" for c in choices
+        ):
+            # pyxform adds `or_other`'s choice to the list itself, so the loop goes over it too
+            choices.append({"name": "other", "label": "Other", "label::zh": "其他"})
+        names = {r["name"] for _, r in body if r.get("name")}
+        for name in names:
+            self.loop_names.setdefault(
+                name,
+                _INVALID_NAME_CHARS.sub(
+                    "_", f"{loop_name}_{choices[0].get('name') or choices[0].get('value')}_{name}"
+                ),
+            )
+        relevant = row.get("relevant") or row.get("relevance")
+        out: list[tuple[int, dict[str, str]]] = [
+            (row_number, {"type": "begin group", **({"relevant": relevant} if relevant else {})})
+        ]
+        first_name = None
+        for choice in choices:
+            code = choice.get("name") or choice.get("value") or ""
+            prefix = _INVALID_NAME_CHARS.sub("_", f"{loop_name}_{code}_")
+
+            def rename(match: re.Match[str], prefix: str = prefix) -> str:
+                name = match.group(1)
+                return f"${{{prefix}{name}}}" if name in names else match.group(0)
+
+            for body_row, question in body:
+                copy: dict[str, str] = {}
+                for column, value in question.items():
+                    if column == "type":
+                        copy[column] = value
+                        continue
+                    text = _LOOP_PLACEHOLDER.sub(
+                        functools.partial(_loop_value, column=column, choice=choice), value
+                    )
+                    copy[column] = _REFERENCE.sub(rename, text)
+                if question.get("name"):
+                    copy["name"] = prefix + _INVALID_NAME_CHARS.sub("_", copy["name"])
+                    first_name = first_name or copy["name"]
+                    if len(copy["name"]) > 64:
+                        self.report(
+                            SURVEY,
+                            body_row,
+                            "name",
+                            f"in loop {loop_name!r} this question is named {copy['name']!r}, "
+                            "longer than 64 characters: shorten the loop's name, the choice "
+                            "codes or the question's name",
+                            value=question["name"],
+                        )
+                out.append((body_row, copy))
+        out.append((row_number, {"type": "end group"}))
+        example = f" (first: {first_name!r})" if first_name else ""
+        self.report(
+            SURVEY,
+            row_number,
+            "type",
+            f"loop over {list_name!r} expanded as pyxform expands it: its questions once per "
+            f"choice ({len(choices)}), named <loop>_<choice>_<question>{example}; on ODK they "
+            f"sit in a group per choice (/{loop_name}/<choice>/<question>)",
+            blocking=False,
+            value=row.get("type"),
+        )
+        return out
+
+    def has_or_other(self, list_name: str) -> bool:
+        """Whether a select over `list_name` is `… or_other` (pyxform then adds `other`)."""
+        for _, row in self.rows(SURVEY):
+            select = _select_type(_normalise(row.get("type", "")))
+            if select is not None and select[1] == list_name and select[2]:
+                return True
+        return False
 
     def repeat_count(self, row_number: int, row: dict[str, str], repeat: dict[str, Any]) -> None:
         column = next((c for c in ("repeat_count", "jr:count", "count") if row.get(c)), None)
@@ -984,6 +1175,29 @@ class _Translator:
                     row_number, "external selects (external_choices) are not supported", raw_type
                 )
                 return None
+            search = _SEARCH.search(row.get("appearance", ""))
+            if search is not None and f"{search.group(1)}.csv" in self.choices_files:
+                return self.search_choices(row_number, row, kind, list_name, search)
+            if search is not None:
+                file_name = f"{search.group(1)}.csv"
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "appearance",
+                    f"question dropped: its choices are the rows of {file_name!r}, which the "
+                    "tablet reads through search() (the choices sheet names only that file's "
+                    "columns), and it was not uploaded with the form: upload it, write the "
+                    "choices on the choices sheet"
+                    + (
+                        f", or make it `{kind}_from_file {file_name}` and upload the file with "
+                        "the form"
+                        if kind in ("select_one", "select_multiple")
+                        else ""
+                    ),
+                    False,
+                    value=row["appearance"],
+                )
+                return None
             self.used_lists.add(list_name)
             spec: dict[str, Any] = {"type": kind, "choices": self.list_key(row_number, list_name)}
             if or_other:
@@ -998,6 +1212,19 @@ class _Translator:
                     value=raw_type,
                 )
             return spec
+        if raw_type.lower() in _INCLUDE:
+            included = row.get("name") or "?"
+            self.report(
+                SURVEY,
+                row_number,
+                "type",
+                f"include inserts the questions of another XLSForm ({included!r}, which pyxform "
+                "reads from the same folder); an upload is one workbook, so those questions "
+                "cannot be read: copy that form's survey rows (and its choices) into this "
+                "workbook in place of this row, and upload again",
+                value=raw_type,
+            )
+            return None
         canonical = canonical_type(raw_type)
         if canonical is None:
             self.report(SURVEY, row_number, "type", "unknown question type", value=raw_type)
@@ -1076,6 +1303,71 @@ class _Translator:
             spec[key] = int(abs(number) if key == "step" else number) if whole else number
         if not whole:
             spec["step"] = abs(step)
+        return spec
+
+    def search_choices(
+        self,
+        row_number: int,
+        row: dict[str, str],
+        kind: str,
+        list_name: str,
+        search: re.Match[str],
+    ) -> dict[str, Any] | None:
+        """A select whose choices are the rows of an uploaded CSV read through
+        `search('file', …)`: the list's row on the choices sheet names the CSV column of the
+        codes (`name`) and the columns of the labels (`label…`, comma-separated: joined);
+        `search('file', 'matches', 'column', value)` becomes the choice_filter
+        `column = value`; other search modes are dropped with a warning (every row is a
+        choice)."""
+        file_name = f"{search.group(1)}.csv"
+        placeholder = next(
+            (
+                choice
+                for _, choice in self.rows(CHOICES)
+                if (choice.get("list_name") or choice.get("list name")) == list_name
+            ),
+            None,
+        )
+        if placeholder is None:
+            return None  # pyxform refuses it: the list is not on the choices sheet
+        value_column = placeholder.get("name") or placeholder.get("value") or "name"
+        label_columns: dict[str, list[str]] = {}
+        for column, value in placeholder.items():
+            key, language = _split_column(column)
+            if key == "label":
+                tag = (_tag_of(language) or _language_tag(language)) if language else ""
+                label_columns[tag] = [c.strip() for c in value.split(",") if c.strip()]
+        choices, problem = _csv_choices(
+            self.choices_files[file_name], value_column=value_column, label_columns=label_columns
+        )
+        if problem is not None:
+            self.report(
+                SURVEY, row_number, "appearance", f"{file_name}: {problem}", value=row["appearance"]
+            )
+            return None
+        key = _slug(file_name.rsplit(".", 1)[0]) or "file_choices"
+        self.file_lists[key] = choices
+        self.list_keys[key] = key
+        spec: dict[str, Any] = {"type": kind, "choices": key, "choices_file": file_name}
+        arguments = _SEARCH_FILTER.search(row["appearance"])
+        if arguments is not None:
+            mode, column, value = arguments.groups()
+            source = f"{_attribute_name(column)} = {value.strip()}"
+            if mode.lower() == "matches" and self.expression(
+                row_number, "appearance", source, choice=True
+            ):
+                spec["choice_filter"] = source
+            elif mode.lower() != "matches":
+                self.report(
+                    SURVEY,
+                    row_number,
+                    "appearance",
+                    f"search() filter {mode!r} dropped: fieldsync filters choices by equality "
+                    "only (`matches`), so every row of the file is a choice; a choice_filter "
+                    "can narrow them",
+                    False,
+                    value=row["appearance"],
+                )
         return spec
 
     def from_file(self, row_number: int, head: str, file_name: str) -> dict[str, Any] | None:
@@ -1238,6 +1530,30 @@ class _Translator:
         source = _straighten(source)
         for old, new in self.renames.items():
             source = source.replace(f"${{{old}}}", f"${{{new}}}")
+        in_loops = [n for n in _REFERENCE.findall(source) if n in self.loop_names]
+        if in_loops:
+            self.report(
+                SURVEY,
+                row_number,
+                column,
+                f"{column} dropped: ${{{in_loops[0]}}} is a question of a loop, asked once per "
+                f"choice, so it names no single answer; name one of them instead "
+                f"(${{{self.loop_names[in_loops[0]]}}})",
+                blocking=False,
+                value=source,
+            )
+            return False
+        for pattern, why, instead in _TABLET_LOOKUPS:
+            if pattern.search(source):
+                self.report(
+                    SURVEY,
+                    row_number,
+                    column,
+                    f"{column} dropped: {why}; instead, {instead}",
+                    blocking=False,
+                    value=source,
+                )
+                return False
         try:
             parse_expression(source, allow_current=current, allow_choice_properties=choice)
         except ExpressionSyntaxError as err:
@@ -1304,10 +1620,7 @@ class _Translator:
                 if key.startswith("media") or key in ("image", "audio", "video", "big-image"):
                     self.report_column_once(CHOICES, column, "media not supported")
                     continue
-                attribute = _INVALID_NAME_CHARS.sub("_", column)
-                if not re.match(r"[A-Za-z_]", attribute):
-                    attribute = f"_{attribute}"
-                attributes[attribute[:64]] = value[:200]
+                attributes[_attribute_name(column)] = value[:200]
             if attributes:
                 choice["attributes"] = attributes
             bucket = lists.setdefault(list_name, [])
@@ -1475,6 +1788,47 @@ class _Translator:
             self.report(SURVEY, None, None, f"{path}: {issue.message}")
 
 
+def _balanced(rows: list[tuple[int, dict[str, str]]]) -> bool:
+    """Whether every group, repeat and loop begun in `rows` ends in them, in order."""
+    stack: list[str] = []
+    for _, row in rows:
+        words = _normalise(row.get("type", "")).lower().replace("_", " ").split()
+        if (
+            len(words) >= 2
+            and words[0] in ("begin", "end")
+            and words[1]
+            in (
+                "group",
+                "repeat",
+                "loop",
+            )
+        ):
+            if words[0] == "begin":
+                stack.append(words[1])
+            elif not stack or stack.pop() != words[1]:
+                return False
+    return not stack
+
+
+def _loop_value(match: re.Match[str], column: str, choice: dict[str, str]) -> str:
+    """What `%(key)s` in a loop question's `column` becomes for one choice: `name` its code,
+    `label` its label in the column's language (else its label without a language, else its
+    first), any other key the choice's column of that name; unknown keys stay as written."""
+    key = match.group(1)
+    if key == "name":
+        return choice.get("name") or choice.get("value") or ""
+    if key != "label":
+        return choice.get(key, match.group(0))
+    language = _split_column(column)[1]
+    labels = {_split_column(c)[1]: v for c, v in choice.items() if _split_column(c)[0] == "label"}
+    if language:
+        tag = _tag_of(language) or _language_tag(language)
+        for other, text in labels.items():
+            if other and (_tag_of(other) or _language_tag(other)) == tag:
+                return text
+    return labels.get("") or next(iter(labels.values()), match.group(0))
+
+
 def _at_path(draft: dict[str, Any], json_path: str) -> dict[str, Any] | None:
     node: Any = draft
     for name, index in re.findall(r"(\w+)\[(\d+)\]", json_path):
@@ -1590,29 +1944,65 @@ def _csv_language(column: str) -> str:
     return (_tag_of(language) or _language_tag(language)) if language else ""
 
 
-def _csv_choices(content: bytes) -> tuple[list[dict[str, Any]], str | None]:
-    """Choices from an attached CSV (columns name and label, or label::<language>)."""
+@functools.lru_cache(maxsize=1024)
+def _attribute_name(column: str) -> str:
+    """A choice attribute's name from a column header (`pop.` → `pop_`, `2020` → `_2020`)."""
+    attribute = _INVALID_NAME_CHARS.sub("_", column)
+    if not re.match(r"[A-Za-z_]", attribute):
+        attribute = f"_{attribute}"
+    return attribute[:64]
+
+
+def _csv_choices(
+    content: bytes,
+    *,
+    value_column: str = "name",
+    label_columns: dict[str, list[str]] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Choices from an attached CSV: the code from `value_column`, the label from `label` or
+    `label::<language>` columns (or, for search(), from the columns `label_columns` names per
+    language tag, "" for no language, joined by spaces), every other column an attribute (what
+    a choice_filter reads)."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         return [], "not UTF-8 text"
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "name" not in reader.fieldnames:
-        return [], "the CSV needs a 'name' column"
+    if not reader.fieldnames or value_column not in reader.fieldnames:
+        return [], f"the CSV needs a {value_column!r} column"
     choices: list[dict[str, Any]] = []
     for row in reader:
-        code = (row.get("name") or "").strip()
+        code = (row.get(value_column) or "").strip()
         if not code:
             continue
-        labels = {
-            _csv_language(k): (v or "").strip()
-            for k, v in row.items()
-            if k and _split_column(k)[0] == "label" and v
-        }
+        if label_columns is None:
+            labels = {
+                _csv_language(k): (v or "").strip()
+                for k, v in row.items()
+                if k and _split_column(k)[0] == "label" and v
+            }
+        else:
+            joined = {
+                tag: " ".join((row.get(c) or "").strip() for c in columns).strip()
+                for tag, columns in label_columns.items()
+            }
+            labels = {tag: text for tag, text in joined.items() if text}
         fallback = labels.get("") or next(iter(labels.values()), code)
         label = {"zh": labels.get("zh") or fallback, "en": labels.get("en") or fallback}
         label.update({t: v for t, v in labels.items() if t not in label and _LANGUAGE.fullmatch(t)})
-        choices.append({"code": code, "label": label})
+        choice: dict[str, Any] = {"code": code, "label": label}
+        attributes = {
+            _attribute_name(k): v.strip()[:200]
+            for k, v in row.items()
+            if isinstance(k, str)
+            and k != value_column
+            and (label_columns is not None or _split_column(k)[0] != "label")
+            and isinstance(v, str)
+            and v.strip()
+        }
+        if attributes:
+            choice["attributes"] = attributes
+        choices.append(choice)
     return choices, None
 
 
