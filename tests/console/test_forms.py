@@ -9,7 +9,7 @@ import io
 import pytest
 from openpyxl import load_workbook
 
-from forms.draft_edit import ChoiceEdit, FieldEdit, apply_field_edit
+from forms.draft_edit import FieldEdit, apply_field_edit
 from server.forms import service
 from server.users.models import Role
 from tests.console.conftest import csrf_of, text_of
@@ -18,7 +18,7 @@ from tests.forms.test_form_xlsform_import import LABELS, workbook_bytes
 
 def water_form(extra: list | None = None, form_id: str = "water_check") -> bytes:
     """A small valid XLSForm (a select from a shared list, a relevance), plus `extra` as row 5."""
-    survey = [
+    survey: list[list[object]] = [
         ["type", "name", *LABELS, "required", "relevant"],
         ["text", "household_id", "农户编号", "Household id", "yes", None],
         ["select_one yesno", "has_water", "饮水安全", "Safe water", "yes", None],
@@ -271,30 +271,3 @@ def test_the_forms_pages_in_english(console, create_user_):
     assert "Upload an XLSForm" in listing and "Not yet published" in listing
     editor = text_of(admin.page("/forms/water_check/draft/questions/has_water"))
     assert "Label (English)" in editor and "Shared list yesno" in editor
-
-
-def test_the_draft_edit_is_pure_and_keeps_other_languages():
-    raw = {
-        "form_id": "f1",
-        "fields": [
-            {
-                "name": "q",
-                "type": "select_one",
-                "label": {"zh": "问", "en": "Q", "fr": "Question"},
-                "required": True,
-                "choices": [{"code": "a", "label": {"zh": "甲", "en": "A", "fr": "Á"}}],
-            }
-        ],
-    }
-    edit = FieldEdit(
-        "问题",
-        "Question",
-        required_when="${x} > 1",
-        choices=(ChoiceEdit("b", "乙", "B", original="a"), ChoiceEdit("", "", "")),
-    )
-    edited = apply_field_edit(raw, "q", edit)
-    assert raw["fields"][0]["label"]["zh"] == "问"  # the input is never changed
-    question = edited["fields"][0]
-    assert question["label"] == {"zh": "问题", "en": "Question", "fr": "Question"}
-    assert question["required"] == "${x} > 1"
-    assert question["choices"] == [{"code": "b", "label": {"zh": "乙", "en": "B", "fr": "Á"}}]
