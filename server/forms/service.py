@@ -423,5 +423,15 @@ def edit_draft_field(
     session: Session, actor: Actor, form_id: str, path: str, edit: FieldEdit
 ) -> DraftReport:
     """Save the draft with `edit` applied to its question `path` (as `replace_draft`: saved even
-    with problems, which are reported)."""
-    return replace_draft(session, actor, form_id, _edited_draft(session, form_id, path, edit))
+    with problems, which are reported), audited with the question's path."""
+    report = replace_draft(session, actor, form_id, _edited_draft(session, form_id, path, edit))
+    audit.record(
+        session,
+        "form_draft_edited",
+        user_id=actor.user_id,
+        object_type="form",
+        object_id=form_id,
+        address=actor.address,
+        details={"question": path, "problems": len(report.issues)},
+    )
+    return report

@@ -163,3 +163,18 @@ def test_the_exports_page_in_english(console, create_user_, regions):
     admin = console("exp_admin", lang="en")
     text = text_of(admin.page("/exports?dataset=warnings"))
     assert "Download now" in text and "Run in background" in text and "Dismissed" in text
+
+
+def test_the_jobs_list_pages_through_older_jobs(rt, supervisor_a):
+    for _ in range(21):
+        response = supervisor_a.post(
+            "/exports/jobs", {"dataset": "households", "format": "jsonl"}, form_page="/exports"
+        )
+        assert response.status_code == 302
+    first = supervisor_a.page("/exports/jobs")
+    assert first.count('class="job-queued"') == 20
+    assert 'href="/exports/jobs?offset=20"' in first
+    second = supervisor_a.page("/exports/jobs?offset=20")
+    assert second.count('class="job-queued"') == 1
+    assert 'href="/exports/jobs"' in second and "offset=40" not in second
+    assert supervisor_a.page("/exports/jobs?offset=-1").count('class="job-queued"') == 20

@@ -8,8 +8,10 @@ import io
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from forms.draft_edit import FieldEdit, apply_field_edit
+from server.audit.models import AuditEntry
 from server.forms import service
 from server.users.models import Role
 from tests.console.conftest import csrf_of, text_of
@@ -152,8 +154,12 @@ def test_editing_a_question_saves_labels_required_relevance_and_choices(admin, r
         ("safe", "安全"),
         ("unsafe", "不安全"),
     ]
-    # the relevance of `size` still names `yes`, which no longer exists: a problem is shown
     assert "已保存" in text_of(admin.page(path))
+    with rt.db.unit_of_work(write=False) as session:
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "form_draft_edited")
+        ).one()
+        assert (entry.object_id, entry.details["question"]) == ("water_check", "has_water")
 
 
 def test_the_live_check_reports_problems_without_saving(admin, rt):

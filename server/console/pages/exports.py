@@ -101,10 +101,21 @@ def exports() -> str:
 @bp.get("/exports/jobs")
 @console_page(*STAFF)
 def export_jobs() -> str:
-    """The jobs list alone (the page's script reloads it from here while jobs run)."""
+    """The jobs list alone, a page at a time (the page's script reloads it from here while jobs
+    run)."""
+    raw = request.args.get("offset", "0")
+    offset = int(raw) if raw.isdigit() and len(raw) <= 9 else 0
     with runtime().db.unit_of_work(write=False) as session:
-        found = jobs.list_jobs(session, current_user(), status=None, limit=JOBS_SHOWN, offset=0)
-        return render_template("console/exports/jobs.html", **_jobs_context(found))
+        found = jobs.list_jobs(
+            session, current_user(), status=None, limit=JOBS_SHOWN + 1, offset=offset
+        )
+        return render_template(
+            "console/exports/jobs.html",
+            offset=offset,
+            has_more=len(found) > JOBS_SHOWN,
+            shown=JOBS_SHOWN,
+            **_jobs_context(found[:JOBS_SHOWN], offset=offset),
+        )
 
 
 def _exports_page(
@@ -122,7 +133,7 @@ def _exports_page(
             if "form_id" in dataset.filters
             else []
         )
-        found = jobs.list_jobs(session, actor, status=None, limit=JOBS_SHOWN, offset=0)
+        found = jobs.list_jobs(session, actor, status=None, limit=JOBS_SHOWN + 1, offset=0)
         return render_template(
             "console/exports/index.html",
             datasets=datasets,
@@ -139,7 +150,8 @@ def _exports_page(
             may_reveal=actor.role.value in rt.settings.reveal_roles,
             errors=errors or [],
             error=error,
-            **_jobs_context(found),
+            has_more=len(found) > JOBS_SHOWN,
+            **_jobs_context(found[:JOBS_SHOWN]),
         )
 
 
@@ -155,9 +167,14 @@ def _region_options(regions: list[Region]) -> list[tuple[str, str]]:
     ]
 
 
-def _jobs_context(found: list[Any]) -> dict[str, Any]:
+def _jobs_context(found: list[Any], *, offset: int = 0) -> dict[str, Any]:
     active = any(j.status in (ExportJobStatus.QUEUED, ExportJobStatus.RUNNING) for j in found)
-    return {"jobs": found, "jobs_active": active, "job_status_labels": JOB_STATUS_LABELS}
+    return {
+        "jobs": found,
+        "jobs_active": active,
+        "job_status_labels": JOB_STATUS_LABELS,
+        "jobs_source": url_for("console.export_jobs", offset=offset or None),
+    }
 
 
 def _export_query(values: Any) -> tuple[Dataset | None, dict[str, str]]:
