@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from forms.compatibility import check_register_compatibility
 from forms.definition import FormDefinition
@@ -379,11 +379,13 @@ class FormOverview:
 
 def list_forms(session: Session) -> list[FormOverview]:
     """Every form, drafts and retired ones included, by form id, with its versions (two
-    queries whatever the number of forms)."""
+    queries whatever the number of forms; the versions' definitions are not read)."""
     forms = session.scalars(select(Form).order_by(Form.form_id)).all()
     versions: dict[str, list[FormVersion]] = {}
     for row in session.scalars(
-        select(FormVersion).order_by(FormVersion.form_id, FormVersion.version)
+        select(FormVersion)
+        .options(defer(FormVersion.definition))
+        .order_by(FormVersion.form_id, FormVersion.version)
     ):
         versions.setdefault(row.form_id, []).append(row)
     return [FormOverview(form, versions.get(form.form_id, [])) for form in forms]
