@@ -30,6 +30,7 @@ from forms.draft_edit import (
 )
 from forms.xlsform_writer import XLSX_MEDIA_TYPE
 from server.console.blueprint import bp
+from server.console.i18n import current_language
 from server.console.session import console_page, current_user
 from server.errors import Conflict, NotFound, UnsupportedMediaType, ValidationFailed
 from server.forms import service
@@ -479,8 +480,6 @@ def _workbook(export: XlsformExport) -> Response:
 
 
 def _title(title: Any) -> str:
-    from server.console.i18n import current_language
-
     if isinstance(title, dict):
         text = title.get(current_language()) or title.get("zh") or title.get("en")
         return text if isinstance(text, str) else ""
@@ -489,8 +488,6 @@ def _title(title: Any) -> str:
 
 def _questions(raw: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of a questions table, from a definition's (or a draft's) JSON data."""
-    from server.console.i18n import current_language
-
     language = current_language()
     rows = []
     for path, item in iter_questions(raw):
