@@ -5,6 +5,7 @@ downloads; administrators only."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from openpyxl import load_workbook
@@ -277,3 +278,22 @@ def test_the_forms_pages_in_english(console, create_user_):
     assert "Upload an XLSForm" in listing and "Not yet published" in listing
     editor = text_of(admin.page("/forms/water_check/draft/questions/has_water"))
     assert "Label (English)" in editor and "Shared list yesno" in editor
+
+
+def test_the_draft_downloads_as_xlsform_and_pages_keep_to_the_content_policy(admin):
+    upload(admin, water_form())
+    download = admin.get("/forms/water_check/draft/xlsform")
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"] == "attachment; filename=water_check-draft.xlsx"
+    names = [
+        row[1]
+        for row in load_workbook(io.BytesIO(download.data))["survey"].iter_rows(values_only=True)
+    ]
+    assert "has_water" in names
+    editor = admin.page("/forms/water_check/draft/questions/has_water")
+    assert '<script src="/console/static/forms.js" defer></script>' in editor
+    assert admin.get("/console/static/forms.js").status_code == 200
+    for path in ("/forms", "/forms/water_check", "/forms/water_check/draft", "/exports"):
+        html = admin.page(path)
+        assert "style=" not in html
+        assert all(' src="' in tag for tag in re.findall(r"<script[^>]*>", html)), path
