@@ -292,7 +292,9 @@ def test_the_draft_downloads_as_xlsform_and_pages_keep_to_the_content_policy(adm
     assert "has_water" in names
     editor = admin.page("/forms/water_check/draft/questions/has_water")
     assert '<script src="/console/static/forms.js" defer></script>' in editor
-    assert admin.get("/console/static/forms.js").status_code == 200
+    script = admin.get("/console/static/forms.js")
+    assert script.status_code == 200 and b"X-CSRF-Token" in script.get_data()
+    script.close()
     for path in ("/forms", "/forms/water_check", "/forms/water_check/draft", "/exports"):
         html = admin.page(path)
         assert "style=" not in html
