@@ -254,7 +254,9 @@ def test_versions_show_their_questions_their_diff_and_download_as_xlsform(admin,
     upload(admin, water_form(["text", "note_text", "备注", "Remarks", "no", None]))
     admin.post("/forms/water_check/publish", {}, form_page="/forms/water_check/publish")
 
-    version = text_of(admin.page("/forms/water_check/versions/2"))
+    version_page = admin.page("/forms/water_check/versions/2")
+    assert 'href="/forms/water_check?from=1&amp;to=2"' in version_page
+    version = text_of(version_page)
     assert "note_text" in version and "备注" in version and "yes 是" in version
     assert "note_text" not in text_of(admin.page("/forms/water_check/versions/1"))
     diff = text_of(admin.page("/forms/water_check?from=1&to=2"))

@@ -29,3 +29,12 @@
 
   schedule();
 })();
+
+// Choosing a dataset shows its filters at once (without JavaScript: the Choose button).
+(function () {
+  "use strict";
+  var choice = document.getElementById("dataset-choice");
+  var select = document.getElementById("dataset");
+  if (!choice || !select) { return; }
+  select.addEventListener("change", function () { choice.submit(); });
+})();

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from server.demo.county import VILLAGE_CODES
 from tests.console.browser.conftest import (
@@ -170,3 +170,9 @@ def test_a_supervisor_runs_an_export_in_the_background_and_downloads_it(site, br
     villages = {code for codes in VILLAGE_CODES.values() for code in codes}
     assert rows and {row["village_code"] for row in rows} <= villages
     assert {row["category"] for row in rows} <= {"脱贫户", "监测户", "一般农户"}
+
+    # Choosing another dataset shows its own filters at once.
+    browser.get(site.url + "/exports")
+    Select(wait_for(browser, "#dataset")).select_by_value("visits")
+    wait_for(browser, "#form_id")
+    assert "dataset=visits" in browser.current_url
