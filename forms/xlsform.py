@@ -2110,3 +2110,28 @@ def _inline_choices(draft: dict[str, Any]) -> None:
             question["choices"] = lists[question["choices"]]
     for name in inlined:
         del lists[name]
+
+
+def issue_cells(content: bytes, issues: list[ImportIssue]) -> list[str | None]:
+    """The text of each issue's cell as the import read it (None for an issue of a whole sheet
+    or row, or when the workbook cannot be read): what the console shows next to the message.
+    Never raises."""
+    wanted = [i for i in issues if i.sheet and i.row and i.column]
+    if not wanted or describe_non_workbook(content) is not None or _archive_problem(content):
+        return [None] * len(issues)
+    try:
+        is_xlsx = content.startswith(b"PK")
+        workbook = (read_xlsx(content) if is_xlsx else None) or get_xlsform(
+            content, file_type=".xlsx" if is_xlsx else ".xls"
+        )
+        sheets = _sheets(workbook)
+    except Exception:  # an unreadable workbook: the messages say so already
+        return [None] * len(issues)
+    values: list[str | None] = []
+    for issue in issues:
+        rows = sheets.get(issue.sheet) or []
+        index = (issue.row or 0) - 2
+        row = rows[index] if issue.column and 0 <= index < len(rows) else None
+        value = row.get(issue.column) if isinstance(row, dict) and issue.column else None
+        values.append(None if value is None else str(value))
+    return values

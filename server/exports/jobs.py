@@ -480,3 +480,12 @@ def expire_jobs(rt: Runtime, now: datetime) -> dict[str, Any]:
             .execution_options(synchronize_session=False)
         )
     return {"expired": len(due), "forgotten": forgotten.rowcount}  # type: ignore[attr-defined]
+
+
+def plan_query(
+    session: Session, actor: Actor, settings: Settings, dataset: str, query: dict[str, str]
+) -> JobPlan:
+    """The plans of a direct export of `dataset` with the query parameters `query` (as the API's
+    `GET /api/v1/exports/{dataset}` reads them), after every check a job makes; a reveal is
+    audited (write unit of work). For the console's "download now"."""
+    return _plans(session, actor, settings, dataset, query)

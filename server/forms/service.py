@@ -15,12 +15,13 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from forms.compatibility import check_register_compatibility
 from forms.definition import FormDefinition
 from forms.definition_schema import FORM_ID, LANGUAGE_TAG, load_definition
 from forms.diff import FormDiff, diff_definitions
+from forms.draft_edit import DraftEditError, FieldEdit, apply_field_edit
 from forms.issues import DefinitionError, ValidationIssue
 from server.audit import service as audit
 from server.auth.actor import Actor
@@ -350,3 +351,89 @@ def _title(raw: dict[str, Any]) -> dict[str, Any]:
     if isinstance(title, str):
         return {"zh": title, "en": title}
     return {}
+
+
+# --- for the console: every form at a glance, and the draft editor's common edits ---------------
+
+
+@dataclass(frozen=True)
+class FormOverview:
+    """A form with its published versions (oldest first) and whether it has a draft."""
+
+    form: Form
+    versions: list[FormVersion]
+
+    @property
+    def has_draft(self) -> bool:
+        return self.form.draft is not None
+
+    @property
+    def status(self) -> str:
+        """`draft` (never published), `published` (a version in use) or `retired`."""
+        if not self.versions:
+            return "draft"
+        if any(v.retired_at is None for v in self.versions):
+            return "published"
+        return "retired"
+
+
+def list_forms(session: Session) -> list[FormOverview]:
+    """Every form, drafts and retired ones included, by form id, with its versions (two
+    queries whatever the number of forms; the versions' definitions are not read)."""
+    forms = session.scalars(select(Form).order_by(Form.form_id)).all()
+    versions: dict[str, list[FormVersion]] = {}
+    for row in session.scalars(
+        select(FormVersion)
+        .options(defer(FormVersion.definition))
+        .order_by(FormVersion.form_id, FormVersion.version)
+    ):
+        versions.setdefault(row.form_id, []).append(row)
+    return [FormOverview(form, versions.get(form.form_id, [])) for form in forms]
+
+
+def get_form(session: Session, form_id: str) -> FormOverview:
+    form = session.get(Form, form_id)
+    if form is None:
+        raise NotFound(f"no form {form_id!r}")
+    return FormOverview(form, list_versions(session, form_id))
+
+
+def diff_draft(session: Session, form_id: str) -> FormDiff | None:
+    """What publishing the draft would change against the newest version; None when there is
+    no version yet or the draft does not load (its problems say why)."""
+    definition, _issues = definition_issues(get_draft(session, form_id))
+    previous = _latest_version(session, form_id, include_retired=True)
+    if definition is None or previous is None:
+        return None
+    return diff_definitions(load_definition(previous.definition), definition)
+
+
+def _edited_draft(session: Session, form_id: str, path: str, edit: FieldEdit) -> dict[str, Any]:
+    try:
+        return apply_field_edit(get_draft(session, form_id), path, edit)
+    except DraftEditError as exc:
+        raise NotFound(str(exc)) from exc
+
+
+def check_field_edit(session: Session, form_id: str, path: str, edit: FieldEdit) -> DraftReport:
+    """The problems the draft would have with `edit` applied to its question `path`, without
+    saving anything (the console's live check)."""
+    return DraftReport(form_id, definition_issues(_edited_draft(session, form_id, path, edit))[1])
+
+
+def edit_draft_field(
+    session: Session, actor: Actor, form_id: str, path: str, edit: FieldEdit
+) -> DraftReport:
+    """Save the draft with `edit` applied to its question `path` (as `replace_draft`: saved even
+    with problems, which are reported), audited with the question's path."""
+    report = replace_draft(session, actor, form_id, _edited_draft(session, form_id, path, edit))
+    audit.record(
+        session,
+        "form_draft_edited",
+        user_id=actor.user_id,
+        object_type="form",
+        object_id=form_id,
+        address=actor.address,
+        details={"question": path, "problems": len(report.issues)},
+    )
+    return report

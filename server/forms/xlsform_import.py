@@ -4,11 +4,18 @@ column; what would make collected data wrong is refused the same way."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from forms.xlsform import EXPECTED_WORKBOOK, ImportIssue, describe_non_workbook, import_xlsform
+from forms.xlsform import (
+    EXPECTED_WORKBOOK,
+    ImportIssue,
+    describe_non_workbook,
+    import_xlsform,
+    issue_cells,
+)
 from server.auth.actor import Actor
 from server.errors import UnsupportedMediaType, ValidationFailed
 from server.forms import service
@@ -66,3 +73,37 @@ def import_xlsform_draft(
         return XlsformReport(service.create_form(session, actor, result.definition), warnings), True
     draft = service.replace_draft(session, actor, form_id, result.definition)
     return XlsformReport(draft, warnings), False
+
+
+@dataclass(frozen=True)
+class LocatedIssue:
+    """An import issue as the console lists it: where, the cell's text, what is wrong."""
+
+    sheet: str
+    row: int | None
+    column: str | None
+    cell: str | None
+    value: str | None
+    message: str
+    blocking: bool
+
+
+def located_issues(content: bytes, issues: list[dict[str, Any]]) -> list[LocatedIssue]:
+    """The import's issues (the `errors` of its 422, or a report's warnings) with the text of
+    the cell each one points at, read from the uploaded `content`."""
+    found = [
+        ImportIssue(
+            str(item.get("sheet") or ""),
+            item.get("row") if isinstance(item.get("row"), int) else None,
+            item.get("column") if isinstance(item.get("column"), str) else None,
+            str(item.get("message") or ""),
+            bool(item.get("blocking", True)),
+            item.get("cell") if isinstance(item.get("cell"), str) else None,
+        )
+        for item in issues
+    ]
+    values = issue_cells(content, found)
+    return [
+        LocatedIssue(i.sheet, i.row, i.column, i.cell, value, i.message, i.blocking)
+        for i, value in zip(found, values, strict=True)
+    ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.auth.actor import Actor
 from server.errors import ValidationFailed
 from server.regions.codes import is_valid_code, level_of, parent_code_of
 from server.regions.models import Region
@@ -31,3 +33,10 @@ def add_region(session: Session, code: str, name: str, parent_code: str | None =
         region.name = name
     session.flush()
     return region
+
+
+def regions_within(session: Session, actor: Actor) -> list[Region]:
+    """The regions the actor covers (admins: all), in code order, which is tree order: a
+    region's subtree follows it. For choosing a region in a filter."""
+    query = select(Region).where(actor.region_filter(Region.code)).order_by(Region.code)
+    return list(session.scalars(query))
