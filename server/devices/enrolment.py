@@ -244,6 +244,13 @@ def revoke_enrolment(session: Session, actor: Actor, enrolment_id: uuid.UUID) ->
     return _view(enrolment, username, creator.username if creator else None, now)
 
 
+def get_enrolment(session: Session, actor: Actor, enrolment_id: uuid.UUID) -> EnrolmentView:
+    """One enrolment, without its code (404 unknown, 403 for a user outside the caller's)."""
+    enrolment, username = _managed_enrolment(session, actor, enrolment_id)
+    creator = session.get(User, enrolment.created_by_id) if enrolment.created_by_id else None
+    return _view(enrolment, username, creator.username if creator else None, utcnow())
+
+
 def _managed_user(session: Session, actor: Actor, username: str) -> User:
     user = session.scalars(select(User).where(User.username == username)).one_or_none()
     if user is None:

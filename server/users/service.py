@@ -416,3 +416,13 @@ def enable_user_as(session: Session, actor: Actor, username: str) -> UserView:
     actor.ensure_role(Role.ADMIN)
     enable_user(session, username, acting_user_id=actor.user_id)
     return _view(_loaded(session, username))
+
+
+def region_names(session: Session, codes: Iterable[str]) -> dict[str, str]:
+    """The names of the regions `codes`, by code (one query), to show grants by name as well as
+    by code. Unknown codes are left out."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    rows = session.execute(select(Region.code, Region.name).where(Region.code.in_(wanted)))
+    return {code: name for code, name in rows}
