@@ -16,6 +16,7 @@ from server.auth.actor import Actor
 from server.auth.models import Token
 from server.auth.passwords import PasswordHasher
 from server.db import utcnow
+from server.devices.models import DeviceEnrolment
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.regions.codes import code_range
 from server.regions.models import Region
@@ -401,12 +402,24 @@ def reset_password_as(
 
 
 def disable_user_as(session: Session, actor: Actor, username: str) -> UserView:
-    """Disable the user and end every token they hold (administrators only). An administrator
-    cannot disable themselves (409): someone must be left to enable them. Audited."""
+    """Disable the user, end every token they hold and revoke their unused enrolment codes
+    (administrators only). An administrator cannot disable themselves (409): someone must be
+    left to enable them. Audited."""
     actor.ensure_role(Role.ADMIN)
     if actor.user_id is not None and get_user(session, username).id == actor.user_id:
         raise Conflict("you cannot disable your own account", details={"username": username})
     disable_user(session, username, acting_user_id=actor.user_id)
+    # Its unused tablet enrolment codes die with it: enabling the account later does not bring
+    # back codes that may have been handed out before.
+    session.execute(
+        update(DeviceEnrolment)
+        .where(
+            DeviceEnrolment.user_id == get_user(session, username).id,
+            DeviceEnrolment.redeemed_at.is_(None),
+            DeviceEnrolment.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow(), code_cipher=None)
+    )
     session.flush()
     return _view(_loaded(session, username))
 
