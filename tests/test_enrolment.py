@@ -253,3 +253,13 @@ def test_concurrent_redeems_of_one_code_let_exactly_one_through(app, rt, tokens)
         devices = session.scalars(select(Device.id)).all()
         bound = session.scalars(select(Token.device_id).where(Token.device_id.is_not(None))).all()
     assert len(devices) == 1 and bound == devices
+
+
+def test_disabling_a_user_revokes_their_unused_codes_for_good(client, tokens):
+    admin = tokens["admin"]
+    code = _create(client, admin, username="col.a1").get_json()["code"]
+    assert client.post("/api/v1/users/col.a1/disable", headers=bearer(admin)).status_code == 200
+    assert client.post("/api/v1/users/col.a1/enable", headers=bearer(admin)).status_code == 200
+    refused = _enrol(client, code)
+    assert refused.status_code == 410
+    assert refused.get_json()["error"]["details"]["status"] == "revoked"

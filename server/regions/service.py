@@ -86,6 +86,14 @@ def access_to(actor: Actor, code: str) -> str | None:
     return None
 
 
+def list_regions(session: Session, actor: Actor, parent: str | None = None) -> list[RegionNode]:
+    """The regions directly below `parent` that the caller may see, or without it the caller's
+    roots (`region_roots`)."""
+    if parent is None:
+        return region_roots(session, actor)
+    return region_children(session, actor, parent)
+
+
 def region_roots(session: Session, actor: Actor) -> list[RegionNode]:
     """Where the caller's tree starts: the top regions for an administrator, else the caller's
     own grants (a grant inside another grant of theirs is not a root)."""
