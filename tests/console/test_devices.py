@@ -109,6 +109,13 @@ def test_admins_see_every_tablet_with_its_sync_state(console, setup):
     # Both tablets sent one side of each open conflict.
     assert page.count('<span class="badge warn">2</span>') == 2
     assert "吊销" in a1
+    suggested = page.split('<datalist id="enrol-users">')[1].split("</datalist>")[0]
+    assert [part.split('"')[0] for part in suggested.split('value="')[1:]] == [
+        "admin",
+        "col.a1",
+        "col.b1",
+        "sup.a",
+    ]
 
 
 def test_supervisors_see_only_the_tablets_of_collectors_in_their_regions(console, setup):
@@ -116,6 +123,8 @@ def test_supervisors_see_only_the_tablets_of_collectors_in_their_regions(console
     rows = _rows(page)
     assert len(rows) == 1 and "col.a1" in rows[0]
     assert "col.b1" not in page and str(setup["col.b1"]) not in page
+    # The provisioning form suggests only the collectors the supervisor manages.
+    assert '<option value="col.a1">' in page and '<option value="sup.a">' not in page
     # Nor through the owner filter.
     assert _rows(console("sup.a").page("/devices?owner=col.b1")) == ["暂无平板。"]
 

@@ -20,15 +20,19 @@ from server.console.blueprint import bp
 from server.console.pages.users import field_errors
 from server.console.session import console_page, current_user
 from server.devices import enrolment, listing
+from server.devices import service as devices_service
 from server.devices.routes import server_url
 from server.devices.schemas import DeviceListQuerySchema, EnrolmentCreateSchema
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.request_body import load_with
 from server.runtime import runtime
+from server.users import service as users_service
 from server.users.models import Role
 
 STAFF = (Role.ADMIN, Role.SUPERVISOR)
 PAGE_SIZE = 50
+# How many users the provisioning form suggests (any other name can still be typed).
+SUGGESTED_USERS = 200
 # The listing's own query arguments (others, such as `lang`, belong to the whole console).
 LIST_ARGUMENTS = ("owner", "revoked", "offset")
 # How long a new enrolment code stays usable: the choices the form offers (seconds).
@@ -65,7 +69,7 @@ def devices() -> tuple[str, int]:
 @console_page(*STAFF)
 def revoke_device(device_id: uuid.UUID) -> WerkzeugResponse:
     with runtime().db.unit_of_work() as session:
-        listing.revoke_device_as(session, current_user(), device_id)
+        devices_service.revoke_device_as(session, current_user(), device_id)
     flash(_("Tablet revoked: it is logged out and can no longer log in."), "ok")
     return redirect(url_for("console.devices", **_kept_filters(request.form)))
 
@@ -147,6 +151,10 @@ def _devices_page(
     with runtime().db.unit_of_work(write=False) as session:
         page = listing.list_device_views(session, actor, filters)
         pending = enrolment.list_enrolments(session, actor, status="pending", limit=PAGE_SIZE)
+        # The active users the caller may provision tablets for, offered as the form types.
+        suggested = users_service.list_user_views(
+            session, actor, users_service.UserFilters(is_active=True, limit=SUGGESTED_USERS)
+        ).users
     kept: dict[str, Any] = {name: value for name, value in asked.items() if name != "offset"}
     offset = filters.offset
     if entered is None:
@@ -156,6 +164,7 @@ def _devices_page(
             "console/devices.html",
             devices=page.devices[:PAGE_SIZE],
             pending=pending.enrolments,
+            suggested=suggested,
             listed_gaps=listing.LISTED_GAPS,
             asked=asked,
             filter_errors=filter_errors,
