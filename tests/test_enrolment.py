@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from server.app import create_app
 from server.audit.models import AuditEntry
 from server.auth.models import Token
 from server.db import utcnow
@@ -263,3 +264,12 @@ def test_disabling_a_user_revokes_their_unused_codes_for_good(client, tokens):
     refused = _enrol(client, code)
     assert refused.status_code == 410
     assert refused.get_json()["error"]["details"]["status"] == "revoked"
+
+
+def test_the_qr_code_names_the_public_url_when_one_is_set(settings, tokens):
+    public = create_app(settings.replace(public_url="https://fieldsync.example.org"))
+    try:
+        made = _create(public.test_client(), tokens["admin"], username="col.a1").get_json()
+    finally:
+        public.extensions["fieldsync"].db.dispose()
+    assert json.loads(made["qr_payload"])["server"] == "https://fieldsync.example.org"
