@@ -35,7 +35,7 @@ from forms.expressions import ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, ValidationIssue
 from forms.register import find_register_field
 from forms.xlsform_types import canonical_type, map_type
-from forms.xlsx_reader import WorkbookFacts, read_xlsx_and_facts
+from forms.xlsx_reader import WorkbookFacts, read_xlsx, read_xlsx_and_facts
 
 MAX_XLSFORM_BYTES = 10 * 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-AREAS = ("auth", "home", "forms", "exports")
+AREAS = ("auth", "home", "forms", "exports", "users", "devices")
 
 
 def load() -> None:
