@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-AREAS = ("auth", "home", "cases")
+AREAS = ("auth", "home", "cases", "conflicts", "quarantine", "warnings")
 
 
 def load() -> None:

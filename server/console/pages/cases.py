@@ -61,7 +61,7 @@ def _own_stages() -> tuple[CaseStage, ...]:
     return chain.stages_taken_by(actor.role.value, actor.region_codes)
 
 
-@bp.get("/cases")
+@bp.get("/cases", endpoint="cases")
 @console_page(*STAFF)
 def cases_page() -> str:
     actor = current_user()

@@ -1,0 +1,72 @@
+"""Quarantine: the rejected submissions of the user's regions with their errors and what was sent
+(sensitive values masked), each dismissable with a reason through
+`server.submissions.service.dismiss_submission`."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from server.console.blueprint import bp
+from server.console.pages.review import PAGE_SIZE, one_line, problems_by_field
+from server.console.session import console_page, current_user
+from server.db import utcnow
+from server.errors import ValidationFailed
+from server.request_body import PageQuerySchema, load_with
+from server.runtime import runtime
+from server.submissions import service
+from server.users.models import Role
+
+STAFF = (Role.ADMIN, Role.SUPERVISOR)
+
+
+def _render(
+    problems: dict[str, dict[str, list[str]]] | None = None, entered: dict[str, str] | None = None
+) -> str:
+    rt = runtime()
+    offset = load_with(PageQuerySchema(), {k: v for k, v in request.args.items() if k == "offset"})[
+        "offset"
+    ]
+    with rt.db.unit_of_work(write=False) as session:
+        # One more than a page: whether there is a next one.
+        rows = service.quarantine(
+            session, current_user(), rt.settings, rt.codec, limit=PAGE_SIZE + 1, offset=offset
+        )
+    return render_template(
+        "console/quarantine.html",
+        submissions=rows[:PAGE_SIZE],
+        previous=url_for("console.quarantine", offset=max(0, offset - PAGE_SIZE))
+        if offset
+        else None,
+        next=url_for("console.quarantine", offset=offset + PAGE_SIZE)
+        if len(rows) > PAGE_SIZE
+        else None,
+        problems=problems or {},
+        entered=entered or {},
+        one_line=one_line,
+    )
+
+
+@bp.get("/quarantine")
+@console_page(*STAFF)
+def quarantine() -> str:
+    return _render()
+
+
+@bp.post("/quarantine/<uuid:instance_id>/dismiss")
+@console_page(*STAFF)
+def dismiss_submission(instance_id: uuid.UUID) -> Response | tuple[str, int]:
+    reason = request.form.get("reason", "")
+    try:
+        with runtime().db.unit_of_work() as session:
+            service.dismiss_submission(
+                session, current_user(), instance_id, reason=reason, now=utcnow()
+            )
+    except ValidationFailed as exc:
+        key = str(instance_id)
+        return _render({key: problems_by_field(exc.errors)}, {key: reason}), 422
+    flash(_("The submission was dismissed from the quarantine."), "ok")
+    return redirect(url_for("console.quarantine"))
