@@ -3,17 +3,22 @@ dismissed with a reason (audited, the submission itself unchanged), scope, roles
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
+from html import unescape
 
 import pytest
 from sqlalchemy import func, select
 
 from server.audit.models import AuditEntry
+from server.households.models import Household
 from server.submissions.models import Submission, SubmissionStatus
+from server.submissions.payload import sent_payload
 from server.users.models import Role
 from tests.conftest import TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A1, bearer
 from tests.console.conftest import text_of
-from tests.sync.helpers import Tablet, load_register, visit
+from tests.sync.helpers import HOUSEHOLD_A, Tablet, load_register, visit
 
 
 @pytest.fixture
@@ -26,7 +31,7 @@ def rejected(client, rt, create_user_):
     create_user_("sup_b", Role.SUPERVISOR, [TOWNSHIP_B])
     tablet = Tablet.login(client, "collector")
     unknown = tablet.submission(visit(), version=99)
-    wrong = tablet.submission(visit(phone_note="13812345678"))
+    wrong = tablet.submission(visit(helper_observations="户主电话13812345678，白天不在家"))
     wrong["data"]["annual_income"] = "lots"
     results = tablet.push([unknown, wrong]).get_json()["results"]
     assert [r["status"] for r in results] == ["rejected", "rejected"]
@@ -108,3 +113,76 @@ def test_other_regions_and_collectors_can_neither_see_nor_dismiss(rejected, cons
 def test_the_quarantine_in_english(rejected, console):
     text = text_of(console("sup_a", lang="en").page("/quarantine"))
     assert "Why it was refused" in text and "Reason for dismissing" in text
+
+
+def _submissions(rt) -> int:
+    with rt.db.unit_of_work(write=False) as session:
+        return session.scalar(select(func.count()).select_from(Submission)) or 0
+
+
+def test_a_corrected_submission_goes_through_the_push_and_leaves_the_quarantine(
+    rejected, console, rt
+):
+    browser = console("sup_a")
+    path = f"/quarantine/{rejected['wrong']}/correct"
+    html = browser.page(path)
+    assert "13812345678" not in html  # masked in the editor too
+    answers = json.loads(_textarea(html))
+    assert answers["annual_income"] == "lots"
+    answers["annual_income"] = 21000
+    response = browser.post(
+        path, {"answers": json.dumps(answers, ensure_ascii=False)}, form_page=path
+    )
+    assert response.status_code == 302, text_of(response.get_data(as_text=True))[:500]
+    assert rejected["wrong"] not in text_of(browser.page("/quarantine"))
+    with rt.db.unit_of_work(write=False) as session:
+        household = session.get(Household, HOUSEHOLD_A)
+        assert household is not None and float(household.annual_income or 0) == 21000
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "resubmit_submission")
+        ).one()
+        assert entry.object_id == rejected["wrong"]
+        assert entry.details["answers_changed"] == ["annual_income"]
+        new = session.get(Submission, uuid.UUID(entry.details["corrected_as"]))
+        original = session.get(Submission, uuid.UUID(rejected["wrong"]))
+        assert new is not None and original is not None
+        assert new.status is SubmissionStatus.ACCEPTED
+        assert (new.device_id, new.user_id, new.hlc) == (
+            original.device_id,
+            original.user_id,
+            original.hlc,
+        )
+        assert original.status is SubmissionStatus.REJECTED  # the record of what was sent
+        # The masked answer left alone is what the tablet sent, not its mask.
+        sent = sent_payload(rt.codec, new.payload, new.instance_id)
+        assert sent["data"]["helper_observations"] == "户主电话13812345678，白天不在家"
+    # Corrected once: not twice.
+    assert browser.get(path).status_code == 409
+
+
+def test_a_correction_refused_again_writes_nothing(rejected, console, rt):
+    browser = console("sup_a")
+    path = f"/quarantine/{rejected['wrong']}/correct"
+    before = _submissions(rt)
+    html = browser.page(path)
+    response = browser.post(path, {"answers": _textarea(html)}, form_page=path)  # still "lots"
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "annual_income" in text_of(page) and 'role="alert"' in page
+    response = browser.post(path, {"answers": "{not json"}, form_page=path)
+    assert response.status_code == 422 and "{not json" in response.get_data(as_text=True)
+    response = browser.post(path, {"answers": "[1, 2]"}, form_page=path)
+    assert response.status_code == 422
+    assert _submissions(rt) == before
+    assert rejected["wrong"] in text_of(browser.page("/quarantine"))
+    # Outside the reviewer's regions: neither the form nor the post.
+    other = console("sup_b")
+    assert other.get(path).status_code == 403
+    assert other.post(path, {"answers": "{}"}, form_page="/quarantine").status_code == 403
+    assert _submissions(rt) == before
+
+
+def _textarea(html: str) -> str:
+    match = re.search(r'<textarea id="answers"[^>]*>(.*?)</textarea>', html, re.S)
+    assert match is not None
+    return unescape(match.group(1))

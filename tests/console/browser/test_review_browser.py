@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import select
 
 from server.demo.county import TOWNSHIP_CODES, VILLAGE_CODES
@@ -26,6 +27,7 @@ from server.users.service import create_user
 from sync_protocol.clock import Hlc
 from tests.console.browser.conftest import (
     PASSWORDS,
+    WAIT_SECONDS,
     Site,
     axe_violations,
     log_in,
@@ -133,7 +135,14 @@ def _set(browser: WebDriver, css: str, value: str) -> None:
 
 
 def _submit(browser: WebDriver, form_css: str) -> None:
-    browser.find_element(By.CSS_SELECTOR, f"{form_css} button[type=submit]").click()
+    """Submit the form and wait for the page it leads to (not the flash of the one before)."""
+    button = browser.find_element(By.CSS_SELECTOR, f"{form_css} button[type=submit]")
+    _click_and_wait(browser, button)
+
+
+def _click_and_wait(browser: WebDriver, element: Any) -> None:
+    element.click()
+    WebDriverWait(browser, WAIT_SECONDS).until(expected_conditions.staleness_of(element))
     wait_for(browser, "p.flash.ok")
 
 
@@ -189,8 +198,9 @@ def test_resolve_a_conflict_and_dismiss_a_quarantined_submission(site, browser, 
     assert "25000" in text and "20000" in text
     screenshot(browser, "conflicts")
     open_before = len(browser.find_elements(By.CSS_SELECTOR, "article.conflict"))
-    browser.find_element(By.CSS_SELECTOR, "button[name=choose][value=loser]").click()
-    wait_for(browser, "p.flash.ok")
+    _click_and_wait(
+        browser, browser.find_element(By.CSS_SELECTOR, "button[name=choose][value=loser]")
+    )
     assert "20000" in browser.find_element(By.CSS_SELECTOR, "p.flash.ok").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "article.conflict")) == open_before - 1
     browser.get(f"{site.url}/conflicts?status=resolved&field=annual_income")
@@ -202,8 +212,7 @@ def test_resolve_a_conflict_and_dismiss_a_quarantined_submission(site, browser, 
     assert work["refused"] in page_text(browser)
     screenshot(browser, "quarantine")
     browser.find_element(By.ID, f"reason-{work['refused']}").send_keys("旧版表单，已重新采集")
-    browser.find_element(By.CSS_SELECTOR, "form.dismiss button").click()
-    wait_for(browser, "p.flash.ok")
+    _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form.dismiss button"))
     assert work["refused"] not in page_text(browser)
 
 
