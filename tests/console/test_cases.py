@@ -199,3 +199,16 @@ def test_the_case_page_in_english(world, console, rt, create_user_):
         assert session.scalar(select(func.count()).select_from(AuditEntry)) is not None
     create_user_("nobody", Role.SUPERVISOR, [])
     assert "A-009" not in text_of(console("nobody").page("/cases?stage="))
+
+
+def test_the_next_page_of_a_queue_stays_in_that_queue(world, console, rt):
+    verify(world)
+    html = console("sup_village").page("/cases")
+    # One case only: no next link, and the page says where it is.
+    assert 'rel="next"' not in html and "1–1" in text_of(html)
+    from server.console.pages import review
+
+    with world["tablet"].client.application.test_request_context("/cases"):
+        links = review.pager(120, 0, filters={"stage": "village_review", "outcome": "open"})
+    assert links.next == "/cases?stage=village_review&outcome=open&offset=50"
+    assert links.previous is None and links.last == 50

@@ -99,7 +99,7 @@ def cases_page() -> str:
         directions=list(CaseDirection),
         outcomes=list(CaseOutcome),
         channels=list(ReferralChannel),
-        pager=pager(page.total, filters.offset),
+        pager=pager(page.total, filters.offset, filters={**args, "channel": channel}),
     )
 
 

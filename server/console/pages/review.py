@@ -56,9 +56,15 @@ class Pager:
         return min(self.total, self.offset + self.limit)
 
 
-def pager(total: int, offset: int, limit: int = PAGE_SIZE) -> Pager:
-    """Previous/next links of a listing, keeping the other query arguments."""
-    kept = [(k, v) for k, v in request.args.items(multi=True) if k != "offset"]
+def pager(
+    total: int, offset: int, limit: int = PAGE_SIZE, *, filters: Mapping[str, Any] | None = None
+) -> Pager:
+    """Previous/next links of a listing, keeping the other query arguments (or `filters`, the
+    ones in effect when the page chose them itself)."""
+    if filters is not None:
+        kept = [(k, str(v)) for k, v in filters.items() if k != "offset" and v not in (None, "")]
+    else:
+        kept = [(k, v) for k, v in request.args.items(multi=True) if k != "offset"]
 
     def link(at: int) -> str:
         return f"{request.path}?{urlencode([*kept, ('offset', str(at))])}"
