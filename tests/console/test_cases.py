@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from server.audit.models import AuditEntry
 from server.monitoring.models import CaseStep
 from server.users.models import Role
 from tests.conftest import VILLAGE_A1
@@ -195,8 +194,6 @@ def test_the_case_page_in_english(world, console, rt, create_user_):
     text = text_of(html)
     assert "Referrals" in text and "Household verification visit" in text
     assert "Household's own application" in text
-    with rt.db.unit_of_work(write=False) as session:
-        assert session.scalar(select(func.count()).select_from(AuditEntry)) is not None
     create_user_("nobody", Role.SUPERVISOR, [])
     assert "A-009" not in text_of(console("nobody").page("/cases?stage="))
 

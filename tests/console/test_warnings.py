@@ -29,7 +29,7 @@ def test_the_list_shows_the_warnings_of_the_users_regions_filtered(world, consol
     _raise_two(world)
     browser = console("sup_county")
     text = text_of(browser.page("/warnings"))
-    assert "A-001" in text and "per_capita_income" in text and "5000" in text
+    assert "A-001" in text and "人均纯收入" in text and "5000" in text
     income = _warning(rt, "income_below_line")
     water = _warning(rt, "unsafe_water")
     html = browser.page("/warnings?rule=unsafe_water")

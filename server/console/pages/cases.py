@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from forms.register import MonitoringType, RiskCause
 from server.console.blueprint import bp
+from server.console.i18n import current_language
 from server.console.pages.review import PAGE_SIZE, filter_arguments, pager, problems_by_field
 from server.console.session import console_page, current_user
 from server.db import utcnow
@@ -95,7 +96,7 @@ def cases_page() -> str:
         places=places,
         chosen={**args, "channel": channel or ""},
         queues=[stage for stage in stages if stage is not CaseStage.VERIFICATION] or stages,
-        stages=[s for s in CaseStage],
+        stages=list(CaseStage),
         directions=list(CaseDirection),
         outcomes=list(CaseOutcome),
         channels=list(ReferralChannel),
@@ -209,15 +210,9 @@ def take_case_step(case_id: uuid.UUID) -> Response | tuple[str, int]:
     flash(
         _(
             "%(decision)s: the case is now at %(stage)s.",
-            decision=step.decision.label(_language()),
-            stage=view.stage.label(_language()),
+            decision=step.decision.label(current_language()),
+            stage=view.stage.label(current_language()),
         ),
         "ok",
     )
     return redirect(url_for("console.case", case_id=case_id))
-
-
-def _language() -> str:
-    from server.console.i18n import current_language
-
-    return current_language()

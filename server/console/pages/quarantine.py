@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -37,6 +38,10 @@ def _render(
         rows = service.quarantine(
             session, current_user(), rt.settings, rt.codec, limit=PAGE_SIZE + 1, offset=offset
         )
+    for row in rows:
+        for moment in ("received_at", "collected_at"):
+            if row.get(moment):
+                row[moment] = datetime.fromisoformat(row[moment])
     return render_template(
         "console/quarantine.html",
         submissions=rows[:PAGE_SIZE],

@@ -12,7 +12,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from forms.register import RiskCause
+from forms.register import RiskCause, find_register_field
 from server.console.blueprint import bp
 from server.console.i18n import current_language
 from server.console.pages.review import (
@@ -42,6 +42,15 @@ from server.warnings.schemas import (
 STAFF = (Role.ADMIN, Role.SUPERVISOR)
 FILTERS = ("rule", "status", "region")
 ACTIONS = ("refer", "handle", "dismiss")
+
+
+def evidence_label(name: str) -> str:
+    """What a value a rule read is called: its register field's label, else its name."""
+    for entity in ("household", "member"):
+        spec = find_register_field(entity, name)
+        if spec is not None:
+            return spec.label(current_language())
+    return name
 
 
 def _rules() -> list[tuple[str, str]]:
@@ -80,6 +89,7 @@ def _render(
         entered=entered or {},
         language=current_language(),
         one_line=one_line,
+        evidence_label=evidence_label,
         here=request.full_path if request.query_string else request.path,
         pager=pager(page.total, filters.offset),
     )
