@@ -59,7 +59,7 @@ def _reviewable(actor: Actor) -> ColumnElement[bool]:
     return or_(actor.region_filter(Submission.village_code), sent_by_own_collector)
 
 
-def _dismissed(session: Session, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+def _settled(session: Session, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     """Which of `ids` were taken out of the quarantine (dismissed or corrected)."""
     wanted = {str(i) for i in ids}
     if not wanted:
@@ -104,7 +104,7 @@ def quarantine(
             .offset(scanned)
         ).all()
         scanned += len(found)
-        dismissed = _dismissed(session, [sub.instance_id for sub, _ in found])
+        dismissed = _settled(session, [sub.instance_id for sub, _ in found])
         for row in found:
             if row[0].instance_id in dismissed:
                 continue
@@ -170,22 +170,7 @@ def dismiss_submission(
             ],
         )
     # Locked, so two reviewers dismissing it at once cannot both record it.
-    sub = session.scalars(
-        select(Submission).where(Submission.instance_id == instance_id).with_for_update()
-    ).one_or_none()
-    if sub is None or sub.status is not SubmissionStatus.REJECTED:
-        raise NotFound("no such quarantined submission", details={"id": str(instance_id)})
-    reviewable = session.scalar(
-        select(Submission.instance_id).where(
-            Submission.instance_id == instance_id, _reviewable(actor)
-        )
-    )
-    if reviewable is None:
-        raise Forbidden("this submission is outside your regions")
-    if _dismissed(session, [instance_id]):
-        raise Conflict(
-            "this submission was already dismissed or corrected", details={"id": str(instance_id)}
-        )
+    sub = _quarantined(session, actor, instance_id)
     audit.record(
         session,
         DISMISS,
@@ -200,7 +185,8 @@ def dismiss_submission(
 
 
 def _quarantined(session: Session, actor: Actor, instance_id: uuid.UUID) -> Submission:
-    """A quarantined submission the caller reviews, locked: 404, 403, 409 when settled."""
+    """A quarantined submission the caller reviews, locked: 404 unknown or not rejected, 403
+    outside the caller's regions, 409 already dismissed or corrected."""
     actor.ensure_role(Role.SUPERVISOR, Role.ADMIN)
     sub = session.scalars(
         select(Submission).where(Submission.instance_id == instance_id).with_for_update()
@@ -214,7 +200,7 @@ def _quarantined(session: Session, actor: Actor, instance_id: uuid.UUID) -> Subm
     )
     if reviewable is None:
         raise Forbidden("this submission is outside your regions")
-    if _dismissed(session, [instance_id]):
+    if _settled(session, [instance_id]):
         raise Conflict(
             "this submission was already dismissed or corrected", details={"id": str(instance_id)}
         )

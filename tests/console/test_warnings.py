@@ -97,6 +97,10 @@ def test_other_regions_may_not_act(world, console, rt):
     )
     assert response.status_code == 403
     assert _warning(rt, "income_below_line").status is WarningStatus.OPEN
+    response = console("sup_a1").post(
+        f"/warnings/{income.id}/escalate", {"text": "x"}, form_page="/warnings"
+    )
+    assert response.status_code == 404
 
 
 def test_the_warnings_page_in_english(world, console, rt):

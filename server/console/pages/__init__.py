@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import importlib
 
-AREAS = ("auth", "home", "cases", "conflicts", "quarantine", "warnings")
+AREAS = (
+    "auth",
+    "home",
+    "cases",
+    "conflicts",
+    "quarantine",
+    "warnings",
+)
 
 
 def load() -> None:

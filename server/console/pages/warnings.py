@@ -24,7 +24,7 @@ from server.console.pages.review import (
 )
 from server.console.session import console_page, current_user
 from server.db import utcnow
-from server.errors import ValidationFailed
+from server.errors import NotFound, ValidationFailed
 from server.monitoring.cases import household_places
 from server.request_body import load_with
 from server.runtime import runtime
@@ -116,7 +116,7 @@ def _version(text: str) -> int | None:
 @console_page(*STAFF)
 def act_on_warning(warning_id: uuid.UUID, action: str) -> Response | tuple[str, int]:
     if action not in ACTIONS:
-        return redirect(url_for("console.warnings"))
+        raise NotFound(f"no action {action} on a warning")
     rt = runtime()
     form = request.form
     text = form.get("text", "").strip()
