@@ -418,6 +418,42 @@ def resolve_conflict(
     return ResolvedConflict(**vars(view), entity_rev=rev)
 
 
+def entered_value(entity: str, field: str, text: str) -> Any:
+    """A value typed into a form for the register field `entity.field`, as the JSON value
+    `resolve_conflict` takes: a number for numbers, true/false for a yes/no field, a list for a
+    multiple choice (codes separated by commas), None for nothing (clears the field). Text that
+    is not of the field's kind is passed on as it is, for `resolve_conflict` to refuse (422)."""
+    text = text.strip()
+    spec = find_register_field(entity, field)
+    if not text:
+        return None
+    if spec is None:
+        return text
+    if spec.kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if spec.kind == "decimal":
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            return text
+        if not number.is_finite():
+            return text
+        return int(number) if number == number.to_integral_value() else float(number)
+    if spec.kind == "boolean":
+        lowered = text.lower()
+        if lowered in {"true", "yes", "1", "是"}:
+            return True
+        if lowered in {"false", "no", "0", "否"}:
+            return False
+        return text
+    if spec.kind == "select_multiple":
+        return [code.strip() for code in re.split(r"[,，、\s]+", text) if code.strip()]
+    return text
+
+
 def _observe(clock: HybridClock, stamps: Sequence[str | None]) -> None:
     """Advance `clock` past every well-formed stamp in `stamps`."""
     for text in stamps:

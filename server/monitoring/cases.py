@@ -28,8 +28,16 @@ from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.households.models import Household
 from server.monitoring import chain, settings
 from server.monitoring.models import CaseStep, MonitoringCase, Referral
-from server.monitoring.terms import CaseDirection, CaseOutcome, CaseStage, StepDecision, member_of
+from server.monitoring.terms import (
+    CaseDirection,
+    CaseOutcome,
+    CaseStage,
+    ReferralChannel,
+    StepDecision,
+    member_of,
+)
 from server.regions.codes import is_valid_code
+from server.regions.models import Region
 from server.sensitive import SensitiveCodec
 from server.submissions.payload import masked_value
 from server.sync.apply import apply_server_writes, lock_households
@@ -109,8 +117,18 @@ class CaseFilters:
     outcome: str | None = None
     region: str | None = None
     household_id: uuid.UUID | None = None
+    # Cases with at least one referral from this channel (ReferralChannel code).
+    channel: str | None = None
     limit: int = 50
     offset: int = 0
+
+
+@dataclass(frozen=True)
+class HouseholdPlace:
+    """How people name a case's household: its number and its village's name."""
+
+    household_no: str | None
+    village_name: str | None
 
 
 @dataclass(frozen=True)
@@ -268,6 +286,11 @@ def list_cases(session: Session, actor: Actor, filters: CaseFilters) -> CasePage
         conditions.append(MonitoringCase.outcome == member_of(CaseOutcome, filters.outcome))
     if filters.household_id is not None:
         conditions.append(MonitoringCase.household_id == filters.household_id)
+    if filters.channel is not None:
+        channel = member_of(ReferralChannel, filters.channel)
+        conditions.append(
+            MonitoringCase.id.in_(select(Referral.case_id).where(Referral.channel == channel))
+        )
     where = and_(*conditions)
     total = session.scalar(select(func.count()).select_from(MonitoringCase).where(where)) or 0
     statement: Select[tuple[MonitoringCase]] = (
@@ -280,6 +303,24 @@ def list_cases(session: Session, actor: Actor, filters: CaseFilters) -> CasePage
     cases = list(session.scalars(statement))
     names = _usernames(session, {c.opened_by_id for c in cases})
     return CasePage([_summary(c, names) for c in cases], total, filters.limit, filters.offset)
+
+
+def household_places(
+    session: Session, actor: Actor, household_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, HouseholdPlace]:
+    """The household number and village name of each household the caller covers, in one
+    statement (for lists of cases, which carry only the household's id)."""
+    if not household_ids:
+        return {}
+    rows = session.execute(
+        select(Household.id, Household.household_no, Region.name)
+        .outerjoin(Region, Region.code == Household.village_code)
+        .where(
+            Household.id.in_(set(household_ids)),
+            actor.region_filter(Household.village_code),
+        )
+    )
+    return {row[0]: HouseholdPlace(row[1], row[2]) for row in rows}
 
 
 def _under(region: str) -> Any:

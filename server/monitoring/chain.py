@@ -81,6 +81,21 @@ def may_take(
     return None
 
 
+def stages_taken_by(role: str, grants: Sequence[str]) -> tuple[CaseStage, ...]:
+    """The stages a caller with `role` and region `grants` may take somewhere in their regions,
+    in chain order (admins: every stage). The last one is the caller's own queue: a township
+    grant's township review, a county grant's county review."""
+    if role == ADMIN:
+        return STAGES
+    levels = [_LEVEL_ORDER.index(level_of(g)) for g in grants if is_valid_code(g)]
+    return tuple(
+        stage
+        for stage in STAGES
+        if role in RULES[stage].roles
+        and any(level <= _LEVEL_ORDER.index(RULES[stage].lowest_grant_level) for level in levels)
+    )
+
+
 @dataclass(frozen=True)
 class Transition:
     """Where a decision leaves a case."""

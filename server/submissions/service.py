@@ -1,25 +1,77 @@
-"""Reading submissions back: the quarantine of rejected ones, which supervisors review.
+"""Reading submissions back: the quarantine of rejected ones, which supervisors review, and
+dismissing one from it with a reason.
 
 A rejected submission often has no village (it failed before binding), so a supervisor sees the
 ones in their villages and the ones sent by users whose grants lie within their regions.
 Identity numbers and phones in what was sent are shown masked; roles in `REVEAL_ROLES` may ask
-for them in clear, and every submission so revealed is written to the audit log."""
+for them in clear, and every submission so revealed is written to the audit log.
+
+A submission is never changed or deleted (it is the record of what was sent): a dismissal is an
+audit entry (`dismiss_submission`, with who, when and why), and the quarantine leaves out the
+submissions that have one.
+
+Correcting one (`resubmit_corrected`) sends the corrected answers as a new submission of the same
+tablet, user, form and clock through the push path itself (`plan_push`, `accept_push`): the same
+validation, merge, scope checks and monitoring intake as any tablet's, nothing written unless it is
+accepted. The original stays in the record, marked `resubmit_submission` in the audit log with the
+new instance id and who corrected it."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from marshmallow import ValidationError
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
+from server.attachments.service import record_references
 from server.audit import service as audit
+from server.audit.models import AuditEntry
 from server.auth.actor import Actor
 from server.config import Settings
-from server.errors import Forbidden
+from server.devices.models import Device
+from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.sensitive import SensitiveCodec
 from server.submissions.models import Submission, SubmissionStatus
-from server.submissions.payload import masked_text, masked_value, shown_payload
-from server.users.models import RegionGrant, User
+from server.submissions.payload import masked_text, masked_value, sent_payload, shown_payload
+from server.sync import push
+from server.users.models import RegionGrant, Role, User
+from sync_protocol.clock import HybridClock
+from sync_protocol.messages import PushRequestSchema, validation_details
+
+DISMISS = "dismiss_submission"
+RESUBMIT = "resubmit_submission"
+# Either takes a submission out of the quarantine.
+SETTLED = (DISMISS, RESUBMIT)
+MAX_REASON = 2000
+
+
+def _reviewable(actor: Actor) -> ColumnElement[bool]:
+    """Rejected submissions the caller reviews: in their villages, or sent by users whose grants
+    lie within their regions (a submission that failed before binding has no village)."""
+    sent_by_own_collector = exists().where(
+        RegionGrant.user_id == Submission.user_id, actor.region_filter(RegionGrant.region_code)
+    )
+    return or_(actor.region_filter(Submission.village_code), sent_by_own_collector)
+
+
+def _settled(session: Session, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `ids` were taken out of the quarantine (dismissed or corrected)."""
+    wanted = {str(i) for i in ids}
+    if not wanted:
+        return set()
+    rows = session.scalars(
+        select(AuditEntry.object_id).where(
+            AuditEntry.action.in_(SETTLED),
+            AuditEntry.object_type == "submission",
+            AuditEntry.object_id.in_(wanted),
+        )
+    )
+    return {uuid.UUID(text) for text in rows}
 
 
 def quarantine(
@@ -36,20 +88,34 @@ def quarantine(
     are masked unless `reveal` (403 for roles not in `REVEAL_ROLES`; each reveal audited)."""
     if reveal and actor.role.value not in settings.reveal_roles:
         raise Forbidden("your role may not reveal identity numbers or phones")
-    sent_by_own_collector = exists().where(
-        RegionGrant.user_id == Submission.user_id, actor.region_filter(RegionGrant.region_code)
-    )
-    rows = session.execute(
-        select(Submission, User.username)
-        .join(User, User.id == Submission.user_id)
-        .where(
-            Submission.status == SubmissionStatus.REJECTED,
-            or_(actor.region_filter(Submission.village_code), sent_by_own_collector),
-        )
-        .order_by(Submission.received_at.desc(), Submission.instance_id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    # Dismissed ones are left out a page at a time (they are few next to the rejected ones):
+    # read ahead until the page is full or the rejected ones run out.
+    rows: list[Any] = []
+    skipped = 0
+    batch = max(limit, 50)
+    scanned = 0
+    while len(rows) < limit:
+        found = session.execute(
+            select(Submission, User.username)
+            .join(User, User.id == Submission.user_id)
+            .where(Submission.status == SubmissionStatus.REJECTED, _reviewable(actor))
+            .order_by(Submission.received_at.desc(), Submission.instance_id)
+            .limit(batch)
+            .offset(scanned)
+        ).all()
+        scanned += len(found)
+        dismissed = _settled(session, [sub.instance_id for sub, _ in found])
+        for row in found:
+            if row[0].instance_id in dismissed:
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            rows.append(row)
+            if len(rows) == limit:
+                break
+        if len(found) < batch:
+            break
     page = []
     for sub, username in rows:
         shown = shown_payload(codec, sub.payload, sub.instance_id, reveal=reveal)
@@ -82,3 +148,220 @@ def quarantine(
             }
         )
     return page
+
+
+def dismiss_submission(
+    session: Session, actor: Actor, instance_id: uuid.UUID, *, reason: str, now: datetime
+) -> None:
+    """Take a rejected submission out of the quarantine, saying why (audited; the submission
+    itself stays as it was). 404 unknown or not rejected, 403 outside the caller's regions,
+    409 already dismissed, 422 without a reason or with one over MAX_REASON characters."""
+    actor.ensure_role(Role.SUPERVISOR, Role.ADMIN)
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON:
+        raise ValidationFailed(
+            "a dismissal needs a reason",
+            [
+                {
+                    "path": "reason",
+                    "code": "required" if not reason else "too_long",
+                    "message": f"say why, in at most {MAX_REASON} characters",
+                }
+            ],
+        )
+    # Locked, so two reviewers dismissing it at once cannot both record it.
+    sub = _quarantined(session, actor, instance_id)
+    audit.record(
+        session,
+        DISMISS,
+        user_id=actor.user_id,
+        object_type="submission",
+        object_id=str(instance_id),
+        region_code=sub.village_code,
+        address=actor.address,
+        details={"reason": masked_text(reason), "at": now.isoformat()},
+    )
+    session.flush()
+
+
+def _quarantined(session: Session, actor: Actor, instance_id: uuid.UUID) -> Submission:
+    """A quarantined submission the caller reviews, locked: 404 unknown or not rejected, 403
+    outside the caller's regions, 409 already dismissed or corrected."""
+    actor.ensure_role(Role.SUPERVISOR, Role.ADMIN)
+    sub = session.scalars(
+        select(Submission).where(Submission.instance_id == instance_id).with_for_update()
+    ).one_or_none()
+    if sub is None or sub.status is not SubmissionStatus.REJECTED:
+        raise NotFound("no such quarantined submission", details={"id": str(instance_id)})
+    reviewable = session.scalar(
+        select(Submission.instance_id).where(
+            Submission.instance_id == instance_id, _reviewable(actor)
+        )
+    )
+    if reviewable is None:
+        raise Forbidden("this submission is outside your regions")
+    if _settled(session, [instance_id]):
+        raise Conflict(
+            "this submission was already dismissed or corrected", details={"id": str(instance_id)}
+        )
+    return sub
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A quarantined submission as its correction form shows it: the answers (sensitive values
+    masked), and why it was refused."""
+
+    instance_id: uuid.UUID
+    form_id: str
+    form_version: int
+    user: str
+    answers: dict[str, Any]
+    errors: list[Any]
+
+
+def correction_of(
+    session: Session, actor: Actor, codec: SensitiveCodec, instance_id: uuid.UUID
+) -> Correction:
+    """The answers to correct (422 for a submission too broken to have answers)."""
+    sub = _quarantined(session, actor, instance_id)
+    shown = shown_payload(codec, sub.payload, sub.instance_id, reveal=False).payload
+    answers = shown.get("data") if isinstance(shown, dict) else None
+    if not isinstance(answers, dict) or not isinstance(shown.get("form_id"), str):
+        raise ValidationFailed(
+            "this submission has no answers to correct",
+            [
+                {
+                    "path": "data",
+                    "code": "not_correctable",
+                    "message": "it could not be read as a submission; dismiss it instead",
+                }
+            ],
+        )
+    username = session.scalar(select(User.username).where(User.id == sub.user_id)) or ""
+    return Correction(
+        sub.instance_id,
+        sub.form_id,
+        sub.form_version,
+        username,
+        answers,
+        list(masked_value(sub.errors)),
+    )
+
+
+def _unmasked(edited: Any, shown: Any, original: Any) -> Any:
+    """The corrected answers with every value left as it was shown (masked) put back to what was
+    sent: a reviewer corrects what is wrong without ever seeing identity numbers or phones."""
+    if edited == shown:
+        return original
+    if isinstance(edited, dict) and isinstance(shown, dict) and isinstance(original, dict):
+        return {
+            key: _unmasked(value, shown.get(key), original.get(key)) if key in shown else value
+            for key, value in edited.items()
+        }
+    if isinstance(edited, list) and isinstance(shown, list) and isinstance(original, list):
+        return [
+            _unmasked(value, shown[i], original[i])
+            if i < len(shown) and i < len(original)
+            else value
+            for i, value in enumerate(edited)
+        ]
+    return edited
+
+
+@dataclass(frozen=True)
+class Resubmitted:
+    instance_id: uuid.UUID
+    village_code: str | None
+    result: dict[str, Any]
+
+
+def resubmit_corrected(
+    session: Session,
+    actor: Actor,
+    settings: Settings,
+    codec: SensitiveCodec,
+    clock: HybridClock,
+    instance_id: uuid.UUID,
+    answers: dict[str, Any],
+    *,
+    now: datetime,
+) -> Resubmitted:
+    """Send `answers` (the quarantined submission's, corrected; values left masked mean "as
+    sent") as a new submission of the same device, user, form version, clock, base revisions
+    and device_seq, as that user on that device, through the push path. 404/403/409 as for a
+    dismissal; 409 when the tablet was revoked or given to someone else; 422 with the push's own
+    errors when the correction is refused again (then nothing is written: raise, and the
+    caller's unit of work rolls back)."""
+    correction = correction_of(session, actor, codec, instance_id)
+    sub = _quarantined(session, actor, instance_id)
+    original = sent_payload(codec, sub.payload, sub.instance_id)
+    device = session.get(Device, sub.device_id)
+    if device is None or device.is_revoked or device.owner_id != sub.user_id:
+        raise Conflict(
+            "the tablet that sent it was revoked or given to someone else; "
+            "ask for the visit to be collected again",
+            details={"device_id": str(sub.device_id)},
+        )
+    sender_user = session.get(User, sub.user_id)
+    if sender_user is None:
+        raise Conflict("the user who sent it no longer exists")
+    grants = tuple(
+        session.scalars(select(RegionGrant.region_code).where(RegionGrant.user_id == sub.user_id))
+    )
+    sender = Actor(
+        user_id=sender_user.id,
+        username=sender_user.username,
+        role=sender_user.role,
+        region_codes=grants,
+        device_id=sub.device_id,
+        address=actor.address,
+    )
+    # The same device_seq: the correction takes the refused submission's place in the
+    # tablet's sequence (no gap is opened or filled by it).
+    item = dict(original)
+    item["instance_id"] = str(uuid.uuid4())
+    item["data"] = _unmasked(answers, correction.answers, original.get("data"))
+    body = {
+        "device_id": str(sub.device_id),
+        "batch_id": str(uuid.uuid4()),
+        "clock": str(clock.now()),
+        "submissions": [item],
+    }
+    try:
+        request = PushRequestSchema(max_submissions=1).load(body)
+    except ValidationError as err:
+        details = validation_details(err)
+        raise ValidationFailed("the correction is not a valid submission", details) from None
+    plan = push.plan_push(session, sender, settings, request, now=now)
+    refused = [o.errors for o in plan.outcomes.values()]
+    if refused:
+        raise ValidationFailed("the correction is refused too", masked_value(refused[0]))
+    accepted = push.accept_push(session, sender, settings, codec, clock, plan, now=now)
+    result = accepted.results[0]
+    if result.get("status") != "accepted":
+        raise ValidationFailed("the correction is refused too", masked_value(result["errors"]))
+    new_id = uuid.UUID(item["instance_id"])
+    village = session.scalar(
+        select(Submission.village_code).where(Submission.instance_id == new_id)
+    )
+    if village is not None:
+        actor.ensure_covers(village, "the corrected submission's village")
+    record_references(session, accepted.attachment_refs)
+    changed = sorted(
+        key
+        for key in set(correction.answers) | set(answers)
+        if correction.answers.get(key) != answers.get(key)
+    )
+    audit.record(
+        session,
+        RESUBMIT,
+        user_id=actor.user_id,
+        object_type="submission",
+        object_id=str(instance_id),
+        region_code=village or sub.village_code,
+        address=actor.address,
+        details={"corrected_as": str(new_id), "answers_changed": changed[:100]},
+    )
+    session.flush()
+    return Resubmitted(new_id, village, result)

@@ -81,3 +81,26 @@ def test_a_covering_grant_higher_up_never_takes_away_a_stage(grant, stage):
     higher = _GRANTS[: _GRANTS.index(grant) + 1]
     if chain.may_take("supervisor", [grant], stage, VILLAGE_A1) is None:
         assert all(chain.may_take("supervisor", [g], stage, VILLAGE_A1) is None for g in higher)
+
+
+def test_a_callers_queues_follow_their_highest_grant():
+    township, county = CaseStage.TOWNSHIP_REVIEW, CaseStage.COUNTY_REVIEW
+    assert chain.stages_taken_by("supervisor", [VILLAGE_A1]) == (V, R)
+    assert chain.stages_taken_by("supervisor", [TOWNSHIP_A]) == (V, R, township)
+    assert chain.stages_taken_by("supervisor", [VILLAGE_A1, COUNTY]) == (V, R, township, county)
+    assert chain.stages_taken_by("collector", [COUNTY]) == (V,)
+    assert chain.stages_taken_by("supervisor", []) == ()
+    assert chain.stages_taken_by("admin", []) == chain.STAGES
+
+
+@given(
+    st.sampled_from(["admin", "supervisor", "collector"]),
+    st.lists(st.sampled_from([PROVINCE, CITY, COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A1])),
+)
+def test_a_queue_is_a_stage_the_caller_may_take_somewhere_in_their_regions(role, grants):
+    for stage in chain.STAGES:
+        somewhere = any(chain.may_take(role, grants, stage, g) is None for g in grants)
+        if role == "admin":
+            somewhere = True
+        # may_take is asked of a village: a grant's own code stands for its villages here.
+        assert (stage in chain.stages_taken_by(role, grants)) == somewhere, (stage, grants)

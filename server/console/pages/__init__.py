@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import importlib
 
-AREAS = ("auth", "home", "forms", "exports", "users", "devices")
+AREAS = (
+    "auth",
+    "home",
+    "cases",
+    "conflicts",
+    "quarantine",
+    "warnings",
+    "forms",
+    "exports",
+    "users",
+    "devices",
+)
 
 
 def load() -> None:
