@@ -65,6 +65,7 @@ def _register_blueprints(app: Flask) -> None:
     from server.auth.routes import bp as auth_bp
     from server.conflicts.routes import bp as conflicts_bp
     from server.departments.routes import bp as departments_bp
+    from server.devices.routes import bp as devices_bp
     from server.exports.job_routes import bp as export_jobs_bp
     from server.exports.routes import bp as exports_bp
     from server.forms.routes import bp as forms_bp
@@ -75,9 +76,11 @@ def _register_blueprints(app: Flask) -> None:
     from server.monitoring.routes import bp as monitoring_bp
     from server.monitoring.snapshot_routes import bp as monitoring_snapshots_bp
     from server.openapi import bp as openapi_bp
+    from server.regions.routes import bp as regions_bp
     from server.scheduler.routes import bp as jobs_bp
     from server.submissions.routes import bp as submissions_bp
     from server.sync.routes import bp as sync_bp
+    from server.users.routes import bp as users_bp
     from server.warnings.routes import bp as warnings_bp
 
     for blueprint in (
@@ -99,5 +102,8 @@ def _register_blueprints(app: Flask) -> None:
         monitoring_bp,
         warnings_bp,
         openapi_bp,
+        users_bp,
+        regions_bp,
+        devices_bp,
     ):
         app.register_blueprint(blueprint)

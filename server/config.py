@@ -138,6 +138,12 @@ class Settings:
     # Levels whose regions get a daily monitoring summary snapshot (each snapshot also holds the
     # figures of the region's children, so `county` covers townships too).
     snapshot_levels: tuple[str, ...] = ("province", "city", "county")
+    # Seconds a tablet enrolment code (QR code) stays redeemable unless its creator says
+    # otherwise (docs/devices.md). 24 hours.
+    enrolment_ttl: int = 24 * 3600
+    # The server's address as tablets reach it, written into enrolment QR codes (e.g.
+    # https://fieldsync.example.org). Empty: the address the request creating it came to.
+    public_url: str = ""
     # Fault injection for crash tests: named points (e.g. push.before_commit) at which the
     # process kills itself with SIGKILL. Empty in every real deployment.
     failpoints: tuple[str, ...] = ()
@@ -166,6 +172,8 @@ class Settings:
         self._check_login_limits()
         if self.job_stale_after <= 0:
             raise ConfigError("JOB_STALE_AFTER must be positive (seconds)")
+        if self.enrolment_ttl <= 0:
+            raise ConfigError("ENROLMENT_TTL must be positive (seconds)")
         if self.export_job_ttl <= 0 or self.export_job_stale_after <= 0:
             raise ConfigError(
                 "EXPORT_JOB_TTL and EXPORT_JOB_STALE_AFTER must be positive (seconds)"

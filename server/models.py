@@ -7,7 +7,7 @@ from server.changes.models import Change, ScopeSnapshot
 from server.conflicts.models import Conflict
 from server.db import Base
 from server.departments.models import DepartmentFact, DepartmentImport, DepartmentSource
-from server.devices.models import Device, DeviceSequenceGap
+from server.devices.models import Device, DeviceEnrolment, DeviceSequenceGap
 from server.exports.job_models import ExportJob
 from server.forms.models import Form, FormVersion
 from server.households.models import Household, Member
@@ -40,6 +40,7 @@ __all__ = [
     "DepartmentImport",
     "DepartmentSource",
     "Device",
+    "DeviceEnrolment",
     "DeviceSequenceGap",
     "ExportJob",
     "Form",

@@ -40,6 +40,16 @@ from server.departments.schemas import (
     SourceUpdateSchema,
 )
 from server.departments.schemas import PageQuerySchema as SourcePageQuerySchema
+from server.devices.schemas import (
+    DeviceListQuerySchema,
+    DevicePageSchema,
+    EnrolmentCreateSchema,
+    EnrolmentListQuerySchema,
+    EnrolmentPageSchema,
+    EnrolmentSchema,
+    EnrolRequestSchema,
+    NewEnrolmentSchema,
+)
 from server.exports.job_schemas import (
     ExportJobListQuerySchema,
     ExportJobListSchema,
@@ -52,6 +62,7 @@ from server.exports.schemas import (
     FeedQuerySchema,
 )
 from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
+from server.households.schemas import HouseholdSearchPageSchema, HouseholdSearchQuerySchema
 from server.monitoring.help_schemas import (
     FollowupPageSchema,
     FollowupQuerySchema,
@@ -88,9 +99,21 @@ from server.monitoring.snapshot_schemas import (
     OverdueTrendSchema,
     SnapshotListSchema,
 )
+from server.regions.schemas import RegionListQuerySchema, RegionListSchema, RegionPathSchema
 from server.request_body import PageQuerySchema
 from server.scheduler.schemas import JobListingSchema, JobListQuerySchema, JobRunSchema
 from server.submissions.schemas import QuarantineQuerySchema
+from server.users.schemas import (
+    REGION_CODE_RE,
+    USERNAME_RE,
+    GrantRequestSchema,
+    PasswordResetResultSchema,
+    PasswordResetSchema,
+    UserCreateSchema,
+    UserListQuerySchema,
+    UserPageSchema,
+    UserSchema,
+)
 from server.warnings.config import BY_NAME as WARNING_SETTINGS
 from server.warnings.schemas import (
     ConfigQuerySchema,
@@ -202,9 +225,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post",
         "/api/v1/devices/{device_id}/revoke",
-        "Revoke a device and its tokens",
+        "Revoke a device and its tokens (supervisors: devices of collectors in their regions)",
         "auth",
-        roles=ADMIN,
+        roles=STAFF,
         response="RevokedDevice",
     ),
     Operation(
@@ -835,6 +858,160 @@ OPERATIONS: tuple[Operation, ...] = (
         roles=STAFF,
         status=204,
     ),
+    Operation(
+        "get",
+        "/api/v1/households",
+        "Search households in the caller's regions (masked; identity-number lookups audited), "
+        "paged by cursor",
+        "households",
+        response="HouseholdSearchPage",
+        errors=(404, 422),
+        query=HouseholdSearchQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/regions",
+        "The caller's root regions, or the regions directly below `parent`",
+        "regions",
+        response="RegionList",
+        errors=(404, 422),
+        query=RegionListQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/regions/{region_code}",
+        "One region with the names of the regions above it",
+        "regions",
+        response="RegionPath",
+    ),
+    Operation(
+        "get",
+        "/api/v1/users",
+        "Users, by role, region and whether active",
+        "users",
+        roles=ADMIN,
+        response="UserPage",
+        errors=(422,),
+        query=UserListQuerySchema,
+    ),
+    Operation(
+        "post",
+        "/api/v1/users",
+        "Create a user with a role, a password and region grants (audited)",
+        "users",
+        roles=ADMIN,
+        request="UserCreate",
+        response="User",
+        status=201,
+        errors=(409, 422),
+    ),
+    Operation("get", "/api/v1/users/{username}", "One user", "users", roles=ADMIN, response="User"),
+    Operation(
+        "post",
+        "/api/v1/users/{username}/grants",
+        "Grant a region (and all below it) to a user (audited)",
+        "users",
+        roles=ADMIN,
+        request="GrantRequest",
+        response="User",
+        errors=(422,),
+    ),
+    Operation(
+        "delete",
+        "/api/v1/users/{username}/grants/{region_code}",
+        "Withdraw a region grant (audited)",
+        "users",
+        roles=ADMIN,
+        response="User",
+    ),
+    Operation(
+        "post",
+        "/api/v1/users/{username}/password",
+        "Reset a user's password; every token of theirs ends (audited)",
+        "users",
+        roles=ADMIN,
+        request="PasswordReset",
+        response="PasswordResetResult",
+        errors=(422,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/users/{username}/disable",
+        "Disable a user and end their tokens (audited; not oneself: 409)",
+        "users",
+        roles=ADMIN,
+        response="User",
+        errors=(409,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/users/{username}/enable",
+        "Let a disabled user log in again (audited)",
+        "users",
+        roles=ADMIN,
+        response="User",
+    ),
+    Operation(
+        "get",
+        "/api/v1/devices",
+        "Tablets with owner, last push, missing device_seq numbers and open conflicts "
+        "(supervisors: those of collectors in their regions)",
+        "devices",
+        roles=STAFF,
+        response="DevicePage",
+        errors=(422,),
+        query=DeviceListQuerySchema,
+    ),
+    Operation(
+        "post",
+        "/api/v1/devices/enrolments",
+        "Make a one-time tablet enrolment code for a user (shown once, with its QR code's text)",
+        "devices",
+        roles=STAFF,
+        request="EnrolmentCreate",
+        response="NewEnrolment",
+        status=201,
+        errors=(409, 422),
+    ),
+    Operation(
+        "get",
+        "/api/v1/devices/enrolments",
+        "Enrolment codes of the users the caller manages, newest first",
+        "devices",
+        roles=STAFF,
+        response="EnrolmentPage",
+        errors=(422,),
+        query=EnrolmentListQuerySchema,
+    ),
+    Operation(
+        "get",
+        "/api/v1/devices/enrolments/{enrolment_id}/qr.svg",
+        "The QR code of an unused enrolment, as SVG (410 once used, revoked or expired; audited)",
+        "devices",
+        roles=STAFF,
+        download=True,
+        download_type="image/svg+xml",
+        errors=(410,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/devices/enrolments/{enrolment_id}/revoke",
+        "Revoke an unused enrolment code (409 once used)",
+        "devices",
+        roles=STAFF,
+        response="Enrolment",
+        errors=(409,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/auth/enrol",
+        "Redeem an enrolment code from a tablet: a login bound to the device (once per code)",
+        "auth",
+        roles=None,
+        request="EnrolRequest",
+        response="LoginResponse",
+        errors=(401, 403, 409, 410, 422),
+    ),
 )
 
 _SCHEMAS: dict[str, type[Schema]] = {
@@ -891,6 +1068,21 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "WarningConfigUpdate": ConfigUpdateSchema,
     "ExportJob": ExportJobSchema,
     "ExportJobList": ExportJobListSchema,
+    "HouseholdSearchPage": HouseholdSearchPageSchema,
+    "RegionList": RegionListSchema,
+    "RegionPath": RegionPathSchema,
+    "User": UserSchema,
+    "UserPage": UserPageSchema,
+    "UserCreate": UserCreateSchema,
+    "GrantRequest": GrantRequestSchema,
+    "PasswordReset": PasswordResetSchema,
+    "PasswordResetResult": PasswordResetResultSchema,
+    "DevicePage": DevicePageSchema,
+    "Enrolment": EnrolmentSchema,
+    "NewEnrolment": NewEnrolmentSchema,
+    "EnrolmentPage": EnrolmentPageSchema,
+    "EnrolmentCreate": EnrolmentCreateSchema,
+    "EnrolRequest": EnrolRequestSchema,
 }
 
 _HEX = "[0-9a-fA-F]"
@@ -1064,6 +1256,9 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "name": {"type": "string"},  # a job's name; any other is a 404
     "dataset": {"type": "string", "pattern": "^[a-z][a-z_]{0,63}$"},
     "job_id": _UUID,
+    "region_code": {"type": "string", "pattern": f"^{REGION_CODE_RE.pattern}$"},
+    "username": {"type": "string", "pattern": f"^{USERNAME_RE.pattern}$", "maxLength": 64},
+    "enrolment_id": _UUID,
 }
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 # The error codes each HTTP status is sent with (410: `resync_required` for pull, `gone` else).

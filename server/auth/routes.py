@@ -1,4 +1,5 @@
-"""HTTP: log in, who am I, log out, revoke a device, assign a device to a user."""
+"""HTTP: log in, redeem a tablet enrolment code, who am I, log out, revoke a device, assign a
+device to a user."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from server.auth import service
+from server.auth import enrolment, service
 from server.auth.guard import authenticated, current_actor
 from server.auth.schemas import DeviceAssignRequestSchema, LoginRequestSchema, actor_json
+from server.devices.listing import revoke_device_as
+from server.devices.schemas import EnrolRequestSchema
 from server.request_body import json_object, load_with
 from server.runtime import runtime
 from server.users.models import Role
@@ -51,11 +54,31 @@ def logout() -> tuple[str, int]:
     return "", 204
 
 
+@bp.post("/auth/enrol")
+def enrol() -> tuple[dict[str, Any], int]:
+    rt = runtime()
+    body = load_with(EnrolRequestSchema(), json_object(rt.settings.max_body_size))
+    with rt.db.unit_of_work() as session:
+        issued = enrolment.redeem_enrolment(
+            session,
+            rt.settings,
+            code=body["code"],
+            device_id=uuid.UUID(body["device_id"]),
+            label=body["label"],
+            address=request.remote_addr,
+        )
+    return {
+        "token": issued.token,
+        "expires_at": issued.expires_at.isoformat(),
+        "user": actor_json(issued.actor),
+    }, 200
+
+
 @bp.post("/devices/<uuid:device_id>/revoke")
-@authenticated(Role.ADMIN)
+@authenticated(Role.ADMIN, Role.SUPERVISOR)
 def revoke_device(device_id: uuid.UUID) -> dict[str, Any]:
     with runtime().db.unit_of_work() as session:
-        device = service.revoke_device(session, current_actor(), device_id)
+        device = revoke_device_as(session, current_actor(), device_id)
         revoked_at = device.revoked_at
     return {
         "device_id": str(device_id),

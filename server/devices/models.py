@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, String, Text
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,3 +54,36 @@ class DeviceSequenceGap(Base):
     @property
     def count(self) -> int:
         return self.last_seq - self.first_seq + 1
+
+
+class DeviceEnrolment(Base):
+    """A one-time code that enrols a tablet for one user: made by an administrator (or a
+    supervisor, for a collector in their regions), shown once as text and QR code, redeemed once
+    by the tablet (`POST /api/v1/auth/enrol`), or revoked, or left to expire. Only the code's
+    SHA-256 is kept for lookup; `code_cipher` (sealed with the data key, bound to the enrolment's
+    id) lets its creator show the QR code again until it is used, and is cleared once it is."""
+
+    __tablename__ = "device_enrolments"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    code_cipher: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    redeemed_at: Mapped[datetime | None]
+    # The tablet that redeemed it.
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
+
+    def status_at(self, now: datetime) -> str:
+        """`redeemed`, `revoked`, `expired` or `pending` (still redeemable)."""
+        if self.redeemed_at is not None:
+            return "redeemed"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "pending"

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, false, func, not_, select, true, update
 from sqlalchemy.orm import Session, selectinload
 
 from server.audit import service as audit
+from server.auth.actor import Actor
 from server.auth.models import Token
 from server.auth.passwords import PasswordHasher
 from server.db import utcnow
 from server.errors import Conflict, NotFound, ValidationFailed
+from server.regions.codes import code_range
 from server.regions.models import Region
 from server.users.models import RegionGrant, Role, User
 
@@ -235,3 +238,181 @@ def set_password(
     )
     session.flush()
     return count
+
+
+# --- the administrators' API and console ------------------------------------------------------
+# The functions below take the acting `Actor` and check its role themselves, so a server-rendered
+# page may call them directly; the CLI keeps using the functions above (it acts as the system).
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as administrators see it; never the password hash."""
+
+    username: str
+    display_name: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+    disabled_at: datetime | None
+    regions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UserFilters:
+    """`role`, `region` (users holding a grant on that region or below it), `is_active`."""
+
+    role: Role | None = None
+    region: str | None = None
+    is_active: bool | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class UserPage:
+    users: list[UserView]
+    limit: int
+    offset: int
+
+
+def managed_users(actor: Actor) -> ColumnElement[bool]:
+    """A SQL condition on `User` keeping the accounts `actor` may manage tablets for: every account
+    for an administrator; for a supervisor, collectors with at least one region grant, all of
+    them inside the supervisor's regions (a collector working partly elsewhere is not theirs)."""
+    if actor.is_admin:
+        return true()
+    if actor.role is not Role.SUPERVISOR:
+        return false()
+    grants = select(RegionGrant.region_code).where(RegionGrant.user_id == User.id)
+    outside = grants.where(not_(actor.region_filter(RegionGrant.region_code)))
+    return and_(User.role == Role.COLLECTOR, grants.exists(), not_(outside.exists()))
+
+
+def _view(user: User) -> UserView:
+    return UserView(
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        is_active=user.is_active,
+        created_at=user.created_at,
+        disabled_at=user.disabled_at,
+        regions=tuple(sorted(g.region_code for g in user.grants)),
+    )
+
+
+def _loaded(session: Session, username: str) -> User:
+    user = session.scalars(
+        select(User).options(selectinload(User.grants)).where(User.username == username)
+    ).one_or_none()
+    if user is None:
+        raise NotFound(f"no user named {username!r}", details={"username": username})
+    return user
+
+
+def list_user_views(session: Session, actor: Actor, filters: UserFilters) -> UserPage:
+    """Users by username, filtered (administrators only)."""
+    actor.ensure_role(Role.ADMIN)
+    query = select(User).options(selectinload(User.grants))
+    if filters.role is not None:
+        query = query.where(User.role == filters.role)
+    if filters.is_active is not None:
+        query = query.where(User.is_active.is_(filters.is_active))
+    if filters.region is not None:
+        low, high = code_range(filters.region)
+        query = query.where(
+            select(RegionGrant.user_id)
+            .where(
+                RegionGrant.user_id == User.id,
+                RegionGrant.region_code >= low,
+                RegionGrant.region_code <= high,
+            )
+            .exists()
+        )
+    users = session.scalars(
+        query.order_by(User.username).limit(filters.limit).offset(filters.offset)
+    ).all()
+    return UserPage([_view(u) for u in users], filters.limit, filters.offset)
+
+
+def get_user_view(session: Session, actor: Actor, username: str) -> UserView:
+    """One user (administrators only); 404 for an unknown name."""
+    actor.ensure_role(Role.ADMIN)
+    return _view(_loaded(session, username))
+
+
+def create_user_as(
+    session: Session,
+    actor: Actor,
+    passwords: PasswordHasher,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    regions: Sequence[str] = (),
+    display_name: str = "",
+) -> UserView:
+    """A new active user (administrators only): 422 for a bad name, a password short of the
+    policy or an unknown region; 409 for a name taken (in any case). Audited."""
+    actor.ensure_role(Role.ADMIN)
+    create_user(
+        session,
+        passwords,
+        username=username,
+        password=password,
+        role=role,
+        regions=regions,
+        display_name=display_name,
+        acting_user_id=actor.user_id,
+    )
+    return _view(_loaded(session, username))
+
+
+def grant_region_as(session: Session, actor: Actor, username: str, region_code: str) -> UserView:
+    """Grant `region_code` (and so everything below it) to the user (administrators only;
+    granting a region already granted changes nothing). Audited."""
+    actor.ensure_role(Role.ADMIN)
+    get_user(session, username)
+    if session.get(Region, region_code) is None:
+        raise ValidationFailed(
+            "unknown region code",
+            [{"path": "region", "code": "unknown_region", "message": f"no region {region_code}"}],
+        )
+    grant_region(session, username, region_code, acting_user_id=actor.user_id)
+    session.expire_all()
+    return _view(_loaded(session, username))
+
+
+def revoke_region_as(session: Session, actor: Actor, username: str, region_code: str) -> UserView:
+    """Withdraw one grant (administrators only); 404 if the user has no such grant. Audited."""
+    actor.ensure_role(Role.ADMIN)
+    revoke_region(session, username, region_code, acting_user_id=actor.user_id)
+    session.expire_all()
+    return _view(_loaded(session, username))
+
+
+def reset_password_as(
+    session: Session, actor: Actor, passwords: PasswordHasher, username: str, password: str
+) -> int:
+    """Give the user a new password (administrators only) and end every token they hold; the
+    number of tokens ended. 422 for a password short of the policy. Audited, without it."""
+    actor.ensure_role(Role.ADMIN)
+    return set_password(session, passwords, username, password, acting_user_id=actor.user_id)
+
+
+def disable_user_as(session: Session, actor: Actor, username: str) -> UserView:
+    """Disable the user and end every token they hold (administrators only). An administrator
+    cannot disable themselves (409): someone must be left to enable them. Audited."""
+    actor.ensure_role(Role.ADMIN)
+    if actor.user_id is not None and get_user(session, username).id == actor.user_id:
+        raise Conflict("you cannot disable your own account", details={"username": username})
+    disable_user(session, username, acting_user_id=actor.user_id)
+    session.flush()
+    return _view(_loaded(session, username))
+
+
+def enable_user_as(session: Session, actor: Actor, username: str) -> UserView:
+    """Let a disabled user log in again (administrators only). Audited when it changes."""
+    actor.ensure_role(Role.ADMIN)
+    enable_user(session, username, acting_user_id=actor.user_id)
+    return _view(_loaded(session, username))
