@@ -197,3 +197,16 @@ def _nodes(session: Session, actor: Actor, regions: list[Region]) -> list[Region
         else:
             nodes.append(_node(region, ANCESTOR))
     return nodes
+
+
+def regions_within(
+    session: Session, actor: Actor, levels: tuple[RegionLevel, ...]
+) -> list[tuple[str, str, RegionLevel]]:
+    """(code, name, level) of every region at `levels` the caller's grants cover, by code: the
+    choices of a region picker (one query)."""
+    rows = session.execute(
+        select(Region.code, Region.name, Region.level)
+        .where(Region.level.in_(levels), actor.region_filter(Region.code))
+        .order_by(Region.code)
+    )
+    return [(code, name, level) for code, name, level in rows]

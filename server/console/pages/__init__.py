@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-AREAS = ("auth", "home")
+AREAS = ("auth", "home", "households")
 
 
 def load() -> None:
