@@ -971,7 +971,7 @@ OPERATIONS: tuple[Operation, ...] = (
         request="EnrolmentCreate",
         response="NewEnrolment",
         status=201,
-        errors=(409, 422),
+        errors=(404, 409, 422),
     ),
     Operation(
         "get",
