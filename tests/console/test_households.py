@@ -4,12 +4,14 @@ revealed, timeline, open case) and the referral form — through the real app on
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
 import pytest
 from sqlalchemy import select
 
+from server.attachments.service import record_references
 from server.audit.models import AuditEntry
 from server.households.loading import NewHousehold, load_households
 from server.households.models import Household
@@ -185,3 +187,109 @@ def test_the_register_speaks_english_on_request(client, console, register):
     assert "Find households" in text_of(browser.page("/households"))
     page = text_of(browser.page(f"/households/{HOUSEHOLD_A}"))
     assert "Members" in page and "Responsible helper" in page and "Not monitored" in page
+
+
+@pytest.fixture
+def monitored(rt, register) -> uuid.UUID:
+    """A household of village A1 under monitoring for illness."""
+    household_id = uuid.uuid4()
+    item = NewHousehold(
+        household_id,
+        {
+            "village_code": VILLAGE_A1,
+            "household_no": "M-001",
+            "monitoring_type": "marginal",
+            "monitoring_status": "monitored",
+            "risk_causes": ["illness"],
+        },
+        [],
+    )
+    with rt.db.unit_of_work() as session:
+        load_households(session, rt.codec, [item], clock=LOAD_CLOCK)
+    return household_id
+
+
+def test_a_monitored_household_can_be_proposed_for_exit(rt, console, monitored):
+    browser = console("sup_a")
+    path = f"/households/{monitored}"
+    assert 'id="exit"' in browser.page(path)
+    too_soon = browser.post(
+        f"{path}/exit",
+        {
+            "income_months_above_line": "1",
+            "causes_resolved": ["illness"],
+            "measure_outcomes": "医疗救助到位",
+        },
+        form_page=path,
+    )
+    assert too_soon.status_code == 422
+    assert "income_months_above_line" in text_of(too_soon.get_data(as_text=True))
+    response = browser.post(
+        f"{path}/exit",
+        {
+            "income_months_above_line": "12",
+            "causes_resolved": ["illness"],
+            "measure_outcomes": "医疗救助到位，务工收入稳定",
+        },
+        form_page=path,
+    )
+    assert response.status_code == 302, text_of(response.get_data(as_text=True))[:400]
+    with rt.db.unit_of_work(write=False) as session:
+        (case,) = session.scalars(
+            select(MonitoringCase).where(MonitoringCase.household_id == monitored)
+        ).all()
+        assert case.direction.value == "exit" and case.stage.value == "verification"
+    page = browser.page(path)
+    assert 'id="exit"' not in page and "风险消除审核中" in text_of(page)
+    # Sent again (a stale page): the conflict is shown next to the form, nothing more opens.
+    again = browser.post(
+        f"{path}/exit",
+        {
+            "income_months_above_line": "12",
+            "causes_resolved": ["illness"],
+            "measure_outcomes": "再次提交",
+        },
+        form_page=path,
+    )
+    assert again.status_code == 409 and 'role="alert"' in again.get_data(as_text=True)
+    with rt.db.unit_of_work(write=False) as session:
+        assert len(session.scalars(select(MonitoringCase)).all()) == 1
+
+
+def test_the_exit_form_is_offered_only_for_a_monitored_household(console, monitored):
+    browser = console("col_a")
+    assert 'id="exit"' in browser.page(f"/households/{monitored}")
+    assert 'id="exit"' not in browser.page(f"/households/{HOUSEHOLD_A}")  # not monitored
+
+
+def test_a_visit_photo_is_listed_and_opened_with_the_download_checks(client, rt, console, register):
+    tablet = Tablet.login(client, "col_a")
+    pushed = push_register(tablet, VILLAGE_A1)
+    instance_id = uuid.UUID(pushed["results"][0]["instance_id"])
+    photo = b"\xff\xd8\xff\xe0 a photo of the house " * 50
+    digest = "sha256:" + hashlib.sha256(photo).hexdigest()
+    uploaded = client.put(
+        f"/api/v1/attachments/{digest}",
+        data=photo,
+        content_type="image/jpeg",
+        headers=tablet.headers,
+    )
+    assert uploaded.status_code == 201
+    with rt.db.unit_of_work() as session:
+        record_references(session, [(digest, instance_id, VILLAGE_A1)])
+    path = f"/households/{HOUSEHOLD_A}"
+    file_path = f"{path}/files/{digest}"
+
+    supervisor = console("sup_a")
+    files = supervisor.page(path).split('id="files"', 1)[1].split("</section>", 1)[0]
+    assert f'href="{file_path}"' in files and "image/jpeg" in files
+    response = supervisor.get(file_path, buffered=True)
+    assert response.status_code == 200 and response.data == photo
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert len(_audits(rt, "download_attachment")) == 1
+
+    collector = console("col_a")
+    assert f'href="{file_path}"' not in collector.page(path)  # listed, not openable
+    assert collector.get(file_path).status_code == 403
+    assert console("sup_b").get(file_path).status_code == 403
+    assert len(_audits(rt, "download_attachment")) == 1

@@ -31,11 +31,11 @@ from server.console.blueprint import bp
 from server.console.i18n import current_language
 from server.console.session import console_page, current_user
 from server.db import utcnow
-from server.errors import Forbidden, ValidationFailed
+from server.errors import Conflict, Forbidden, ValidationFailed
 from server.households import provenance, search, service
 from server.households.schemas import HouseholdSearchQuerySchema
-from server.monitoring import cases, referrals, timeline
-from server.monitoring.schemas import ScreeningReferralSchema
+from server.monitoring import cases, chain, referrals, timeline
+from server.monitoring.schemas import ExitCaseRequestSchema, ScreeningReferralSchema
 from server.monitoring.terms import (
     CaseOutcome,
     CaseStage,
@@ -234,6 +234,8 @@ def _household_page(
     timeline_cursor: str | None = None,
     referral_errors: list[dict[str, Any]] | None = None,
     referral_form: Mapping[str, Any] | None = None,
+    exit_errors: list[dict[str, Any]] | None = None,
+    exit_form: Mapping[str, Any] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
     rt = runtime()
@@ -280,6 +282,15 @@ def _household_page(
             if v.name in MEMBER_COLUMNS
         }
         members.append({"id": member["id"], "values": shown, "origins": _grouped(shown.values())})
+    # The exit chain starts at a verification visit: offered to whoever may take that step here.
+    may_open_exit = (
+        fields["monitoring_status"] == MonitoringStatus.MONITORED.value
+        and not open_cases
+        and chain.may_take(
+            actor.role.value, actor.region_codes, CaseStage.VERIFICATION, fields["village_code"]
+        )
+        is None
+    )
     head_id = fields.get("head_member_id")
     head = next((m for m in members if m["id"] == head_id), None)
     household_sources = sources.get(household_id, {})
@@ -304,6 +315,9 @@ def _household_page(
         causes=list(RiskCause),
         referral_errors=referral_errors or [],
         referral_form=referral_form or {},
+        may_open_exit=may_open_exit,
+        exit_errors=exit_errors or [],
+        exit_form=exit_form or {},
         case_link=_case_link,
     )
     return html, status
@@ -368,6 +382,13 @@ def household(household_id: uuid.UUID) -> tuple[str, int]:
     return _household_page(household_id, reveal=reveal, timeline_cursor=cursor)
 
 
+def _problems(exc: ValidationFailed | Conflict) -> list[dict[str, Any]]:
+    """What to show next to a form: each invalid field, or the conflict's message."""
+    if isinstance(exc, ValidationFailed):
+        return exc.errors
+    return [{"path": "", "message": exc.message}]
+
+
 @bp.post("/households/<uuid:household_id>/refer")
 @console_page()
 def refer_household(household_id: uuid.UUID) -> WerkzeugResponse | tuple[str, int]:
@@ -393,14 +414,61 @@ def refer_household(household_id: uuid.UUID) -> WerkzeugResponse | tuple[str, in
                 clock=rt.clock,
                 codec=rt.codec,
             )
-    except ValidationFailed as exc:
+    except (ValidationFailed, Conflict) as exc:
         return _household_page(
-            household_id, referral_errors=exc.errors, referral_form=form, status=422
+            household_id,
+            referral_errors=_problems(exc),
+            referral_form=form,
+            status=exc.code.http_status,
         )
     if result.opened_case:
         flash(_("Referred: a new case waits for the door-to-door verification."), "ok")
     else:
         flash(_("Referred: the referral was added to the household's case as evidence."), "ok")
+    return redirect(url_for("console.household", household_id=household_id))
+
+
+@bp.post("/households/<uuid:household_id>/exit")
+@console_page()
+def open_exit_case(household_id: uuid.UUID) -> WerkzeugResponse | tuple[str, int]:
+    """Open the household's exit case (风险消除) with its evidence, as the API does."""
+    rt = runtime()
+    months = request.form.get("income_months_above_line", "").strip()
+    form: dict[str, Any] = {
+        "household_id": str(household_id),
+        "income_months_above_line": int(months) if months.isdigit() else months,
+        "causes_resolved": request.form.getlist("causes_resolved"),
+        "measure_outcomes": request.form.get("measure_outcomes", "").strip(),
+    }
+    note = request.form.get("exit_note", "").strip()
+    if note:
+        form["note"] = note
+    try:
+        body = load_with(ExitCaseRequestSchema(), form)
+        evidence = cases.ExitEvidence(
+            income_months_above_line=body["income_months_above_line"],
+            causes_resolved=body["causes_resolved"],
+            measure_outcomes=body["measure_outcomes"],
+            note=body.get("note"),
+        )
+        with rt.db.unit_of_work() as session:
+            cases.open_exit_case(
+                session,
+                current_user(),
+                household_id,
+                evidence,
+                now=utcnow(),
+                clock=rt.clock,
+                codec=rt.codec,
+            )
+    except (ValidationFailed, Conflict) as exc:
+        return _household_page(
+            household_id,
+            exit_errors=_problems(exc),
+            exit_form=form,
+            status=exc.code.http_status,
+        )
+    flash(_("The exit case is open: it waits for the verification visit."), "ok")
     return redirect(url_for("console.household", household_id=household_id))
 
 
