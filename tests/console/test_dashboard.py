@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 
 import pytest
+from sqlalchemy import event
 
 from server.households.loading import NewHousehold, load_households
 from server.monitoring.summary import REPORT_TIMEZONE
@@ -25,6 +26,7 @@ from tests.conftest import (
 from tests.console.conftest import text_of
 from tests.exports.world import push_register
 from tests.sync.helpers import Tablet, load_register
+from tests.warnings.world import good_visit, push
 
 
 def _monitored(village: str, members: int, monitoring_type: str = "marginal") -> NewHousehold:
@@ -134,3 +136,44 @@ def test_the_dashboard_speaks_english_on_request(console, county):
     text = text_of(console("sup_county", lang="en").page("/"))
     assert "Households under monitoring" in text and "Marginal household" in text
     assert "Open cases" in text
+
+
+def test_warnings_raised_by_a_visit_are_counted_by_rule(client, rt, console, county):
+    load_register(rt)
+    tablet = Tablet.login(client, "sup_county")
+    push(tablet, good_visit(annual_income=15000, water_status="insufficient"))
+    page = console("sup_county", lang="en").page(f"/?region={TOWNSHIP_A}")
+    stats = re.findall(r'stat-value">([^<]+)<', page)
+    assert stats[3] == "2"  # warnings waiting
+    section = page.split("Warnings waiting, by rule", 1)[1].split("</figure>", 1)[0]
+    bars = dict(re.findall(r'bar-label">([^<]+)</span><meter[^>]*value="(\d+)"', section))
+    assert set(bars.values()) == {"1"} and len(bars) == 2
+    assert _row(text_of(page), "上坪村").split()[3] == "2"  # the village's warnings column
+    # Another township's dashboard does not count them.
+    other = console("sup_county").page(f"/?region={TOWNSHIP_B}")
+    assert re.findall(r'stat-value">([^<]+)<', other)[3] == "0"
+
+
+def _statements(rt, browser, path: str) -> int:
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(rt.db.engine, "before_cursor_execute", listener)
+    try:
+        browser.page(path)
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", listener)
+    return len(seen)
+
+
+def test_the_dashboard_asks_the_same_number_of_queries_however_many_households(rt, console, county):
+    browser = console("sup_county")
+    browser.page("/")  # the session's first request warms what is cached per process
+    before = {path: _statements(rt, browser, path) for path in ("/", f"/?region={VILLAGE_A1}")}
+    more = [_monitored(village, 3) for village in (VILLAGE_A1, VILLAGE_A2, VILLAGE_B1) * 10]
+    with rt.db.unit_of_work() as session:
+        load_households(session, rt.codec, more, clock=LOAD_CLOCK)
+    after = {path: _statements(rt, browser, path) for path in before}
+    assert after == before

@@ -9,7 +9,7 @@ import re
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from server.attachments.service import record_references
 from server.audit.models import AuditEntry
@@ -17,7 +17,15 @@ from server.households.loading import NewHousehold, load_households
 from server.households.models import Household
 from server.monitoring.models import MonitoringCase, Referral
 from server.users.models import Role
-from tests.conftest import COUNTY, LOAD_CLOCK, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A1, VILLAGE_A2
+from tests.conftest import (
+    COUNTY,
+    LOAD_CLOCK,
+    TOWNSHIP_A,
+    TOWNSHIP_B,
+    VILLAGE_A1,
+    VILLAGE_A2,
+    VILLAGE_B1,
+)
 from tests.console.conftest import text_of
 from tests.exports.world import push_register
 from tests.sync.helpers import HOUSEHOLD_A, HOUSEHOLD_B, Tablet, load_register
@@ -293,3 +301,34 @@ def test_a_visit_photo_is_listed_and_opened_with_the_download_checks(client, rt,
     assert collector.get(file_path).status_code == 403
     assert console("sup_b").get(file_path).status_code == 403
     assert len(_audits(rt, "download_attachment")) == 1
+
+
+def test_the_household_page_asks_the_same_number_of_queries_however_many_members(
+    rt, console, register
+):
+    big = uuid.uuid4()
+    people = [(uuid.uuid4(), {"name": f"成员{i}", "relation": "other"}) for i in range(8)]
+    with rt.db.unit_of_work() as session:
+        load_households(
+            session,
+            rt.codec,
+            [NewHousehold(big, {"village_code": VILLAGE_B1, "household_no": "B-008"}, people)],
+            clock=LOAD_CLOCK,
+        )
+    browser = console("sup_county")
+    browser.page(f"/households/{HOUSEHOLD_B}")  # warms what is cached per process
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(rt.db.engine, "before_cursor_execute", listener)
+    try:
+        browser.page(f"/households/{HOUSEHOLD_B}")  # one member
+        one = len(seen)
+        seen.clear()
+        eight = browser.page(f"/households/{big}")
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", listener)
+    assert "成员7" in text_of(eight)
+    assert len(seen) == one
