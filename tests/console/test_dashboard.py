@@ -177,3 +177,11 @@ def test_the_dashboard_asks_the_same_number_of_queries_however_many_households(r
         load_households(session, rt.codec, more, clock=LOAD_CLOCK)
     after = {path: _statements(rt, browser, path) for path in before}
     assert after == before
+
+
+def test_an_administrator_starts_where_the_region_tree_branches(console, county, create_user_):
+    create_user_("adm", Role.ADMIN)
+    page = console("adm").page("/")
+    # Province and city have one child each: the dashboard opens at the county, below them.
+    assert "云溪县" in page.split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert 'href="/?region=990000000000' in page and 'href="/?region=990100000000' in page

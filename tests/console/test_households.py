@@ -231,7 +231,7 @@ def test_a_monitored_household_can_be_proposed_for_exit(rt, console, monitored):
         form_page=path,
     )
     assert too_soon.status_code == 422
-    assert "income_months_above_line" in text_of(too_soon.get_data(as_text=True))
+    assert "收入稳定高于监测标准的月数" in text_of(too_soon.get_data(as_text=True))
     response = browser.post(
         f"{path}/exit",
         {

@@ -21,6 +21,7 @@ from server.monitoring import dashboard, summary
 from server.monitoring.report_schemas import SummaryQuerySchema
 from server.monitoring.summary import Dimension, RegionSummary, Section, SectionCounts
 from server.regions import service as regions
+from server.regions.codes import RegionLevel
 from server.request_body import load_with
 from server.runtime import runtime
 
@@ -146,6 +147,13 @@ def home() -> str:
                     "console/home.html", roots=roots, board=None, year=year, years=_years()
                 )
             region_code = roots[0].code
+            # Start where the tree branches: a province with one city with one county opens
+            # at the county (the breadcrumb leads back up).
+            for _level in range(len(RegionLevel) - 1):
+                below = regions.region_children(session, actor, region_code)
+                if len(below) != 1:
+                    break
+                region_code = below[0].code
         board = dashboard.dashboard(session, actor, region_code, year, utcnow())
         path = regions.region_path(session, actor, region_code)
     found = board.summary

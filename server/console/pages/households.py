@@ -68,6 +68,21 @@ MEMBER_COLUMNS = (
 )
 # Household fields the page shows in its own header, not in the table of values.
 HEADER_FIELDS = frozenset({"head_member_id", "village_code", "household_no", "deleted"})
+# The form fields a problem may name, as the forms label them.
+FIELD_LABELS: Mapping[str, Any] = {
+    "household_no": _l("Household number"),
+    "head_name": _l("Head of household"),
+    "region": _l("Township or village"),
+    "status": _l("Monitoring status"),
+    "monitoring_type": _l("Monitoring type"),
+    "id_number": _l("Identity number"),
+    "cursor": _l("Pages"),
+    "causes": _l("Risk causes"),
+    "note": _l("What the screening found"),
+    "income_months_above_line": _l("Months with income stably above the monitoring line"),
+    "causes_resolved": _l("Risk causes now resolved"),
+    "measure_outcomes": _l("What the measures achieved"),
+}
 EVENT_KINDS: Mapping[str, Any] = {
     "visit": _l("Visit received"),
     "change": _l("Register changed"),
@@ -387,6 +402,12 @@ def _problems(exc: ValidationFailed | Conflict) -> list[dict[str, Any]]:
     if isinstance(exc, ValidationFailed):
         return exc.errors
     return [{"path": "", "message": exc.message}]
+
+
+@bp.app_template_filter("field_label")
+def _field_label(path: str) -> str:
+    """The label of the form field a problem names (its path when the form has no such field)."""
+    return str(FIELD_LABELS.get(path.split(".", 1)[0].split("[", 1)[0], path))
 
 
 @bp.post("/households/<uuid:household_id>/refer")
