@@ -98,6 +98,7 @@ BENCH_NAMES = (
     "fieldsync_bench_tablets",
     "fieldsync_bench_exports",
     "fieldsync_bench_warnings",
+    "fieldsync_bench_console_api",
 )
 
 HOUSEHOLD_TABLE = cast(Table, Household.__table__)

@@ -887,9 +887,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         "/api/v1/users",
-        "Users, by role, region and whether active",
+        "Users, by role, region and whether active (supervisors: the collectors they manage)",
         "users",
-        roles=ADMIN,
+        roles=STAFF,
         response="UserPage",
         errors=(422,),
         query=UserListQuerySchema,
@@ -905,7 +905,7 @@ OPERATIONS: tuple[Operation, ...] = (
         status=201,
         errors=(409, 422),
     ),
-    Operation("get", "/api/v1/users/{username}", "One user", "users", roles=ADMIN, response="User"),
+    Operation("get", "/api/v1/users/{username}", "One user", "users", roles=STAFF, response="User"),
     Operation(
         "post",
         "/api/v1/users/{username}/grants",

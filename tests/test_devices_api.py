@@ -9,11 +9,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from server.audit.models import AuditEntry
+from server.auth.actor import system_actor
 from server.conflicts.models import Conflict, ConflictStatus
 from server.db import utcnow
+from server.devices.listing import DeviceFilters, list_device_views
 from server.devices.models import Device, DeviceSequenceGap
 from server.users.models import Role, User
 from tests.conftest import LOAD_CLOCK, TOWNSHIP_A, VILLAGE_A1, VILLAGE_B1, bearer
@@ -145,3 +147,22 @@ def test_revoking_a_tablet_ends_its_tokens_within_the_callers_scope(client, rt, 
             select(AuditEntry).where(AuditEntry.action == "device_revoked")
         ).all()
     assert [(e.object_id, e.user_id) for e in entries] == [(str(devices["col.a1"]), supervisor)]
+
+
+def test_the_listing_costs_the_same_statements_for_one_tablet_or_many(rt, setup):
+    def statements(limit):
+        seen: list[str] = []
+
+        def listener(*args):
+            seen.append(args[2])
+
+        event.listen(rt.db.engine, "before_cursor_execute", listener)
+        try:
+            with rt.db.unit_of_work(write=False) as session:
+                page = list_device_views(session, system_actor(), DeviceFilters(limit=limit))
+        finally:
+            event.remove(rt.db.engine, "before_cursor_execute", listener)
+        assert len(page.devices) == min(limit, 3)
+        return len(seen)
+
+    assert statements(1) == statements(100) <= 5

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from server.app import create_app
 from server.audit.models import AuditEntry
 from server.auth.models import Token
 from server.db import utcnow
@@ -253,3 +254,22 @@ def test_concurrent_redeems_of_one_code_let_exactly_one_through(app, rt, tokens)
         devices = session.scalars(select(Device.id)).all()
         bound = session.scalars(select(Token.device_id).where(Token.device_id.is_not(None))).all()
     assert len(devices) == 1 and bound == devices
+
+
+def test_disabling_a_user_revokes_their_unused_codes_for_good(client, tokens):
+    admin = tokens["admin"]
+    code = _create(client, admin, username="col.a1").get_json()["code"]
+    assert client.post("/api/v1/users/col.a1/disable", headers=bearer(admin)).status_code == 200
+    assert client.post("/api/v1/users/col.a1/enable", headers=bearer(admin)).status_code == 200
+    refused = _enrol(client, code)
+    assert refused.status_code == 410
+    assert refused.get_json()["error"]["details"]["status"] == "revoked"
+
+
+def test_the_qr_code_names_the_public_url_when_one_is_set(settings, tokens):
+    public = create_app(settings.replace(public_url="https://fieldsync.example.org"))
+    try:
+        made = _create(public.test_client(), tokens["admin"], username="col.a1").get_json()
+    finally:
+        public.extensions["fieldsync"].db.dispose()
+    assert json.loads(made["qr_payload"])["server"] == "https://fieldsync.example.org"

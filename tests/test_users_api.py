@@ -65,10 +65,17 @@ def test_admins_list_users_by_role_region_and_activity_without_password_hashes(c
     assert bad.get_json()["error"]["details"]["errors"][0]["path"] == "role"
 
 
-def test_only_admins_manage_users(client, admin, login):
+def test_only_admins_manage_users_supervisors_read_their_collectors(client, admin, login):
+    supervisor = login("sup.a")
+    listed = client.get("/api/v1/users", headers=bearer(supervisor))
+    assert [u["username"] for u in listed.get_json()["users"]] == ["col.a1"]
+    assert client.get("/api/v1/users/col.a1", headers=bearer(supervisor)).status_code == 200
+    for other in ("col.b1", "admin", "sup.a"):
+        assert client.get(f"/api/v1/users/{other}", headers=bearer(supervisor)).status_code == 403
+    collector = login("col.a1")
+    assert client.get("/api/v1/users", headers=bearer(collector)).status_code == 403
     for name in ("sup.a", "col.a1"):
         token = login(name)
-        assert client.get("/api/v1/users", headers=bearer(token)).status_code == 403
         created = client.post(
             "/api/v1/users",
             json={"username": "x", "password": PASSWORD, "role": "admin"},

@@ -11,8 +11,8 @@ from flask import Blueprint, request
 from server.auth import enrolment, service
 from server.auth.guard import authenticated, current_actor
 from server.auth.schemas import DeviceAssignRequestSchema, LoginRequestSchema, actor_json
-from server.devices.listing import revoke_device_as
 from server.devices.schemas import EnrolRequestSchema
+from server.devices.service import revoke_device_as
 from server.request_body import json_object, load_with
 from server.runtime import runtime
 from server.users.models import Role

@@ -1,7 +1,7 @@
 """Reading the devices for admins and supervisors: which tablet belongs to whom, when it was last
 seen and last pushed, whether it is revoked, how far its submissions are numbered, the numbers
 never received and its open conflicts. Registering and assigning are the auth service's business;
-revoking goes through it after the caller's scope is checked here."""
+revoking goes through it after `server.devices.service` checks the caller's scope."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from datetime import datetime
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
-from server.auth import service as auth_service
 from server.auth.actor import Actor
 from server.conflicts.models import Conflict, ConflictStatus
 from server.devices.models import Device, DeviceSequenceGap
-from server.errors import Forbidden, NotFound
 from server.submissions.models import Submission
 from server.users.models import Role, User
 from server.users.service import managed_users
@@ -100,7 +98,7 @@ class DevicePage:
 def list_device_views(session: Session, actor: Actor, filters: DeviceFilters) -> DevicePage:
     """Devices by owner then id: every device for an administrator; for a supervisor those owned
     by collectors in their regions (`server.users.service.managed_users`); 403 for collectors.
-    Five statements whatever the page size."""
+    Four statements whatever the page size."""
     actor.ensure_role(Role.ADMIN, Role.SUPERVISOR)
     query = (
         select(Device, User.username, User.display_name)
@@ -177,27 +175,3 @@ def _open_conflicts(session: Session, device_ids: list[uuid.UUID]) -> dict[uuid.
             select(sides.c.device_id, func.count()).group_by(sides.c.device_id)
         )
     }
-
-
-def revoke_device_as(session: Session, actor: Actor, device_id: uuid.UUID) -> Device:
-    """Revoke a tablet: every token bound to it stops working and it can log in no more.
-    Administrators: any device; supervisors: devices of collectors in their regions (403 for
-    others). Audited."""
-    actor.ensure_role(Role.ADMIN, Role.SUPERVISOR)
-    owner = session.scalars(
-        select(User).join(Device, Device.owner_id == User.id).where(Device.id == device_id)
-    ).one_or_none()
-    if owner is None:
-        raise NotFound("no such device", details={"device_id": str(device_id)})
-    if (
-        not actor.is_admin
-        and session.scalars(
-            select(User.id).where(User.id == owner.id, managed_users(actor))
-        ).one_or_none()
-        is None
-    ):
-        raise Forbidden(
-            "this device belongs to a user outside your regions",
-            details={"device_id": str(device_id)},
-        )
-    return auth_service.revoke_device(session, actor, device_id)

@@ -20,10 +20,7 @@ bp = Blueprint("regions", __name__, url_prefix="/api/v1")
 def list_regions() -> dict[str, Any]:
     parent = load_with(RegionListQuerySchema(), query_arguments()).get("parent")
     with runtime().db.unit_of_work(write=False) as session:
-        if parent is None:
-            nodes = service.region_roots(session, current_actor())
-        else:
-            nodes = service.region_children(session, current_actor(), parent)
+        nodes = service.list_regions(session, current_actor(), parent)
     result: dict[str, Any] = RegionListSchema().dump({"parent": parent, "regions": nodes})
     return result
 

@@ -1,5 +1,6 @@
 """HTTP: managing users (administrators): list, create, read, grant and revoke regions, reset a
-password, disable and enable. Every change is audited by the service."""
+password, disable and enable; supervisors may list and read the collectors they manage. Every
+change is audited by the service."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def _user(view: service.UserView) -> dict[str, Any]:
 
 
 @bp.get("/users")
-@authenticated(Role.ADMIN)
+@authenticated(Role.ADMIN, Role.SUPERVISOR)
 def list_users() -> dict[str, Any]:
     args = load_with(UserListQuerySchema(), query_arguments())
     filters = service.UserFilters(
@@ -68,7 +69,7 @@ def create_user() -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/users/<username>")
-@authenticated(Role.ADMIN)
+@authenticated(Role.ADMIN, Role.SUPERVISOR)
 def get_user(username: str) -> dict[str, Any]:
     with runtime().db.unit_of_work(write=False) as session:
         return _user(service.get_user_view(session, current_actor(), username))

@@ -16,7 +16,8 @@ from server.auth.actor import Actor
 from server.auth.models import Token
 from server.auth.passwords import PasswordHasher
 from server.db import utcnow
-from server.errors import Conflict, NotFound, ValidationFailed
+from server.devices.models import DeviceEnrolment
+from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.regions.codes import code_range
 from server.regions.models import Region
 from server.users.models import RegionGrant, Role, User
@@ -311,9 +312,10 @@ def _loaded(session: Session, username: str) -> User:
 
 
 def list_user_views(session: Session, actor: Actor, filters: UserFilters) -> UserPage:
-    """Users by username, filtered (administrators only)."""
-    actor.ensure_role(Role.ADMIN)
-    query = select(User).options(selectinload(User.grants))
+    """Users by username, filtered: every user for an administrator; for a supervisor the
+    collectors they manage (`managed_users`: whose tablets they may enrol and revoke)."""
+    actor.ensure_role(Role.ADMIN, Role.SUPERVISOR)
+    query = select(User).options(selectinload(User.grants)).where(managed_users(actor))
     if filters.role is not None:
         query = query.where(User.role == filters.role)
     if filters.is_active is not None:
@@ -336,9 +338,18 @@ def list_user_views(session: Session, actor: Actor, filters: UserFilters) -> Use
 
 
 def get_user_view(session: Session, actor: Actor, username: str) -> UserView:
-    """One user (administrators only); 404 for an unknown name."""
-    actor.ensure_role(Role.ADMIN)
-    return _view(_loaded(session, username))
+    """One user: 404 for an unknown name; a supervisor sees only the collectors they manage
+    (403 for anyone else)."""
+    actor.ensure_role(Role.ADMIN, Role.SUPERVISOR)
+    user = _loaded(session, username)
+    if not actor.is_admin and (
+        session.scalars(
+            select(User.id).where(User.id == user.id, managed_users(actor))
+        ).one_or_none()
+        is None
+    ):
+        raise Forbidden("this user works outside your regions", details={"username": username})
+    return _view(user)
 
 
 def create_user_as(
@@ -401,12 +412,24 @@ def reset_password_as(
 
 
 def disable_user_as(session: Session, actor: Actor, username: str) -> UserView:
-    """Disable the user and end every token they hold (administrators only). An administrator
-    cannot disable themselves (409): someone must be left to enable them. Audited."""
+    """Disable the user, end every token they hold and revoke their unused enrolment codes
+    (administrators only). An administrator cannot disable themselves (409): someone must be
+    left to enable them. Audited."""
     actor.ensure_role(Role.ADMIN)
     if actor.user_id is not None and get_user(session, username).id == actor.user_id:
         raise Conflict("you cannot disable your own account", details={"username": username})
     disable_user(session, username, acting_user_id=actor.user_id)
+    # Its unused tablet enrolment codes die with it: enabling the account later does not bring
+    # back codes that may have been handed out before.
+    session.execute(
+        update(DeviceEnrolment)
+        .where(
+            DeviceEnrolment.user_id == get_user(session, username).id,
+            DeviceEnrolment.redeemed_at.is_(None),
+            DeviceEnrolment.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow(), code_cipher=None)
+    )
     session.flush()
     return _view(_loaded(session, username))
 
