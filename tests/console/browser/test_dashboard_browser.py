@@ -5,16 +5,27 @@ overflow at desktop and tablet width."""
 from __future__ import annotations
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from server.demo.county import COUNTY_CODE, TOWNSHIP_CODES
 from tests.console.browser.conftest import (
+    WAIT_SECONDS,
     axe_violations,
     log_in,
     page_text,
     screenshot,
     wait_for,
 )
+
+
+def _follow(browser, element, css: str):
+    """Click `element` (a link or submit button), wait for the next page to replace this one,
+    then for `css` on it (a selector the old page may have had too)."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, WAIT_SECONDS).until(expected_conditions.staleness_of(old))
+    return wait_for(browser, css)
 
 
 def _overflow(browser) -> int:
@@ -33,25 +44,25 @@ def test_drill_down_from_the_county_to_a_village_and_back(site, browser):
 
     township = browser.find_element(By.CSS_SELECTOR, "#child-regions tbody a")
     township_name = township.text
-    township.click()
-    wait_for(browser, f"a[href*='region={COUNTY_CODE}']")
+    _follow(browser, township, f"a[href*='region={COUNTY_CODE}']")
     assert township_name in browser.find_element(By.TAG_NAME, "h1").text
     assert f"region={TOWNSHIP_CODES[0]}" in browser.current_url
 
     village = browser.find_element(By.CSS_SELECTOR, "#child-regions tbody a")
     village_name = village.text
-    village.click()
-    wait_for(browser, "#activity")
+    _follow(browser, village, "#activity")
     assert village_name in browser.find_element(By.TAG_NAME, "h1").text
     assert not browser.find_elements(By.ID, "child-regions")  # a village has no rows below
 
     Select(browser.find_element(By.ID, "year")).select_by_index(1)
-    browser.find_element(By.CSS_SELECTOR, ".year-form button").click()
-    wait_for(browser, "#activity")
+    _follow(browser, browser.find_element(By.CSS_SELECTOR, ".year-form button"), "#activity")
     assert "year=" in browser.current_url and village_name in page_text(browser)
 
-    browser.find_element(By.CSS_SELECTOR, f".crumbs a[href*='region={COUNTY_CODE}']").click()
-    wait_for(browser, "#child-regions")
+    _follow(
+        browser,
+        browser.find_element(By.CSS_SELECTOR, f".crumbs a[href*='region={COUNTY_CODE}']"),
+        "#child-regions",
+    )
     assert "云溪县" in browser.find_element(By.TAG_NAME, "h1").text
 
 
@@ -60,8 +71,7 @@ def test_a_collector_chooses_one_of_their_villages_and_is_refused_the_county(sit
     villages = browser.find_elements(By.CSS_SELECTOR, "main tbody a")
     assert len(villages) == 4  # the four villages of their township, each a root of theirs
     name = villages[0].text
-    villages[0].click()
-    wait_for(browser, ".stats")
+    _follow(browser, villages[0], ".stats")
     assert name in browser.find_element(By.TAG_NAME, "h1").text
     browser.get(f"{site.url}/?region={COUNTY_CODE}")
     wait_for(browser, "h1")

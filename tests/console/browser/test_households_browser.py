@@ -5,15 +5,26 @@ sideways overflow at desktop and tablet width on the search and household pages.
 from __future__ import annotations
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.console.browser.conftest import (
+    WAIT_SECONDS,
     axe_violations,
     log_in,
     page_text,
     screenshot,
     wait_for,
 )
+
+
+def _follow(browser, element, css: str):
+    """Click `element` (a link or submit button), wait for the next page to replace this one,
+    then for `css` on it (a selector the old page may have had too)."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, WAIT_SECONDS).until(expected_conditions.staleness_of(old))
+    return wait_for(browser, css)
 
 
 def _overflow(browser) -> int:
@@ -33,39 +44,37 @@ def _first_head(browser) -> tuple[str, str]:
 
 def test_find_a_household_open_it_reveal_and_refer(site, browser):
     log_in(browser, site, "supervisor")
-    browser.find_element(By.CSS_SELECTOR, "nav.menu a[href='/households']").click()
-    wait_for(browser, "#results")
+    _follow(
+        browser, browser.find_element(By.CSS_SELECTOR, "nav.menu a[href='/households']"), "#results"
+    )
     _number, head = _first_head(browser)
     screenshot(browser, "households")
 
     browser.find_element(By.ID, "head_name").send_keys(head)
-    browser.find_element(By.CSS_SELECTOR, "#household-search button").click()
-    wait_for(browser, "#results")
+    _follow(browser, browser.find_element(By.CSS_SELECTOR, "#household-search button"), "#results")
     assert head in page_text(browser)
     assert "head_name=" in browser.current_url
 
     village = Select(browser.find_element(By.ID, "region"))
     village.select_by_index(2)  # the first village of the first township
-    browser.find_element(By.CSS_SELECTOR, "#household-search button").click()
-    wait_for(browser, "#results")
+    _follow(browser, browser.find_element(By.CSS_SELECTOR, "#household-search button"), "#results")
 
-    browser.find_element(By.CSS_SELECTOR, "#results tbody a").click()
-    wait_for(browser, "#values")
+    _follow(browser, browser.find_element(By.CSS_SELECTOR, "#results tbody a"), "#values")
     text = page_text(browser)
     assert "当前信息" in text and "家庭成员" in text and "时间线" in text
     assert "登记导入" in text  # the demo register was loaded, not visited
     assert "***" in browser.find_element(By.ID, "members").text
     screenshot(browser, "household")
 
-    browser.find_element(By.ID, "reveal").click()
-    wait_for(browser, "#values")
+    _follow(browser, browser.find_element(By.ID, "reveal"), "#values")
     assert "***" not in browser.find_element(By.ID, "members").text
     assert "reveal=1" in browser.current_url
 
     browser.find_element(By.CSS_SELECTOR, "#refer input[value=illness]").click()
     browser.find_element(By.ID, "note").send_keys("入户排查发现因病风险")
-    browser.find_element(By.CSS_SELECTOR, "#refer button[type=submit]").click()
-    flash = wait_for(browser, ".flash.ok")
+    flash = _follow(
+        browser, browser.find_element(By.CSS_SELECTOR, "#refer button[type=submit]"), ".flash.ok"
+    )
     assert "已转入监测" in flash.text
     assert "入户核查" in browser.find_element(By.ID, "case").text
 
@@ -75,8 +84,7 @@ def test_a_collector_cannot_reveal(site, browser):
     browser.get(site.url + "/households")
     wait_for(browser, "#results")
     assert "白水" in page_text(browser)  # their township's villages
-    browser.find_element(By.CSS_SELECTOR, "#results tbody a").click()
-    wait_for(browser, "#values")
+    _follow(browser, browser.find_element(By.CSS_SELECTOR, "#results tbody a"), "#values")
     assert not browser.find_elements(By.ID, "reveal")
 
 
