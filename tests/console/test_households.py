@@ -13,9 +13,13 @@ from sqlalchemy import event, select
 
 from server.attachments.service import record_references
 from server.audit.models import AuditEntry
+from server.auth.actor import system_actor
+from server.db import utcnow
 from server.households.loading import NewHousehold, load_households
 from server.households.models import Household
+from server.monitoring import referrals
 from server.monitoring.models import MonitoringCase, Referral
+from server.monitoring.terms import ReferralChannel
 from server.users.models import Role
 from tests.conftest import (
     COUNTY,
@@ -332,3 +336,30 @@ def test_the_household_page_asks_the_same_number_of_queries_however_many_members
         event.remove(rt.db.engine, "before_cursor_execute", listener)
     assert "成员7" in text_of(eight)
     assert len(seen) == one
+
+
+def test_the_timeline_pages_back_through_older_events(rt, console, register):
+    with rt.db.unit_of_work() as session:
+        for n in range(25):
+            referrals.refer(
+                session,
+                system_actor(),
+                HOUSEHOLD_A,
+                ReferralChannel.CADRE_SCREENING,
+                ["illness"],
+                note=f"第{n}次排查",
+                evidence={},
+                now=utcnow(),
+                clock=rt.clock,
+                codec=rt.codec,
+            )
+    browser = console("sup_a")
+    first = browser.page(f"/households/{HOUSEHOLD_A}")
+    newest = first.split('id="timeline"', 1)[1]
+    assert newest.count("<li>") == 20
+    older = re.search(r'href="([^"]+)#timeline" rel="next"', newest)
+    assert older is not None
+    rest = browser.page(older.group(1).replace("&amp;", "&")).split('id="timeline"', 1)[1]
+    assert rest.count("<li>") >= 6  # the other referrals, the case's change, the import
+    assert 'rel="next"' not in rest and "最新" in text_of(rest)
+    browser.page(f"/households/{HOUSEHOLD_A}?timeline=not-a-cursor", status=422)
