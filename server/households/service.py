@@ -4,6 +4,7 @@ allowed, and auditing every reveal."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -26,8 +27,11 @@ def get_household(
     household_id: uuid.UUID,
     *,
     reveal: bool = False,
+    also_revealed: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One household with its members, as the caller may see it (403 outside their regions)."""
+    """One household with its members, as the caller may see it (403 outside their regions).
+    `also_revealed` names other fields the caller shows in full because of this reveal (the
+    console's health and disability), for the audit entry."""
     household = session.get(Household, household_id)
     if household is None:
         raise NotFound("no such household", details={"id": str(household_id)})
@@ -48,7 +52,10 @@ def get_household(
             object_id=str(household_id),
             region_code=household.village_code,
             address=actor.address,
-            details={"fields": ["id_number", "phone"], "members": len(members)},
+            details={
+                "fields": ["id_number", "phone", *also_revealed],
+                "members": len(members),
+            },
         )
     return {
         "entity": "household",

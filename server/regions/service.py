@@ -207,8 +207,13 @@ def _nodes(session: Session, actor: Actor, regions: list[Region]) -> list[Region
     return nodes
 
 
-def regions_within(session: Session, actor: Actor) -> list[Region]:
-    """The regions the actor covers (admins: all), in code order, which is tree order: a
-    region's subtree follows it. For choosing a region in a filter."""
+def regions_within(
+    session: Session, actor: Actor, levels: tuple[RegionLevel, ...] | None = None
+) -> list[Region]:
+    """The regions the actor covers (admins: all), at `levels` (default: every level), in code
+    order, which is tree order: a region's subtree follows it. The choices of a region picker
+    (one query)."""
     query = select(Region).where(actor.region_filter(Region.code)).order_by(Region.code)
+    if levels is not None:
+        query = query.where(Region.level.in_(levels))
     return list(session.scalars(query))

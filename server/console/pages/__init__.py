@@ -8,6 +8,7 @@ import importlib
 AREAS = (
     "auth",
     "home",
+    "households",
     "cases",
     "conflicts",
     "quarantine",
