@@ -127,7 +127,8 @@ def test_an_admin_creates_a_user_who_can_log_in_and_sees_their_region(rt, consol
     newcomer = console()
     assert newcomer.login("li.na", NEW_PASSWORD).status_code == 302
     home = text_of(newcomer.page("/"))
-    assert VILLAGE_A1 in home and VILLAGE_B1 in home and TOWNSHIP_A not in home
+    # Their dashboard: their two villages, nothing else of the county.
+    assert "上坪村" in home and "白水村" in home and "下坪村" not in home and "青石镇" not in home
 
 
 @pytest.mark.parametrize(

@@ -122,8 +122,9 @@ def test_an_admin_creates_a_user_who_then_logs_in_to_their_region(site, browser)
     _log_out(browser)
     log_in(browser, site, "wang.fang", NEW_PASSWORD)
     text = page_text(browser)
-    assert "wang.fang" in text and VILLAGE in text
-    assert TOWNSHIP_CODES[1] not in text
+    # Their dashboard is their village's, and nothing of the other township shows.
+    assert "wang.fang" in text and "上坪村" in text
+    assert "白水乡" not in text and TOWNSHIP_CODES[1] not in browser.page_source
     assert "用户" not in browser.find_element(By.CSS_SELECTOR, "nav.menu").text
 
 
