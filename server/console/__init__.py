@@ -16,7 +16,11 @@ Layout:
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response, request
+from werkzeug.exceptions import NotFound
+
+from server.errors import error_response
+from sync_protocol.errors import ErrorCode
 
 
 def init_console(app: Flask) -> None:
@@ -28,3 +32,15 @@ def init_console(app: Flask) -> None:
     i18n.init_app(app)
     session.init_app(app)
     app.register_blueprint(bp)
+    app.register_error_handler(404, _not_found)
+
+
+def _not_found(exc: NotFound) -> Response:
+    """An address that is no page: the API's JSON error for API paths and for clients that do
+    not ask for HTML, the console's page for a browser."""
+    wants_page = request.accept_mimetypes.accept_html and not request.path.startswith("/api/")
+    if wants_page:
+        from server.console.blueprint import error_page
+
+        return error_page(404, exc.description or "")
+    return error_response(ErrorCode.NOT_FOUND, "no such resource")

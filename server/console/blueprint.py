@@ -61,7 +61,7 @@ def _page_headers(response: Response) -> Response:
     return response
 
 
-@bp.context_processor
+@bp.app_context_processor
 def _page_context() -> dict[str, Any]:
     from server.console import csrf, i18n, nav
     from server.console.session import console_actor

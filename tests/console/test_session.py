@@ -184,3 +184,14 @@ def test_pages_are_not_cached_or_framed(console, create_user_):
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_an_unknown_address_is_a_page_for_a_browser_and_json_for_the_api(console, client):
+    browser = console()
+    response = browser.get("/no-such-page", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert "未找到" in text_of(response.get_data(as_text=True))
+    for path, accept in (("/api/v1/no-such", "text/html"), ("/no-such-page", "application/json")):
+        response = client.get(path, headers={"Accept": accept})
+        assert response.status_code == 404 and response.mimetype == "application/json"
+        assert response.get_json()["error"]["code"] == "not_found"
