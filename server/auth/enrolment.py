@@ -10,23 +10,20 @@ the claim back, so the code stays usable for the right tablet. Making and listin
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.audit import service as audit
-from server.auth.actor import Actor
-from server.auth.models import Token
-from server.auth.service import IssuedToken, token_digest
+from server.auth.service import IssuedToken, issue_token
 from server.config import Settings
 from server.db import upsert_insert, utcnow
 from server.devices.enrolment import EnrolmentGone, code_digest
 from server.devices.models import Device, DeviceEnrolment
 from server.errors import Conflict, Forbidden, Unauthorized
-from server.users.models import RegionGrant, User
+from server.users.models import User
 
 
 class UnknownEnrolmentCode(Unauthorized):
@@ -71,17 +68,7 @@ def redeem_enrolment(
         .where(DeviceEnrolment.id == enrolment_id)
         .values(device_id=device_id)
     )
-    token = secrets.token_urlsafe(32)
-    expires_at = now + timedelta(seconds=settings.token_ttl)
-    row = Token(
-        token_hash=token_digest(token),
-        user_id=user.id,
-        device_id=device_id,
-        created_at=now,
-        expires_at=expires_at,
-    )
-    session.add(row)
-    session.flush()
+    issued = issue_token(session, settings, user, device_id=device_id, address=address, now=now)
     audit.record(
         session,
         "device_enrolled",
@@ -89,25 +76,13 @@ def redeem_enrolment(
         object_type="enrolment",
         object_id=str(enrolment_id),
         address=address,
-        details={"device_id": str(device_id), "token_id": row.id, "registered": created},
+        details={
+            "device_id": str(device_id),
+            "token_id": issued.actor.token_id,
+            "registered": created,
+        },
     )
-    regions = tuple(
-        session.scalars(
-            select(RegionGrant.region_code)
-            .where(RegionGrant.user_id == user.id)
-            .order_by(RegionGrant.region_code)
-        )
-    )
-    actor = Actor(
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        region_codes=regions,
-        token_id=row.id,
-        device_id=device_id,
-        address=address,
-    )
-    return IssuedToken(token=token, expires_at=expires_at, actor=actor)
+    return issued
 
 
 def _refusal(session: Session, code: str, now: datetime) -> Exception:

@@ -144,6 +144,33 @@ def _issue(
         user.password_hash = passwords.hash(password)
     if device_id is not None:
         _use_device(session, user, device_id, address=address, now=now)
+    issued = issue_token(
+        session, settings, user, device_id=device_id, address=address, now=now, ttl=ttl
+    )
+    audit.record(
+        session,
+        "login",
+        user_id=user.id,
+        object_type="token",
+        object_id=str(issued.actor.token_id),
+        address=address,
+        details={"device_id": str(device_id) if device_id else None},
+    )
+    return issued
+
+
+def issue_token(
+    session: Session,
+    settings: Settings,
+    user: User,
+    *,
+    device_id: uuid.UUID | None,
+    address: str | None,
+    now: datetime,
+    ttl: int | None = None,
+) -> IssuedToken:
+    """A new token for `user` (bound to `device_id` when given), lasting `ttl` seconds or
+    TOKEN_TTL, with the actor it stands for. The caller audits why it was issued."""
     token = secrets.token_urlsafe(32)
     expires_at = now + timedelta(seconds=settings.token_ttl if ttl is None else ttl)
     row = Token(
@@ -155,15 +182,6 @@ def _issue(
     )
     session.add(row)
     session.flush()
-    audit.record(
-        session,
-        "login",
-        user_id=user.id,
-        object_type="token",
-        object_id=str(row.id),
-        address=address,
-        details={"device_id": str(device_id) if device_id else None},
-    )
     actor = Actor(
         user_id=user.id,
         username=user.username,
