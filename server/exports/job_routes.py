@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 from werkzeug.wsgi import wrap_file
 
+from server.auth.actor import Actor
 from server.auth.guard import authenticated, current_actor
 from server.exports import jobs
 from server.exports.formats import MEDIA_TYPES
@@ -84,14 +85,21 @@ def get_job(job_id: uuid.UUID) -> dict[str, Any]:
 @bp.get("/jobs/<uuid:job_id>/file")
 @authenticated(*STAFF)
 def download_job(job_id: uuid.UUID) -> Response:
+    return job_file_response(current_actor(), job_id)
+
+
+def job_file_response(actor: Actor, job_id: uuid.UUID) -> Response:
+    """A finished job's file as a download (409 until done, 410 once expired); a revealing job's
+    download is audited, and nothing is sent unless that audit committed. The API's download
+    and the console's."""
     rt = runtime()
     content = None
     try:
-        with rt.db.unit_of_work() as session:  # a revealing job's download is audited
-            job, content = jobs.open_job_file(session, current_actor(), rt.settings, job_id)
+        with rt.db.unit_of_work() as session:
+            job, content = jobs.open_job_file(session, actor, rt.settings, job_id)
             media_type, name = MEDIA_TYPES[job.format], jobs.file_name_of(job)
     except BaseException:
-        if content is not None:  # the audit did not commit: nothing is sent
+        if content is not None:
             content.close()
         raise
     response = Response(

@@ -18,7 +18,6 @@ from flask import Response, flash, redirect, render_template, request, stream_wi
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as WerkzeugResponse
-from werkzeug.wsgi import wrap_file
 
 from forms.register import MonitoringStatus, MonitoringType
 from server.console.blueprint import bp
@@ -29,6 +28,7 @@ from server.errors import AppError
 from server.exports import jobs, service
 from server.exports.formats import MEDIA_TYPES
 from server.exports.job_models import ExportJobStatus
+from server.exports.job_routes import job_file_response
 from server.exports.registry import Dataset, all_datasets
 from server.forms import service as forms_service
 from server.regions.codes import RegionLevel, level_of
@@ -262,21 +262,7 @@ def export_job_create() -> WerkzeugResponse | tuple[str, int]:
 @bp.get("/exports/jobs/<uuid:job_id>/file")
 @console_page(*STAFF)
 def export_job_file(job_id: uuid.UUID) -> Response:
-    rt = runtime()
-    content = None
-    try:
-        with rt.db.unit_of_work() as session:  # a revealing job's download is audited
-            job, content = jobs.open_job_file(session, current_user(), rt.settings, job_id)
-            media_type, name = MEDIA_TYPES[job.format], jobs.file_name_of(job)
-    except BaseException:
-        if content is not None:  # the audit did not commit: nothing is sent
-            content.close()
-        raise
-    response = Response(
-        wrap_file(request.environ, content), mimetype=media_type, direct_passthrough=True
-    )
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return job_file_response(current_user(), job_id)
 
 
 @bp.post("/exports/jobs/<uuid:job_id>/remove")
