@@ -153,7 +153,9 @@ def write_jsonl(
         yield ("\n".join(lines) + "\n").encode()
 
 
-def _xlsx_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
+def xlsx_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
+    """The function turning a cell value (as `service.stream_rows` gives it) into what openpyxl
+    writes for it (None: the value as it is)."""
     kind = column.kind
     if kind == "datetime":
         # Excel has no time zones: times are written in UTC (the header says so in docs).
@@ -171,6 +173,11 @@ def _xlsx_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
     return lambda v: v if v is None or isinstance(v, str) else str(v)
 
 
+def xlsx_converter(columns: tuple[Column, ...], labels: str) -> Callable[[list[Any]], list[Any]]:
+    """Turns a row of cell values (as `service.stream_rows` gives them) into its XLSX cells."""
+    return _converter([xlsx_cell(c, labels) for c in columns])
+
+
 def _number(value: Any) -> Any:
     if isinstance(value, str):
         try:
@@ -186,10 +193,12 @@ def write_xlsx_file(
     *,
     labels: str = "code",
     header: str = "zh",
+    prepared: bool = False,
 ) -> int:
     """Writes a workbook with one sheet per (title, columns, rows) into the binary file `out`,
     plus a sheet `columns` giving each sheet's column codes, Chinese and English headers and
-    types. Returns the number of data rows written."""
+    types. `prepared`: the rows' cells are XLSX cells already (`service.stream_xlsx_rows`).
+    Returns the number of data rows written."""
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
@@ -198,11 +207,16 @@ def write_xlsx_file(
     for title, columns, rows in sheets:
         sheet = book.create_sheet(title=title[:31])
         sheet.append(headers(columns, header))
-        convert = _converter([_xlsx_cell(c, labels) for c in columns])
         append = sheet.append
-        for row in rows:
-            append(convert(row))
-            count += 1
+        if prepared:
+            for row in rows:
+                append(row)
+                count += 1
+        else:
+            convert = xlsx_converter(columns, labels)
+            for row in rows:
+                append(convert(row))
+                count += 1
         described.extend((title, c) for c in columns)
     legend = book.create_sheet(title="columns")
     legend.append(["sheet", "code", "中文", "English", "type", "sensitive"])
@@ -220,9 +234,12 @@ def write_xlsx(
     labels: str = "code",
     header: str = "zh",
     chunk: int = 64 * 1024,
+    prepared: bool = False,
 ) -> Iterator[bytes]:
     with tempfile.TemporaryFile() as spool:
-        write_xlsx_file(spool, [(title, columns, rows)], labels=labels, header=header)
+        write_xlsx_file(
+            spool, [(title, columns, rows)], labels=labels, header=header, prepared=prepared
+        )
         spool.seek(0)
         while True:
             data = spool.read(chunk)

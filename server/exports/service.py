@@ -264,11 +264,29 @@ def stream_csv_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> It
     """The export's rows with every cell already in its CSV text (`formats.write_csv(...,
     prepared=True)` writes them as they are). Whole exports of datasets read one row per source
     row let the database write most cells (`textrows`); the others convert `stream_rows`."""
+    return _prepared_rows(db, codec, plan, "csv")
+
+
+def stream_xlsx_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> Iterator[Any]:
+    """The export's rows with every cell already as openpyxl is to write it (`formats.write_xlsx(
+    ..., prepared=True)`): the same values as `stream_rows` converted by `formats.xlsx_converter`,
+    but for whole exports of datasets read one row per source row the database gives most cells
+    as they are to be written (`textrows`), and each remaining cell is converted by one function
+    (reading and writing composed), not two passes."""
+    return _prepared_rows(db, codec, plan, "xlsx")
+
+
+def _prepared_rows(
+    db: Database, codec: SensitiveCodec, plan: ExportPlan, target: str
+) -> Iterator[Any]:
     from server.exports import formats
 
     labels = plan.options.labels
+    writer_cell = formats.csv_cell if target == "csv" else formats.xlsx_cell
     if plan.is_incremental or plan.dataset.explode is not None:
-        convert = formats.csv_converter(plan.columns, labels)
+        convert = (formats.csv_converter if target == "csv" else formats.xlsx_converter)(
+            plan.columns, labels
+        )
         for row in stream_rows(db, codec, plan):
             yield convert(row)
         return
@@ -287,7 +305,7 @@ def stream_csv_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> It
 
         def python_cell(column: Column) -> Callable[[Any], Any] | None:
             read = _cell(column, labels, context)
-            write = formats.csv_cell(column, labels)
+            write = writer_cell(column, labels)
             if read is None or write is None:
                 return read or write
             return lambda value: write(read(value))
@@ -300,6 +318,7 @@ def stream_csv_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> It
             plan.options.reveal,
             python_cell,
             BATCH_ROWS,
+            target,
         )
 
 
@@ -497,16 +516,17 @@ def render(
             prepared=True,
         )
         return
-    cells = watch(stream_rows(db, codec, plan))
     if fmt == "jsonl":
+        cells = watch(stream_rows(db, codec, plan))
         yield from formats.write_jsonl(plan.columns, cells, header=header or "code")
     else:
         yield from formats.write_xlsx(
             plan.dataset.name,
             plan.columns,
-            cells,
+            watch(stream_xlsx_rows(db, codec, plan)),
             labels=plan.options.labels,
             header=header or "zh",
+            prepared=True,
         )
 
 
