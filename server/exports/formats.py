@@ -1,6 +1,6 @@
 """Writers: each turns a stream of cell lists (in the columns' order) into the bytes of one
-format, chunk by chunk. CSV and JSON Lines stream as they go; XLSX is built by openpyxl's
-write-only mode in a temporary file (its rows never held in memory) and streamed from there;
+format, chunk by chunk. CSV and JSON Lines stream as they go; XLSX is written by openpyxl's
+write-only mode (its rows never held in memory), its sheet streamed into the ZIP as it grows;
 a ZIP bundle streams one CSV member after another."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import csv
 import io
 import itertools
 import json
-import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from server.exports.columns import Column
@@ -31,6 +31,8 @@ MEDIA_TYPES = {
 BOM = codecs.BOM_UTF8
 # Rows written before the buffered text is handed on as one chunk.
 CHUNK_ROWS = 500
+# XLSX rows appended before the sheet's new XML is compressed and handed on.
+XLSX_CHUNK_ROWS = 2000
 _BOOL = {"code": ("true", "false"), "zh": ("是", "否"), "en": ("yes", "no")}
 
 
@@ -187,67 +189,6 @@ def _number(value: Any) -> Any:
     return value
 
 
-def write_xlsx_file(
-    out: Any,
-    sheets: Iterable[tuple[str, tuple[Column, ...], Iterable[list[Any]]]],
-    *,
-    labels: str = "code",
-    header: str = "zh",
-    prepared: bool = False,
-) -> int:
-    """Writes a workbook with one sheet per (title, columns, rows) into the binary file `out`,
-    plus a sheet `columns` giving each sheet's column codes, Chinese and English headers and
-    types. `prepared`: the rows' cells are XLSX cells already (`service.stream_xlsx_rows`).
-    Returns the number of data rows written."""
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    described: list[tuple[str, Column]] = []
-    count = 0
-    for title, columns, rows in sheets:
-        sheet = book.create_sheet(title=title[:31])
-        sheet.append(headers(columns, header))
-        append = sheet.append
-        if prepared:
-            for row in rows:
-                append(row)
-                count += 1
-        else:
-            convert = xlsx_converter(columns, labels)
-            for row in rows:
-                append(convert(row))
-                count += 1
-        described.extend((title, c) for c in columns)
-    legend = book.create_sheet(title="columns")
-    legend.append(["sheet", "code", "中文", "English", "type", "sensitive"])
-    for title, column in described:
-        legend.append([title, column.name, column.zh, column.en, column.kind, column.sensitive])
-    book.save(out)
-    return count
-
-
-def write_xlsx(
-    title: str,
-    columns: tuple[Column, ...],
-    rows: Iterable[list[Any]],
-    *,
-    labels: str = "code",
-    header: str = "zh",
-    chunk: int = 64 * 1024,
-    prepared: bool = False,
-) -> Iterator[bytes]:
-    with tempfile.TemporaryFile() as spool:
-        write_xlsx_file(
-            spool, [(title, columns, rows)], labels=labels, header=header, prepared=prepared
-        )
-        spool.seek(0)
-        while True:
-            data = spool.read(chunk)
-            if not data:
-                return
-            yield data
-
-
 class _Drain(io.RawIOBase):
     """A write-only, unseekable stream whose written bytes are collected for the next chunk:
     zipfile then writes data descriptors and never seeks back."""
@@ -266,6 +207,92 @@ class _Drain(io.RawIOBase):
         out = b"".join(self.parts)
         self.parts = []
         return out
+
+
+def _legend(book: Any, described: list[tuple[str, Column]]) -> None:
+    legend = book.create_sheet(title="columns")
+    legend.append(["sheet", "code", "中文", "English", "type", "sensitive"])
+    for title, column in described:
+        legend.append([title, column.name, column.zh, column.en, column.kind, column.sensitive])
+
+
+class _Package(zipfile.ZipFile):
+    """The workbook's ZIP, written into an unseekable drain, whose data sheet is streamed into it
+    before openpyxl writes the other parts (`ExcelWriter` would copy that sheet in once more:
+    the copy is left out)."""
+
+    def __init__(self, drain: _Drain, streamed: str) -> None:
+        super().__init__(drain, "w", compression=zipfile.ZIP_DEFLATED)
+        self.streamed = streamed
+        self.skipped = False
+
+    def write(self, filename: Any, arcname: Any = None, *args: Any, **kwargs: Any) -> None:
+        if arcname == self.streamed:
+            self.skipped = True
+            return
+        super().write(filename, arcname, *args, **kwargs)
+
+
+def write_xlsx(
+    title: str,
+    columns: tuple[Column, ...],
+    rows: Iterable[list[Any]],
+    *,
+    labels: str = "code",
+    header: str = "zh",
+    prepared: bool = False,
+) -> Iterator[bytes]:
+    """A workbook with the sheet `title` holding `rows`, plus a sheet `columns` giving each column's
+    code, Chinese and English headers and type; `prepared`: the rows' cells are XLSX cells
+    already (`service.stream_xlsx_rows`).
+
+    Streamed as it is written: openpyxl's write-only sheet writes its XML into a temporary file,
+    whose new bytes go into the (deflated) sheet member of the ZIP after every `XLSX_CHUNK_ROWS`
+    rows and on to the client. So the body starts at once and a client that goes away (the
+    generator is closed) ends the reading of rows, as with CSV. The sheet member has a data
+    descriptor and no ZIP64 record (Excel warns about those); a sheet is far below 4 GiB."""
+    from openpyxl import Workbook
+    from openpyxl.writer.excel import ExcelWriter
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title=title[:31])
+    sheet.append(headers(columns, header))
+    # openpyxl's temporary file of this sheet's XML (its write-only writer exists once a row is
+    # appended), and the part name it gives the first sheet.
+    spool = Path(sheet._writer.out)
+    drain = _Drain()
+    package = _Package(drain, "xl/worksheets/sheet1.xml")
+    stream: Iterator[Any] = iter(rows) if prepared else map(xlsx_converter(columns, labels), rows)
+    try:
+        with spool.open("rb") as tail, package.open(package.streamed, "w") as member:
+            append = sheet.append
+            while True:
+                written = 0
+                for row in itertools.islice(stream, XLSX_CHUNK_ROWS):
+                    append(row)
+                    written += 1
+                if not written:
+                    break
+                member.write(tail.read())
+                if drain.parts:
+                    yield drain.take()
+            sheet.close()
+            member.write(tail.read())
+        yield drain.take()
+        _legend(book, [(title, c) for c in columns])
+        ExcelWriter(book, package).save()
+        if not package.skipped:
+            raise RuntimeError("openpyxl did not name the data sheet as expected")
+        yield drain.take()
+    except GeneratorExit:
+        if not sheet.closed:
+            sheet.close()  # ends openpyxl's writer of the sheet before its file goes
+        raise
+    finally:
+        close = getattr(stream, "close", None) or getattr(rows, "close", None)
+        if close is not None:
+            close()  # a client gone away: end the rows' query now
+        spool.unlink(missing_ok=True)
 
 
 def write_zip(
