@@ -199,6 +199,8 @@ def _cell(column: Column, labels: str, context: RowContext) -> Callable[[Any], A
         return lambda cipher: codec.reveal(kind, cipher) if cipher else None
     if column.sensitive and column.kind in ("choice", "choices") and not context.reveal:
         return lambda value: None if value is None else HIDDEN
+    if column.answer_labels and labels != "code":
+        return _answer_label(column, labels)
     if column.kind == "choice":
         if labels == "code" or column.choices is None:
             return lambda value: value.value if isinstance(value, Enum) else value
@@ -231,6 +233,19 @@ def _cell(column: Column, labels: str, context: RowContext) -> Callable[[Any], A
     if column.kind == "text" and column.source_name in context.uuid_sources:
         return lambda value: None if value is None else str(value)
     return None
+
+
+def _answer_label(column: Column, labels: str) -> Callable[[Any], Any]:
+    """A form's choice answer (one code, or a list for `choices`) as its labels in `labels`;
+    a code the form's list lacks (or a hidden `***`) stays as it is."""
+    names = {code: zh if labels == "zh" else en for code, zh, en in column.answer_labels}
+    if column.kind == "choices":
+        return lambda values: (
+            None
+            if values is None
+            else [names.get(v, v) if isinstance(v, str) else v for v in values]
+        )
+    return lambda value: names.get(value, value) if isinstance(value, str) else value
 
 
 def row_function(

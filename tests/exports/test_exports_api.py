@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from forms.bundled import load_bundled_form
 from server.audit.models import AuditEntry
 from server.conflicts.models import Conflict
 from server.households.models import Household, Member
@@ -646,3 +647,30 @@ def test_date_cells_are_iso_in_csv(world, client, rt):
     rows = csv_rows(export(client, world["admin"], "members").body)
     head = next(r for r in rows if r["id"] == str(MEMBERS_A[0]))
     assert date.fromisoformat(head["birth_date"]) == date(1978, 3, 12)
+
+
+def test_flattened_choice_answers_show_their_form_labels(world, client):
+    """With a form and version, a select_one answer is its choice's label and a select_multiple
+    answer the labels of its choices, in the language `labels` asks for; codes by default."""
+    tablet = world["tablet"]
+    answers = visit(HOUSEHOLD_A, house_safety="safe", risk_causes=["illness", "water"])
+    assert tablet.push([tablet.submission(answers)]).status_code == 200
+    definition = load_bundled_form("household_visit")
+    lists = definition.choice_lists
+    label = {(name, choice.code): choice.label for name, items in lists.items() for choice in items}
+    safe = label[("library.house_safety", "safe")]
+    illness = label[("register.risk_cause", "illness")]
+    water = label[("register.risk_cause", "water")]
+    form = "form_id=household_visit&form_version=1"
+    (coded,) = csv_rows(export(client, world["sup_a"], "visits", form).body)
+    assert coded["house_safety"] == "safe"
+    assert coded["risk_causes"] == "illness;water"
+    (zh,) = csv_rows(export(client, world["sup_a"], "visits", f"{form}&labels=zh").body)
+    assert zh["house_safety"] == safe.zh
+    assert zh["risk_causes"] == f"{illness.zh};{water.zh}"
+    (en,) = jsonl_rows(
+        export(client, world["sup_a"], "visits", f"{form}&labels=en&format=jsonl").body
+    )
+    assert en["house_safety"] == safe.en
+    assert en["risk_causes"] == [illness.en, water.en]
+    assert safe.zh != safe.en  # the two languages were told apart
