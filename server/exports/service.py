@@ -549,11 +549,17 @@ def render(
 
 
 def feed_page(
-    session: Session, codec: SensitiveCodec, plan: ExportPlan, *, after: str | None, limit: int
+    session: Session,
+    codec: SensitiveCodec,
+    plan: ExportPlan,
+    *,
+    after: str | None,
+    limit: int,
+    offset: int = 0,
 ) -> tuple[list[list[Any]], str | None]:
     """One page of the dataset ordered by its key: the rows (cells in `plan.columns` order) and
-    the key to continue after (None on the last page). Rows of one source row (a visit's
-    repeats) always travel together."""
+    the key to continue after (None on the last page), `offset` source rows after `after`. Rows
+    of one source row (a visit's repeats) always travel together."""
     dataset = plan.dataset
     filters = plan.options.filters
     context = RowContext(
@@ -575,7 +581,7 @@ def feed_page(
                 ) from exc
             statement = statement.where(dataset.key_expr > position)
         statement = statement.add_columns(dataset.key_expr.label("_feed_key"))
-        statement = statement.order_by(dataset.key_expr).limit(limit + 1)
+        statement = statement.order_by(dataset.key_expr).offset(offset).limit(limit + 1)
     names = (
         None if dataset.explode is not None else [str(c.key) for c in statement.selected_columns]
     )

@@ -42,7 +42,8 @@ ANSWERS = Column(
     "json",
     doc="Without a form and version filter: the visit's answers outside repeats, as JSON. With "
     "`form_id` and `form_version`, one column per question of that version instead (code: "
-    "the question's name; headers: its label).",
+    "the question's name; headers: its label); a choice question's answer is its code, or "
+    "with `labels=zh|en` its label from the form's choice list.",
 )
 REPEAT_META: tuple[Column, ...] = (
     Column("key", "KEY", "KEY", doc="`<instance_id>/<repeat>[<position>]`, stable."),
