@@ -33,6 +33,8 @@ BOM = codecs.BOM_UTF8
 CHUNK_ROWS = 500
 # XLSX rows appended before the sheet's new XML is compressed and handed on.
 XLSX_CHUNK_ROWS = 2000
+# Data rows of one XLSX sheet: Excel's 1,048,576 rows less the header.
+XLSX_SHEET_ROWS = 1_048_575
 _BOOL = {"code": ("true", "false"), "zh": ("是", "否"), "en": ("yes", "no")}
 
 
@@ -217,20 +219,28 @@ def _legend(book: Any, described: list[tuple[str, Column]]) -> None:
 
 
 class _Package(zipfile.ZipFile):
-    """The workbook's ZIP, written into an unseekable drain, whose data sheet is streamed into it
-    before openpyxl writes the other parts (`ExcelWriter` would copy that sheet in once more:
-    the copy is left out)."""
+    """The workbook's ZIP, written into an unseekable drain, whose data sheets are streamed into
+    it before openpyxl writes the other parts (`ExcelWriter` would copy those sheets in once
+    more: the copies are left out)."""
 
-    def __init__(self, drain: _Drain, streamed: str) -> None:
+    def __init__(self, drain: _Drain) -> None:
         super().__init__(drain, "w", compression=zipfile.ZIP_DEFLATED)
-        self.streamed = streamed
-        self.skipped = False
+        self.streamed: set[str] = set()
+        self.skipped: set[str] = set()
 
     def write(self, filename: Any, arcname: Any = None, *args: Any, **kwargs: Any) -> None:
-        if arcname == self.streamed:
-            self.skipped = True
+        if arcname in self.streamed:
+            self.skipped.add(arcname)
             return
         super().write(filename, arcname, *args, **kwargs)
+
+
+def _sheet_title(title: str, number: int) -> str:
+    """Sheet `number` (from 1) of a dataset: its name, then `name (2)`… (31 characters at most)."""
+    if number == 1:
+        return title[:31]
+    suffix = f" ({number})"
+    return title[: 31 - len(suffix)] + suffix
 
 
 def write_xlsx(
@@ -242,57 +252,78 @@ def write_xlsx(
     header: str = "zh",
     prepared: bool = False,
 ) -> Iterator[bytes]:
-    """A workbook with the sheet `title` holding `rows`, plus a sheet `columns` giving each column's
-    code, Chinese and English headers and type; `prepared`: the rows' cells are XLSX cells
-    already (`service.stream_xlsx_rows`).
+    """A workbook with the sheet `title` holding `rows` (continued on `title (2)`, … past
+    `XLSX_SHEET_ROWS`, Excel's limit), plus a sheet `columns` giving each column's code, Chinese
+    and English headers and type; `prepared`: the rows' cells are XLSX cells already
+    (`service.stream_xlsx_rows`).
 
     Streamed as it is written: openpyxl's write-only sheet writes its XML into a temporary file,
     whose new bytes go into the (deflated) sheet member of the ZIP after every `XLSX_CHUNK_ROWS`
     rows and on to the client. So the body starts at once and a client that goes away (the
-    generator is closed) ends the reading of rows, as with CSV. The sheet member has a data
-    descriptor and no ZIP64 record (Excel warns about those); a sheet is far below 4 GiB."""
+    generator is closed) ends the reading of rows, as with CSV. Sheet members have a data
+    descriptor and no ZIP64 record (Excel warns about those), so one sheet's XML must stay under
+    2 GiB: at Excel's row limit, about 2 KB of XML a row."""
     from openpyxl import Workbook
     from openpyxl.writer.excel import ExcelWriter
 
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(title=title[:31])
-    sheet.append(headers(columns, header))
-    # openpyxl's temporary file of this sheet's XML (its write-only writer exists once a row is
-    # appended), and the part name it gives the first sheet.
-    spool = Path(sheet._writer.out)
     drain = _Drain()
-    package = _Package(drain, "xl/worksheets/sheet1.xml")
+    package = _Package(drain)
     stream: Iterator[Any] = iter(rows) if prepared else map(xlsx_converter(columns, labels), rows)
+    sheet: Any = None
+    spool: Path | None = None
     try:
-        with spool.open("rb") as tail, package.open(package.streamed, "w") as member:
-            append = sheet.append
-            while True:
-                written = 0
-                for row in itertools.islice(stream, XLSX_CHUNK_ROWS):
-                    append(row)
-                    written += 1
-                if not written:
-                    break
+        more = True
+        while more:
+            number = len(book.worksheets) + 1
+            sheet = book.create_sheet(title=_sheet_title(title, number))
+            sheet.append(headers(columns, header))
+            # openpyxl's temporary file of this sheet's XML (its write-only writer exists once a
+            # row is appended), and the part name openpyxl gives the sheet at this position.
+            spool = Path(sheet._writer.out)
+            name = f"xl/worksheets/sheet{number}.xml"
+            package.streamed.add(name)
+            with spool.open("rb") as tail, package.open(name, "w") as member:
+                append = sheet.append
+                left = XLSX_SHEET_ROWS
+                while left:
+                    written = 0
+                    for row in itertools.islice(stream, min(XLSX_CHUNK_ROWS, left)):
+                        append(row)
+                        written += 1
+                    if not written:
+                        more = False
+                        break
+                    left -= written
+                    member.write(tail.read())
+                    if drain.parts:
+                        yield drain.take()
+                sheet.close()
                 member.write(tail.read())
-                if drain.parts:
-                    yield drain.take()
-            sheet.close()
-            member.write(tail.read())
-        yield drain.take()
+            if more:  # the sheet is full: is there a row for the next one?
+                first = next(stream, None)
+                if first is None:
+                    more = False
+                else:
+                    stream = itertools.chain([first], stream)
+            yield drain.take()
         _legend(book, [(title, c) for c in columns])
         ExcelWriter(book, package).save()
-        if not package.skipped:
-            raise RuntimeError("openpyxl did not name the data sheet as expected")
+        if package.skipped != package.streamed:
+            raise RuntimeError("openpyxl did not name the data sheets as expected")
         yield drain.take()
     except GeneratorExit:
-        if not sheet.closed:
+        if sheet is not None and not sheet.closed:
             sheet.close()  # ends openpyxl's writer of the sheet before its file goes
         raise
     finally:
-        close = getattr(stream, "close", None) or getattr(rows, "close", None)
+        close = getattr(rows, "close", None)
         if close is not None:
             close()  # a client gone away: end the rows' query now
-        spool.unlink(missing_ok=True)
+        for written_sheet in book.worksheets:
+            writer = getattr(written_sheet, "_writer", None)
+            if writer is not None:
+                Path(writer.out).unlink(missing_ok=True)
 
 
 def write_zip(
