@@ -114,8 +114,9 @@ OPTIONS = (
     (
         "format",
         "`csv` (default), `xlsx`, `jsonl`, `zip`",
-        "CSV is UTF-8 with CRLF line ends; XLSX has one sheet named after the dataset plus a "
-        "sheet `columns` (code, 中文, English, type, sensitive of every column); JSON Lines has "
+        "CSV is UTF-8 with CRLF line ends; XLSX has one sheet named after the dataset "
+        "(continued on `<dataset> (2)`, … past Excel's 1,048,576 rows) plus a sheet `columns` "
+        "(code, 中文, English, type, sensitive of every column); JSON Lines has "
         "one object per row; `zip` (path `all`, or a dataset name) is one CSV per dataset the "
         "filters suit. Every format streams as it is written (XLSX too: its sheet goes into the "
         "ZIP as the rows are read), and a client that goes away ends the export's query",
