@@ -104,6 +104,7 @@ def ours(settings: Settings, fmt: str) -> dict[str, Any]:
     rt = Runtime.build(settings)
     count = [0]
     started = time.perf_counter()
+    cpu_started = time.process_time()
     with rt.db.unit_of_work(write=False) as session:
         plan = service.plan_export(
             session, system_actor(), settings, "members", service.ExportOptions()
@@ -117,11 +118,17 @@ def ours(settings: Settings, fmt: str) -> dict[str, Any]:
             size += len(chunk)
     seconds = time.perf_counter() - started
     rt.db.dispose()
-    return {"rows": count[0], "seconds": seconds, "bytes": size}
+    return {
+        "rows": count[0],
+        "seconds": seconds,
+        "bytes": size,
+        "cpu": time.process_time() - cpu_started,
+    }
 
 
 def raw_csv(kind: str, url: str) -> dict[str, Any]:
     started = time.perf_counter()
+    cpu_started = time.process_time()
     sink = NullSink()
     rows = 0
     if kind == "postgresql":
@@ -141,7 +148,12 @@ def raw_csv(kind: str, url: str) -> dict[str, Any]:
             writer.writerow(row)
             rows += 1
         lite.close()
-    return {"rows": rows, "seconds": time.perf_counter() - started, "bytes": sink.size}
+    return {
+        "rows": rows,
+        "seconds": time.perf_counter() - started,
+        "bytes": sink.size,
+        "cpu": time.process_time() - cpu_started,
+    }
 
 
 def raw_xlsx(settings: Settings) -> dict[str, Any]:
@@ -151,14 +163,15 @@ def raw_xlsx(settings: Settings) -> dict[str, Any]:
         plan = service.plan_export(
             session, system_actor(), settings, "members", service.ExportOptions()
         )
-    from server.exports.formats import _converter, _xlsx_cell
+    from server.exports.formats import xlsx_converter
 
-    convert = _converter([_xlsx_cell(c, "code") for c in plan.columns])
+    convert = xlsx_converter(plan.columns, "code")
     rows = [convert(row) for row in service.stream_rows(rt.db, rt.codec, plan)]
     rt.db.dispose()
     from openpyxl import Workbook
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     book = Workbook(write_only=True)
     sheet = book.create_sheet("members")
     sheet.append([c.zh for c in plan.columns])
@@ -166,7 +179,12 @@ def raw_xlsx(settings: Settings) -> dict[str, Any]:
         sheet.append(row)
     with tempfile.TemporaryFile() as out:
         book.save(out)
-    return {"rows": len(rows), "seconds": time.perf_counter() - started, "bytes": 0}
+    return {
+        "rows": len(rows),
+        "seconds": time.perf_counter() - started,
+        "bytes": 0,
+        "cpu": time.process_time() - cpu_started,
+    }
 
 
 def incremental(settings: Settings, changes: int) -> dict[str, Any]:
@@ -203,6 +221,7 @@ def incremental(settings: Settings, changes: int) -> dict[str, Any]:
             )
         session.execute(insert(Change), rows)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     count = [0]
     options = service.ExportOptions(filters=ExportFilters(), cursor=start.next_cursor)
     with rt.db.unit_of_work(write=False) as session:
@@ -212,7 +231,12 @@ def incremental(settings: Settings, changes: int) -> dict[str, Any]:
         size += len(chunk)
     seconds = time.perf_counter() - started
     rt.db.dispose()
-    return {"rows": count[0], "seconds": seconds, "bytes": size}
+    return {
+        "rows": count[0],
+        "seconds": seconds,
+        "bytes": size,
+        "cpu": time.process_time() - cpu_started,
+    }
 
 
 @contextlib.contextmanager
@@ -253,7 +277,8 @@ def _rate(result: dict[str, Any]) -> float:
 def _line(label: str, result: dict[str, Any]) -> str:
     return (
         f"  {label:<34} {result['rows']:>10,} rows {result['seconds']:8.1f} s "
-        f"{_rate(result):>10,.0f} rows/s  peak RSS {result['rss_mb']:6.0f} MB"
+        f"{_rate(result):>10,.0f} rows/s  CPU {result['cpu']:7.1f} s  "
+        f"peak RSS {result['rss_mb']:6.0f} MB"
     )
 
 
@@ -296,7 +321,8 @@ def main() -> None:
                 print(_line("openpyxl write-only from a list", limit_xlsx))
                 print(
                     f"  XLSX ratio {_rate(ours_xlsx) / _rate(limit_xlsx):.0%} of openpyxl's own "
-                    "(target ≥ 70 %)"
+                    f"(target ≥ 70 %); by this process's CPU time "
+                    f"{limit_xlsx['cpu'] / ours_xlsx['cpu']:.0%}"
                 )
             change = in_child(incremental, settings, args.changes)
             print(_line(f"incremental, {args.changes} changes", change))

@@ -60,6 +60,9 @@ from server.exports.schemas import (
     ExportQuerySchema,
     FeedPageSchema,
     FeedQuerySchema,
+    ODataPageSchema,
+    ODataQuerySchema,
+    ODataServiceSchema,
 )
 from server.forms.schemas import DiffQuerySchema, RetireRequestSchema
 from server.households.schemas import HouseholdSearchPageSchema, HouseholdSearchQuerySchema
@@ -743,6 +746,34 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/api/v1/exports/odata",
+        "OData v4 service document: the datasets as entity sets",
+        "exports",
+        roles=STAFF,
+        response="ODataService",
+    ),
+    Operation(
+        "get",
+        "/api/v1/exports/odata/$metadata",
+        "OData v4 metadata (CSDL XML): each dataset's key and column types",
+        "exports",
+        roles=STAFF,
+        download=True,
+        download_type="application/xml",
+    ),
+    Operation(
+        "get",
+        "/api/v1/exports/odata/{dataset}",
+        "A dataset as an OData v4 entity set ($top, $skip, $select, $filter; "
+        "@odata.nextLink to the next page)",
+        "exports",
+        roles=STAFF,
+        response="ODataPage",
+        errors=(422,),
+        query=ODataQuerySchema,
+    ),
+    Operation(
+        "get",
         "/api/v1/warnings",
         "Risk warnings in the caller's regions, by region, rule, status, source and holds",
         "warnings",
@@ -1059,6 +1090,8 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "DepartmentImportPage": ImportPageSchema,
     "DatasetList": DatasetListSchema,
     "FeedPage": FeedPageSchema,
+    "ODataService": ODataServiceSchema,
+    "ODataPage": ODataPageSchema,
     "WarningPage": WarningPageSchema,
     "Warning": WarningSchema,
     "ReferWarning": ReferWarningSchema,

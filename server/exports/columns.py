@@ -54,6 +54,9 @@ class Column:
     # The SQL computing `derive`'s cell (as text) from the source column's expression, when it
     # can (or a SqlJoin): CSV exports then let the database write it (exports/textrows.py).
     sql: Callable[[Any], Any] | None = None
+    # A form's choice answer (visits by form version): its choices as (code, zh, en), so that
+    # `labels=zh|en` shows their labels.
+    answer_labels: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def source_name(self) -> str:

@@ -55,6 +55,25 @@ aside); another's is a `422`.
 dataset's key; follow `next` until it is absent. Same filters, scope, masking and reveal rules
 as the files.
 
+### OData v4
+
+The same feed as an OData v4 subset, for Excel's and Power BI's "OData feed" (the URL to give
+them is `/api/v1/exports/odata`, with the bearer token):
+
+- `GET /api/v1/exports/odata`: the service document, one entity set per dataset that has a key
+  and needs no filter (`monitoring_summary` is not one).
+- `GET /api/v1/exports/odata/$metadata`: the CSDL XML: for each dataset an entity type keyed by
+  its key column, with every column typed (text, choices and JSON as `Edm.String` — a choice list
+  joined by `;` and a JSON document as its text, as in CSV —, integers `Edm.Int64`, decimals
+  `Edm.Decimal`, booleans `Edm.Boolean`, dates `Edm.Date`, times `Edm.DateTimeOffset`).
+- `GET /api/v1/exports/odata/{dataset}`: `{"@odata.context", "value": [entities],
+  "@odata.nextLink"}` ordered by the key; `$top` (rows per page, at most 5000, default 1000),
+  `$skip`, `$select=code,code`, `$filter` on the dataset's filters as `name eq 'value'` clauses
+  joined by `and` (`region`, `monitoring_type`, `monitoring_status`, `status`, `year`; and
+  `changed_since ge 2026-01-01T00:00:00Z`); the next page's link carries `$skiptoken`. The form
+  filters of `visits` are not offered (they change the columns `$metadata` declares). Always
+  masked; any other option (`$orderby`, `$expand`, `$count`) is a `422`.
+
 ## Background jobs
 
 Large exports can run as background jobs whose file is downloaded later:
@@ -95,10 +114,12 @@ OPTIONS = (
     (
         "format",
         "`csv` (default), `xlsx`, `jsonl`, `zip`",
-        "CSV is UTF-8 with CRLF line ends; XLSX has one sheet named after the dataset plus a "
-        "sheet `columns` (code, 中文, English, type, sensitive of every column); JSON Lines has "
+        "CSV is UTF-8 with CRLF line ends; XLSX has one sheet named after the dataset "
+        "(continued on `<dataset> (2)`, … past Excel's 1,048,576 rows) plus a sheet `columns` "
+        "(code, 中文, English, type, sensitive of every column); JSON Lines has "
         "one object per row; `zip` (path `all`, or a dataset name) is one CSV per dataset the "
-        "filters suit",
+        "filters suit. Every format streams as it is written (XLSX too: its sheet goes into the "
+        "ZIP as the rows are read), and a client that goes away ends the export's query",
     ),
     (
         "bom",

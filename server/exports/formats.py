@@ -1,6 +1,6 @@
 """Writers: each turns a stream of cell lists (in the columns' order) into the bytes of one
-format, chunk by chunk. CSV and JSON Lines stream as they go; XLSX is built by openpyxl's
-write-only mode in a temporary file (its rows never held in memory) and streamed from there;
+format, chunk by chunk. CSV and JSON Lines stream as they go; XLSX is written by openpyxl's
+write-only mode (its rows never held in memory), its sheet streamed into the ZIP as it grows;
 a ZIP bundle streams one CSV member after another."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import csv
 import io
 import itertools
 import json
-import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from server.exports.columns import Column
@@ -31,6 +31,10 @@ MEDIA_TYPES = {
 BOM = codecs.BOM_UTF8
 # Rows written before the buffered text is handed on as one chunk.
 CHUNK_ROWS = 500
+# XLSX rows appended before the sheet's new XML is compressed and handed on.
+XLSX_CHUNK_ROWS = 2000
+# Data rows of one XLSX sheet: Excel's 1,048,576 rows less the header.
+XLSX_SHEET_ROWS = 1_048_575
 _BOOL = {"code": ("true", "false"), "zh": ("是", "否"), "en": ("yes", "no")}
 
 
@@ -153,7 +157,9 @@ def write_jsonl(
         yield ("\n".join(lines) + "\n").encode()
 
 
-def _xlsx_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
+def xlsx_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
+    """The function turning a cell value (as `service.stream_rows` gives it) into what openpyxl
+    writes for it (None: the value as it is)."""
     kind = column.kind
     if kind == "datetime":
         # Excel has no time zones: times are written in UTC (the header says so in docs).
@@ -171,6 +177,11 @@ def _xlsx_cell(column: Column, labels: str) -> Callable[[Any], Any] | None:
     return lambda v: v if v is None or isinstance(v, str) else str(v)
 
 
+def xlsx_converter(columns: tuple[Column, ...], labels: str) -> Callable[[list[Any]], list[Any]]:
+    """Turns a row of cell values (as `service.stream_rows` gives them) into its XLSX cells."""
+    return _converter([xlsx_cell(c, labels) for c in columns])
+
+
 def _number(value: Any) -> Any:
     if isinstance(value, str):
         try:
@@ -178,57 +189,6 @@ def _number(value: Any) -> Any:
         except ArithmeticError:
             return value
     return value
-
-
-def write_xlsx_file(
-    out: Any,
-    sheets: Iterable[tuple[str, tuple[Column, ...], Iterable[list[Any]]]],
-    *,
-    labels: str = "code",
-    header: str = "zh",
-) -> int:
-    """Writes a workbook with one sheet per (title, columns, rows) into the binary file `out`,
-    plus a sheet `columns` giving each sheet's column codes, Chinese and English headers and
-    types. Returns the number of data rows written."""
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    described: list[tuple[str, Column]] = []
-    count = 0
-    for title, columns, rows in sheets:
-        sheet = book.create_sheet(title=title[:31])
-        sheet.append(headers(columns, header))
-        convert = _converter([_xlsx_cell(c, labels) for c in columns])
-        append = sheet.append
-        for row in rows:
-            append(convert(row))
-            count += 1
-        described.extend((title, c) for c in columns)
-    legend = book.create_sheet(title="columns")
-    legend.append(["sheet", "code", "中文", "English", "type", "sensitive"])
-    for title, column in described:
-        legend.append([title, column.name, column.zh, column.en, column.kind, column.sensitive])
-    book.save(out)
-    return count
-
-
-def write_xlsx(
-    title: str,
-    columns: tuple[Column, ...],
-    rows: Iterable[list[Any]],
-    *,
-    labels: str = "code",
-    header: str = "zh",
-    chunk: int = 64 * 1024,
-) -> Iterator[bytes]:
-    with tempfile.TemporaryFile() as spool:
-        write_xlsx_file(spool, [(title, columns, rows)], labels=labels, header=header)
-        spool.seek(0)
-        while True:
-            data = spool.read(chunk)
-            if not data:
-                return
-            yield data
 
 
 class _Drain(io.RawIOBase):
@@ -249,6 +209,121 @@ class _Drain(io.RawIOBase):
         out = b"".join(self.parts)
         self.parts = []
         return out
+
+
+def _legend(book: Any, described: list[tuple[str, Column]]) -> None:
+    legend = book.create_sheet(title="columns")
+    legend.append(["sheet", "code", "中文", "English", "type", "sensitive"])
+    for title, column in described:
+        legend.append([title, column.name, column.zh, column.en, column.kind, column.sensitive])
+
+
+class _Package(zipfile.ZipFile):
+    """The workbook's ZIP, written into an unseekable drain, whose data sheets are streamed into
+    it before openpyxl writes the other parts (`ExcelWriter` would copy those sheets in once
+    more: the copies are left out)."""
+
+    def __init__(self, drain: _Drain) -> None:
+        super().__init__(drain, "w", compression=zipfile.ZIP_DEFLATED)
+        self.streamed: set[str] = set()
+        self.skipped: set[str] = set()
+
+    def write(self, filename: Any, arcname: Any = None, *args: Any, **kwargs: Any) -> None:
+        if arcname in self.streamed:
+            self.skipped.add(arcname)
+            return
+        super().write(filename, arcname, *args, **kwargs)
+
+
+def _sheet_title(title: str, number: int) -> str:
+    """Sheet `number` (from 1) of a dataset: its name, then `name (2)`… (31 characters at most)."""
+    if number == 1:
+        return title[:31]
+    suffix = f" ({number})"
+    return title[: 31 - len(suffix)] + suffix
+
+
+def write_xlsx(
+    title: str,
+    columns: tuple[Column, ...],
+    rows: Iterable[list[Any]],
+    *,
+    labels: str = "code",
+    header: str = "zh",
+    prepared: bool = False,
+) -> Iterator[bytes]:
+    """A workbook with the sheet `title` holding `rows` (continued on `title (2)`, … past
+    `XLSX_SHEET_ROWS`, Excel's limit), plus a sheet `columns` giving each column's code, Chinese
+    and English headers and type; `prepared`: the rows' cells are XLSX cells already
+    (`service.stream_xlsx_rows`).
+
+    Streamed as it is written: openpyxl's write-only sheet writes its XML into a temporary file,
+    whose new bytes go into the (deflated) sheet member of the ZIP after every `XLSX_CHUNK_ROWS`
+    rows and on to the client. So the body starts at once and a client that goes away (the
+    generator is closed) ends the reading of rows, as with CSV. Sheet members have a data
+    descriptor and no ZIP64 record (Excel warns about those), so one sheet's XML must stay under
+    2 GiB: at Excel's row limit, about 2 KB of XML a row."""
+    from openpyxl import Workbook
+    from openpyxl.writer.excel import ExcelWriter
+
+    book = Workbook(write_only=True)
+    drain = _Drain()
+    package = _Package(drain)
+    stream: Iterator[Any] = iter(rows) if prepared else map(xlsx_converter(columns, labels), rows)
+    sheet: Any = None
+    spool: Path | None = None
+    try:
+        more = True
+        while more:
+            number = len(book.worksheets) + 1
+            sheet = book.create_sheet(title=_sheet_title(title, number))
+            sheet.append(headers(columns, header))
+            # openpyxl's temporary file of this sheet's XML (its write-only writer exists once a
+            # row is appended), and the part name openpyxl gives the sheet at this position.
+            spool = Path(sheet._writer.out)
+            name = f"xl/worksheets/sheet{number}.xml"
+            package.streamed.add(name)
+            with spool.open("rb") as tail, package.open(name, "w") as member:
+                append = sheet.append
+                left = XLSX_SHEET_ROWS
+                while left:
+                    written = 0
+                    for row in itertools.islice(stream, min(XLSX_CHUNK_ROWS, left)):
+                        append(row)
+                        written += 1
+                    if not written:
+                        more = False
+                        break
+                    left -= written
+                    member.write(tail.read())
+                    if drain.parts:
+                        yield drain.take()
+                sheet.close()
+                member.write(tail.read())
+            if more:  # the sheet is full: is there a row for the next one?
+                first = next(stream, None)
+                if first is None:
+                    more = False
+                else:
+                    stream = itertools.chain([first], stream)
+            yield drain.take()
+        _legend(book, [(title, c) for c in columns])
+        ExcelWriter(book, package).save()
+        if package.skipped != package.streamed:
+            raise RuntimeError("openpyxl did not name the data sheets as expected")
+        yield drain.take()
+    except GeneratorExit:
+        if sheet is not None and not sheet.closed:
+            sheet.close()  # ends openpyxl's writer of the sheet before its file goes
+        raise
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()  # a client gone away: end the rows' query now
+        for written_sheet in book.worksheets:
+            writer = getattr(written_sheet, "_writer", None)
+            if writer is not None:
+                Path(writer.out).unlink(missing_ok=True)
 
 
 def write_zip(

@@ -11,10 +11,19 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from server.auth.guard import authenticated, current_actor
 from server.db import utcnow
-from server.exports import service
+from server.errors import NotFound
+from server.exports import odata, service
 from server.exports.formats import MEDIA_TYPES, dumps
 from server.exports.registry import all_datasets
-from server.exports.schemas import DatasetListSchema, ExportQuerySchema, FeedQuerySchema
+from server.exports.schemas import (
+    DatasetListSchema,
+    ExportQuerySchema,
+    FeedQuerySchema,
+    FilterQuerySchema,
+    ODataPageSchema,
+    ODataQuerySchema,
+    ODataServiceSchema,
+)
 from server.request_body import load_with, query_arguments
 from server.runtime import runtime
 from server.users.models import Role
@@ -108,3 +117,69 @@ def dataset_feed(dataset: str) -> Response:
         query = {k: v for k, v in request.args.items() if k != "after"}
         page["next"] = f"{request.base_url}?{urlencode({**query, 'after': after})}"
     return Response(dumps(page), mimetype="application/json")
+
+
+# --- OData v4 (exports/odata.py) -----------------------------------------------------------------
+
+
+def _odata_root() -> str:
+    return f"{request.host_url.rstrip('/')}{bp.url_prefix}/odata"
+
+
+def _odata(document: dict[str, Any]) -> Response:
+    response = Response(dumps(document), mimetype="application/json")
+    response.headers["OData-Version"] = "4.0"
+    return response
+
+
+@bp.get("/odata")
+@authenticated(*STAFF)
+def odata_service() -> Response:
+    root = _odata_root()
+    sets = [
+        {"name": d.name, "kind": "EntitySet", "url": d.name}
+        for d in odata.feed_datasets(all_datasets().values())
+    ]
+    return _odata(ODataServiceSchema().dump({"odata_context": f"{root}/$metadata", "value": sets}))
+
+
+@bp.get("/odata/$metadata")
+@authenticated(*STAFF)
+def odata_metadata() -> Response:
+    body = odata.metadata_xml(odata.feed_datasets(all_datasets().values()))
+    response = Response(body, mimetype="application/xml")
+    response.headers["OData-Version"] = "4.0"
+    return response
+
+
+@bp.get("/odata/<dataset>")
+@authenticated(*STAFF)
+def odata_entity_set(dataset: str) -> Response:
+    rt = runtime()
+    args = load_with(ODataQuerySchema(), query_arguments())
+    found = service.dataset_named(dataset)
+    if found not in odata.feed_datasets([found]):
+        raise NotFound(f"dataset {dataset!r} is not an OData entity set")
+    raw_filters = odata.parse_filter(args["filter"], found) if "filter" in args else {}
+    filters = load_with(FilterQuerySchema(), raw_filters)
+    options = service.export_options(filters)
+    with rt.db.unit_of_work(write=False) as session:
+        plan = service.plan_export(session, current_actor(), rt.settings, dataset, options)
+        chosen = odata.select_columns(args.get("select"), plan.columns)
+        rows, after = service.feed_page(
+            session,
+            rt.codec,
+            plan,
+            after=args.get("skiptoken"),
+            limit=args["top"],
+            offset=args["skip"],
+        )
+    root = _odata_root()
+    page: dict[str, Any] = {
+        "odata_context": f"{root}/$metadata#{dataset}",
+        "value": [odata.entity(plan.columns, row, chosen) for row in rows],
+    }
+    if after is not None and args["top"] > 0:
+        query = {k: v for k, v in request.args.items() if k not in ("$skiptoken", "$skip")}
+        page["next_link"] = f"{request.base_url}?{urlencode({**query, '$skiptoken': after})}"
+    return _odata(ODataPageSchema().dump(page))

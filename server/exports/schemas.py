@@ -87,3 +87,34 @@ class DatasetListSchema(ResponseSchema):
     """`GET /api/v1/exports`: the datasets, their columns and filters."""
 
     datasets = fields.List(fields.Dict(), required=True)
+
+
+class ODataQuerySchema(RequestSchema):
+    """`GET /api/v1/exports/odata/{dataset}`: an OData v4 entity set. `$top` rows per page (at
+    most 5000, default 1000), `$skip` rows left out first, `$select` column codes joined by
+    commas, `$filter` the dataset's filters as `name eq 'value'` clauses joined by `and`
+    (`changed_since ge 2026-01-01T00:00:00Z`), `$skiptoken` the position in
+    `@odata.nextLink`."""
+
+    top = QueryInteger(minimum=0, maximum=MAX_FEED_LIMIT, data_key="$top", load_default=1000)
+    skip = QueryInteger(minimum=0, maximum=2**31 - 1, data_key="$skip", load_default=0)
+    select = ProtocolString(max_length=2000, data_key="$select")
+    filter = ProtocolString(max_length=1000, data_key="$filter")
+    skiptoken = ProtocolString(max_length=200, data_key="$skiptoken")
+    format = ChoiceString(("json", "application/json"), data_key="$format")
+
+
+class ODataServiceSchema(ResponseSchema):
+    """`GET /api/v1/exports/odata`: the OData service document: the entity sets (datasets)."""
+
+    odata_context = fields.String(required=True, data_key="@odata.context")
+    value = fields.List(fields.Dict(), required=True)
+
+
+class ODataPageSchema(ResponseSchema):
+    """A page of an OData entity set: `value` the entities (keys: column codes),
+    `@odata.nextLink` the URL of the next page (absent on the last)."""
+
+    odata_context = fields.String(required=True, data_key="@odata.context")
+    value = fields.List(fields.Dict(), required=True)
+    next_link = fields.String(data_key="@odata.nextLink")

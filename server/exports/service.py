@@ -199,6 +199,8 @@ def _cell(column: Column, labels: str, context: RowContext) -> Callable[[Any], A
         return lambda cipher: codec.reveal(kind, cipher) if cipher else None
     if column.sensitive and column.kind in ("choice", "choices") and not context.reveal:
         return lambda value: None if value is None else HIDDEN
+    if column.answer_labels and labels != "code":
+        return _answer_label(column, labels)
     if column.kind == "choice":
         if labels == "code" or column.choices is None:
             return lambda value: value.value if isinstance(value, Enum) else value
@@ -233,6 +235,19 @@ def _cell(column: Column, labels: str, context: RowContext) -> Callable[[Any], A
     return None
 
 
+def _answer_label(column: Column, labels: str) -> Callable[[Any], Any]:
+    """A form's choice answer (one code, or a list for `choices`) as its labels in `labels`;
+    a code the form's list lacks (or a hidden `***`) stays as it is."""
+    names = {code: zh if labels == "zh" else en for code, zh, en in column.answer_labels}
+    if column.kind == "choices":
+        return lambda values: (
+            None
+            if values is None
+            else [names.get(v, v) if isinstance(v, str) else v for v in values]
+        )
+    return lambda value: names.get(value, value) if isinstance(value, str) else value
+
+
 def row_function(
     columns: tuple[Column, ...], source_names: list[str] | None, labels: str, context: RowContext
 ) -> Callable[[Any], list[Any]]:
@@ -264,11 +279,29 @@ def stream_csv_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> It
     """The export's rows with every cell already in its CSV text (`formats.write_csv(...,
     prepared=True)` writes them as they are). Whole exports of datasets read one row per source
     row let the database write most cells (`textrows`); the others convert `stream_rows`."""
+    return _prepared_rows(db, codec, plan, "csv")
+
+
+def stream_xlsx_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> Iterator[Any]:
+    """The export's rows with every cell already as openpyxl is to write it (`formats.write_xlsx(
+    ..., prepared=True)`): the same values as `stream_rows` converted by `formats.xlsx_converter`,
+    but for whole exports of datasets read one row per source row the database gives most cells
+    as they are to be written (`textrows`), and each remaining cell is converted by one function
+    (reading and writing composed), not two passes."""
+    return _prepared_rows(db, codec, plan, "xlsx")
+
+
+def _prepared_rows(
+    db: Database, codec: SensitiveCodec, plan: ExportPlan, target: str
+) -> Iterator[Any]:
     from server.exports import formats
 
     labels = plan.options.labels
+    writer_cell = formats.csv_cell if target == "csv" else formats.xlsx_cell
     if plan.is_incremental or plan.dataset.explode is not None:
-        convert = formats.csv_converter(plan.columns, labels)
+        convert = (formats.csv_converter if target == "csv" else formats.xlsx_converter)(
+            plan.columns, labels
+        )
         for row in stream_rows(db, codec, plan):
             yield convert(row)
         return
@@ -287,7 +320,7 @@ def stream_csv_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> It
 
         def python_cell(column: Column) -> Callable[[Any], Any] | None:
             read = _cell(column, labels, context)
-            write = formats.csv_cell(column, labels)
+            write = writer_cell(column, labels)
             if read is None or write is None:
                 return read or write
             return lambda value: write(read(value))
@@ -300,6 +333,7 @@ def stream_csv_rows(db: Database, codec: SensitiveCodec, plan: ExportPlan) -> It
             plan.options.reveal,
             python_cell,
             BATCH_ROWS,
+            target,
         )
 
 
@@ -497,16 +531,17 @@ def render(
             prepared=True,
         )
         return
-    cells = watch(stream_rows(db, codec, plan))
     if fmt == "jsonl":
+        cells = watch(stream_rows(db, codec, plan))
         yield from formats.write_jsonl(plan.columns, cells, header=header or "code")
     else:
         yield from formats.write_xlsx(
             plan.dataset.name,
             plan.columns,
-            cells,
+            watch(stream_xlsx_rows(db, codec, plan)),
             labels=plan.options.labels,
             header=header or "zh",
+            prepared=True,
         )
 
 
@@ -514,11 +549,17 @@ def render(
 
 
 def feed_page(
-    session: Session, codec: SensitiveCodec, plan: ExportPlan, *, after: str | None, limit: int
+    session: Session,
+    codec: SensitiveCodec,
+    plan: ExportPlan,
+    *,
+    after: str | None,
+    limit: int,
+    offset: int = 0,
 ) -> tuple[list[list[Any]], str | None]:
     """One page of the dataset ordered by its key: the rows (cells in `plan.columns` order) and
-    the key to continue after (None on the last page). Rows of one source row (a visit's
-    repeats) always travel together."""
+    the key to continue after (None on the last page), `offset` source rows after `after`. Rows
+    of one source row (a visit's repeats) always travel together."""
     dataset = plan.dataset
     filters = plan.options.filters
     context = RowContext(
@@ -540,7 +581,7 @@ def feed_page(
                 ) from exc
             statement = statement.where(dataset.key_expr > position)
         statement = statement.add_columns(dataset.key_expr.label("_feed_key"))
-        statement = statement.order_by(dataset.key_expr).limit(limit + 1)
+        statement = statement.order_by(dataset.key_expr).offset(offset).limit(limit + 1)
     names = (
         None if dataset.explode is not None else [str(c.key) for c in statement.selected_columns]
     )

@@ -22,8 +22,11 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Enum as SAEnum
 from sqlalchemy import (
+    Date,
+    DateTime,
+    Integer,
+    Numeric,
     Select,
     String,
     Text,
@@ -36,6 +39,7 @@ from sqlalchemy import (
     true,
     type_coerce,
 )
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy import text as sql
 from sqlalchemy.exc import CompileError
 from sqlalchemy.orm import Session
@@ -98,8 +102,16 @@ def _datetime_text(expr: Any, dialect: str) -> Any:
     return case((raw.is_(None), None), else_=text)
 
 
-def _text_cell(column: Column, expr: Any, labels: str, reveal: bool, dialect: str) -> Any:
-    """The SQL giving `column`'s CSV text from its source `expr`, or None (Python needed)."""
+def _text_cell(
+    column: Column, expr: Any, labels: str, reveal: bool, dialect: str, target: str = "csv"
+) -> Any:
+    """The SQL giving `column`'s CSV text from its source `expr` (`target` "xlsx": its XLSX cell
+    value, which is the same text but for booleans, dates, times and numbers, kept typed), or
+    None (Python needed)."""
+    if target == "xlsx":
+        typed = _xlsx_typed_cell(column, expr, dialect)
+        if typed is not _TEXT:
+            return typed
     if column.cipher and reveal:
         return None
     if column.derive is not None:
@@ -130,6 +142,30 @@ def _text_cell(column: Column, expr: Any, labels: str, reveal: bool, dialect: st
     if kind == "text":
         return _plain(expr, dialect)
     return None  # choices, json, decimal: Python
+
+
+_TEXT = object()  # _xlsx_typed_cell: the cell is the CSV text
+
+
+def _xlsx_typed_cell(column: Column, expr: Any, dialect: str) -> Any:
+    """The SQL giving an XLSX cell that is not the CSV text: booleans as they are read, dates as
+    dates, UTC times as naive datetimes (Excel has no time zones), numbers as numbers; None when
+    Python must convert it; `_TEXT` for the other cells (their CSV text)."""
+    if column.derive is not None:
+        return _TEXT
+    kind = column.kind
+    if kind == "boolean":
+        return None
+    if kind == "datetime":
+        if not isinstance(expr.type, UtcDateTime):
+            return None
+        if dialect == "postgresql":
+            return type_coerce(func.timezone(literal_column("'UTC'"), expr), DateTime())
+        # Stored as `YYYY-MM-DD HH:MM:SS.ffffff` in UTC: read without the UTC decorator.
+        return type_coerce(expr, DateTime())
+    if kind in ("date", "integer", "decimal"):
+        return expr if isinstance(expr.type, (Date, Integer, Numeric)) else None
+    return _TEXT
 
 
 def _json_text(expr: Any, dialect: str) -> Any:
@@ -189,10 +225,12 @@ def csv_text_rows(
     reveal: bool,
     python_cell: Callable[[Column], Cell | None],
     batch: int,
+    target: str = "csv",
 ) -> Iterator[Sequence[Any]]:
     """The rows of `statement` (a dataset's query, one row per output row) as CSV-ready cells in
-    `columns` order. `python_cell(column)` gives the Python conversion of a column the database
-    cannot write (from its value as the general path reads it)."""
+    `columns` order (`target` "xlsx": XLSX-ready cells, see `_xlsx_typed_cell`).
+    `python_cell(column)` gives the Python conversion of a column the database cannot write
+    (from its value as the general path reads it)."""
     dialect = session.get_bind().dialect.name
     by_name = {str(c.key): c for c in statement.selected_columns}
     exprs: list[Any] = []
@@ -206,7 +244,7 @@ def csv_text_rows(
         name = column.cipher if (column.cipher and reveal) else column.source_name
         source = by_name[name]
         expr = getattr(source, "element", source)
-        text = _text_cell(column, expr, labels, reveal, dialect)
+        text = _text_cell(column, expr, labels, reveal, dialect, target)
         if isinstance(text, SqlJoin):
             joins.setdefault(text.target, text.onclause)
             text = text.value
@@ -223,15 +261,15 @@ def csv_text_rows(
         else:
             exprs.append(text.label(f"c{index}"))
     rewritten = statement.with_only_columns(*exprs, maintain_column_froms=True)
-    for target, onclause in joins.items():
-        rewritten = rewritten.outerjoin(target, onclause)
+    for joined, onclause in joins.items():
+        rewritten = rewritten.outerjoin(joined, onclause)
     if dialect == "postgresql":
         # A server-side cursor is planned for its first rows (nested loops); this one is read
         # to the end: plan it for all of them (hash joins), for this transaction only.
         session.execute(sql("SET LOCAL cursor_tuple_fraction = 1.0"))
         session.execute(sql("SET LOCAL TimeZone = 'UTC'"))
         session.execute(sql("SET LOCAL DateStyle = 'ISO, YMD'"))
-        if text_only and len(columns) > 1:
+        if target == "csv" and text_only and len(columns) > 1:
             copied = _copy_rows(session, rewritten, steps, every_row)
             if copied is not None:
                 yield from copied

@@ -12,11 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from forms.bundled import load_bundled_form
+from forms.register import MonitoringStatus, MonitoringType
 from server.audit.models import AuditEntry
 from server.conflicts.models import Conflict
+from server.exports.formats import dumps
 from server.households.models import Household, Member
+from server.monitoring.summary import REPORT_TIMEZONE
 from server.submissions.models import Submission, SubmissionStatus
 from server.users.models import Role
 from tests.conftest import (
@@ -646,3 +650,75 @@ def test_date_cells_are_iso_in_csv(world, client, rt):
     rows = csv_rows(export(client, world["admin"], "members").body)
     head = next(r for r in rows if r["id"] == str(MEMBERS_A[0]))
     assert date.fromisoformat(head["birth_date"]) == date(1978, 3, 12)
+
+
+def test_flattened_choice_answers_show_their_form_labels(world, client):
+    """With a form and version, a select_one answer is its choice's label and a select_multiple
+    answer the labels of its choices, in the language `labels` asks for; codes by default."""
+    tablet = world["tablet"]
+    answers = visit(HOUSEHOLD_A, house_safety="safe", risk_causes=["illness", "water"])
+    assert tablet.push([tablet.submission(answers)]).status_code == 200
+    definition = load_bundled_form("household_visit")
+    lists = definition.choice_lists
+    label = {(name, choice.code): choice.label for name, items in lists.items() for choice in items}
+    safe = label[("library.house_safety", "safe")]
+    illness = label[("register.risk_cause", "illness")]
+    water = label[("register.risk_cause", "water")]
+    form = "form_id=household_visit&form_version=1"
+    (coded,) = csv_rows(export(client, world["sup_a"], "visits", form).body)
+    assert coded["house_safety"] == "safe"
+    assert coded["risk_causes"] == "illness;water"
+    (zh,) = csv_rows(export(client, world["sup_a"], "visits", f"{form}&labels=zh").body)
+    assert zh["house_safety"] == safe.zh
+    assert zh["risk_causes"] == f"{illness.zh};{water.zh}"
+    (en,) = jsonl_rows(
+        export(client, world["sup_a"], "visits", f"{form}&labels=en&format=jsonl").body
+    )
+    assert en["house_safety"] == safe.en
+    assert en["risk_causes"] == [illness.en, water.en]
+    assert safe.zh != safe.en  # the two languages were told apart
+
+
+def test_monitoring_summary_rows_are_the_summary_figures(world, client, rt):
+    """Every figure of the monitoring summary (`GET /api/v1/monitoring/summary`) is one row of the
+    dataset, with the same value, and the dataset has no other rows."""
+    push_register(world["tablet"], VILLAGE_A1)
+    with rt.db.unit_of_work() as session:  # households under monitoring, so figures are not 0
+        session.execute(
+            update(Household).values(
+                monitoring_type=MonitoringType.MARGINAL,
+                monitoring_status=MonitoringStatus.MONITORED,
+            )
+        )
+    year = datetime.now(REPORT_TIMEZONE).year
+    query = f"region={TOWNSHIP_A}&year={year}"
+    response = client.get(f"/api/v1/monitoring/summary?{query}", headers=bearer(world["sup_a"]))
+    assert response.status_code == 200
+    document = response.get_json()
+    expected: dict[tuple[str, bool, str, str, str], int] = {}
+    for region, is_total in [(document["region"], True)] + [
+        (child, False) for child in document["children"]
+    ]:
+        for layout in document["layout"]:
+            section = region["sections"][layout["name"]]
+            names = [d["name"] for d in layout["dimensions"]]
+            measures = [m["name"] for m in layout["measures"]]
+            lines = [({n: row[n] for n in names}, row) for row in section["rows"]]
+            lines.append(({}, section["total"]))
+            for dimensions, values in lines:
+                for measure in measures:
+                    key = (region["code"], is_total, layout["name"], dumps(dimensions), measure)
+                    expected[key] = values[measure]
+    rows = jsonl_rows(
+        export(client, world["sup_a"], "monitoring_summary", f"{query}&format=jsonl").body
+    )
+    exported = {
+        (r["region_code"], r["is_total"], r["section"], dumps(r["dimensions"]), r["measure"]): r[
+            "value"
+        ]
+        for r in rows
+    }
+    assert len(exported) == len(rows)  # no figure twice
+    assert exported == expected
+    assert {r["year"] for r in rows} == {year}
+    assert any(value for value in expected.values())  # figures other than zero were compared

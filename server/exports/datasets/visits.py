@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from forms.definition import Field, FieldType, FormDefinition
+from forms.definition import SELECT_TYPES, Field, FieldType, FormDefinition
 from forms.definition_schema import load_definition
 from forms.register import find_register_field
 from server.exports.columns import HIDDEN, Column, Kind
@@ -42,7 +42,8 @@ ANSWERS = Column(
     "json",
     doc="Without a form and version filter: the visit's answers outside repeats, as JSON. With "
     "`form_id` and `form_version`, one column per question of that version instead (code: "
-    "the question's name; headers: its label).",
+    "the question's name; headers: its label); a choice question's answer is its code, or "
+    "with `labels=zh|en` its label from the form's choice list.",
 )
 REPEAT_META: tuple[Column, ...] = (
     Column("key", "KEY", "KEY", doc="`<instance_id>/<repeat>[<position>]`, stable."),
@@ -73,15 +74,23 @@ _KINDS: dict[FieldType, Kind] = {
 _SKIPPED = {FieldType.NOTE, FieldType.REPEAT}
 
 
-def _answer_column(field: Field) -> Column:
+def _answer_column(field: Field, definition: FormDefinition) -> Column:
     kind = _KINDS.get(field.value_type or field.type, "text")
     label = field.label
+    choices = field.choices
+    if isinstance(choices, str):
+        choices = definition.choice_lists.get(choices)
+    answer_labels: tuple[tuple[str, str, str], ...] = ()
+    if field.type in SELECT_TYPES and choices:
+        kind = "choices" if kind == "choices" else "choice"
+        answer_labels = tuple((c.code, c.label.zh, c.label.en) for c in choices)
     return Column(
         field.name,
         label.zh if label else field.name,
         label.en if label else field.name,
         kind,
         doc="answer",
+        answer_labels=answer_labels,
     )
 
 
@@ -92,9 +101,13 @@ def _definition(session: Session, filters: ExportFilters) -> FormDefinition | No
     return load_definition(raw.definition) if raw is not None else None
 
 
-def _flat(fields: tuple[Field, ...], taken: set[str]) -> tuple[Column, ...]:
+def _flat(
+    fields: tuple[Field, ...], taken: set[str], definition: FormDefinition
+) -> tuple[Column, ...]:
     return tuple(
-        _answer_column(f) for f in fields if f.type not in _SKIPPED and f.name not in taken
+        _answer_column(f, definition)
+        for f in fields
+        if f.type not in _SKIPPED and f.name not in taken
     )
 
 
@@ -102,7 +115,7 @@ def visit_columns(session: Session, filters: ExportFilters) -> tuple[Column, ...
     definition = _definition(session, filters)
     if definition is None:
         return (*META, ANSWERS)
-    return (*META, *_flat(definition.fields, {c.name for c in META}))
+    return (*META, *_flat(definition.fields, {c.name for c in META}, definition))
 
 
 def repeat_columns(session: Session, filters: ExportFilters) -> tuple[Column, ...]:
@@ -113,7 +126,7 @@ def repeat_columns(session: Session, filters: ExportFilters) -> tuple[Column, ..
     columns: dict[str, Column] = {}
     for f in definition.fields:
         if f.type is FieldType.REPEAT:
-            for column in _flat(f.fields, taken):
+            for column in _flat(f.fields, taken, definition):
                 columns.setdefault(column.name, column)
     return (*REPEAT_META, *columns.values())
 
@@ -209,9 +222,15 @@ def _answers(row: Any, context: Any) -> dict[str, Any]:
     return answers if context.reveal else _hide(answers, _hidden_tree(row, context))
 
 
+def _is_repeat(value: Any) -> bool:
+    return isinstance(value, list) and (not value or any(isinstance(i, dict) for i in value))
+
+
 def _explode_visit(row: Any, context: Any) -> Iterator[Mapping[str, Any]]:
     answers = _answers(row, context)
-    flat = {k: v for k, v in answers.items() if not isinstance(v, list)}
+    # Repeats (lists of items) go to visit_repeats; a select_multiple answer (a list of codes)
+    # stays.
+    flat = {k: v for k, v in answers.items() if not _is_repeat(v)}
     yield {
         **flat,
         "instance_id": str(row.instance_id),
