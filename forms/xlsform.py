@@ -34,7 +34,7 @@ from forms.definition_schema import (
 from forms.expressions import ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, ValidationIssue
 from forms.register import find_register_field
-from forms.xlsform_types import canonical_type, map_type
+from forms.xlsform_types import TYPE_CHECK_KEYS, canonical_type, map_type
 from forms.xlsx_reader import WorkbookFacts, read_xlsx, read_xlsx_and_facts
 
 MAX_XLSFORM_BYTES = 10 * 1024 * 1024
@@ -1237,6 +1237,9 @@ class _Translator:
             self.report(SURVEY, row_number, "type", mapping.message, value=raw_type)
             return None
         spec = dict(mapping.spec)
+        if row.get("constraint"):  # the row's own constraint replaces the type's, as in pyxform
+            for key in TYPE_CHECK_KEYS:
+                spec.pop(key, None)
         if canonical == "range":
             spec.update(self.range_parameters(row_number, row))
         elif row.get("parameters"):

@@ -81,13 +81,72 @@ def test_spelled_out_selects_aliases_and_metadata() -> None:
 
     definition = imported(result)
     assert [(f["name"], f["type"]) for f in definition["fields"]] == [
+        ("phone", "text"),  # pyxform's `phone number` is typed in (`phonenumber` is metadata)
         ("owns_land", "select_one"),
         ("crops", "select_multiple"),
         ("where", "geopoint"),
     ]
-    for row in (2, 3, 4, 8):
+    for row in (2, 3, 8):
         issue = warning_at(result, "survey", row, "type")
         assert "metadata" in issue.message and issue.cell == f"A{row}"
+    assert not [i for i in result.issues if i.row == 4]
+
+
+def test_input_types_with_pyxforms_own_check_keep_it_unless_the_row_has_a_constraint() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label", "constraint", "hint"],
+                ["phone number", "mobile", "Mobile", None, None],
+                ["phone number", "landline", "Landline", "string-length(.) = 8", "8 digits"],
+                ["phonenumber", "sim_phone", None, None, None],
+                ["percentage", "share", "Share of income", None, None],
+                ["number of days in last month", "days_away", "Days away", None, None],
+                ["number of days in last year", "days_ill", "Days ill", ". <= 100", None],
+                ["uri:deviceid", "device", None, None, None],
+            ],
+            "settings": [["form_id"], ["labour_days"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    mobile, landline, share, days_away, days_ill = definition["fields"]
+    assert (mobile["type"], mobile["pattern"], mobile["hint"]["en"]) == (
+        "text",
+        "[0-9]*",
+        "Enter numbers only.",
+    )
+    assert "pattern" not in landline and landline["constraint"] == "string-length(.) = 8"
+    assert landline["hint"]["en"] == "8 digits"
+    assert (share["type"], share["min"], share["max"]) == ("integer", 0, 100)
+    assert (days_away["min"], days_away["max"]) == (0, 31)
+    assert "max" not in days_ill and days_ill["constraint"] == ". <= 100"
+    for row in (4, 8):
+        assert "metadata" in warning_at(result, "survey", row, "type").message
+    form = load_definition(definition)
+    assert validate_submission(form, {"mobile": "0831", "share": 100, "days_away": 31}) == []
+    problems = validate_submission(form, {"mobile": "083-1", "share": 101, "days_away": 32})
+    assert sorted(i.path.rsplit(".", 1)[-1] for i in problems) == ["days_away", "mobile", "share"]
+
+
+def test_a_select_type_without_its_list_is_dropped_saying_so() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label"],
+                ["select one", "tenure", "Tenure"],
+                ["text", "village", "Village"],
+            ],
+            "settings": [["form_id"], ["tenure_check"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    assert [f["name"] for f in imported(result)["fields"]] == ["village"]
+    assert "select_one LIST" in warning_at(result, "survey", 2, "type").message
 
 
 def or_other_form() -> bytes:
