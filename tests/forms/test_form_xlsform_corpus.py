@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyxform.xls2json_backends import get_xlsform
 
 from forms.definition_schema import load_definition
 from forms.xlsform import import_xlsform
@@ -51,3 +52,40 @@ def test_each_corpus_workbook_has_its_recorded_outcome(name: str) -> None:
         assert issue.message
         if issue.cell is not None:  # a cell reference is the row's
             assert issue.cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ") == str(issue.row or 1)
+
+
+def field_names(fields: list[dict[str, Any]]) -> set[str]:
+    names = set()
+    for item in fields:
+        names.add(item["name"])
+        names |= field_names(item.get("fields") or [])
+    return names
+
+
+@pytest.mark.filterwarnings("ignore:Unknown extension:UserWarning")  # openpyxl, in pyxform's reader
+@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if e["imported"]))
+def test_no_corpus_question_is_lost_without_a_warning_at_its_row(name: str) -> None:
+    """Every named survey row pyxform reads is a field of the draft (a loop's copies end with its
+    name) or has an issue at its row saying what became of it."""
+    path = FILES / name
+    if not path.exists():
+        pytest.skip(f"{name} not collected here (see xlsform_corpus/README.md)")
+    content = path.read_bytes()
+    kind = ".xlsx" if content.startswith(b"PK") else ".xls"
+    rows = get_xlsform(content, file_type=kind).survey
+
+    result = import_xlsform(content, filename=name.split("__")[-1])
+
+    assert result.definition is not None
+    names = field_names(result.definition["fields"])
+    told = {i.row for i in result.issues if i.sheet == "survey"}
+    lost = [
+        (number, row["name"])
+        for number, row in enumerate(rows or [], start=2)
+        if row.get("name")
+        and not str(row.get("type", "")).strip().lower().startswith(("begin", "end"))
+        and row["name"] not in names
+        and not any(n.endswith(f"_{row['name']}") for n in names)
+        and number not in told
+    ]
+    assert lost == []
