@@ -388,6 +388,36 @@ def test_choices_from_an_uploaded_csv_are_loaded_inline() -> None:
     assert "missing.csv" in warning_at(result, "survey", 3, "type").message
 
 
+def test_a_choice_attribute_longer_than_a_definition_holds_is_cut_with_a_warning() -> None:
+    long_note = "Upland village, reached by the county road; " * 6  # 264 characters
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label"],
+                ["select_one villages", "village", "Village"],
+                ["select_one_from_file towns.csv", "town", "Town"],
+            ],
+            "choices": [
+                ["list_name", "name", "label", "note"],
+                ["villages", "v1", "Upper village", long_note],
+                ["villages", "v2", "Lower village", "by the river"],
+            ],
+            "settings": [["form_id"], ["long_attributes"]],
+        }
+    )
+    towns = f'name,label,note\nt1,Town,"{long_note}"\nt2,Other town,short\n'.encode()
+
+    result = import_xlsform(content, choices_files={"towns.csv": towns})
+
+    lists = imported(result)["choice_lists"]
+    cut = long_note[:200].rstrip()
+    assert lists["villages"][0]["attributes"]["note"] == cut
+    assert lists["villages"][1]["attributes"]["note"] == "by the river"
+    assert [c["attributes"]["note"] for c in lists["towns"]] == [cut, "short"]
+    assert "cut to its first 200" in warning_at(result, "choices", 2, "note").message
+    assert "1 value(s) cut" in warning_at(result, "survey", 3, "type").message
+
+
 def test_an_encrypted_form_is_refused_and_says_why() -> None:
     content = workbook_bytes(
         {
