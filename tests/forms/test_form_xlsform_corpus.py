@@ -19,6 +19,7 @@ from pyxform.xls2json_backends import get_xlsform
 
 from forms.definition_schema import load_definition
 from forms.xlsform import import_xlsform
+from forms.xlsform_writer import write_xlsform
 
 HERE = Path(__file__).parent / "xlsform_corpus"
 FILES = Path(os.environ.get("FIELDSYNC_XLSFORM_CORPUS", HERE / "files"))
@@ -89,3 +90,39 @@ def test_no_corpus_question_is_lost_without_a_warning_at_its_row(name: str) -> N
         and number not in told
     ]
     assert lost == []
+
+
+LABELS_NAMING_DROPPED_QUESTIONS = {
+    "pyxform__bug_example_xls__UCL_Biomass_Plot_Form.xlsx",
+    "pyxform__example_xls__pull_data.xlsx",
+    "pyxform__example_xls__widgets.xls",
+}
+"""Drafts whose labels still name a dropped question: pyxform refuses their download (README)."""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            n,
+            marks=pytest.mark.xfail(
+                n in LABELS_NAMING_DROPPED_QUESTIONS,
+                reason="a label names a dropped question (README)",
+                strict=True,
+            ),
+        )
+        for n in sorted(n for n, e in EXPECTED.items() if e["imported"])
+    ],
+)
+def test_each_imported_corpus_draft_downloads_and_reads_back_identical(name: str) -> None:
+    path = FILES / name
+    if not path.exists():
+        pytest.skip(f"{name} not collected here (see xlsform_corpus/README.md)")
+    result = import_xlsform(path.read_bytes(), filename=name.split("__")[-1])
+    assert result.definition is not None
+    definition = load_definition(result.definition)
+
+    back = import_xlsform(write_xlsform(definition))
+
+    assert back.definition is not None, [i.message for i in back.issues if i.blocking]
+    assert load_definition(back.definition).to_dict() == definition.to_dict()
