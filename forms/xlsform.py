@@ -34,7 +34,7 @@ from forms.definition_schema import (
 from forms.expressions import ExpressionSyntaxError, parse_expression
 from forms.issues import DefinitionError, ValidationIssue
 from forms.register import find_register_field
-from forms.xlsform_types import canonical_type, map_type
+from forms.xlsform_types import TYPE_CHECK_KEYS, canonical_type, map_type
 from forms.xlsx_reader import WorkbookFacts, read_xlsx, read_xlsx_and_facts
 
 MAX_XLSFORM_BYTES = 10 * 1024 * 1024
@@ -198,6 +198,8 @@ _FROM_FILE = re.compile(
     re.IGNORECASE,
 )
 BIND_COLUMNS = ("bind::fieldsync", "fieldsync::bind", "bind")
+MAX_ATTRIBUTE_LENGTH = 200
+"""Characters of a choice attribute's value (`load_definition`'s limit)."""
 _YES = frozenset({"yes", "true", "true()", "1"})
 _NO = frozenset({"no", "false", "false()", "0"})
 _SPACES = re.compile(r"\s+")
@@ -1237,6 +1239,9 @@ class _Translator:
             self.report(SURVEY, row_number, "type", mapping.message, value=raw_type)
             return None
         spec = dict(mapping.spec)
+        if row.get("constraint"):  # the row's own constraint replaces the type's, as in pyxform
+            for key in TYPE_CHECK_KEYS:
+                spec.pop(key, None)
         if canonical == "range":
             spec.update(self.range_parameters(row_number, row))
         elif row.get("parameters"):
@@ -1337,7 +1342,7 @@ class _Translator:
             if key == "label":
                 tag = (_tag_of(language) or _language_tag(language)) if language else ""
                 label_columns[tag] = [c.strip() for c in value.split(",") if c.strip()]
-        choices, problem = _csv_choices(
+        choices, problem, cut = _csv_choices(
             self.choices_files[file_name], value_column=value_column, label_columns=label_columns
         )
         if problem is not None:
@@ -1345,6 +1350,7 @@ class _Translator:
                 SURVEY, row_number, "appearance", f"{file_name}: {problem}", value=row["appearance"]
             )
             return None
+        self.report_cut_values(row_number, "appearance", file_name, cut)
         key = _slug(file_name.rsplit(".", 1)[0]) or "file_choices"
         self.file_lists[key] = choices
         self.list_keys[key] = key
@@ -1370,6 +1376,17 @@ class _Translator:
                 )
         return spec
 
+    def report_cut_values(self, row_number: int, column: str, file_name: str, cut: int) -> None:
+        if cut:
+            self.report(
+                SURVEY,
+                row_number,
+                column,
+                f"{file_name}: {cut} value(s) cut to their first {MAX_ATTRIBUTE_LENGTH} "
+                f"characters (a choice's extra columns hold at most {MAX_ATTRIBUTE_LENGTH})",
+                blocking=False,
+            )
+
     def from_file(self, row_number: int, head: str, file_name: str) -> dict[str, Any] | None:
         kind = "select_multiple" if "multiple" in head.lower() else "select_one"
         content = self.choices_files.get(file_name)
@@ -1381,10 +1398,11 @@ class _Translator:
                 f"{head} {file_name}",
             )
             return None
-        choices, problem = _csv_choices(content)
+        choices, problem, cut = _csv_choices(content)
         if problem is not None:
             self.report(SURVEY, row_number, "type", f"{file_name}: {problem}", value=file_name)
             return None
+        self.report_cut_values(row_number, "type", file_name, cut)
         list_name = _slug(file_name.rsplit(".", 1)[0]) or "file_choices"
         self.file_lists[list_name] = choices
         self.list_keys[list_name] = list_name
@@ -1620,7 +1638,17 @@ class _Translator:
                 if key.startswith("media") or key in ("image", "audio", "video", "big-image"):
                     self.report_column_once(CHOICES, column, "media not supported")
                     continue
-                attributes[_attribute_name(column)] = value[:200]
+                if len(value) > MAX_ATTRIBUTE_LENGTH:
+                    self.report(
+                        CHOICES,
+                        row_number,
+                        column,
+                        f"value cut to its first {MAX_ATTRIBUTE_LENGTH} characters (a choice's "
+                        f"extra columns hold at most {MAX_ATTRIBUTE_LENGTH})",
+                        blocking=False,
+                    )
+                    value = value[:MAX_ATTRIBUTE_LENGTH].rstrip()  # as pyxform reads it back
+                attributes[_attribute_name(column)] = value
             if attributes:
                 choice["attributes"] = attributes
             bucket = lists.setdefault(list_name, [])
@@ -1958,19 +1986,21 @@ def _csv_choices(
     *,
     value_column: str = "name",
     label_columns: dict[str, list[str]] | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[dict[str, Any]], str | None, int]:
     """Choices from an attached CSV: the code from `value_column`, the label from `label` or
     `label::<language>` columns (or, for search(), from the columns `label_columns` names per
     language tag, "" for no language, joined by spaces), every other column an attribute (what
-    a choice_filter reads)."""
+    a choice_filter reads); with the problem that makes the file unusable, if any, and how many
+    attribute values were cut to `MAX_ATTRIBUTE_LENGTH` characters."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return [], "not UTF-8 text"
+        return [], "not UTF-8 text", 0
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or value_column not in reader.fieldnames:
-        return [], f"the CSV needs a {value_column!r} column"
+        return [], f"the CSV needs a {value_column!r} column", 0
     choices: list[dict[str, Any]] = []
+    cut = 0
     for row in reader:
         code = (row.get(value_column) or "").strip()
         if not code:
@@ -1992,7 +2022,7 @@ def _csv_choices(
         label.update({t: v for t, v in labels.items() if t not in label and _LANGUAGE.fullmatch(t)})
         choice: dict[str, Any] = {"code": code, "label": label}
         attributes = {
-            _attribute_name(k): v.strip()[:200]
+            _attribute_name(k): v.strip()
             for k, v in row.items()
             if isinstance(k, str)
             and k != value_column
@@ -2000,10 +2030,14 @@ def _csv_choices(
             and isinstance(v, str)
             and v.strip()
         }
+        for key, value in attributes.items():
+            if len(value) > MAX_ATTRIBUTE_LENGTH:
+                attributes[key] = value[:MAX_ATTRIBUTE_LENGTH].rstrip()
+                cut += 1
         if attributes:
             choice["attributes"] = attributes
         choices.append(choice)
-    return choices, None
+    return choices, None, cut
 
 
 _SELECT = re.compile(

@@ -51,7 +51,6 @@ def canonical_type(raw_type: str) -> str | None:
         "gps": "geopoint",
         "location": "geopoint",
         "trigger": "acknowledge",
-        "phone number": "phonenumber",
         "sim id": "simserial",
         "simid": "simserial",
     }
@@ -76,6 +75,8 @@ def canonical_type(raw_type: str) -> str | None:
         )
     if tag == "trigger":
         return "acknowledge"
+    if tag in ("select", "select1") or "select" in text.lower():
+        return "select"  # a select type without its list (`select one`): the reader says so
     if tag == "range":
         return "range"
     if bind.get("readonly") == "true()":
@@ -94,6 +95,38 @@ def canonical_type(raw_type: str) -> str | None:
         "string": "text" if tag == "input" else "calculate",
     }.get(str(bind.get("type")))
 
+
+TYPE_CHECKED: dict[str, dict[str, Any]] = {
+    "phone number": {
+        "type": "text",
+        "pattern": "[0-9]*",
+        "hint": {"zh": "只能填数字。", "en": "Enter numbers only."},
+    },
+    "percentage": {"type": "integer", "min": 0, "max": 100},
+    "number of days in last month": {
+        "type": "integer",
+        "min": 0,
+        "max": 31,
+        "hint": {"zh": "填 0–31 的数。", "en": "Enter a number 0-31."},
+    },
+    "number of days in last six months": {
+        "type": "integer",
+        "min": 0,
+        "max": 183,
+        "hint": {"zh": "填 0–183 的数。", "en": "Enter a number 0-183."},
+    },
+    "number of days in last year": {
+        "type": "integer",
+        "min": 0,
+        "max": 365,
+        "hint": {"zh": "填 0–365 的数。", "en": "Enter a number 0-365."},
+    },
+}
+"""pyxform's question types that are an input with their own check and hint (`phone number` is
+digits typed in, not the `phonenumber` metadata): pyxform's constraint becomes the field's
+`pattern` or `min`/`max` (kept only when the row has no `constraint` of its own, which replaces
+pyxform's), its hint is the default hint."""
+TYPE_CHECK_KEYS = ("pattern", "min", "max")
 
 _SIMPLE = frozenset(
     {
@@ -134,6 +167,7 @@ _SIMPLE = frozenset(
         "xml-external",
         "csv-external",
         "osm",
+        *TYPE_CHECKED,
     }
 )
 
@@ -159,6 +193,16 @@ def map_type(canonical: str, *, appearance: str = "") -> TypeMapping:
     }
     if canonical in simple:
         return TypeMapping("field", {"type": simple[canonical]})
+    if canonical in TYPE_CHECKED:
+        return TypeMapping("field", dict(TYPE_CHECKED[canonical]))
+    if canonical == "select":
+        return TypeMapping(
+            "drop",
+            message="a select needs the list its choices come from: write `select_one LIST` "
+            "or `select_multiple LIST` with LIST's choices on the choices sheet",
+        )
+    if canonical.startswith("uri:"):  # the same metadata, written as a URI
+        canonical = canonical.removeprefix("uri:")
     if canonical == "image":
         media = "signature" if "signature" in appearance else "photo"
         return TypeMapping("field", {"type": "attachment", "media": media})

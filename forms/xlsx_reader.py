@@ -283,9 +283,11 @@ class _SheetReader:
             self.inline = []
         elif name == _ROW:
             number = int(attributes.get("r", self.expected_row))
-            while self.expected_row < number:  # rows absent from the XML are empty rows
-                self.rows.append([])
-                self.expected_row += 1
+            # Rows absent from the XML are empty rows; more than 60 in a row end the sheet for
+            # pyxform (`_records`), so a gap is filled with at most 61: a styled last row
+            # (`r="1048576"`, as LibreOffice writes it) is not a million empty rows.
+            gap = min(number - self.expected_row, _MAX_ADJACENT_EMPTY_ROWS + 1)
+            self.rows.extend([] for _ in range(max(gap, 0)))
             self.expected_row = number + 1
             self.values = []
             self.position = 0

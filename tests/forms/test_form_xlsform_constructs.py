@@ -81,13 +81,72 @@ def test_spelled_out_selects_aliases_and_metadata() -> None:
 
     definition = imported(result)
     assert [(f["name"], f["type"]) for f in definition["fields"]] == [
+        ("phone", "text"),  # pyxform's `phone number` is typed in (`phonenumber` is metadata)
         ("owns_land", "select_one"),
         ("crops", "select_multiple"),
         ("where", "geopoint"),
     ]
-    for row in (2, 3, 4, 8):
+    for row in (2, 3, 8):
         issue = warning_at(result, "survey", row, "type")
         assert "metadata" in issue.message and issue.cell == f"A{row}"
+    assert not [i for i in result.issues if i.row == 4]
+
+
+def test_input_types_with_pyxforms_own_check_keep_it_unless_the_row_has_a_constraint() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label", "constraint", "hint"],
+                ["phone number", "mobile", "Mobile", None, None],
+                ["phone number", "landline", "Landline", "string-length(.) = 8", "8 digits"],
+                ["phonenumber", "sim_phone", None, None, None],
+                ["percentage", "share", "Share of income", None, None],
+                ["number of days in last month", "days_away", "Days away", None, None],
+                ["number of days in last year", "days_ill", "Days ill", ". <= 100", None],
+                ["uri:deviceid", "device", None, None, None],
+            ],
+            "settings": [["form_id"], ["labour_days"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    mobile, landline, share, days_away, days_ill = definition["fields"]
+    assert (mobile["type"], mobile["pattern"], mobile["hint"]["en"]) == (
+        "text",
+        "[0-9]*",
+        "Enter numbers only.",
+    )
+    assert "pattern" not in landline and landline["constraint"] == "string-length(.) = 8"
+    assert landline["hint"]["en"] == "8 digits"
+    assert (share["type"], share["min"], share["max"]) == ("integer", 0, 100)
+    assert (days_away["min"], days_away["max"]) == (0, 31)
+    assert "max" not in days_ill and days_ill["constraint"] == ". <= 100"
+    for row in (4, 8):
+        assert "metadata" in warning_at(result, "survey", row, "type").message
+    form = load_definition(definition)
+    assert validate_submission(form, {"mobile": "0831", "share": 100, "days_away": 31}) == []
+    problems = validate_submission(form, {"mobile": "083-1", "share": 101, "days_away": 32})
+    assert sorted(i.path.rsplit(".", 1)[-1] for i in problems) == ["days_away", "mobile", "share"]
+
+
+def test_a_select_type_without_its_list_is_dropped_saying_so() -> None:
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label"],
+                ["select one", "tenure", "Tenure"],
+                ["text", "village", "Village"],
+            ],
+            "settings": [["form_id"], ["tenure_check"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    assert [f["name"] for f in imported(result)["fields"]] == ["village"]
+    assert "select_one LIST" in warning_at(result, "survey", 2, "type").message
 
 
 def or_other_form() -> bytes:
@@ -327,6 +386,36 @@ def test_choices_from_an_uploaded_csv_are_loaded_inline() -> None:
     assert field(definition, "village")["choices_file"] == "villages.csv"
     assert [c["code"] for c in definition["choice_lists"]["villages"]] == ["v1", "v2"]
     assert "missing.csv" in warning_at(result, "survey", 3, "type").message
+
+
+def test_a_choice_attribute_longer_than_a_definition_holds_is_cut_with_a_warning() -> None:
+    long_note = "Upland village, reached by the county road; " * 6  # 264 characters
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label"],
+                ["select_one villages", "village", "Village"],
+                ["select_one_from_file towns.csv", "town", "Town"],
+            ],
+            "choices": [
+                ["list_name", "name", "label", "note"],
+                ["villages", "v1", "Upper village", long_note],
+                ["villages", "v2", "Lower village", "by the river"],
+            ],
+            "settings": [["form_id"], ["long_attributes"]],
+        }
+    )
+    towns = f'name,label,note\nt1,Town,"{long_note}"\nt2,Other town,short\n'.encode()
+
+    result = import_xlsform(content, choices_files={"towns.csv": towns})
+
+    lists = imported(result)["choice_lists"]
+    cut = long_note[:200].rstrip()
+    assert lists["villages"][0]["attributes"]["note"] == cut
+    assert lists["villages"][1]["attributes"]["note"] == "by the river"
+    assert [c["attributes"]["note"] for c in lists["towns"]] == [cut, "short"]
+    assert "cut to its first 200" in warning_at(result, "choices", 2, "note").message
+    assert "1 value(s) cut" in warning_at(result, "survey", 3, "type").message
 
 
 def test_an_encrypted_form_is_refused_and_says_why() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import tracemalloc
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
+from openpyxl.styles import Font
 from pyxform.constants import SUPPORTED_SHEET_NAMES
 from pyxform.xls2json_backends import get_xlsform
 
@@ -213,3 +215,40 @@ def test_the_300_kb_workbook_of_issue_13_imports_whole() -> None:
         assert village["attributes"]["altitude"] == str(800 + 4_321 * 7919 % 2_003)
         hinted = result.definition["fields"][5]
         assert hinted["hint"]["zh"] == "第3题的填写说明"
+
+
+def survey_with_a_far_row(far: int, value: str | None) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "survey"
+    for row in (["type", "name", "label"], ["text", "village", "Village"]):
+        sheet.append(row)
+    cell = sheet.cell(row=far, column=1, value=value)
+    cell.font = Font(bold=True)  # a styled cell: the row is written even when empty
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("far", "value"), [(40, "note"), (63, None), (64, "note"), (200, "note"), (1_048_576, None)]
+)
+def test_rows_far_below_the_data_are_read_as_pyxform_reads_them(
+    far: int, value: str | None
+) -> None:
+    """Past 60 empty rows pyxform stops reading a sheet; the fast reader fills a gap in the rows
+    with at most that many empty rows, so a styled last row (LibreOffice writes
+    `<row r="1048576">`) is not a million empty rows held in memory."""
+    content = survey_with_a_far_row(far, value)
+    assert f'r="{far}"'.encode() in zipfile.ZipFile(io.BytesIO(content)).read(
+        "xl/worksheets/sheet1.xml"
+    )
+    same(content)
+    tracemalloc.start()
+    try:
+        read_xlsx(content)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
