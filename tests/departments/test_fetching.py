@@ -102,7 +102,7 @@ def _imports(rt: Runtime) -> list[DepartmentImport]:
 
 def _fact_count(rt: Runtime) -> int:
     with rt.db.unit_of_work(write=False) as session:
-        return len(session.scalars(select(DepartmentFact.id)).all())
+        return len(session.scalars(select(DepartmentFact.fact)).all())
 
 
 @pytest.mark.parametrize(
