@@ -17,17 +17,22 @@ warnings: click.Group = _Group(
 @warnings.command("reevaluate")
 @click.option("--region", default=None, metavar="CODE", help="Only households under this region.")
 @click.option("--chunk", default=2000, show_default=True, type=click.IntRange(1, 50000))
+@click.option(
+    "--full", is_flag=True, help="Every household, not only those changed since the last run."
+)
 @pass_state
-def warnings_reevaluate(state: CliState, region: str | None, chunk: int) -> None:
-    """Evaluate every household (under REGION) against the rules, chunk by chunk."""
+def warnings_reevaluate(state: CliState, region: str | None, chunk: int, full: bool) -> None:
+    """Evaluate the households (under REGION) against the rules, chunk by chunk: after a complete
+    run, only those whose inputs changed since (unless --full)."""
     import time
 
     from server.db import utcnow
     from server.warnings.service import reevaluate
 
     started = time.monotonic()
-    outcome = reevaluate(state.runtime().db, now=utcnow(), region=region, chunk=chunk)
+    outcome = reevaluate(state.runtime().db, now=utcnow(), region=region, chunk=chunk, full=full)
     figures = " ".join(f"{k}={v}" for k, v in outcome.as_dict().items())
+    figures += f" mode={outcome.mode} skipped={outcome.skipped}"
     click.echo(f"{figures} seconds={time.monotonic() - started:.1f}")
 
 
