@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from server.audit import service as audit
 from server.auth.actor import Actor
+from server.config import Settings
 from server.db import Database, utcnow
 from server.departments.models import DepartmentFact
-from server.errors import Conflict, NotFound, ValidationFailed
+from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.households.models import Household, Member
 from server.monitoring import referrals
 from server.monitoring.terms import ReferralChannel, member_of
@@ -122,7 +123,11 @@ def masked_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _view(
-    w: RiskWarning, names: Mapping[int, str], events: list[EventView] | None = None
+    w: RiskWarning,
+    names: Mapping[int, str],
+    events: list[EventView] | None = None,
+    *,
+    shown: dict[str, Any] | None = None,
 ) -> WarningView:
     rule = BY_RULE.get(w.rule)
     return WarningView(
@@ -137,7 +142,7 @@ def _view(
         holds=w.holds,
         status=w.status.value,
         source=w.source,
-        evidence=masked_evidence(w.evidence),
+        evidence=shown if shown is not None else masked_evidence(w.evidence),
         first_seen=w.first_seen,
         last_seen=w.last_seen,
         cleared_at=w.cleared_at,
@@ -164,9 +169,45 @@ def _bad(path: str, message: str) -> ValidationFailed:
     return ValidationFailed("bad filter", [{"path": path, "code": "invalid", "message": message}])
 
 
-def list_warnings(session: Session, actor: Actor, filters: WarningFilters) -> WarningPage:
-    """Warnings in the caller's regions (and under `region`), most recently seen first."""
+def _check_reveal(actor: Actor, reveal: bool, settings: Settings | None) -> None:
+    if reveal and (settings is None or actor.role.value not in settings.reveal_roles):
+        raise Forbidden("your role may not reveal health or disability values")
+
+
+def _shown(
+    session: Session, actor: Actor, w: RiskWarning, names: Mapping[int, str], *, reveal: bool
+) -> dict[str, Any] | None:
+    """The evidence in clear when revealed and it holds a sensitive value (audited), else None
+    (the view masks it)."""
+    values = (w.evidence or {}).get("values") or {}
+    if not reveal or not SENSITIVE_EVIDENCE & set(values):
+        return None
+    audit.record(
+        session,
+        "reveal_sensitive",
+        user_id=actor.user_id,
+        object_type="risk_warning",
+        object_id=str(w.id),
+        region_code=w.village_code,
+        address=actor.address,
+        details={"fields": sorted(SENSITIVE_EVIDENCE & set(values)), "rule": w.rule},
+    )
+    return dict(w.evidence)
+
+
+def list_warnings(
+    session: Session,
+    actor: Actor,
+    filters: WarningFilters,
+    *,
+    reveal: bool = False,
+    settings: Settings | None = None,
+) -> WarningPage:
+    """Warnings in the caller's regions (and under `region`), most recently seen first. Health
+    and disability values in evidence are masked unless `reveal` (roles in the settings'
+    `reveal_roles`, else 403; each warning revealed is audited)."""
     actor.ensure_role(Role.ADMIN, Role.SUPERVISOR)
+    _check_reveal(actor, reveal, settings)
     conditions: list[Any] = [actor.region_filter(RiskWarning.village_code)]
     if filters.region is not None:
         if not is_valid_code(filters.region):
@@ -199,7 +240,8 @@ def list_warnings(session: Session, actor: Actor, filters: WarningFilters) -> Wa
         )
     )
     names = _usernames(session, {w.status_by_id for w in rows})
-    return WarningPage([_view(w, names) for w in rows], total, filters.limit, filters.offset)
+    views = [_view(w, names, shown=_shown(session, actor, w, names, reveal=reveal)) for w in rows]
+    return WarningPage(views, total, filters.limit, filters.offset)
 
 
 def _find(session: Session, actor: Actor, warning_id: uuid.UUID) -> RiskWarning:
@@ -211,9 +253,18 @@ def _find(session: Session, actor: Actor, warning_id: uuid.UUID) -> RiskWarning:
     return warning
 
 
-def get_warning(session: Session, actor: Actor, warning_id: uuid.UUID) -> WarningView:
-    """One warning with its history, oldest event first."""
+def get_warning(
+    session: Session,
+    actor: Actor,
+    warning_id: uuid.UUID,
+    *,
+    reveal: bool = False,
+    settings: Settings | None = None,
+) -> WarningView:
+    """One warning with its history, oldest event first; its evidence masked unless `reveal`
+    (as in `list_warnings`)."""
     warning = _find(session, actor, warning_id)
+    _check_reveal(actor, reveal, settings)
     rows = list(
         session.scalars(
             select(RiskWarningEvent)
@@ -233,7 +284,8 @@ def get_warning(session: Session, actor: Actor, warning_id: uuid.UUID) -> Warnin
         )
         for e in rows
     ]
-    return _view(warning, names, events)
+    shown = _shown(session, actor, warning, names, reveal=reveal)
+    return _view(warning, names, events, shown=shown)
 
 
 def _transition(
