@@ -585,6 +585,10 @@ def _store_facts(
         f"INSERT INTO {staging} VALUES ({', '.join('?' for _ in range(len(_FACT_COLUMNS) + 1))})",
         rows,
     )
+    # The withdrawal looks each present fact up in the table: by its key, not by a scan.
+    connection.exec_driver_sql(
+        f"CREATE INDEX {staging}_key ON {staging} (fact, household_id, subject_key)"
+    )
     changed_hex = [row[0] for row in connection.exec_driver_sql(upsert)]
     withdrawn_hex: list[str] = []
     if full:
