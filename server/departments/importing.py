@@ -596,7 +596,7 @@ def _store_facts(
             row[0] for row in connection.exec_driver_sql(withdraw, withdraw_parameters)
         ]
     connection.exec_driver_sql(f"DROP TABLE {staging}")
-    households = {uuid.UUID(hex=value) for value in (*changed_hex, *withdrawn_hex)}
+    households = {uuid.UUID(hex=value) for value in {*changed_hex, *withdrawn_hex}}
     return _Stored(len(changed_hex), len(withdrawn_hex), households)
 
 

@@ -118,6 +118,30 @@ def income_year_column(session: Session) -> ColumnElement[Any]:
     return literal_column(expression)
 
 
+def id_text(value: Any) -> str:
+    """An id as text with dashes, from a UUID or from SQLite's stored 32 hex digits."""
+    if isinstance(value, str):
+        if len(value) == 32:
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        return value
+    return str(value)
+
+
+class _Ids:
+    """UUIDs from driver values, each distinct value converted once."""
+
+    def __init__(self) -> None:
+        self.seen: dict[Any, uuid.UUID] = {}
+
+    def uuid(self, value: Any) -> uuid.UUID:
+        found = self.seen.get(value)
+        if found is None:
+            found = self.seen[value] = (
+                value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value)
+            )
+        return found
+
+
 def among(
     session: Session, column: QueryableAttribute[Any], ids: Sequence[uuid.UUID]
 ) -> ColumnElement[bool]:
@@ -151,11 +175,14 @@ def load_snapshots(
     if not ids:
         return [], {}
     connection = session.connection()
+    # Ids as the driver gives them (SQLite: hex text), converted once per distinct value:
+    # building a UUID per row cost more than reading the rows.
+    household_of = _Ids()
     members: dict[uuid.UUID, list[MemberSnapshot]] = defaultdict(list)
     for row in connection.execute(
         select(
-            Member.household_id,
-            Member.id,
+            type_coerce(Member.household_id, String),
+            type_coerce(Member.id, String),
             Member.birth_date,
             Member.in_school,
             Member.insured,
@@ -166,9 +193,9 @@ def load_snapshots(
             type_coerce(Member.employment, String),
         ).where(among(session, Member.household_id, ids), Member.deleted.is_(False))
     ):
-        members[row[0]].append(
+        members[household_of.uuid(row[0])].append(
             MemberSnapshot(
-                str(row[1]),
+                id_text(row[1]),
                 row[2],
                 row[3],
                 row[4],
@@ -180,13 +207,13 @@ def load_snapshots(
         )
     facts: dict[uuid.UUID, list[FactSnapshot]] = defaultdict(list)
     wanted = select(
-        DepartmentFact.household_id,
+        type_coerce(DepartmentFact.household_id, String),
         DepartmentFact.department,
         DepartmentFact.fact,
-        DepartmentFact.member_id,
+        type_coerce(DepartmentFact.member_id, String),
         # The JSON as text, decoded once per distinct text (the values are few).
         cast(DepartmentFact.value, Text),
-        DepartmentFact.import_id,
+        type_coerce(DepartmentFact.import_id, String),
         DepartmentFact.source_row,
         DepartmentFact.as_of,
     ).where(among(session, DepartmentFact.household_id, ids), DepartmentFact.present.is_(True))
@@ -199,9 +226,15 @@ def load_snapshots(
         value = decoded.get(f[4], _UNSEEN)
         if value is _UNSEEN:
             value = decoded[f[4]] = json.loads(f[4])
-        facts[f[0]].append(
+        facts[household_of.uuid(f[0])].append(
             FactSnapshot(
-                f[1], f[2], None if f[3] is None else str(f[3]), value, str(f[5]), f[6], f[7]
+                f[1],
+                f[2],
+                None if f[3] is None else id_text(f[3]),
+                value,
+                id_text(f[5]),
+                f[6],
+                f[7],
             )
         )
     rows = connection.execute(
@@ -348,10 +381,11 @@ def evaluate_households(
     ):
         current[row[1]].append(_Current(row[0], *row[2:]))
 
-    villages = {uuid.UUID(s.id): s.village_code for s in snapshots}
+    villages: dict[uuid.UUID, str] = {}
     results: dict[uuid.UUID, rules.Evaluation] = {}
-    for snapshot in snapshots:
-        hid = uuid.UUID(snapshot.id)
+    # `scopes` is keyed by the households' ids in the order of `snapshots`.
+    for hid, snapshot in zip(scopes, snapshots, strict=True):
+        villages[hid] = snapshot.village_code
         results[hid] = rules.evaluate(snapshot, configs[scopes[hid]], only)
     every_rule = frozenset(rules.BY_RULE) if only is None else only
 
