@@ -48,6 +48,8 @@ from server.warnings.hooks import after_department_import
 # Rows of each kind kept in an import's report; the counts are always exact.
 REPORT_ROWS = 500
 _LOOKUP_CHUNK = 10000  # SQLite: hashes per statement (its limit is 32,766 parameters)
+# SQLite: a list of at least 1/_SCAN_RATIO of the members is matched by one pass over them.
+_SCAN_RATIO = 8
 # Register values a fact is compared with, by `FactSpec.register_field`.
 FACTS_TABLE = cast(Table, DepartmentFact.__table__)
 # A fact to write: (member id or None, JSON value, the file row it came from).
@@ -342,6 +344,12 @@ def _find_members(session: Session, hashes: list[str]) -> dict[str, list[_Found]
                 item = _Found(*row)
                 found[item.id_number_hash].append(item)
         return found
+    members = connection.exec_driver_sql("SELECT count(*) FROM members").scalar() or 0
+    if len(hashes) * _SCAN_RATIO >= members:
+        # A list naming a good share of the register: one pass over the members beats an index
+        # probe per hash (about five times faster on SQLite for a list of the whole register).
+        _scan_members(connection, set(hashes), found)
+        return found
     for start in range(0, len(hashes), _LOOKUP_CHUNK):
         chunk = hashes[start : start + _LOOKUP_CHUNK]
         statement = _FIND_MEMBERS.format(
@@ -362,6 +370,45 @@ def _find_members(session: Session, hashes: list[str]) -> dict[str, list[_Found]
             )
             found[item.id_number_hash].append(item)
     return found
+
+
+def _scan_members(connection: Any, wanted: set[str], found: dict[str, list[_Found]]) -> None:
+    """SQLite: every live member of a live household whose hash is wanted, in one pass over the
+    members and one over the households (the households' values by id, in memory)."""
+    households = {
+        row[0]: row[1:]
+        for row in connection.exec_driver_sql(
+            "SELECT id, receives_minimum_allowance, receives_extreme_poverty_support, housing_ok "
+            "FROM households WHERE deleted = 0 AND merged_into_id IS NULL"
+        )
+    }
+    ids: dict[str, uuid.UUID] = {}
+    for row in connection.exec_driver_sql(
+        "SELECT id, household_id, id_number_hash, in_school, insured, employment, disability "
+        "FROM members WHERE deleted = 0 AND id_number_hash IS NOT NULL"
+    ):
+        if row[2] not in wanted:
+            continue
+        household = households.get(row[1])
+        if household is None:
+            continue
+        household_id = ids.get(row[1])
+        if household_id is None:
+            household_id = ids[row[1]] = uuid.UUID(hex=row[1])
+        found[row[2]].append(
+            _Found(
+                uuid.UUID(hex=row[0]),
+                household_id,
+                row[2],
+                _flag(row[3]),
+                _flag(row[4]),
+                row[5],
+                row[6],
+                _flag(household[0]),
+                _flag(household[1]),
+                _flag(household[2]),
+            )
+        )
 
 
 def _flag(value: int | None) -> bool | None:
