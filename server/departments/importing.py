@@ -587,7 +587,8 @@ def _store_facts(
     withdraw = (
         f"UPDATE department_facts SET present = {mark}, import_id = {mark}, source_row = NULL, "
         f"updated_at = {mark} WHERE source_id = {mark} AND department = {mark} AND present = "
-        f"{mark} AND fact IN ({', '.join(mark for _ in codes)}) AND NOT EXISTS (SELECT 1 FROM "
+        f"{mark} AND import_id <> {mark} AND fact IN ({', '.join(mark for _ in codes)}) "
+        f"AND NOT EXISTS (SELECT 1 FROM "
         f"{staging} s WHERE s.fact = department_facts.fact AND s.household_id = "
         "department_facts.household_id AND s.subject_key = department_facts.subject_key) "
         "RETURNING household_id"
@@ -601,6 +602,7 @@ def _store_facts(
         as_uuid(source.id),
         source.department,
         as_bool(True),
+        as_uuid(record.id),  # what this import just wrote is listed
         *codes,
     )
     full = source.list_kind is ListKind.FULL
@@ -615,6 +617,10 @@ def _store_facts(
             with cursor.copy(f"COPY {staging} ({columns}, listed) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            # Looked up by key in the withdrawal (the facts table's statistics do not know the
+            # rows this transaction just wrote: without the index the planner may scan the
+            # staging table once per fact).
+            cursor.execute(f"CREATE INDEX ON {staging} (fact, household_id, subject_key)")
             cursor.execute(f"ANALYZE {staging}")
             cursor.execute(upsert)
             changed = [row[0] for row in cursor.fetchall()]
