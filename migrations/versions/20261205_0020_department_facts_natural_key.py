@@ -3,7 +3,10 @@ re-evaluation's watermark.
 
 - `department_facts` loses its random UUID `id`: the natural key (department, fact, household,
   subject) becomes the primary key (it was already unique), so an import writes one index fewer
-  and makes no id per fact. Its `import_id` index goes too (nothing reads by it any more).
+  and makes no id per fact. Its `import_id` index goes too (nothing reads by it any more), and so
+  do its foreign keys to households and members, checked row by row (on PostgreSQL by a trigger
+  per row and key) although an import only writes facts of the live members it has just matched,
+  and households and members are never deleted (only marked deleted).
 - `department_facts.source_id`: the source whose import last changed the fact. A full list
   withdraws what its own source said and it no longer lists (before: found through `import_id`,
   which forced every import to rewrite every fact it listed, changed or not). Filled from the
@@ -41,6 +44,8 @@ def upgrade() -> None:
         "department_imports WHERE department_imports.id = department_facts.import_id)"
     )
     with op.batch_alter_table("department_facts") as batch:
+        batch.drop_constraint("fk_department_facts_household_id_households", type_="foreignkey")
+        batch.drop_constraint("fk_department_facts_member_id_members", type_="foreignkey")
         batch.drop_constraint("uq_department_facts_subject", type_="unique")
         batch.drop_constraint("pk_department_facts", type_="primary")
         batch.drop_column("id")
@@ -78,5 +83,11 @@ def downgrade() -> None:
         batch.alter_column("id", existing_type=sa.Uuid(), nullable=False)
         batch.create_primary_key("pk_department_facts", ["id"])
         batch.create_unique_constraint("uq_department_facts_subject", _KEY)
+        batch.create_foreign_key(
+            "fk_department_facts_household_id_households", "households", ["household_id"], ["id"]
+        )
+        batch.create_foreign_key(
+            "fk_department_facts_member_id_members", "members", ["member_id"], ["id"]
+        )
         batch.drop_column("source_id")
     op.create_index("ix_department_facts_import", "department_facts", ["import_id"], unique=False)
