@@ -109,9 +109,10 @@ def _touch(db: Database, share: float, at: datetime) -> int:
 
 
 NIGHTLY_RUNS = (
-    ("first (full: no earlier run)", 0, False),
-    ("full again (nothing changed, --full)", 0, True),
-    ("a night later (1 % of households changed)", 1, False),
+    ("first (full: no earlier run)", 0, False, 1),
+    ("full again (nothing changed, --full)", 0, True, 1),
+    ("full again, 2 worker processes (PostgreSQL)", 0, True, 2),
+    ("a night later (1 % of households changed)", 1, False, 1),
 )
 
 
@@ -130,14 +131,16 @@ def measure_nightly(register: Register) -> list[dict[str, Any]]:
 
     base = datetime.now(UTC) + timedelta(hours=2)
     try:
-        for label, days, full in NIGHTLY_RUNS:
+        for label, days, full, workers in NIGHTLY_RUNS:
+            if workers > 1 and db.kind != "postgresql":
+                continue
             now = base + timedelta(days=days)
             touched = _touch(db, 0.01, now - timedelta(hours=6)) if days else 0
             samples.clear()
             service.evaluate_households = sampled  # type: ignore[attr-defined]
             try:
                 started = time.perf_counter()
-                outcome = service.reevaluate(db, now=now, full=full)
+                outcome = service.reevaluate(db, now=now, full=full, workers=workers)
                 seconds = time.perf_counter() - started
             finally:
                 service.evaluate_households = real  # type: ignore[attr-defined]

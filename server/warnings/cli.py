@@ -20,8 +20,17 @@ warnings: click.Group = _Group(
 @click.option(
     "--full", is_flag=True, help="Every household, not only those changed since the last run."
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Processes sharing a full run (PostgreSQL), each with its own connection.",
+)
 @pass_state
-def warnings_reevaluate(state: CliState, region: str | None, chunk: int, full: bool) -> None:
+def warnings_reevaluate(
+    state: CliState, region: str | None, chunk: int, full: bool, workers: int
+) -> None:
     """Evaluate the households (under REGION) against the rules, chunk by chunk: after a complete
     run, only those whose inputs changed since (unless --full)."""
     import time
@@ -30,7 +39,9 @@ def warnings_reevaluate(state: CliState, region: str | None, chunk: int, full: b
     from server.warnings.service import reevaluate
 
     started = time.monotonic()
-    outcome = reevaluate(state.runtime().db, now=utcnow(), region=region, chunk=chunk, full=full)
+    outcome = reevaluate(
+        state.runtime().db, now=utcnow(), region=region, chunk=chunk, full=full, workers=workers
+    )
     figures = " ".join(f"{k}={v}" for k, v in outcome.as_dict().items())
     figures += f" mode={outcome.mode} skipped={outcome.skipped}"
     click.echo(f"{figures} seconds={time.monotonic() - started:.1f}")

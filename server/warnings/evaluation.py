@@ -532,13 +532,20 @@ def _event(
 
 
 def household_ids_in(
-    session: Session, *, after: uuid.UUID | None, limit: int, code_range: tuple[str, str] | None
+    session: Session,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    code_range: tuple[str, str] | None,
+    upto: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
-    """The next `limit` household ids after `after` (by id), optionally within a code range:
-    the chunks of a full re-evaluation."""
+    """The next `limit` household ids after `after` (and at most `upto`), by id, optionally
+    within a code range: the chunks of a full re-evaluation."""
     statement = select(Household.id).order_by(Household.id).limit(limit)
     if after is not None:
         statement = statement.where(Household.id > after)
+    if upto is not None:
+        statement = statement.where(Household.id <= upto)
     if code_range is not None:
         low, high = code_range
         statement = statement.where(Household.village_code.between(low, high))

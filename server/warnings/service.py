@@ -8,8 +8,10 @@ re-evaluation in chunks, each in its own unit of work (the nightly job and the C
 
 from __future__ import annotations
 
+import multiprocessing
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -617,6 +619,7 @@ def reevaluate(
     region: str | None = None,
     chunk: int = CHUNK,
     full: bool = False,
+    workers: int = 1,
 ) -> RunOutcome:
     """The nightly re-evaluation (`fieldsync warnings reevaluate`) of every household (under
     `region`), each chunk in its own unit of work, so memory stays flat and a failure loses one
@@ -674,17 +677,10 @@ def reevaluate(
             if span is not None:
                 bump = bump.where(RiskWarning.village_code.between(*span))
             outcome.still_seen = session.execute(bump).rowcount  # type: ignore[attr-defined]
+    elif workers > 1 and db.kind == "postgresql":
+        outcome.add(_full_in_processes(db, now=now, span=span, chunk=chunk, workers=workers))
     else:
-        after: uuid.UUID | None = None
-        while True:
-            with db.unit_of_work() as session:
-                ids = household_ids_in(session, after=after, limit=chunk, code_range=span)
-                if not ids:
-                    break
-                outcome.add(
-                    evaluate_households(session, ids, now=now, trigger=trigger, with_history=True)
-                )
-            after = ids[-1]
+        outcome.add(_full_range(db, now, span, chunk, after=None, upto=None))
     with db.unit_of_work() as session:
         mark = session.get(WarningReevaluation, scope)
         if mark is None:
@@ -693,6 +689,76 @@ def reevaluate(
         mark.started_at = now
         mark.rules = _rules_fingerprint()
         mark.finished_at = utcnow()
+    return outcome
+
+
+def _full_range(
+    db: Database,
+    now: datetime,
+    span: tuple[str, str] | None,
+    chunk: int,
+    *,
+    after: uuid.UUID | None,
+    upto: uuid.UUID | None,
+) -> Outcome:
+    """Every household with an id in (`after`, `upto`], a chunk per unit of work."""
+    trigger = Trigger(Source.REEVALUATION, {"at": now.isoformat()})
+    outcome = Outcome()
+    while True:
+        with db.unit_of_work() as session:
+            ids = household_ids_in(session, after=after, limit=chunk, code_range=span, upto=upto)
+            if not ids:
+                return outcome
+            outcome.add(
+                evaluate_households(session, ids, now=now, trigger=trigger, with_history=True)
+            )
+        after = ids[-1]
+
+
+def _range_in_process(
+    url: str,
+    now: datetime,
+    span: tuple[str, str] | None,
+    chunk: int,
+    after: uuid.UUID | None,
+    upto: uuid.UUID | None,
+) -> dict[str, int]:
+    """A worker process's share of a full run, with its own engine and connection."""
+    db = Database(url)
+    try:
+        return _full_range(db, now, span, chunk, after=after, upto=upto).as_dict()
+    finally:
+        db.dispose()
+
+
+def _full_in_processes(
+    db: Database, *, now: datetime, span: tuple[str, str] | None, chunk: int, workers: int
+) -> Outcome:
+    """A full run split by household id into `workers` ranges of equal size, each evaluated by
+    its own process with its own connection (PostgreSQL: the rules' Python runs on every core)."""
+    with db.unit_of_work(write=False) as session:
+        total = session.scalar(_in_span(select(func.count()).select_from(Household), span)) or 0
+        bounds: list[uuid.UUID | None] = [None]
+        for k in range(1, workers):
+            bound = session.scalar(
+                _in_span(select(Household.id), span)
+                .order_by(Household.id)
+                .offset(total * k // workers)
+                .limit(1)
+            )
+            if bound is not None:
+                bounds.append(bound)
+        bounds.append(None)
+    url = db.url.render_as_string(hide_password=False)
+    outcome = Outcome()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(bounds) - 1, mp_context=context) as pool:
+        futures = [
+            pool.submit(_range_in_process, url, now, span, chunk, bounds[i], bounds[i + 1])
+            for i in range(len(bounds) - 1)
+        ]
+        for future in futures:
+            outcome.add(Outcome(**future.result()))
     return outcome
 
 

@@ -142,3 +142,16 @@ def test_the_nightly_run_re_judges_an_income_drop_with_the_current_configuration
     summary = nightly_reevaluation(rt, datetime.now(UTC))
     assert summary["no_longer_hold"] >= 1
     assert not current(rt, HOUSEHOLD_A)[("income_drop", "")].holds
+
+
+def test_a_full_run_shared_by_two_processes_finds_what_one_finds(rt, world):
+    if rt.db.kind != "postgresql":
+        return  # the processes share a full run on PostgreSQL only (SQLite: one writer)
+    push(world["tablet"], good_visit(water_status="insufficient"))
+    with rt.db.unit_of_work() as session:
+        session.execute(update(Household).where(Household.id == HOUSEHOLD_B).values(water_ok=False))
+    shared = service.reevaluate(rt.db, now=datetime.now(UTC), full=True, workers=2)
+    assert (shared.households, shared.raised) == (2, 1)  # B's water; A's was raised in the push
+    alone = service.reevaluate(rt.db, now=datetime.now(UTC), full=True)
+    assert (alone.households, alone.raised, alone.no_longer_hold) == (2, 0, 0)
+    assert current(rt, HOUSEHOLD_B)[("unsafe_water", "")].holds
