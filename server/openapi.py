@@ -127,6 +127,7 @@ from server.warnings.schemas import (
     ReferWarningSchema,
     WarningListQuerySchema,
     WarningPageSchema,
+    WarningQuerySchema,
     WarningSchema,
 )
 from sync_protocol.clock import MAX_NODE_LENGTH
@@ -789,6 +790,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "warnings",
         roles=STAFF,
         response="Warning",
+        errors=(422,),
+        query=WarningQuerySchema,
     ),
     Operation(
         "post",

@@ -3,10 +3,10 @@ household — written by department imports, read by the early-warning rules.
 
 One row per (department, fact, household, subject): `subject_key` is the member id for a member
 fact and "" for a household fact, so the key is unique on every database. A later import of the
-same department overwrites the value and points `import_id` at itself; a fact a later full list
-no longer contains is marked `present = False` rather than deleted, so a warning can still name
-the import that said it. Unmatched and ambiguous rows are not facts: they stay in the import's
-report.
+same department that changes the value points `import_id` at itself (one that says the same
+leaves the fact alone); a fact a later full list of the same source no longer contains is marked
+`present = False` rather than deleted, so a warning can still name the import that said it.
+Unmatched and ambiguous rows are not facts: they stay in the import's report.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, JsonDocument, enum_type, utcnow
@@ -24,20 +24,17 @@ from server.db import Base, JsonDocument, enum_type, utcnow
 
 class DepartmentFact(Base):
     __tablename__ = "department_facts"
-    __table_args__ = (
-        UniqueConstraint(
-            "department", "fact", "household_id", "subject_key", name="uq_department_facts_subject"
-        ),
-        Index("ix_department_facts_household", "household_id", "department", "fact"),
-        Index("ix_department_facts_import", "import_id"),
-    )
+    __table_args__ = (Index("ix_department_facts_household", "household_id", "department", "fact"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    department: Mapped[str] = mapped_column(String(32))  # Department code
-    fact: Mapped[str] = mapped_column(String(48))  # FactSpec code
-    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"))
-    member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
-    subject_key: Mapped[str] = mapped_column(String(36), default="")
+    # The natural key is the primary key: an import writes no id and one index fewer per fact.
+    department: Mapped[str] = mapped_column(String(32), primary_key=True)  # Department code
+    fact: Mapped[str] = mapped_column(String(48), primary_key=True)  # FactSpec code
+    # No foreign keys to households and members: an import writes facts only of the live members
+    # it has just matched, rows of both are never deleted, and the checks ran once per row and
+    # key when a register-wide list is written (see docs/benchmarks.md).
+    household_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    subject_key: Mapped[str] = mapped_column(String(36), primary_key=True, default="")
+    member_id: Mapped[uuid.UUID | None]
     # JSON: true/false, a decimal as a string, or a choice code.
     value: Mapped[Any] = mapped_column(JsonDocument, nullable=False)
     present: Mapped[bool] = mapped_column(default=True)
@@ -48,6 +45,11 @@ class DepartmentFact(Base):
     import_id: Mapped[uuid.UUID]
     # The row of the imported file it came from, 1-based, for the warning's evidence.
     source_row: Mapped[int | None]
+    # The source (department_sources.id) whose import last changed the fact: a full list of that
+    # source withdraws the facts it said and no longer lists. An import that lists a fact with
+    # the same value, date and member leaves it alone (its import_id and source_row stay those of
+    # the import that said it first).
+    source_id: Mapped[uuid.UUID | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -17,17 +17,33 @@ warnings: click.Group = _Group(
 @warnings.command("reevaluate")
 @click.option("--region", default=None, metavar="CODE", help="Only households under this region.")
 @click.option("--chunk", default=2000, show_default=True, type=click.IntRange(1, 50000))
+@click.option(
+    "--full", is_flag=True, help="Every household, not only those changed since the last run."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Processes sharing a full run (PostgreSQL), each with its own connection.",
+)
 @pass_state
-def warnings_reevaluate(state: CliState, region: str | None, chunk: int) -> None:
-    """Evaluate every household (under REGION) against the rules, chunk by chunk."""
+def warnings_reevaluate(
+    state: CliState, region: str | None, chunk: int, full: bool, workers: int
+) -> None:
+    """Evaluate the households (under REGION) against the rules, chunk by chunk: after a complete
+    run, only those whose inputs changed since (unless --full)."""
     import time
 
     from server.db import utcnow
     from server.warnings.service import reevaluate
 
     started = time.monotonic()
-    outcome = reevaluate(state.runtime().db, now=utcnow(), region=region, chunk=chunk)
+    outcome = reevaluate(
+        state.runtime().db, now=utcnow(), region=region, chunk=chunk, full=full, workers=workers
+    )
     figures = " ".join(f"{k}={v}" for k, v in outcome.as_dict().items())
+    figures += f" mode={outcome.mode} skipped={outcome.skipped}"
     click.echo(f"{figures} seconds={time.monotonic() - started:.1f}")
 
 

@@ -10,25 +10,34 @@ chunk); only flushes. Never a query per household.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
+from typing import cast as typing_cast
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     String,
     Table,
+    Text,
+    Uuid,
+    any_,
+    cast,
+    false,
     insert,
+    literal,
     literal_column,
     select,
     type_coerce,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from server.changes.models import Change
 from server.departments.models import DepartmentFact
@@ -109,6 +118,41 @@ def income_year_column(session: Session) -> ColumnElement[Any]:
     return literal_column(expression)
 
 
+def id_text(value: Any) -> str:
+    """An id as text with dashes, from a UUID or from SQLite's stored 32 hex digits."""
+    if isinstance(value, str):
+        if len(value) == 32:
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        return value
+    return str(value)
+
+
+class _Ids:
+    """UUIDs from driver values, each distinct value converted once."""
+
+    def __init__(self) -> None:
+        self.seen: dict[Any, uuid.UUID] = {}
+
+    def uuid(self, value: Any) -> uuid.UUID:
+        found = self.seen.get(value)
+        if found is None:
+            found = self.seen[value] = (
+                value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value)
+            )
+        return found
+
+
+def among(
+    session: Session, column: QueryableAttribute[Any], ids: Sequence[uuid.UUID]
+) -> ColumnElement[bool]:
+    """`column IN ids`, spelled for the database: on PostgreSQL `= ANY(array)` with the ids as
+    one parameter (an IN list of thousands of parameters costs more to build and parse than the
+    lookup itself), elsewhere an IN list."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(Uuid())))
+    return column.in_(list(ids))
+
+
 def record_year(written_ms: int | None, now: datetime) -> int:
     if not written_ms:
         return now.year
@@ -122,17 +166,23 @@ def load_snapshots(
     today: date,
     now: datetime,
     with_history: bool,
+    departments: Collection[str] | None = None,
 ) -> tuple[list[HouseholdSnapshot], dict[uuid.UUID, tuple[int, str]]]:
     """Snapshots of the live households among `household_ids` and each one's (year, province):
-    four statements (five with history) whatever their number."""
+    four statements (five with history) whatever their number. `departments`: load only those
+    departments' facts (None: all). Core execution: plain rows, no ORM bookkeeping per row."""
     ids = list(household_ids)
     if not ids:
         return [], {}
+    connection = session.connection()
+    # Ids as the driver gives them (SQLite: hex text), converted once per distinct value:
+    # building a UUID per row cost more than reading the rows.
+    household_of = _Ids()
     members: dict[uuid.UUID, list[MemberSnapshot]] = defaultdict(list)
-    for row in session.execute(
+    for row in connection.execute(
         select(
-            Member.household_id,
-            Member.id,
+            type_coerce(Member.household_id, String),
+            type_coerce(Member.id, String),
             Member.birth_date,
             Member.in_school,
             Member.insured,
@@ -141,11 +191,11 @@ def load_snapshots(
             type_coerce(Member.disability, String),
             type_coerce(Member.labor_capacity, String),
             type_coerce(Member.employment, String),
-        ).where(Member.household_id.in_(ids), Member.deleted.is_(False))
+        ).where(among(session, Member.household_id, ids), Member.deleted.is_(False))
     ):
-        members[row[0]].append(
+        members[household_of.uuid(row[0])].append(
             MemberSnapshot(
-                str(row[1]),
+                id_text(row[1]),
                 row[2],
                 row[3],
                 row[4],
@@ -156,24 +206,38 @@ def load_snapshots(
             )
         )
     facts: dict[uuid.UUID, list[FactSnapshot]] = defaultdict(list)
-    for f in session.execute(
-        select(
-            DepartmentFact.household_id,
-            DepartmentFact.department,
-            DepartmentFact.fact,
-            DepartmentFact.member_id,
-            DepartmentFact.value,
-            DepartmentFact.import_id,
-            DepartmentFact.source_row,
-            DepartmentFact.as_of,
-        ).where(DepartmentFact.household_id.in_(ids), DepartmentFact.present.is_(True))
-    ):
-        facts[f[0]].append(
+    wanted = select(
+        type_coerce(DepartmentFact.household_id, String),
+        DepartmentFact.department,
+        DepartmentFact.fact,
+        type_coerce(DepartmentFact.member_id, String),
+        # The JSON as text, decoded once per distinct text (the values are few).
+        cast(DepartmentFact.value, Text),
+        type_coerce(DepartmentFact.import_id, String),
+        DepartmentFact.source_row,
+        DepartmentFact.as_of,
+    ).where(among(session, DepartmentFact.household_id, ids), DepartmentFact.present.is_(True))
+    if departments is not None:
+        if not departments:
+            wanted = wanted.where(false())
+        wanted = wanted.where(DepartmentFact.department.in_(sorted(departments)))
+    decoded: dict[str, Any] = {}
+    for f in connection.execute(wanted):
+        value = decoded.get(f[4], _UNSEEN)
+        if value is _UNSEEN:
+            value = decoded[f[4]] = json.loads(f[4])
+        facts[household_of.uuid(f[0])].append(
             FactSnapshot(
-                f[1], f[2], None if f[3] is None else str(f[3]), f[4], str(f[5]), f[6], f[7]
+                f[1],
+                f[2],
+                None if f[3] is None else id_text(f[3]),
+                value,
+                id_text(f[5]),
+                f[6],
+                f[7],
             )
         )
-    rows = session.execute(
+    rows = connection.execute(
         select(
             Household.id,
             Household.village_code,
@@ -186,7 +250,9 @@ def load_snapshots(
             Household.receives_extreme_poverty_support,
             income_year_column(session),
         ).where(
-            Household.id.in_(ids), Household.deleted.is_(False), Household.merged_into_id.is_(None)
+            among(session, Household.id, ids),
+            Household.deleted.is_(False),
+            Household.merged_into_id.is_(None),
         )
     ).all()
     histories = _histories(session, rows) if with_history else {}
@@ -215,6 +281,7 @@ def load_snapshots(
     return snapshots, scopes
 
 
+_UNSEEN = object()
 _HISTORY_FIELDS = ("per_capita_income", "rigid_expenditure")
 
 
@@ -231,7 +298,7 @@ def _histories(session: Session, rows: Sequence[Any]) -> dict[uuid.UUID, History
         select(Change.entity_id, Change.fields)
         .where(
             Change.village_code.in_({row[1] for row in rows}),
-            Change.entity_id.in_(list(current)),
+            among(session, Change.entity_id, list(current)),
             Change.entity_type == "household",
         )
         .order_by(Change.seq)
@@ -279,19 +346,26 @@ def evaluate_households(
     now: datetime,
     trigger: Trigger,
     with_history: bool = False,
+    only: frozenset[str] | None = None,
 ) -> Outcome:
-    """Evaluate every rule on the given households and reconcile their warnings. Households not
-    live in the register (deleted, merged, unknown) have nothing that holds."""
+    """Evaluate every rule (or the rules in `only`) on the given households and reconcile their
+    warnings — only the warnings of the rules that ran can stop holding. Households not live in
+    the register (deleted, merged, unknown) have nothing that holds."""
     outcome = Outcome()
     ids = set(household_ids)
     if not ids:
         return outcome
     snapshots, scopes = load_snapshots(
-        session, ids, today=now.date(), now=now, with_history=with_history
+        session,
+        ids,
+        today=now.date(),
+        now=now,
+        with_history=with_history,
+        departments=None if only is None else rules.departments_read(only),
     )
     configs = configs_for(session, scopes.values())
     current: dict[uuid.UUID, list[_Current]] = defaultdict(list)
-    for row in session.execute(
+    for row in session.connection().execute(
         select(
             RiskWarning.id,
             RiskWarning.household_id,
@@ -301,16 +375,19 @@ def evaluate_households(
             RiskWarning.status,
             RiskWarning.lifecycle,
             RiskWarning.evidence["values"],
-        ).where(RiskWarning.household_id.in_(list(ids)), RiskWarning.is_current.is_(True))
+        ).where(
+            among(session, RiskWarning.household_id, list(ids)), RiskWarning.is_current.is_(True)
+        )
     ):
         current[row[1]].append(_Current(row[0], *row[2:]))
 
-    villages = {uuid.UUID(s.id): s.village_code for s in snapshots}
+    villages: dict[uuid.UUID, str] = {}
     results: dict[uuid.UUID, rules.Evaluation] = {}
-    for snapshot in snapshots:
-        hid = uuid.UUID(snapshot.id)
-        results[hid] = rules.evaluate(snapshot, configs[scopes[hid]])
-    every_rule = frozenset(rules.BY_RULE)
+    # `scopes` is keyed by the households' ids in the order of `snapshots`.
+    for hid, snapshot in zip(scopes, snapshots, strict=True):
+        villages[hid] = snapshot.village_code
+        results[hid] = rules.evaluate(snapshot, configs[scopes[hid]], only)
+    every_rule = frozenset(rules.BY_RULE) if only is None else only
 
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -395,14 +472,16 @@ def evaluate_households(
         session.execute(update(RiskWarning), group)
     if seen_ids:
         session.execute(
-            update(RiskWarning).where(RiskWarning.id.in_(seen_ids)).values(last_seen=now)
+            update(RiskWarning)
+            .where(among(session, RiskWarning.id, seen_ids))
+            .values(last_seen=now)
         )
     # Core inserts: one executemany each (the ORM's bulk insert would split the rows into runs of
     # the same None-ness, e.g. household and member warnings interleaved).
     if inserts:
-        session.execute(insert(cast(Table, RiskWarning.__table__)), inserts)
+        session.execute(insert(typing_cast(Table, RiskWarning.__table__)), inserts)
     if events:
-        session.execute(insert(cast(Table, RiskWarningEvent.__table__)), events)
+        session.execute(insert(typing_cast(Table, RiskWarningEvent.__table__)), events)
     return outcome
 
 
@@ -453,13 +532,20 @@ def _event(
 
 
 def household_ids_in(
-    session: Session, *, after: uuid.UUID | None, limit: int, code_range: tuple[str, str] | None
+    session: Session,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    code_range: tuple[str, str] | None,
+    upto: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
-    """The next `limit` household ids after `after` (by id), optionally within a code range:
-    the chunks of a full re-evaluation."""
+    """The next `limit` household ids after `after` (and at most `upto`), by id, optionally
+    within a code range: the chunks of a full re-evaluation."""
     statement = select(Household.id).order_by(Household.id).limit(limit)
     if after is not None:
         statement = statement.where(Household.id > after)
+    if upto is not None:
+        statement = statement.where(Household.id <= upto)
     if code_range is not None:
         low, high = code_range
         statement = statement.where(Household.village_code.between(low, high))

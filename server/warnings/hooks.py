@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from server.warnings import rules
 from server.warnings.evaluation import Trigger, evaluate_households
 from server.warnings.rules import Source
 
@@ -26,11 +27,15 @@ def after_department_import(
     import_id: uuid.UUID,
     household_ids: Collection[uuid.UUID],
     now: datetime,
+    department: str | None = None,
 ) -> None:
-    """Re-evaluate the rules for the households whose `department_facts` an import wrote or
-    withdrew, naming the import as the evidence source. Set-based over `household_ids`."""
+    """Re-evaluate the rules for the households whose `department_facts` an import changed or
+    withdrew, naming the import as the evidence source. Set-based over `household_ids`. With
+    `department`, only the rules that read that department's facts run (nothing else the rules
+    read changed); their warnings alone can be raised or stop holding."""
     trigger = Trigger(Source.DEPARTMENT, {"import_id": str(import_id)})
-    evaluate_households(session, household_ids, now=now, trigger=trigger)
+    only = None if department is None else rules.reading_department(department)
+    evaluate_households(session, household_ids, now=now, trigger=trigger, only=only)
 
 
 def after_push(session: Session, accepted: Sequence[AcceptedSubmission], now: datetime) -> None:

@@ -18,4 +18,10 @@ def nightly_reevaluation(runtime: Runtime, now: datetime) -> dict[str, Any]:
     household deleted) say so, new ones are raised. Chunks of households, one unit of work each."""
     started = time.monotonic()
     outcome = reevaluate(runtime.db, now=now, chunk=CHUNK)
-    return {**outcome.as_dict(), "seconds": round(time.monotonic() - started, 3)}
+    return {
+        **outcome.as_dict(),
+        "mode": outcome.mode,
+        "skipped": outcome.skipped,
+        "still_seen": outcome.still_seen,
+        "seconds": round(time.monotonic() - started, 3),
+    }

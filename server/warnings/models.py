@@ -108,3 +108,17 @@ class WarningSetting(Base):
     value: Mapped[Decimal] = mapped_column(Numeric(14, 4))
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WarningReevaluation(Base):
+    """The last complete full re-evaluation of a scope ("*": the whole register, else a region
+    code): the next one evaluates only households whose inputs changed since `started_at` (less
+    a margin for transactions that were still open), as long as the rules are the same."""
+
+    __tablename__ = "warning_reevaluations"
+
+    scope: Mapped[str] = mapped_column(String(12), primary_key=True)
+    started_at: Mapped[datetime]
+    # The rule codes that run evaluated with (a new rule means a full run).
+    rules: Mapped[str] = mapped_column(String(2000))
+    finished_at: Mapped[datetime]

@@ -23,6 +23,7 @@ from server.warnings.schemas import (
     ReferWarningSchema,
     WarningListQuerySchema,
     WarningPageSchema,
+    WarningQuerySchema,
     WarningSchema,
 )
 
@@ -46,8 +47,11 @@ def list_warnings() -> dict[str, Any]:
         limit=args["limit"],
         offset=args["offset"],
     )
-    with rt.db.unit_of_work(write=False) as session:
-        page = service.list_warnings(session, current_actor(), filters)
+    reveal = args.get("reveal") == "sensitive"
+    with rt.db.unit_of_work(write=reveal) as session:  # a reveal is audited
+        page = service.list_warnings(
+            session, current_actor(), filters, reveal=reveal, settings=rt.settings
+        )
     result: dict[str, Any] = WarningPageSchema().dump(page)
     return result
 
@@ -56,8 +60,12 @@ def list_warnings() -> dict[str, Any]:
 @authenticated(*STAFF)
 def get_warning(warning_id: uuid.UUID) -> dict[str, Any]:
     rt = runtime()
-    with rt.db.unit_of_work(write=False) as session:
-        view = service.get_warning(session, current_actor(), warning_id)
+    args = load_with(WarningQuerySchema(), query_arguments())
+    reveal = args.get("reveal") == "sensitive"
+    with rt.db.unit_of_work(write=reveal) as session:  # a reveal is audited
+        view = service.get_warning(
+            session, current_actor(), warning_id, reveal=reveal, settings=rt.settings
+        )
     result: dict[str, Any] = WarningSchema().dump(view)
     return result
 

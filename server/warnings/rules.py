@@ -632,14 +632,44 @@ class Evaluation:
     rules_run: frozenset[str] = frozenset()
 
 
-def evaluate(snapshot: HouseholdSnapshot, config: RuleConfig) -> Evaluation:
-    """Run every rule on one household. Rules needing previous values run only when
-    `snapshot.history` is loaded."""
+def reading_department(department: str) -> frozenset[str]:
+    """The rules that read a department's facts (a comparison rule of that department, or a rule
+    with one of its facts among its inputs)."""
+    prefix = f"{department}."
+    return frozenset(
+        rule.code
+        for rule in RULES
+        if rule.department == department or any(i.startswith(prefix) for i in rule.inputs)
+    )
+
+
+def departments_read(codes: Iterable[str]) -> frozenset[str]:
+    """The departments whose facts the given rules read."""
+    known = {d.value for d in Department}
+    found: set[str] = set()
+    for code in codes:
+        rule = BY_RULE[code]
+        if rule.department is not None:
+            found.add(rule.department.value)
+        found.update(i.split(".", 1)[0] for i in rule.inputs if i.split(".", 1)[0] in known)
+    return frozenset(found)
+
+
+def evaluate(
+    snapshot: HouseholdSnapshot, config: RuleConfig, only: frozenset[str] | None = None
+) -> Evaluation:
+    """Run every rule (or those in `only`) on one household. Rules needing previous values run
+    only when `snapshot.history` is loaded."""
     findings: list[Finding] = []
     run: set[str] = set()
+    has_facts = bool(snapshot.facts)
     for rule in RULES:
         if rule.needs_history and snapshot.history is None:
             continue
+        if only is not None and rule.code not in only:
+            continue
         run.add(rule.code)
+        if rule.department is not None and not has_facts:
+            continue  # a comparison finds nothing without the department's facts
         findings.extend(rule.check(snapshot, config))
     return Evaluation(snapshot.id, findings, frozenset(run))

@@ -56,6 +56,16 @@ class WarningListQuerySchema(RequestSchema):
     household_id = UuidString()
     limit = QueryInteger(minimum=1, maximum=MAX_PAGE_SIZE, load_default=DEFAULT_PAGE_SIZE)
     offset = QueryInteger(minimum=0, load_default=0)
+    # `sensitive`: health and disability values of the evidence in clear, for roles in
+    # REVEAL_ROLES; each warning so shown is audited.
+    reveal = ChoiceString(("sensitive",))
+
+
+class WarningQuerySchema(RequestSchema):
+    """`GET /api/v1/warnings/{warning_id}` query arguments: `reveal=sensitive` shows the
+    evidence's health and disability values in clear (roles in REVEAL_ROLES; audited)."""
+
+    reveal = ChoiceString(("sensitive",))
 
 
 class ReferWarningSchema(RequestSchema):

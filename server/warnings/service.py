@@ -8,10 +8,12 @@ re-evaluation in chunks, each in its own unit of work (the nightly job and the C
 
 from __future__ import annotations
 
+import multiprocessing
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,8 +22,11 @@ from sqlalchemy.orm import Session
 
 from server.audit import service as audit
 from server.auth.actor import Actor
-from server.db import Database
-from server.errors import Conflict, NotFound, ValidationFailed
+from server.config import Settings
+from server.db import Database, utcnow
+from server.departments.models import DepartmentFact
+from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from server.households.models import Household, Member
 from server.monitoring import referrals
 from server.monitoring.terms import ReferralChannel, member_of
 from server.regions.codes import code_range, is_valid_code
@@ -29,7 +34,13 @@ from server.sensitive import SensitiveCodec
 from server.users.models import Role, User
 from server.warnings import config
 from server.warnings.evaluation import Outcome, Trigger, evaluate_households, household_ids_in
-from server.warnings.models import RiskWarning, RiskWarningEvent, WarningStatus
+from server.warnings.models import (
+    RiskWarning,
+    RiskWarningEvent,
+    WarningReevaluation,
+    WarningSetting,
+    WarningStatus,
+)
 from server.warnings.rules import BY_RULE, Source
 from sync_protocol.clock import HybridClock
 
@@ -114,7 +125,11 @@ def masked_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _view(
-    w: RiskWarning, names: Mapping[int, str], events: list[EventView] | None = None
+    w: RiskWarning,
+    names: Mapping[int, str],
+    events: list[EventView] | None = None,
+    *,
+    shown: dict[str, Any] | None = None,
 ) -> WarningView:
     rule = BY_RULE.get(w.rule)
     return WarningView(
@@ -129,7 +144,7 @@ def _view(
         holds=w.holds,
         status=w.status.value,
         source=w.source,
-        evidence=masked_evidence(w.evidence),
+        evidence=shown if shown is not None else masked_evidence(w.evidence),
         first_seen=w.first_seen,
         last_seen=w.last_seen,
         cleared_at=w.cleared_at,
@@ -156,9 +171,45 @@ def _bad(path: str, message: str) -> ValidationFailed:
     return ValidationFailed("bad filter", [{"path": path, "code": "invalid", "message": message}])
 
 
-def list_warnings(session: Session, actor: Actor, filters: WarningFilters) -> WarningPage:
-    """Warnings in the caller's regions (and under `region`), most recently seen first."""
+def _check_reveal(actor: Actor, reveal: bool, settings: Settings | None) -> None:
+    if reveal and (settings is None or actor.role.value not in settings.reveal_roles):
+        raise Forbidden("your role may not reveal health or disability values")
+
+
+def _shown(
+    session: Session, actor: Actor, w: RiskWarning, names: Mapping[int, str], *, reveal: bool
+) -> dict[str, Any] | None:
+    """The evidence in clear when revealed and it holds a sensitive value (audited), else None
+    (the view masks it)."""
+    values = (w.evidence or {}).get("values") or {}
+    if not reveal or not SENSITIVE_EVIDENCE & set(values):
+        return None
+    audit.record(
+        session,
+        "reveal_sensitive",
+        user_id=actor.user_id,
+        object_type="risk_warning",
+        object_id=str(w.id),
+        region_code=w.village_code,
+        address=actor.address,
+        details={"fields": sorted(SENSITIVE_EVIDENCE & set(values)), "rule": w.rule},
+    )
+    return dict(w.evidence)
+
+
+def list_warnings(
+    session: Session,
+    actor: Actor,
+    filters: WarningFilters,
+    *,
+    reveal: bool = False,
+    settings: Settings | None = None,
+) -> WarningPage:
+    """Warnings in the caller's regions (and under `region`), most recently seen first. Health
+    and disability values in evidence are masked unless `reveal` (roles in the settings'
+    `reveal_roles`, else 403; each warning revealed is audited)."""
     actor.ensure_role(Role.ADMIN, Role.SUPERVISOR)
+    _check_reveal(actor, reveal, settings)
     conditions: list[Any] = [actor.region_filter(RiskWarning.village_code)]
     if filters.region is not None:
         if not is_valid_code(filters.region):
@@ -191,7 +242,8 @@ def list_warnings(session: Session, actor: Actor, filters: WarningFilters) -> Wa
         )
     )
     names = _usernames(session, {w.status_by_id for w in rows})
-    return WarningPage([_view(w, names) for w in rows], total, filters.limit, filters.offset)
+    views = [_view(w, names, shown=_shown(session, actor, w, names, reveal=reveal)) for w in rows]
+    return WarningPage(views, total, filters.limit, filters.offset)
 
 
 def _find(session: Session, actor: Actor, warning_id: uuid.UUID) -> RiskWarning:
@@ -203,9 +255,18 @@ def _find(session: Session, actor: Actor, warning_id: uuid.UUID) -> RiskWarning:
     return warning
 
 
-def get_warning(session: Session, actor: Actor, warning_id: uuid.UUID) -> WarningView:
-    """One warning with its history, oldest event first."""
+def get_warning(
+    session: Session,
+    actor: Actor,
+    warning_id: uuid.UUID,
+    *,
+    reveal: bool = False,
+    settings: Settings | None = None,
+) -> WarningView:
+    """One warning with its history, oldest event first; its evidence masked unless `reveal`
+    (as in `list_warnings`)."""
     warning = _find(session, actor, warning_id)
+    _check_reveal(actor, reveal, settings)
     rows = list(
         session.scalars(
             select(RiskWarningEvent)
@@ -225,7 +286,8 @@ def get_warning(session: Session, actor: Actor, warning_id: uuid.UUID) -> Warnin
         )
         for e in rows
     ]
-    return _view(warning, names, events)
+    shown = _shown(session, actor, warning, names, reveal=reveal)
+    return _view(warning, names, events, shown=shown)
 
 
 def _transition(
@@ -436,23 +498,269 @@ def change_config(
     return changed, evaluate_region(session, now=now, trigger=trigger, region=province)
 
 
+# Transactions still open when a run started may have written with an earlier clock: the next
+# run looks back this much before the last one's start.
+WATERMARK_MARGIN = timedelta(hours=1)
+# A run further apart than this from the last one evaluates everything (birthdays are matched by
+# day of the year, within one year).
+MAX_INCREMENTAL_GAP = timedelta(days=31)
+# Oldest member whose birthday can move them into or out of school age (school_age_max ≤ 20).
+_YOUNGEST_YEARS = 22
+
+
+@dataclass
+class RunOutcome(Outcome):
+    """A re-evaluation's counts, with how it chose the households: `full` (every household: no
+    earlier complete run of the scope, another year, other rules, `full=True`) or `changed` (only
+    households whose inputs changed since the last run; the others were `skipped`)."""
+
+    mode: str = "full"
+    skipped: int = 0
+    still_seen: int = 0  # holding warnings of skipped households whose last_seen moved on
+
+
+def _rules_fingerprint() -> str:
+    return ",".join(sorted(BY_RULE))
+
+
+def _changed_since(
+    session: Session, since: datetime, last_day: date, today: date, span: tuple[str, str] | None
+) -> set[uuid.UUID]:
+    """Households whose rule inputs may have changed since `since` (the last run's start less
+    the margin), or whose time-dependent rules may say otherwise today: a household or member
+    row written since, a department fact written since, a child's birthday since the last run's
+    day (school age), a 低保 fact whose gradual-exit period may have ended, a province whose
+    configuration changed. A handful of statements, each set-based."""
+    found: set[uuid.UUID] = set()
+    live = Household.deleted.is_(False)
+
+    def scoped(statement: Any) -> Any:
+        if span is None:
+            return statement
+        return statement.where(Household.village_code.between(*span))
+
+    found.update(session.scalars(scoped(select(Household.id).where(Household.updated_at >= since))))
+    found.update(
+        session.scalars(
+            scoped(
+                select(Member.household_id)
+                .join(Household, Household.id == Member.household_id)
+                .where(Member.updated_at >= since)
+                .distinct()
+            )
+        )
+    )
+    found.update(
+        session.scalars(
+            scoped(
+                select(DepartmentFact.household_id)
+                .join(Household, Household.id == DepartmentFact.household_id)
+                .where(DepartmentFact.updated_at >= since)
+                .distinct()
+            )
+        )
+    )
+    days = [last_day + timedelta(days=n) for n in range(1, (today - last_day).days + 1)]
+    if days:
+        if session.get_bind().dialect.name == "postgresql":
+            month_day = func.to_char(Member.birth_date, "MMDD")
+        else:
+            month_day = func.strftime("%m%d", Member.birth_date)
+        youngest = date(today.year - _YOUNGEST_YEARS, 1, 1)
+        found.update(
+            session.scalars(
+                scoped(
+                    select(Member.household_id)
+                    .join(Household, Household.id == Member.household_id)
+                    .where(
+                        live,
+                        Member.deleted.is_(False),
+                        Member.birth_date >= youngest,
+                        month_day.in_(sorted({d.strftime("%m%d") for d in days})),
+                    )
+                    .distinct()
+                )
+            )
+        )
+    # 低保 no longer listed: flagged once the gradual exit (≤ 36 months from the list's date) ends.
+    exit_from = date(today.year - 4, today.month, 1)
+    found.update(
+        session.scalars(
+            scoped(
+                select(DepartmentFact.household_id)
+                .join(Household, Household.id == DepartmentFact.household_id)
+                .where(
+                    live,
+                    DepartmentFact.fact == "minimum_allowance",
+                    DepartmentFact.present.is_(True),
+                    DepartmentFact.as_of >= exit_from,
+                )
+                .distinct()
+            )
+        )
+    )
+    provinces = set(
+        session.scalars(
+            select(WarningSetting.province_code).where(WarningSetting.updated_at >= since)
+        )
+    )
+    for province in provinces:
+        statement = select(Household.id)
+        if province != config.EVERY_PROVINCE:
+            statement = statement.where(Household.village_code.between(*code_range(province)))
+        found.update(session.scalars(scoped(statement)))
+    return found
+
+
 def reevaluate(
-    db: Database, *, now: datetime, region: str | None = None, chunk: int = CHUNK
-) -> Outcome:
-    """The full re-evaluation (nightly job, `fieldsync warnings reevaluate`): every household
-    (under `region`), each chunk in its own unit of work, so memory stays flat and a failure
-    loses one chunk's work at most. Rules that need previous values keep their warnings as the
-    last push left them (see docs/warnings.md)."""
+    db: Database,
+    *,
+    now: datetime,
+    region: str | None = None,
+    chunk: int = CHUNK,
+    full: bool = False,
+    workers: int = 1,
+) -> RunOutcome:
+    """The nightly re-evaluation (`fieldsync warnings reevaluate`) of every household (under
+    `region`), each chunk in its own unit of work, so memory stays flat and a failure loses one
+    chunk's work at most.
+
+    Incremental after a complete run of the same scope (same rules, same year, at most
+    `MAX_INCREMENTAL_GAP` ago, not `full`): only the households `_changed_since` its start are
+    evaluated; every other household's inputs are as they were, so its warnings hold as they
+    did, and their `last_seen` moves on in one statement. The evaluation reads previous values
+    (the change log), so income drops and expenditure spikes are re-judged with the current
+    configuration too."""
     if region is not None and region != config.EVERY_PROVINCE and not is_valid_code(region):
         raise _bad("region", "a 12-digit region code")
     span = None if region is None or region == config.EVERY_PROVINCE else code_range(region)
+    scope = config.EVERY_PROVINCE if span is None else str(region)
+    trigger = Trigger(Source.REEVALUATION, {"at": now.isoformat()})
+    outcome = RunOutcome()
+    with db.unit_of_work(write=False) as session:
+        last = session.get(WarningReevaluation, scope)
+        incremental = (
+            not full
+            and last is not None
+            and last.rules == _rules_fingerprint()
+            and last.started_at.year == now.year
+            and timedelta(0) <= now - last.started_at <= MAX_INCREMENTAL_GAP
+        )
+        candidates: list[uuid.UUID] | None = None
+        if incremental:
+            assert last is not None
+            since = last.started_at - WATERMARK_MARGIN
+            candidates = sorted(
+                _changed_since(session, since, last.started_at.date(), now.date(), span)
+            )
+            outcome.mode = "changed"
+    if candidates is not None:
+        for start in range(0, len(candidates), chunk):
+            with db.unit_of_work() as session:
+                ids = candidates[start : start + chunk]
+                outcome.add(
+                    evaluate_households(session, ids, now=now, trigger=trigger, with_history=True)
+                )
+        with db.unit_of_work() as session:
+            total = session.scalar(_in_span(select(func.count()).select_from(Household), span))
+            outcome.skipped = max(0, (total or 0) - len(candidates))
+            bump = (
+                update(RiskWarning)
+                .where(
+                    RiskWarning.is_current.is_(True),
+                    RiskWarning.holds.is_(True),
+                    RiskWarning.last_seen < now,
+                )
+                .values(last_seen=now)
+                .execution_options(synchronize_session=False)
+            )
+            if span is not None:
+                bump = bump.where(RiskWarning.village_code.between(*span))
+            outcome.still_seen = session.execute(bump).rowcount  # type: ignore[attr-defined]
+    elif workers > 1 and db.kind == "postgresql":
+        outcome.add(_full_in_processes(db, now=now, span=span, chunk=chunk, workers=workers))
+    else:
+        outcome.add(_full_range(db, now, span, chunk, after=None, upto=None))
+    with db.unit_of_work() as session:
+        mark = session.get(WarningReevaluation, scope)
+        if mark is None:
+            mark = WarningReevaluation(scope=scope)
+            session.add(mark)
+        mark.started_at = now
+        mark.rules = _rules_fingerprint()
+        mark.finished_at = utcnow()
+    return outcome
+
+
+def _full_range(
+    db: Database,
+    now: datetime,
+    span: tuple[str, str] | None,
+    chunk: int,
+    *,
+    after: uuid.UUID | None,
+    upto: uuid.UUID | None,
+) -> Outcome:
+    """Every household with an id in (`after`, `upto`], a chunk per unit of work."""
     trigger = Trigger(Source.REEVALUATION, {"at": now.isoformat()})
     outcome = Outcome()
-    after: uuid.UUID | None = None
     while True:
         with db.unit_of_work() as session:
-            ids = household_ids_in(session, after=after, limit=chunk, code_range=span)
+            ids = household_ids_in(session, after=after, limit=chunk, code_range=span, upto=upto)
             if not ids:
                 return outcome
-            outcome.add(evaluate_households(session, ids, now=now, trigger=trigger))
+            outcome.add(
+                evaluate_households(session, ids, now=now, trigger=trigger, with_history=True)
+            )
         after = ids[-1]
+
+
+def _range_in_process(
+    url: str,
+    now: datetime,
+    span: tuple[str, str] | None,
+    chunk: int,
+    after: uuid.UUID | None,
+    upto: uuid.UUID | None,
+) -> dict[str, int]:
+    """A worker process's share of a full run, with its own engine and connection."""
+    db = Database(url)
+    try:
+        return _full_range(db, now, span, chunk, after=after, upto=upto).as_dict()
+    finally:
+        db.dispose()
+
+
+def _full_in_processes(
+    db: Database, *, now: datetime, span: tuple[str, str] | None, chunk: int, workers: int
+) -> Outcome:
+    """A full run split by household id into `workers` ranges of equal size, each evaluated by
+    its own process with its own connection (PostgreSQL: the rules' Python runs on every core)."""
+    with db.unit_of_work(write=False) as session:
+        total = session.scalar(_in_span(select(func.count()).select_from(Household), span)) or 0
+        bounds: list[uuid.UUID | None] = [None]
+        for k in range(1, workers):
+            bound = session.scalar(
+                _in_span(select(Household.id), span)
+                .order_by(Household.id)
+                .offset(total * k // workers)
+                .limit(1)
+            )
+            if bound is not None:
+                bounds.append(bound)
+        bounds.append(None)
+    url = db.url.render_as_string(hide_password=False)
+    outcome = Outcome()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(bounds) - 1, mp_context=context) as pool:
+        futures = [
+            pool.submit(_range_in_process, url, now, span, chunk, bounds[i], bounds[i + 1])
+            for i in range(len(bounds) - 1)
+        ]
+        for future in futures:
+            outcome.add(Outcome(**future.result()))
+    return outcome
+
+
+def _in_span(statement: Any, span: tuple[str, str] | None) -> Any:
+    return statement if span is None else statement.where(Household.village_code.between(*span))

@@ -102,7 +102,7 @@ def _imports(rt: Runtime) -> list[DepartmentImport]:
 
 def _fact_count(rt: Runtime) -> int:
     with rt.db.unit_of_work(write=False) as session:
-        return len(session.scalars(select(DepartmentFact.id)).all())
+        return len(session.scalars(select(DepartmentFact.fact)).all())
 
 
 @pytest.mark.parametrize(
@@ -197,3 +197,55 @@ def _now() -> Any:
     from server.db import utcnow
 
     return utcnow()
+
+
+def test_two_schedulers_at_once_fetch_a_due_source_exactly_once(
+    rt: Runtime, world: World, server: tuple[str, dict[str, int]]
+) -> None:
+    """Two schedulers (threads, each with its own runtime and connection pool) run the job at the
+    same moment, on several days: every due run is fetched by exactly one of them."""
+    if rt.db.kind != "postgresql":
+        pytest.skip("concurrent writers: PostgreSQL (SQLite takes writers one at a time)")
+    base, hits = server
+    source_id = make_source(
+        rt,
+        "medical-http",
+        "medical_insurance",
+        MEDICAL_MAPPING,
+        url=base + "/ok",
+        schedule="0 2 * * *",
+    )
+    with rt.db.unit_of_work(write=False) as session:
+        source = session.get(DepartmentSource, source_id)
+        assert source is not None
+        created = source.created_at
+    other = Runtime.build(rt.settings)
+    try:
+        days = 4
+        for day in range(1, days + 1):
+            at = created.replace(hour=2, minute=5) + timedelta(days=day)
+            start = threading.Barrier(2)
+            summaries: list[dict[str, Any]] = []
+
+            threads = [
+                threading.Thread(target=_scheduler, args=(r, at, start, summaries))
+                for r in (rt, other)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            assert len(summaries) == 2
+            assert sum(len(s["fetched"]) for s in summaries) == 1, summaries
+            assert hits["/ok"] == day
+        # One import per day: the first applied, the same file again unchanged.
+        assert len(_imports(rt)) == 1
+    finally:
+        other.db.dispose()
+
+
+def _scheduler(
+    runtime: Runtime, at: Any, start: threading.Barrier, summaries: list[dict[str, Any]]
+) -> None:
+    start.wait(10)
+    summaries.append(fetch_due_sources(runtime, at))

@@ -45,7 +45,9 @@ def world(rt: Runtime, regions: list[str]) -> World:
 def hook_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[uuid.UUID, set[uuid.UUID]]]:
     calls: list[tuple[uuid.UUID, set[uuid.UUID]]] = []
 
-    def record(session: Any, import_id: uuid.UUID, household_ids: Any, now: Any) -> None:
+    def record(
+        session: Any, import_id: uuid.UUID, household_ids: Any, now: Any, department: Any
+    ) -> None:
         calls.append((import_id, set(household_ids)))
 
     monkeypatch.setattr(importing, "after_department_import", record)
@@ -135,13 +137,22 @@ def test_household_facts_match_through_any_member_and_a_full_list_withdraws_the_
     h1 = ("minimum_allowance", world.households["h1"], "")
     h2 = ("minimum_allowance", world.households["h2"], "")
     assert facts(rt)[h1].value is True and facts(rt)[h1].member_id is None
-    # The next month's roll no longer lists h1: its fact is withdrawn, not deleted.
+    facts_before_second = facts(rt)
+    # The next month's roll no longer lists h1: its fact is withdrawn, not deleted. h2's fact is
+    # listed again with the same value: left alone (it keeps the import that said it), and the
+    # rules are not asked about h2 again.
     second = run_import(rt, source, csv_bytes([header, [BOB]])).record
-    assert (second.facts_written, second.facts_withdrawn) == (1, 1)
+    assert (second.facts_written, second.facts_withdrawn) == (0, 1)
     after = facts(rt)
     assert (after[h1].present, after[h1].import_id) == (False, second.id)
-    assert (after[h2].present, after[h2].import_id) == (True, second.id)
-    assert hook_calls[-1] == (second.id, {world.households["h1"], world.households["h2"]})
+    assert (after[h2].present, after[h2].import_id, after[h2].source_row) == (True, first.id, 3)
+    assert after[h2].updated_at == facts_before_second[h2].updated_at
+    assert hook_calls[-1] == (second.id, {world.households["h1"]})
+    # A third roll lists h1 again: its fact is present again, written by the third import.
+    third = run_import(rt, source, csv_bytes([header, [BOB], [ERIN]])).record
+    assert (third.facts_written, third.facts_withdrawn) == (1, 0)
+    assert (facts(rt)[h1].present, facts(rt)[h1].import_id) == (True, third.id)
+    assert hook_calls[-1] == (third.id, {world.households["h1"]})
 
 
 def test_a_partial_list_leaves_facts_it_does_not_mention(rt: Runtime, world: World) -> None:

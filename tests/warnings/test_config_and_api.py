@@ -206,3 +206,51 @@ def test_health_values_in_evidence_are_masked(client, rt, world):
     items = response.get_json()["warnings"]
     assert len(items) == 2  # the sample's head (now seriously ill) and his disabled wife
     assert all(item["evidence"]["values"]["health"] == "***" for item in items)
+    # Revealed on request (supervisors are among the reveal roles), each warning audited.
+    revealed = client.get(
+        "/api/v1/warnings?rule=illness_with_large_medical_costs&reveal=sensitive",
+        headers=bearer(world["tokens"]["sup_a1"]),
+    ).get_json()["warnings"]
+    assert {item["evidence"]["values"]["health"] for item in revealed} <= {"serious", "disabled"}
+    assert "serious" in {item["evidence"]["values"]["health"] for item in revealed}
+    one = client.get(
+        f"/api/v1/warnings/{revealed[0]['id']}?reveal=sensitive",
+        headers=bearer(world["tokens"]["sup_a1"]),
+    ).get_json()
+    assert one["evidence"]["values"]["health"] != "***"
+    masked = client.get(
+        f"/api/v1/warnings/{revealed[0]['id']}", headers=bearer(world["tokens"]["sup_a1"])
+    ).get_json()
+    assert masked["evidence"]["values"]["health"] == "***"
+    with rt.db.unit_of_work(write=False) as session:
+        audited = session.scalars(
+            select(AuditEntry.object_id).where(
+                AuditEntry.action == "reveal_sensitive", AuditEntry.object_type == "risk_warning"
+            )
+        ).all()
+    assert sorted(audited) == sorted([item["id"] for item in revealed] + [revealed[0]["id"]])
+    bad = client.get("/api/v1/warnings?reveal=all", headers=bearer(world["tokens"]["sup_a1"]))
+    assert bad.status_code == 422
+
+
+def test_a_role_outside_the_reveal_roles_may_not_reveal_evidence(client, rt, world, settings):
+    import dataclasses
+
+    from server.app import create_app
+
+    push(
+        world["tablet"],
+        good_visit(medical_expenditure=15000, members=members(m0={"health": "serious"})),
+    )
+    app = create_app(dataclasses.replace(settings, reveal_roles=("admin",)))
+    try:
+        narrow = app.test_client()
+        token = world["tokens"]["sup_a1"]
+        response = narrow.get("/api/v1/warnings?reveal=sensitive", headers=bearer(token))
+        assert response.status_code == 403, response.get_json()
+        items = narrow.get("/api/v1/warnings", headers=bearer(token)).get_json()["warnings"]
+        assert items and all(
+            item["evidence"]["values"].get("health", "***") == "***" for item in items
+        )
+    finally:
+        app.extensions["fieldsync"].db.dispose()
