@@ -22,6 +22,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from selenium import webdriver
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -129,9 +134,40 @@ def log_in(driver: WebDriver, site: Site, username: str, password: str | None = 
     wait_for(driver, "nav.menu")
 
 
+def _gone(exc: WebDriverException) -> bool:
+    """Whether `exc` says the element belonged to a page that has since been replaced (Chromium
+    says it either way: a stale element, or a node that "does not belong to the document")."""
+    return isinstance(exc, StaleElementReferenceException) or "does not belong to the document" in (
+        exc.msg or ""
+    )
+
+
 def page_text(driver: WebDriver) -> str:
-    text: str = driver.find_element(By.TAG_NAME, "body").text
+    """The page's visible text; "" while a new page is replacing the old one (so that a wait on
+    the text simply waits on)."""
+    try:
+        text: str = driver.find_element(By.TAG_NAME, "body").text
+    except WebDriverException as exc:
+        if _gone(exc) or isinstance(exc, NoSuchElementException):
+            return ""
+        raise
     return text
+
+
+def wait_for_new_page(driver: WebDriver, old: Any) -> None:
+    """Wait until the page that held the element `old` has been replaced (after a click that
+    submits a form or follows a link)."""
+
+    def replaced(_driver: WebDriver) -> bool:
+        try:
+            old.is_enabled()
+        except WebDriverException as exc:
+            if _gone(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, WAIT_SECONDS).until(replaced)
 
 
 _AXE_SOURCE: str | None = None

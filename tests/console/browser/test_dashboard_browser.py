@@ -5,17 +5,16 @@ overflow at desktop and tablet width."""
 from __future__ import annotations
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from server.demo.county import COUNTY_CODE, TOWNSHIP_CODES
 from tests.console.browser.conftest import (
-    WAIT_SECONDS,
     axe_violations,
     log_in,
     page_text,
     screenshot,
     wait_for,
+    wait_for_new_page,
 )
 
 
@@ -24,7 +23,7 @@ def _follow(browser, element, css: str):
     then for `css` on it (a selector the old page may have had too)."""
     old = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, WAIT_SECONDS).until(expected_conditions.staleness_of(old))
+    wait_for_new_page(browser, old)
     return wait_for(browser, css)
 
 

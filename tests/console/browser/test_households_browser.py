@@ -5,16 +5,15 @@ sideways overflow at desktop and tablet width on the search and household pages.
 from __future__ import annotations
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from tests.console.browser.conftest import (
-    WAIT_SECONDS,
     axe_violations,
     log_in,
     page_text,
     screenshot,
     wait_for,
+    wait_for_new_page,
 )
 
 
@@ -23,7 +22,7 @@ def _follow(browser, element, css: str):
     then for `css` on it (a selector the old page may have had too)."""
     old = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, WAIT_SECONDS).until(expected_conditions.staleness_of(old))
+    wait_for_new_page(browser, old)
     return wait_for(browser, css)
 
 

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 from sqlalchemy import select
 
 from server.demo.county import TOWNSHIP_CODES, VILLAGE_CODES
@@ -27,13 +26,13 @@ from server.users.service import create_user
 from sync_protocol.clock import Hlc
 from tests.console.browser.conftest import (
     PASSWORDS,
-    WAIT_SECONDS,
     Site,
     axe_violations,
     log_in,
     page_text,
     screenshot,
     wait_for,
+    wait_for_new_page,
 )
 from tests.sync.helpers import SAMPLE, Tablet, visit
 
@@ -142,7 +141,7 @@ def _submit(browser: WebDriver, form_css: str) -> None:
 
 def _click_and_wait(browser: WebDriver, element: Any) -> None:
     element.click()
-    WebDriverWait(browser, WAIT_SECONDS).until(expected_conditions.staleness_of(element))
+    wait_for_new_page(browser, element)
     wait_for(browser, "p.flash.ok")
 
 
