@@ -216,7 +216,9 @@ def test_resolve_a_conflict_and_dismiss_a_quarantined_submission(site, browser, 
     assert work["refused"] not in page_text(browser)
     # The Reviewed filter shows it again, with who dismissed it and why.
     Select(browser.find_element(By.ID, "f-review_status")).select_by_value("dismissed")
-    _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form.filters button"))
+    show = browser.find_element(By.CSS_SELECTOR, "form.filters button")
+    show.click()
+    WebDriverWait(browser, WAIT_SECONDS).until(expected_conditions.staleness_of(show))
     wait_for(browser, "article.quarantined")
     text = page_text(browser)
     assert work["refused"] in text and "旧版表单，已重新采集" in text and "supervisor" in text
