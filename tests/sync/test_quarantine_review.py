@@ -194,3 +194,42 @@ def test_a_review_recorded_meanwhile_is_a_conflict_not_a_second_record(rejected,
         sub = session.get(Submission, target)
         assert sub is not None and sub.review_status is ReviewStatus.DISMISSED
         assert sub.review_reason == "first"
+
+
+def test_a_listing_page_is_one_statement_that_never_reads_the_audit_log(
+    rejected, client, login, rt
+):
+    from sqlalchemy import event
+
+    from server.auth.actor import Actor
+
+    token = login("sup_a")
+    client.post(
+        f"/api/v1/submissions/{rejected['unknown']}/dismiss",
+        json={"reason": "x"},
+        headers=bearer(token),
+    )
+    actor = Actor(user_id=None, username="sup_a", role=Role.SUPERVISOR, region_codes=(TOWNSHIP_A,))
+
+    def statements(review: str, limit: int) -> list[str]:
+        seen: list[str] = []
+
+        def listener(*args):
+            seen.append(args[2])
+
+        event.listen(rt.db.engine, "before_cursor_execute", listener)
+        try:
+            with rt.db.unit_of_work(write=False) as session:
+                rows = service.quarantine(
+                    session, actor, rt.settings, rt.codec, limit=limit, offset=0, review=review
+                )
+        finally:
+            event.remove(rt.db.engine, "before_cursor_execute", listener)
+        assert len(rows) == (2 if review == "all" and limit > 1 else 1)
+        return [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+
+    for review in ("waiting", "dismissed", "all"):
+        for limit in (1, 100):
+            selects = statements(review, limit)
+            assert len(selects) == 1, selects
+            assert "audit_log" not in selects[0]
