@@ -79,7 +79,16 @@ def quarantine(
     if reveal and actor.role.value not in settings.reveal_roles:
         raise Forbidden("your role may not reveal identity numbers or phones")
     if review not in REVIEW_FILTERS:
-        raise ValueError(f"unknown review filter {review!r}")
+        raise ValidationFailed(
+            "unknown review filter",
+            [
+                {
+                    "path": "review_status",
+                    "code": "invalid_value",
+                    "message": f"one of {', '.join(REVIEW_FILTERS)}",
+                }
+            ],
+        )
     reviewer = aliased(User)
     statement = (
         select(Submission, User.username, reviewer.username)
