@@ -92,3 +92,40 @@ def test_reviewers_at_once_record_exactly_one_review(app, rt, rejected, create_u
         )
     assert reviews == 1
     assert _accepted(rt) == accepted_before + (1 if winner == "resubmit" else 0)
+
+
+def test_dismissals_at_once_record_one_reason(app, rt, rejected, create_user_, login):
+    """No row lock on this path: the conditional UPDATE alone lets one through."""
+    create_user_("sup_a2", Role.SUPERVISOR, [TOWNSHIP_A])
+    tokens = [login("sup_a"), login("sup_a2"), login("sup_a"), login("sup_a2")]
+    target = rejected["unknown"]
+    start = threading.Barrier(len(tokens))
+    answers: list[tuple[str, int]] = []
+
+    def attempt(token: str, reason: str) -> None:
+        own = app.test_client()
+        start.wait()
+        response = own.post(
+            f"/api/v1/submissions/{target}/dismiss", json={"reason": reason}, headers=bearer(token)
+        )
+        answers.append((reason, response.status_code))
+
+    threads = [
+        threading.Thread(target=attempt, args=(token, f"reason {n}"))
+        for n, token in enumerate(tokens)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(status for _, status in answers) == [200, 409, 409, 409], answers
+    winner = next(reason for reason, status in answers if status == 200)
+    with rt.db.unit_of_work(write=False) as session:
+        sub = session.get(Submission, uuid.UUID(target))
+        assert sub is not None and sub.review_reason == winner
+        reasons = session.scalars(
+            select(AuditEntry.details).where(
+                AuditEntry.action == "dismiss_submission", AuditEntry.object_id == target
+            )
+        ).all()
+    assert [d["reason"] for d in reasons] == [winner]
