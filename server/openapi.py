@@ -105,7 +105,12 @@ from server.monitoring.snapshot_schemas import (
 from server.regions.schemas import RegionListQuerySchema, RegionListSchema, RegionPathSchema
 from server.request_body import PageQuerySchema
 from server.scheduler.schemas import JobListingSchema, JobListQuerySchema, JobRunSchema
-from server.submissions.schemas import QuarantineQuerySchema
+from server.submissions.schemas import (
+    DismissRequestSchema,
+    QuarantineQuerySchema,
+    ResubmitRequestSchema,
+    ReviewedSubmissionSchema,
+)
 from server.users.schemas import (
     REGION_CODE_RE,
     USERNAME_RE,
@@ -399,6 +404,26 @@ OPERATIONS: tuple[Operation, ...] = (
         roles=STAFF,
         errors=(422,),
         query=QuarantineQuerySchema,
+    ),
+    Operation(
+        "post",
+        "/api/v1/submissions/{instance_id}/dismiss",
+        "Dismiss a quarantined submission with a reason (once)",
+        "register",
+        roles=STAFF,
+        request="DismissRequest",
+        response="ReviewedSubmission",
+        errors=(409, 422),
+    ),
+    Operation(
+        "post",
+        "/api/v1/submissions/{instance_id}/resubmit",
+        "Correct a quarantined submission's answers and push them as a new submission (once)",
+        "register",
+        roles=STAFF,
+        request="ResubmitRequest",
+        response="ReviewedSubmission",
+        errors=(409, 422),
     ),
     Operation(
         "post",
@@ -1059,6 +1084,9 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "PullResponse": PullResponseSchema,
     "RetireRequest": RetireRequestSchema,
     "ResolveRequest": ResolveRequestSchema,
+    "DismissRequest": DismissRequestSchema,
+    "ResubmitRequest": ResubmitRequestSchema,
+    "ReviewedSubmission": ReviewedSubmissionSchema,
     "ReviewConflict": ReviewConflictSchema,
     "ConflictPage": ConflictPageSchema,
     "ResolvedConflict": ResolvedConflictSchema,
@@ -1295,6 +1323,7 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "region_code": {"type": "string", "pattern": f"^{REGION_CODE_RE.pattern}$"},
     "username": {"type": "string", "pattern": f"^{USERNAME_RE.pattern}$", "maxLength": 64},
     "enrolment_id": _UUID,
+    "instance_id": _UUID,
 }
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 # The error codes each HTTP status is sent with (410: `resync_required` for pull, `gone` else).

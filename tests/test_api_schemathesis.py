@@ -98,6 +98,9 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     # an enrolment code already used (409), revoked or expired (410), whose QR code is gone too
     "/api/v1/auth/enrol": ("410",),
     "/api/v1/devices/enrolments/{enrolment_id}/qr.svg": ("410",),
+    # a reason of only spaces; corrected answers the push refuses again
+    "/api/v1/submissions/{instance_id}/dismiss": ("422",),
+    "/api/v1/submissions/{instance_id}/resubmit": ("422",),
 }
 PHASES = "examples,coverage,fuzzing"  # stateful needs links the description does not declare
 # Per operation and phase: a minute or two per database on a busy 2-core machine. For a deeper

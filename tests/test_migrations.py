@@ -6,9 +6,11 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Uuid, bindparam, column, create_engine, inspect, select, table, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
@@ -249,5 +251,130 @@ def test_sequence_gaps_become_ranges_and_expand_back(db_url, rt, create_user_):
         seqs = conn.execute(text("SELECT seq FROM device_sequence_gaps ORDER BY seq")).scalars()
         assert list(seqs) == [2, 3, 4, 7, 9]
     engine.dispose()
+    migrate.upgrade(db_url)
+    assert _schema_diff(db_url) == []
+
+
+def test_quarantine_reviews_are_copied_from_the_audit_log_and_dropped_back(
+    db_url, rt, create_user_
+):
+    """0021 reads each rejected submission's first `dismiss_submission` or `resubmit_submission`
+    audit entry into its review columns; going back drops the columns and keeps the audit log."""
+    from server.devices.models import Device
+    from server.submissions.models import ReviewStatus, Submission
+    from server.users.models import User
+
+    create_user_("collector")
+    create_user_("reviewer")
+    device_id = uuid.uuid4()
+    with rt.db.unit_of_work() as session:
+        ids = dict(session.execute(select(User.username, User.id)).tuples().all())
+        session.add(Device(id=device_id, registered_by_id=ids["collector"], highest_seq=0))
+    rt.db.dispose()
+    migrate.downgrade(db_url, "0020")
+    dismissed, corrected, replacement, twice, lost, waiting = (uuid.uuid4() for _ in range(6))
+    submissions = table(
+        "submissions",
+        column("instance_id", Uuid()),
+        column("batch_id", Uuid()),
+        column("device_id", Uuid()),
+        column("user_id"),
+        column("form_id"),
+        column("form_version"),
+        column("hlc"),
+        column("payload", JsonDocument),
+        column("content_hash"),
+        column("status"),
+        column("result", JsonDocument),
+        column("errors", JsonDocument),
+        column("received_at", UtcDateTime()),
+    )
+    audit = table(
+        "audit_log",
+        column("at", UtcDateTime()),
+        column("user_id"),
+        column("action"),
+        column("object_type"),
+        column("object_id"),
+        column("details", JsonDocument),
+    )
+    early, late = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        for instance_id in (dismissed, corrected, replacement, twice, lost, waiting):
+            conn.execute(
+                submissions.insert().values(
+                    instance_id=instance_id,
+                    batch_id=uuid.uuid4(),
+                    device_id=device_id,
+                    user_id=ids["collector"],
+                    form_id="household_visit",
+                    form_version=1,
+                    hlc="0",
+                    payload={},
+                    content_hash="sha256:" + "0" * 64,
+                    status="accepted" if instance_id == replacement else "rejected",
+                    result={},
+                    errors=[],
+                    received_at=early,
+                )
+            )
+        for at, action, instance_id, details in (
+            (early, "dismiss_submission", dismissed, {"reason": "旧表单"}),
+            (early, "resubmit_submission", corrected, {"corrected_as": str(replacement)}),
+            (early, "dismiss_submission", twice, {"reason": "first"}),
+            (late, "dismiss_submission", twice, {"reason": "second"}),
+            (late, "resubmit_submission", lost, {"corrected_as": str(uuid.uuid4())}),
+            (late, "reveal_sensitive", waiting, {"fields": ["id_number"]}),
+        ):
+            conn.execute(
+                audit.insert().values(
+                    at=at,
+                    user_id=ids["reviewer"],
+                    action=action,
+                    object_type="submission",
+                    object_id=str(instance_id),
+                    details=details,
+                )
+            )
+    engine.dispose()
+    migrate.upgrade(db_url)
+    assert _schema_diff(db_url) == []
+    engine = create_engine(db_url)
+    with Session(engine) as session:
+        reviews = {
+            sub.instance_id: (
+                sub.review_status,
+                sub.reviewed_by_id,
+                sub.reviewed_at,
+                sub.review_reason,
+                sub.corrected_by_instance_id,
+            )
+            for sub in session.scalars(select(Submission))
+        }
+    engine.dispose()
+    reviewer = ids["reviewer"]
+    assert reviews == {
+        dismissed: (ReviewStatus.DISMISSED, reviewer, early, "旧表单", None),
+        corrected: (ReviewStatus.CORRECTED, reviewer, early, None, replacement),
+        replacement: (None, None, None, None, None),
+        twice: (ReviewStatus.DISMISSED, reviewer, early, "first", None),
+        lost: (ReviewStatus.CORRECTED, reviewer, late, None, None),
+        waiting: (None, None, None, None, None),
+    }
+    engine = create_engine(db_url)
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # the CHECK of the codes
+        conn.execute(text("UPDATE submissions SET review_status = 'maybe'"))
+    engine.dispose()
+    migrate.downgrade(db_url, "0019")
+    engine = create_engine(db_url)
+    names = {c["name"] for c in inspect(engine).get_columns("submissions")}
+    assert "review_status" not in names and "corrected_by_instance_id" not in names
+    with engine.connect() as conn:
+        kept = conn.execute(
+            text("SELECT COUNT(*) FROM audit_log WHERE object_type = 'submission'")
+        ).scalar()
+    engine.dispose()
+    assert kept == 6
     migrate.upgrade(db_url)
     assert _schema_diff(db_url) == []

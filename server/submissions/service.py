@@ -6,37 +6,42 @@ ones in their villages and the ones sent by users whose grants lie within their 
 Identity numbers and phones in what was sent are shown masked; roles in `REVEAL_ROLES` may ask
 for them in clear, and every submission so revealed is written to the audit log.
 
-A submission is never changed or deleted (it is the record of what was sent): a dismissal is an
-audit entry (`dismiss_submission`, with who, when and why), and the quarantine leaves out the
-submissions that have one.
+What was sent is never changed or deleted (it is the record): a reviewer's decision is kept in
+the submission's review columns (`review_status`, set once by a conditional UPDATE, so two
+reviewers at once get one success and one 409), and written to the audit log as who did what.
+The quarantine lists the submissions still waiting (`review_status IS NULL`) by default.
 
 Correcting one (`resubmit_corrected`) sends the corrected answers as a new submission of the same
 tablet, user, form and clock through the push path itself (`plan_push`, `accept_push`): the same
 validation, merge, scope checks and monitoring intake as any tablet's, nothing written unless it is
-accepted. The original stays in the record, marked `resubmit_submission` in the audit log with the
-new instance id and who corrected it."""
+accepted. The original stays as it was sent, marked `corrected` with the new instance id."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import ValidationError
-from sqlalchemy import ColumnElement, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, CursorResult, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from server.attachments.service import record_references
 from server.audit import service as audit
-from server.audit.models import AuditEntry
 from server.auth.actor import Actor
 from server.config import Settings
 from server.devices.models import Device
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.sensitive import SensitiveCodec
-from server.submissions.models import Submission, SubmissionStatus
+from server.submissions.models import (
+    REVIEW_FILTERS,
+    REVIEW_REASON_LENGTH,
+    WAITING,
+    ReviewStatus,
+    Submission,
+    SubmissionStatus,
+)
 from server.submissions.payload import masked_text, masked_value, sent_payload, shown_payload
 from server.sync import push
 from server.users.models import RegionGrant, Role, User
@@ -45,9 +50,7 @@ from sync_protocol.messages import PushRequestSchema, validation_details
 
 DISMISS = "dismiss_submission"
 RESUBMIT = "resubmit_submission"
-# Either takes a submission out of the quarantine.
-SETTLED = (DISMISS, RESUBMIT)
-MAX_REASON = 2000
+MAX_REASON = REVIEW_REASON_LENGTH
 
 
 def _reviewable(actor: Actor) -> ColumnElement[bool]:
@@ -59,21 +62,6 @@ def _reviewable(actor: Actor) -> ColumnElement[bool]:
     return or_(actor.region_filter(Submission.village_code), sent_by_own_collector)
 
 
-def _settled(session: Session, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of `ids` were taken out of the quarantine (dismissed or corrected)."""
-    wanted = {str(i) for i in ids}
-    if not wanted:
-        return set()
-    rows = session.scalars(
-        select(AuditEntry.object_id).where(
-            AuditEntry.action.in_(SETTLED),
-            AuditEntry.object_type == "submission",
-            AuditEntry.object_id.in_(wanted),
-        )
-    )
-    return {uuid.UUID(text) for text in rows}
-
-
 def quarantine(
     session: Session,
     actor: Actor,
@@ -83,41 +71,43 @@ def quarantine(
     limit: int,
     offset: int,
     reveal: bool = False,
+    review: str = WAITING,
 ) -> list[dict[str, Any]]:
-    """One page of the rejected submissions the caller may review, newest first. Sensitive values
+    """One page of the rejected submissions the caller may review, newest first: those waiting
+    for review (`review="waiting"`), those dismissed or corrected, or `all`. Sensitive values
     are masked unless `reveal` (403 for roles not in `REVEAL_ROLES`; each reveal audited)."""
     if reveal and actor.role.value not in settings.reveal_roles:
         raise Forbidden("your role may not reveal identity numbers or phones")
-    # Dismissed ones are left out a page at a time (they are few next to the rejected ones):
-    # read ahead until the page is full or the rejected ones run out.
-    rows: list[Any] = []
-    skipped = 0
-    batch = max(limit, 50)
-    scanned = 0
-    while len(rows) < limit:
-        found = session.execute(
-            select(Submission, User.username)
-            .join(User, User.id == Submission.user_id)
-            .where(Submission.status == SubmissionStatus.REJECTED, _reviewable(actor))
-            .order_by(Submission.received_at.desc(), Submission.instance_id)
-            .limit(batch)
-            .offset(scanned)
-        ).all()
-        scanned += len(found)
-        dismissed = _settled(session, [sub.instance_id for sub, _ in found])
-        for row in found:
-            if row[0].instance_id in dismissed:
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            rows.append(row)
-            if len(rows) == limit:
-                break
-        if len(found) < batch:
-            break
+    if review not in REVIEW_FILTERS:
+        raise ValidationFailed(
+            "unknown review filter",
+            [
+                {
+                    "path": "review_status",
+                    "code": "invalid_value",
+                    "message": f"one of {', '.join(REVIEW_FILTERS)}",
+                }
+            ],
+        )
+    reviewer = aliased(User)
+    statement = (
+        select(Submission, User.username, reviewer.username)
+        .join(User, User.id == Submission.user_id)
+        .outerjoin(reviewer, reviewer.id == Submission.reviewed_by_id)
+        .where(Submission.status == SubmissionStatus.REJECTED, _reviewable(actor))
+    )
+    if review == WAITING:
+        statement = statement.where(Submission.review_status.is_(None))
+    elif review != "all":
+        reviewed = next(status for status in ReviewStatus if status.value == review)
+        statement = statement.where(Submission.review_status == reviewed)
+    rows = session.execute(
+        statement.order_by(Submission.received_at.desc(), Submission.instance_id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
     page = []
-    for sub, username in rows:
+    for sub, username, reviewed_by in rows:
         shown = shown_payload(codec, sub.payload, sub.instance_id, reveal=reveal)
         if shown.revealed:
             audit.record(
@@ -145,14 +135,33 @@ def quarantine(
                 "reason": masked_text(sub.quarantine_reason) if sub.quarantine_reason else None,
                 "errors": masked_value(sub.errors),
                 "payload": shown.payload,
+                "review_status": sub.review_status.value if sub.review_status else None,
+                "reviewed_by": reviewed_by,
+                "reviewed_at": sub.reviewed_at.isoformat() if sub.reviewed_at else None,
+                "review_reason": sub.review_reason,
+                "corrected_by_instance_id": str(sub.corrected_by_instance_id)
+                if sub.corrected_by_instance_id
+                else None,
             }
         )
     return page
 
 
+@dataclass(frozen=True)
+class Review:
+    """What a reviewer did with a quarantined submission."""
+
+    instance_id: uuid.UUID
+    review_status: ReviewStatus
+    reviewed_by: str
+    reviewed_at: datetime
+    review_reason: str | None = None
+    corrected_by_instance_id: uuid.UUID | None = None
+
+
 def dismiss_submission(
     session: Session, actor: Actor, instance_id: uuid.UUID, *, reason: str, now: datetime
-) -> None:
+) -> Review:
     """Take a rejected submission out of the quarantine, saying why (audited; the submission
     itself stays as it was). 404 unknown or not rejected, 403 outside the caller's regions,
     409 already dismissed, 422 without a reason or with one over MAX_REASON characters."""
@@ -169,8 +178,11 @@ def dismiss_submission(
                 }
             ],
         )
-    # Locked, so two reviewers dismissing it at once cannot both record it.
     sub = _quarantined(session, actor, instance_id)
+    shown_reason = masked_text(reason)
+    _mark_reviewed(
+        session, actor, instance_id, ReviewStatus.DISMISSED, now=now, reason=shown_reason
+    )
     audit.record(
         session,
         DISMISS,
@@ -179,18 +191,28 @@ def dismiss_submission(
         object_id=str(instance_id),
         region_code=sub.village_code,
         address=actor.address,
-        details={"reason": masked_text(reason), "at": now.isoformat()},
+        details={"reason": shown_reason, "at": now.isoformat()},
     )
     session.flush()
+    return Review(instance_id, ReviewStatus.DISMISSED, actor.username, now, shown_reason)
 
 
-def _quarantined(session: Session, actor: Actor, instance_id: uuid.UUID) -> Submission:
-    """A quarantined submission the caller reviews, locked: 404 unknown or not rejected, 403
-    outside the caller's regions, 409 already dismissed or corrected."""
+def _already_reviewed(instance_id: uuid.UUID) -> Conflict:
+    return Conflict(
+        "this submission was already dismissed or corrected", details={"id": str(instance_id)}
+    )
+
+
+def _quarantined(
+    session: Session, actor: Actor, instance_id: uuid.UUID, *, lock: bool = False
+) -> Submission:
+    """A quarantined submission the caller reviews, still waiting for review: 404 unknown or not
+    rejected, 403 outside the caller's regions, 409 already dismissed or corrected. `lock` holds
+    its row until the end of the unit of work (PostgreSQL), so that a correction is not pushed
+    twice; `_mark_reviewed` is what keeps a review from being recorded twice."""
     actor.ensure_role(Role.SUPERVISOR, Role.ADMIN)
-    sub = session.scalars(
-        select(Submission).where(Submission.instance_id == instance_id).with_for_update()
-    ).one_or_none()
+    statement = select(Submission).where(Submission.instance_id == instance_id)
+    sub = session.scalars(statement.with_for_update() if lock else statement).one_or_none()
     if sub is None or sub.status is not SubmissionStatus.REJECTED:
         raise NotFound("no such quarantined submission", details={"id": str(instance_id)})
     reviewable = session.scalar(
@@ -200,11 +222,42 @@ def _quarantined(session: Session, actor: Actor, instance_id: uuid.UUID) -> Subm
     )
     if reviewable is None:
         raise Forbidden("this submission is outside your regions")
-    if _settled(session, [instance_id]):
-        raise Conflict(
-            "this submission was already dismissed or corrected", details={"id": str(instance_id)}
-        )
+    if sub.review_status is not None:
+        raise _already_reviewed(instance_id)
     return sub
+
+
+def _mark_reviewed(
+    session: Session,
+    actor: Actor,
+    instance_id: uuid.UUID,
+    status: ReviewStatus,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    replacement: uuid.UUID | None = None,
+) -> None:
+    """Record the review, once: the UPDATE only applies while `review_status` is NULL, so of two
+    reviewers at once (read before either wrote) exactly one changes the row; the other gets a
+    409 and its unit of work rolls back."""
+    marked = session.execute(
+        update(Submission)
+        .where(
+            Submission.instance_id == instance_id,
+            Submission.status == SubmissionStatus.REJECTED,
+            Submission.review_status.is_(None),
+        )
+        .values(
+            review_status=status,
+            reviewed_by_id=actor.user_id,
+            reviewed_at=now,
+            review_reason=reason,
+            corrected_by_instance_id=replacement,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if int(cast(CursorResult[Any], marked).rowcount or 0) != 1:
+        raise _already_reviewed(instance_id)
 
 
 @dataclass(frozen=True)
@@ -274,6 +327,7 @@ class Resubmitted:
     instance_id: uuid.UUID
     village_code: str | None
     result: dict[str, Any]
+    review: Review
 
 
 def resubmit_corrected(
@@ -293,8 +347,9 @@ def resubmit_corrected(
     dismissal; 409 when the tablet was revoked or given to someone else; 422 with the push's own
     errors when the correction is refused again (then nothing is written: raise, and the
     caller's unit of work rolls back)."""
+    # Locked first: a second correction at once waits, then finds it corrected (409).
+    sub = _quarantined(session, actor, instance_id, lock=True)
     correction = correction_of(session, actor, codec, instance_id)
-    sub = _quarantined(session, actor, instance_id)
     original = sent_payload(codec, sub.payload, sub.instance_id)
     device = session.get(Device, sub.device_id)
     if device is None or device.is_revoked or device.owner_id != sub.user_id:
@@ -348,6 +403,7 @@ def resubmit_corrected(
     if village is not None:
         actor.ensure_covers(village, "the corrected submission's village")
     record_references(session, accepted.attachment_refs)
+    _mark_reviewed(session, actor, instance_id, ReviewStatus.CORRECTED, now=now, replacement=new_id)
     changed = sorted(
         key
         for key in set(correction.answers) | set(answers)
@@ -364,4 +420,7 @@ def resubmit_corrected(
         details={"corrected_as": str(new_id), "answers_changed": changed[:100]},
     )
     session.flush()
-    return Resubmitted(new_id, village, result)
+    review = Review(
+        instance_id, ReviewStatus.CORRECTED, actor.username, now, corrected_by_instance_id=new_id
+    )
+    return Resubmitted(new_id, village, result, review)

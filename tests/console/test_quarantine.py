@@ -186,3 +186,48 @@ def _textarea(html: str) -> str:
     match = re.search(r'<textarea id="answers"[^>]*>(.*?)</textarea>', html, re.S)
     assert match is not None
     return unescape(match.group(1))
+
+
+def test_reviewed_submissions_are_shown_with_their_review_by_the_filter(rejected, console, rt):
+    browser = console("sup_a")
+    browser.post(
+        f"/quarantine/{rejected['unknown']}/dismiss",
+        {"reason": "旧表单，户主电话13812345678"},
+        form_page="/quarantine",
+    )
+    waiting = text_of(browser.page("/quarantine"))
+    assert rejected["unknown"] not in waiting and rejected["wrong"] in waiting
+    html = browser.page("/quarantine?review_status=dismissed")
+    text = text_of(html)
+    assert rejected["unknown"] in text and rejected["wrong"] not in text
+    assert "已驳回" in text and "sup_a" in text and "处理人" in text
+    assert "旧表单" in text and "13812345678" not in html  # the reason, masked
+    # A reviewed one offers neither a dismissal nor a correction.
+    assert f"/quarantine/{rejected['unknown']}/dismiss" not in html
+    assert 'value="dismissed" selected' in html
+    everything = browser.page("/quarantine?review_status=all")
+    assert rejected["unknown"] in everything and rejected["wrong"] in everything
+    assert f"/quarantine/{rejected['wrong']}/dismiss" in everything
+    assert "没有符合条件的提交" in text_of(browser.page("/quarantine?review_status=corrected"))
+    assert browser.get("/quarantine?review_status=maybe").status_code == 422
+    with rt.db.unit_of_work(write=False) as session:
+        sub = session.get(Submission, uuid.UUID(rejected["unknown"]))
+        assert sub is not None and sub.review_status is not None
+
+
+def test_a_corrected_submission_is_listed_with_its_replacement(rejected, console, rt):
+    browser = console("sup_a", lang="en")
+    path = f"/quarantine/{rejected['wrong']}/correct"
+    answers = json.loads(_textarea(browser.page(path)))
+    answers["annual_income"] = 21000
+    response = browser.post(
+        path, {"answers": json.dumps(answers, ensure_ascii=False)}, form_page=path
+    )
+    assert response.status_code == 302
+    with rt.db.unit_of_work(write=False) as session:
+        original = session.get(Submission, uuid.UUID(rejected["wrong"]))
+        assert original is not None and original.corrected_by_instance_id is not None
+        replacement = str(original.corrected_by_instance_id)
+    text = text_of(browser.page("/quarantine?review_status=corrected"))
+    assert rejected["wrong"] in text and replacement in text
+    assert "Replaced by submission" in text and "Corrected and re-submitted" in text

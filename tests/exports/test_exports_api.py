@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -722,3 +722,64 @@ def test_monitoring_summary_rows_are_the_summary_figures(world, client, rt):
     assert exported == expected
     assert {r["year"] for r in rows} == {year}
     assert any(value for value in expected.values())  # figures other than zero were compared
+
+
+def test_quarantine_export_ends_with_each_submissions_review(world, client, rt):
+    tablet = world["tablet"]
+    wrong = tablet.submission(visit(HOUSEHOLD_A))
+    wrong["data"]["annual_income"] = "lots"
+    waiting = tablet.submission(visit(HOUSEHOLD_A), version=99)
+    results = tablet.push([wrong, waiting]).get_json()["results"]
+    assert [r["status"] for r in results] == ["rejected", "rejected"]
+    dismissed = client.post(
+        f"/api/v1/submissions/{wrong['instance_id']}/dismiss",
+        json={"reason": "重复采集 13812345678"},
+        headers=bearer(world["sup_a"]),
+    )
+    assert dismissed.status_code == 200
+    # Refused before binding, they have no village: the admin's export holds them.
+    body = export(client, world["admin"], "quarantine").body
+    header = body.decode("utf-8-sig").splitlines()[0].split(",")
+    # The columns there were before come first, in their order; the review ones after them.
+    assert header[:12] == [
+        "instance_id",
+        "form_id",
+        "form_version",
+        "village_code",
+        "village_name",
+        "collector",
+        "device_id",
+        "collected_at",
+        "received_at",
+        "reason",
+        "errors",
+        "payload",
+    ]
+    assert header[12:] == [
+        "review_status",
+        "reviewed_by",
+        "reviewed_at",
+        "review_reason",
+        "corrected_by_instance_id",
+    ]
+    rows = {row["instance_id"]: row for row in csv_rows(body)}
+    row = rows[wrong["instance_id"]]
+    assert (row["review_status"], row["reviewed_by"]) == ("dismissed", "sup_a")
+    assert row["reviewed_at"] and "13812345678" not in row["review_reason"]
+    assert rows[waiting["instance_id"]]["review_status"] == ""
+    lines = jsonl_rows(export(client, world["admin"], "quarantine", "format=jsonl").body)
+    assert {r["instance_id"]: r["review_status"] for r in lines} == {
+        wrong["instance_id"]: "dismissed",
+        waiting["instance_id"]: None,
+    }
+    # Received long ago: `changed_since` still finds the one reviewed since.
+    with rt.db.unit_of_work() as session:
+        session.execute(
+            update(Submission)
+            .where(Submission.status == SubmissionStatus.REJECTED)
+            .values(received_at=datetime(2026, 1, 1, tzinfo=UTC))
+        )
+    recent = csv_rows(
+        export(client, world["admin"], "quarantine", "changed_since=2026-06-01T00:00:00Z").body
+    )
+    assert [row["instance_id"] for row in recent] == [wrong["instance_id"]]

@@ -1,6 +1,7 @@
 """Quarantine: the rejected submissions of the user's regions with their errors and what was sent
 (sensitive values masked), each dismissable with a reason through
-`server.submissions.service.dismiss_submission`."""
+`server.submissions.service.dismiss_submission` or correctable; the ones waiting for review by
+default, or those already dismissed or corrected with who did it, when and why."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from server.console.pages.review import PAGE_SIZE, one_line, problems_by_field
 from server.console.session import console_page, current_user
 from server.db import utcnow
 from server.errors import BadRequest, ValidationFailed
-from server.request_body import PageQuerySchema, load_with
+from server.request_body import load_with
 from server.runtime import runtime
 from server.submissions import service
+from server.submissions.models import REVIEW_FILTERS, WAITING, ReviewStatus
+from server.submissions.schemas import QuarantineQuerySchema
 from server.users.models import Role
 
 STAFF = (Role.ADMIN, Role.SUPERVISOR)
@@ -30,25 +33,38 @@ def _render(
     problems: dict[str, dict[str, list[str]]] | None = None, entered: dict[str, str] | None = None
 ) -> str:
     rt = runtime()
-    offset = load_with(PageQuerySchema(), {k: v for k, v in request.args.items() if k == "offset"})[
-        "offset"
-    ]
+    args = load_with(
+        QuarantineQuerySchema(),
+        {k: v for k, v in request.args.items() if k in ("offset", "review_status")},
+    )
+    offset, review = args["offset"], args["review_status"]
     with rt.db.unit_of_work(write=False) as session:
         # One more than a page: whether there is a next one.
         rows = service.quarantine(
-            session, current_user(), rt.settings, rt.codec, limit=PAGE_SIZE + 1, offset=offset
+            session,
+            current_user(),
+            rt.settings,
+            rt.codec,
+            limit=PAGE_SIZE + 1,
+            offset=offset,
+            review=review,
         )
     for row in rows:
-        for moment in ("received_at", "collected_at"):
+        for moment in ("received_at", "collected_at", "reviewed_at"):
             if row.get(moment):
                 row[moment] = datetime.fromisoformat(row[moment])
+    # The filter only in links when it is not the default, so the plain page keeps its address.
+    kept = {} if review == WAITING else {"review_status": review}
     return render_template(
         "console/quarantine.html",
         submissions=rows[:PAGE_SIZE],
-        previous=url_for("console.quarantine", offset=max(0, offset - PAGE_SIZE))
+        review=review,
+        review_filters=REVIEW_FILTERS,
+        review_statuses={status.value: status for status in ReviewStatus},
+        previous=url_for("console.quarantine", offset=max(0, offset - PAGE_SIZE), **kept)
         if offset
         else None,
-        next=url_for("console.quarantine", offset=offset + PAGE_SIZE)
+        next=url_for("console.quarantine", offset=offset + PAGE_SIZE, **kept)
         if len(rows) > PAGE_SIZE
         else None,
         problems=problems or {},

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import aliased
 
 from server.conflicts.models import Conflict
@@ -16,7 +17,7 @@ from server.exports.datasets.common import region_condition, since, village_name
 from server.exports.datasets.visits import submissions_query
 from server.exports.registry import Dataset, QueryContext, register
 from server.sensitive import mask
-from server.submissions.models import Submission, SubmissionStatus
+from server.submissions.models import ReviewStatus, Submission, SubmissionStatus
 from server.submissions.payload import masked_value, shown_payload
 from server.users.models import User
 
@@ -109,22 +110,61 @@ QUARANTINE_COLUMNS: tuple[Column, ...] = (
     Column("reason", "隔离原因", "Quarantine reason"),
     Column("errors", "错误", "Errors", "json"),
     Column("payload", "提交内容", "Submitted answers", "json", sensitive=True),
+    # The review (added after the columns above: their order is a promise to readers).
+    Column(
+        "review_status",
+        "处理结果",
+        "Review status",
+        "choice",
+        choices=ReviewStatus,
+        doc="empty while waiting for review; `dismissed` or `corrected`",
+    ),
+    Column("reviewed_by", "处理人", "Reviewed by (username)"),
+    Column("reviewed_at", "处理时间", "Reviewed at", "datetime"),
+    Column(
+        "review_reason",
+        "驳回理由",
+        "Reason for dismissing",
+        doc="identity numbers and phones in it are masked",
+    ),
+    Column(
+        "corrected_by_instance_id",
+        "更正后的提交",
+        "Replaced by submission",
+        doc="the accepted submission that corrected it",
+    ),
 )
 
 
 def _quarantine_query(ctx: QueryContext) -> Select[Any]:
-    return submissions_query(
-        ctx,
+    reviewer = aliased(User)
+    # Changed since: received, or reviewed (dismissed or corrected), since then.
+    changed_since = ctx.filters.changed_since
+    unfiltered = replace(ctx, filters=replace(ctx.filters, changed_since=None))
+    statement = submissions_query(
+        unfiltered,
         SubmissionStatus.REJECTED,
         Submission.quarantine_reason.label("reason"),
         Submission.errors.label("errors"),
-    )
+        Submission.review_status.label("review_status"),
+        reviewer.username.label("reviewed_by"),
+        Submission.reviewed_at.label("reviewed_at"),
+        Submission.review_reason.label("review_reason"),
+        Submission.corrected_by_instance_id.label("corrected_by_instance_id"),
+    ).outerjoin(reviewer, reviewer.id == Submission.reviewed_by_id)
+    if changed_since is not None:
+        statement = statement.where(
+            or_(Submission.received_at >= changed_since, Submission.reviewed_at >= changed_since)
+        )
+    return statement
 
 
 def _explode_quarantine(row: Any, context: Any) -> Iterator[Mapping[str, Any]]:
     values = dict(row._mapping)
     values["instance_id"] = str(row.instance_id)
     values["device_id"] = str(row.device_id)
+    if row.corrected_by_instance_id is not None:
+        values["corrected_by_instance_id"] = str(row.corrected_by_instance_id)
     values["payload"] = shown_payload(
         context.codec, row.payload, row.instance_id, reveal=context.reveal
     ).payload
@@ -143,7 +183,9 @@ QUARANTINE = register(
         key_expr=Submission.instance_id,
         filters=frozenset({"region", "form_id", "form_version", "changed_since"}),
         explode=_explode_quarantine,
-        doc="Rejected submissions, kept with their errors. A submission whose village is not "
-        "known (it could not be read) is in no region: only admins see it.",
+        doc="Rejected submissions, kept with their errors, and what a reviewer did with each: "
+        "dismissed with a reason, or corrected and re-submitted (empty while waiting). A "
+        "submission whose village is not known (it could not be read) is in no region: only "
+        "admins see it. `changed_since` takes the ones received or reviewed since then.",
     )
 )

@@ -213,6 +213,15 @@ def test_resolve_a_conflict_and_dismiss_a_quarantined_submission(site, browser, 
     browser.find_element(By.ID, f"reason-{work['refused']}").send_keys("旧版表单，已重新采集")
     _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form.dismiss button"))
     assert work["refused"] not in page_text(browser)
+    # The Reviewed filter shows it again, with who dismissed it and why.
+    Select(browser.find_element(By.ID, "f-review_status")).select_by_value("dismissed")
+    show = browser.find_element(By.CSS_SELECTOR, "form.filters button")
+    show.click()
+    wait_for_new_page(browser, show)
+    wait_for(browser, "article.quarantined")
+    text = page_text(browser)
+    assert work["refused"] in text and "旧版表单，已重新采集" in text and "supervisor" in text
+    assert not browser.find_elements(By.CSS_SELECTOR, "form.dismiss")
 
 
 def test_review_pages_pass_axe_at_desktop_and_tablet_width(site, browser, work):
@@ -220,7 +229,14 @@ def test_review_pages_pass_axe_at_desktop_and_tablet_width(site, browser, work):
     browser.get(f"{site.url}/cases?stage=")
     wait_for(browser, "table.cases")
     case_link = browser.find_element(By.CSS_SELECTOR, "table.cases a").get_attribute("href")
-    pages = ["/cases?stage=", case_link, "/warnings?status=", "/conflicts?status=", "/quarantine"]
+    pages = [
+        "/cases?stage=",
+        case_link,
+        "/warnings?status=",
+        "/conflicts?status=",
+        "/quarantine",
+        "/quarantine?review_status=all",
+    ]
     for width, height in ((1366, 768), (768, 1024)):
         browser.set_window_size(width, height)
         for path in pages:
