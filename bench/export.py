@@ -306,6 +306,9 @@ def main() -> None:
         with prepared as register:
             settings = register.settings
             print(f"{kind} ({args.size} register):")
+            # One unmeasured pass first: the register was just copied or built, and whichever
+            # export ran first would otherwise pay for reading it from disk.
+            in_child(raw_csv, kind, register.url)
             if not args.skip_csv:
                 ours_csv = in_child(ours, settings, "csv")
                 limit_csv = in_child(raw_csv, kind, register.url)
@@ -313,7 +316,10 @@ def main() -> None:
                 raw = "COPY … TO STDOUT (raw)" if kind == "postgresql" else "cursor→csv (raw)"
                 print(_line(raw, limit_csv))
                 ratio = _rate(ours_csv) / _rate(limit_csv)
-                print(f"  CSV ratio {ratio:.0%} of raw (target ≥ 50 %)")
+                print(
+                    f"  CSV ratio {ratio:.0%} of raw (target ≥ 50 %); by this process's CPU time "
+                    f"{limit_csv['cpu'] / ours_csv['cpu']:.0%}"
+                )
             if not args.skip_xlsx:
                 ours_xlsx = in_child(ours, settings, "xlsx")
                 limit_xlsx = in_child(raw_xlsx, settings)
