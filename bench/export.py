@@ -78,20 +78,21 @@ def peak_rss_mb() -> float:
 
 
 def in_child(work: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run `work` in a fresh forked process; its result and that process's peak RSS."""
-    context = multiprocessing.get_context("fork")
+    """Run `work` in a fresh process (spawned, not forked: a forked child would start with this
+    process's memory and report its high-water mark); its result and that process's peak RSS."""
+    context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe(duplex=False)
-
-    def run() -> None:
-        result = work(*args)
-        result["rss_mb"] = peak_rss_mb()
-        child.send(result)
-
-    process = context.Process(target=run)
+    process = context.Process(target=_run_in_child, args=(work, args, child))
     process.start()
     result: dict[str, Any] = parent.recv()
     process.join()
     return result
+
+
+def _run_in_child(work: Callable[..., dict[str, Any]], args: tuple[Any, ...], conn: Any) -> None:
+    result = work(*args)
+    result["rss_mb"] = peak_rss_mb()
+    conn.send(result)
 
 
 def _counted(rows: Iterator[list[Any]], into: list[int]) -> Iterator[list[Any]]:
