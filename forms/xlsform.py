@@ -1715,6 +1715,7 @@ class _Translator:
     # -- the draft as fieldsync sees it ------------------------------------------------------
 
     def check_draft(self, draft: dict[str, Any]) -> None:
+        self.drop_dangling_text_references(draft)
         for _round in range(50):
             try:
                 definition = load_definition(draft)
@@ -1728,6 +1729,46 @@ class _Translator:
             return
         for issue in check_register_compatibility(definition):
             self.locate(issue)
+
+    def drop_dangling_text_references(self, draft: dict[str, Any]) -> None:
+        """A label or hint naming a question that is not in the draft (`${x}`, most often a
+        question the import dropped) loses that reference, with a warning at its cell: the tablet
+        has no value to show there, and pyxform refuses the workbook written back."""
+        questions: list[tuple[str, dict[str, Any]]] = []
+        pending = [(f"fields[{i}]", q) for i, q in enumerate(draft.get("fields", []))]
+        while pending:
+            path, question = pending.pop()
+            questions.append((path, question))
+            children = question.get("fields", [])
+            pending.extend((f"{path}.fields[{i}]", q) for i, q in enumerate(children))
+        names = {question.get("name") for _, question in questions}
+        for path, question in sorted(questions, key=lambda item: self.field_rows.get(item[0]) or 0):
+            for key in ("label", "hint"):
+                texts = question.get(key)
+                if not isinstance(texts, dict):
+                    continue
+                missing: list[str] = []
+                for language, text in texts.items():
+                    if not isinstance(text, str):
+                        continue
+                    gone = [n for n in _REFERENCE.findall(text) if n not in names]
+                    if gone:
+                        missing += [n for n in gone if n not in missing]
+                        kept = _REFERENCE.sub(
+                            lambda m: m.group(0) if m.group(1) in names else "", text
+                        )
+                        texts[language] = re.sub(r"[ \t]{2,}", " ", kept).strip()
+                if missing:
+                    shown = ", ".join(f"${{{n}}}" for n in missing)
+                    self.report(
+                        SURVEY,
+                        self.field_rows.get(path),
+                        key,
+                        f"{shown} removed from the {key}: no question of that name was imported, "
+                        "so there is no value to show",
+                        blocking=False,
+                        value=shown,
+                    )
 
     def drop_failing_expressions(
         self, draft: dict[str, Any], issues: list[ValidationIssue]

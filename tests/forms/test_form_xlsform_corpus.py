@@ -92,28 +92,7 @@ def test_no_corpus_question_is_lost_without_a_warning_at_its_row(name: str) -> N
     assert lost == []
 
 
-LABELS_NAMING_DROPPED_QUESTIONS = {
-    "pyxform__bug_example_xls__UCL_Biomass_Plot_Form.xlsx",
-    "pyxform__example_xls__pull_data.xlsx",
-    "pyxform__example_xls__widgets.xls",
-}
-"""Drafts whose labels still name a dropped question: pyxform refuses their download (README)."""
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                n in LABELS_NAMING_DROPPED_QUESTIONS,
-                reason="a label names a dropped question (README)",
-                strict=True,
-            ),
-        )
-        for n in sorted(n for n, e in EXPECTED.items() if e["imported"])
-    ],
-)
+@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if e["imported"]))
 def test_each_imported_corpus_draft_downloads_and_reads_back_identical(name: str) -> None:
     path = FILES / name
     if not path.exists():

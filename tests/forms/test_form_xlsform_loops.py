@@ -10,6 +10,7 @@ from typing import Any
 from forms.definition_schema import load_definition
 from forms.validation import validate_submission
 from forms.xlsform import ImportIssue, ImportResult, import_xlsform
+from forms.xlsform_writer import write_xlsform
 from tests.forms.test_form_xlsform_constructs import field, imported, warning_at
 from tests.forms.test_form_xlsform_import import workbook_bytes
 
@@ -401,3 +402,35 @@ def test_a_search_mode_fieldsync_cannot_filter_by_keeps_every_row_with_a_warning
     assert len(definition["choice_lists"][fruit["choices"]]) == 3
     issue = warning_at(result, "survey", 3, "appearance")
     assert "'contains'" in issue.message and "every row of the file is a choice" in issue.message
+
+
+def test_a_label_naming_a_dropped_question_loses_the_reference_and_reads_back_identical() -> None:
+    """`${size}` in a label, where `size` is a pulldata() calculation the import drops: the
+    reference goes with a warning at the label's cell (the tablet has nothing to show there),
+    the label's other text stays, and the workbook written back imports to the same draft."""
+    content = workbook_bytes(
+        {
+            "survey": [
+                ["type", "name", "label", "hint", "calculation"],
+                ["text", "hh", "Household", None, None],
+                ["calculate", "size", None, None, "pulldata('households', 'size', 'id', ${hh})"],
+                ["integer", "rooms", "Rooms for ${size} people in ${hh}", "${size} known", None],
+            ],
+            "settings": [["form_id"], ["pull_label"]],
+        }
+    )
+
+    result = import_xlsform(content)
+
+    definition = imported(result)
+    rooms = field(definition, "rooms")
+    assert [text for text in rooms["label"].values() if "${" in text and "${hh}" not in text] == []
+    assert "${hh}" in next(iter(rooms["label"].values()))  # a kept question stays referenced
+    assert "Rooms for people in ${hh}" in rooms["label"].values()
+    assert "known" in rooms["hint"].values()
+    label_issue = warning_at(result, "survey", 4, "label")
+    assert "${size}" in label_issue.message and "${hh}" not in label_issue.message
+    assert "${size}" in warning_at(result, "survey", 4, "hint").message
+
+    back = import_xlsform(write_xlsform(load_definition(definition)))
+    assert load_definition(imported(back)).to_dict() == load_definition(definition).to_dict()
