@@ -125,6 +125,24 @@ def wait_for(driver: WebDriver, css: str) -> Any:
     )
 
 
+def follow(driver: WebDriver, element: Any, css: str) -> Any:
+    """Click `element` (a link or submit button), wait for the next page to replace this one,
+    then for `css` on it (a selector the old page may have had too)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    wait_for_new_page(driver, old)
+    return wait_for(driver, css)
+
+
+def horizontal_overflow(driver: WebDriver) -> int:
+    """How many pixels the page is wider than the window (0 or less: no sideways scrolling)."""
+    return int(
+        driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+    )
+
+
 def log_in(driver: WebDriver, site: Site, username: str, password: str | None = None) -> None:
     """Log in through the login form and wait for the dashboard."""
     driver.get(f"{site.url}/login")

@@ -10,29 +10,13 @@ from selenium.webdriver.support.ui import Select
 from server.demo.county import COUNTY_CODE, TOWNSHIP_CODES
 from tests.console.browser.conftest import (
     axe_violations,
+    follow,
+    horizontal_overflow,
     log_in,
     page_text,
     screenshot,
     wait_for,
-    wait_for_new_page,
 )
-
-
-def _follow(browser, element, css: str):
-    """Click `element` (a link or submit button), wait for the next page to replace this one,
-    then for `css` on it (a selector the old page may have had too)."""
-    old = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    wait_for_new_page(browser, old)
-    return wait_for(browser, css)
-
-
-def _overflow(browser) -> int:
-    return int(
-        browser.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-    )
 
 
 def test_drill_down_from_the_county_to_a_village_and_back(site, browser):
@@ -43,21 +27,21 @@ def test_drill_down_from_the_county_to_a_village_and_back(site, browser):
 
     township = browser.find_element(By.CSS_SELECTOR, "#child-regions tbody a")
     township_name = township.text
-    _follow(browser, township, f"a[href*='region={COUNTY_CODE}']")
+    follow(browser, township, f"a[href*='region={COUNTY_CODE}']")
     assert township_name in browser.find_element(By.TAG_NAME, "h1").text
     assert f"region={TOWNSHIP_CODES[0]}" in browser.current_url
 
     village = browser.find_element(By.CSS_SELECTOR, "#child-regions tbody a")
     village_name = village.text
-    _follow(browser, village, "#activity")
+    follow(browser, village, "#activity")
     assert village_name in browser.find_element(By.TAG_NAME, "h1").text
     assert not browser.find_elements(By.ID, "child-regions")  # a village has no rows below
 
     Select(browser.find_element(By.ID, "year")).select_by_index(1)
-    _follow(browser, browser.find_element(By.CSS_SELECTOR, ".year-form button"), "#activity")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, ".year-form button"), "#activity")
     assert "year=" in browser.current_url and village_name in page_text(browser)
 
-    _follow(
+    follow(
         browser,
         browser.find_element(By.CSS_SELECTOR, f".crumbs a[href*='region={COUNTY_CODE}']"),
         "#child-regions",
@@ -70,7 +54,7 @@ def test_a_collector_chooses_one_of_their_villages_and_is_refused_the_county(sit
     villages = browser.find_elements(By.CSS_SELECTOR, "main tbody a")
     assert len(villages) == 4  # the four villages of their township, each a root of theirs
     name = villages[0].text
-    _follow(browser, villages[0], ".stats")
+    follow(browser, villages[0], ".stats")
     assert name in browser.find_element(By.TAG_NAME, "h1").text
     browser.get(f"{site.url}/?region={COUNTY_CODE}")
     wait_for(browser, "h1")
@@ -85,4 +69,4 @@ def test_the_dashboard_passes_axe_at_desktop_and_tablet_width(site, browser):
             browser.get(site.url + path)
             wait_for(browser, "#activity")
             assert axe_violations(browser) == [], f"{path} at {width}px"
-            assert _overflow(browser) <= 0, f"{path} overflows at {width}px"
+            assert horizontal_overflow(browser) <= 0, f"{path} overflows at {width}px"

@@ -9,29 +9,13 @@ from selenium.webdriver.support.ui import Select
 
 from tests.console.browser.conftest import (
     axe_violations,
+    follow,
+    horizontal_overflow,
     log_in,
     page_text,
     screenshot,
     wait_for,
-    wait_for_new_page,
 )
-
-
-def _follow(browser, element, css: str):
-    """Click `element` (a link or submit button), wait for the next page to replace this one,
-    then for `css` on it (a selector the old page may have had too)."""
-    old = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    wait_for_new_page(browser, old)
-    return wait_for(browser, css)
-
-
-def _overflow(browser) -> int:
-    return int(
-        browser.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-    )
 
 
 def _first_head(browser) -> tuple[str, str]:
@@ -43,35 +27,35 @@ def _first_head(browser) -> tuple[str, str]:
 
 def test_find_a_household_open_it_reveal_and_refer(site, browser):
     log_in(browser, site, "supervisor")
-    _follow(
+    follow(
         browser, browser.find_element(By.CSS_SELECTOR, "nav.menu a[href='/households']"), "#results"
     )
     _number, head = _first_head(browser)
     screenshot(browser, "households")
 
     browser.find_element(By.ID, "head_name").send_keys(head)
-    _follow(browser, browser.find_element(By.CSS_SELECTOR, "#household-search button"), "#results")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#household-search button"), "#results")
     assert head in page_text(browser)
     assert "head_name=" in browser.current_url
 
     village = Select(browser.find_element(By.ID, "region"))
     village.select_by_index(2)  # the first village of the first township
-    _follow(browser, browser.find_element(By.CSS_SELECTOR, "#household-search button"), "#results")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#household-search button"), "#results")
 
-    _follow(browser, browser.find_element(By.CSS_SELECTOR, "#results tbody a"), "#values")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#results tbody a"), "#values")
     text = page_text(browser)
     assert "当前信息" in text and "家庭成员" in text and "时间线" in text
     assert "登记导入" in text  # the demo register was loaded, not visited
     assert "***" in browser.find_element(By.ID, "members").text
     screenshot(browser, "household")
 
-    _follow(browser, browser.find_element(By.ID, "reveal"), "#values")
+    follow(browser, browser.find_element(By.ID, "reveal"), "#values")
     assert "***" not in browser.find_element(By.ID, "members").text
     assert "reveal=1" in browser.current_url
 
     browser.find_element(By.CSS_SELECTOR, "#refer input[value=illness]").click()
     browser.find_element(By.ID, "note").send_keys("入户排查发现因病风险")
-    flash = _follow(
+    flash = follow(
         browser, browser.find_element(By.CSS_SELECTOR, "#refer button[type=submit]"), ".flash.ok"
     )
     assert "已转入监测" in flash.text
@@ -83,7 +67,7 @@ def test_a_collector_cannot_reveal(site, browser):
     browser.get(site.url + "/households")
     wait_for(browser, "#results")
     assert "白水" in page_text(browser)  # their township's villages
-    _follow(browser, browser.find_element(By.CSS_SELECTOR, "#results tbody a"), "#values")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#results tbody a"), "#values")
     assert not browser.find_elements(By.ID, "reveal")
 
 
@@ -98,4 +82,4 @@ def test_register_pages_pass_axe_at_desktop_and_tablet_width(site, browser):
             browser.get(url)
             wait_for(browser, "main h1")
             assert axe_violations(browser) == [], f"{url} at {width}px"
-            assert _overflow(browser) <= 0, f"{url} overflows at {width}px"
+            assert horizontal_overflow(browser) <= 0, f"{url} overflows at {width}px"

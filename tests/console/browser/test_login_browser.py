@@ -7,6 +7,7 @@ from selenium.webdriver.common.by import By
 
 from tests.console.browser.conftest import (
     axe_violations,
+    horizontal_overflow,
     log_in,
     page_text,
     screenshot,
@@ -59,7 +60,5 @@ def test_login_and_dashboard_pass_axe_at_desktop_and_tablet_width(site, browser)
         wait_for(browser, "nav.menu")
         assert axe_violations(browser) == [], f"dashboard at {width}px"
         # Nothing overflows sideways at this width.
-        overflow = browser.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
+        overflow = horizontal_overflow(browser)
         assert overflow <= 0, f"{overflow}px of horizontal overflow at {width}px"

@@ -28,6 +28,7 @@ from tests.console.browser.conftest import (
     PASSWORDS,
     Site,
     axe_violations,
+    horizontal_overflow,
     log_in,
     page_text,
     screenshot,
@@ -243,9 +244,7 @@ def test_review_pages_pass_axe_at_desktop_and_tablet_width(site, browser, work):
             browser.get(path if path.startswith("http") else site.url + path)
             wait_for(browser, "main h1")
             assert axe_violations(browser) == [], f"{path} at {width}px"
-            overflow = browser.execute_script(
-                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
+            overflow = horizontal_overflow(browser)
             assert overflow <= 0, f"{overflow}px of horizontal overflow on {path} at {width}px"
     browser.set_window_size(1366, 768)
     for path, name in (("/cases?stage=", "cases"), ("/warnings?status=", "warnings")):

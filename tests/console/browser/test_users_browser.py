@@ -20,6 +20,7 @@ from server.devices.models import DeviceEnrolment
 from tests.console.browser.conftest import (
     WAIT_SECONDS,
     axe_violations,
+    horizontal_overflow,
     log_in,
     page_text,
     screenshot,
@@ -70,9 +71,7 @@ def _fits_and_passes_axe(browser: WebDriver, what: str) -> None:
     for width, height in ((1366, 768), (768, 1024)):
         browser.set_window_size(width, height)
         assert axe_violations(browser) == [], f"{what} at {width}px"
-        overflow = browser.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
+        overflow = horizontal_overflow(browser)
         assert overflow <= 0, f"{what}: {overflow}px of horizontal overflow at {width}px"
     browser.set_window_size(1366, 768)
 
