@@ -21,7 +21,15 @@ from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
 from server.auth.actor import Actor
-from server.bulk import TableCodec, codec_for, insert_rows, pipelined, select_in, update_rows
+from server.bulk import (
+    TableCodec,
+    add_to_rows,
+    codec_for,
+    insert_rows,
+    pipelined,
+    select_in,
+    update_rows,
+)
 from server.changes.models import Change
 from server.conflicts.models import Conflict
 from server.db import utcnow
@@ -547,14 +555,32 @@ class Workspace:
             insert_rows(connection, codec, codec.columns, inserts.get(entity_type, []))
         changes = codec_for(CHANGES, connection.dialect)
         columns = (*self._changes[0], "txid") if self._changes else ()
+        households = self._codec("household")
+        counted = [households.written(("member_count", "id"), c) for c in self._member_counts()]
         with pipelined(connection):
             for (entity_type, names), rows in updates.items():
                 update_rows(connection, self._codec(entity_type), names, "id", rows)
+            add_to_rows(connection, households, "member_count", "id", counted)
             # Prepared while the database works through the updates.
             log = [changes.written(columns, (*c.values(), txid)) for c in self._changes]
         insert_rows(connection, changes, columns, log)
         if self._conflicts:
             connection.execute(insert(CONFLICTS), self._conflicts)
+
+    def _member_counts(self) -> list[tuple[int, uuid.UUID]]:
+        """What this unit of work adds to each household's live-member count (`member_count`):
+        +1 for a new live member or one undeleted or moved in, -1 for one deleted or moved out;
+        by household id (the order every writer locks in), without the zeros."""
+        delta: dict[uuid.UUID, int] = {}
+        for (entity_type, _), state in self.entities.items():
+            if entity_type != "member" or not state.dirty:
+                continue
+            if not state.is_new and not state.columns["deleted"]:
+                before = state.columns["household_id"]
+                delta[before] = delta.get(before, 0) - 1
+            if not state.is_deleted and state.household_id is not None:
+                delta[state.household_id] = delta.get(state.household_id, 0) + 1
+        return [(n, household_id) for household_id, n in sorted(delta.items()) if n]
 
     def _versions(self, state: EntityState) -> dict[str, Any]:
         return compacted(state.field_writes, state.writes)
@@ -565,7 +591,8 @@ class Workspace:
         columns: dict[str, Any] = {c.name: None for c in table.columns}
         columns.update(id=state.id, created_at=now, review_flags=[], deleted=False, extra={})
         if state.type == "household":
-            columns.update(monitoring_status="not_monitored", risk_causes=[])
+            # Its members are counted in by `_member_counts`, after the insert.
+            columns.update(monitoring_status="not_monitored", risk_causes=[], member_count=0)
         for name in state.fields:
             columns.update(self._field_columns(state, name, columns["extra"]))
         columns.update(
