@@ -19,7 +19,6 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     String,
-    and_,
     false,
     func,
     literal_column,
