@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import BigInteger, ColumnElement, Table, Text, func, insert, literal, text, true
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
@@ -71,6 +73,19 @@ def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> Non
             ),
             {"keys": keys},
         )
+
+
+def household_lock(session: Session, household_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+    """A column that takes `lock_households`' lock on the household in column `household_id` as
+    each row is read (PostgreSQL; a constant elsewhere): a statement reading one row of a
+    household (e.g. locking a monitoring case) takes the household's lock first — the select
+    list is computed before `FOR UPDATE` locks the row — without a round trip of its own. The
+    key is `lock_households`' (the uuid's first 8 bytes, signed)."""
+    if not _locks_households(session):
+        return true()
+    first_bytes = func.left(func.replace(sql_cast(household_id, Text), "-", ""), 16)
+    key = sql_cast(sql_cast(literal("x").concat(first_bytes), BIT(64)), BigInteger)
+    return func.pg_advisory_xact_lock(key).is_not(None)
 
 
 def member_households(session: Session, member_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
