@@ -75,7 +75,7 @@ def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> Non
         )
 
 
-def household_lock(session: Session, household_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+def household_lock(session: Session, household_id: Any) -> ColumnElement[bool]:
     """A column that takes `lock_households`' lock on the household in column `household_id` as
     each row is read (PostgreSQL; a constant elsewhere): a statement reading one row of a
     household (e.g. locking a monitoring case) takes the household's lock first — the select
