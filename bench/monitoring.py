@@ -58,12 +58,13 @@ from server.monitoring.models import (
     ReferralChannel,
     StepDecision,
 )
+from server.monitoring.summary import SECTIONS, year_window
 from server.users.models import Role
 from server.users.service import create_user
 
 # This benchmark's own saved registers and working database (see the module docstring).
 register.SQLITE_DIR = Path("/tmp/fieldsync-bench/monitoring")
-register.WORK_DATABASE = "fieldsync_bench_monitoring"
+NAME = "fieldsync_bench_monitoring"
 
 SEED = 20261205
 SUPERVISOR = "bench_province_supervisor"
@@ -379,6 +380,26 @@ def measure(reg: Register, runs: int) -> list[Timing]:
         return timings
 
 
+def section_times(url: str, region: str, runs: int) -> list[Timing]:
+    """Each section's query alone, in process, for `region` (where a summary's time goes)."""
+    db = Database(url)
+    window = year_window(region, 2026)
+    timings = []
+    try:
+        for section in SECTIONS:
+            samples = []
+            for i in range(runs + 1):
+                with db.unit_of_work(write=False) as session:
+                    started = time.perf_counter()
+                    list(section.count(session, window))
+                    if i:  # the first one warms up
+                        samples.append((time.perf_counter() - started) * 1000)
+            timings.append(Timing(f"section {section.name}", samples))
+    finally:
+        db.dispose()
+    return timings
+
+
 # The indexes migration 0013 adds for the reports: what they cost a push is measured by pushing
 # with them and without them, in alternation, on the same register.
 REPORT_INDEXES: tuple[Index, ...] = tuple(
@@ -455,7 +476,7 @@ def main() -> None:
     size = SIZES[args.size]
     print(f"register: {size.households:,} households, {size.villages} villages")
     for kind in kinds:
-        with prepared_register(kind, args.size, reuse=args.reuse) as reg:
+        with prepared_register(kind, args.size, reuse=args.reuse, name=NAME) as reg:
             fixed = ensure_indexes(reg.url)
             if fixed:
                 print(f"{kind:<10} indexes brought up to the models: {', '.join(fixed)}")
@@ -466,7 +487,7 @@ def main() -> None:
                 f"{load.by_status}; {load.referrals:,} referrals, {load.cases:,} cases, "
                 f"{load.steps:,} steps (added in {load.seconds:.1f} s)"
             )
-            for timing in measure(reg, args.runs):
+            for timing in [*measure(reg, args.runs), *section_times(reg.url, COUNTY, 5)]:
                 print(
                     f"    {timing.name:<40} median {timing.median:7.1f} ms, "
                     f"worst {timing.worst:7.1f} ms over {len(timing.samples_ms)} runs"

@@ -99,6 +99,7 @@ BENCH_NAMES = (
     "fieldsync_bench_exports",
     "fieldsync_bench_warnings",
     "fieldsync_bench_console_api",
+    "fieldsync_bench_monitoring",
 )
 
 HOUSEHOLD_TABLE = cast(Table, Household.__table__)
