@@ -3,7 +3,8 @@ households and persons are under monitoring by type and status, referrals by cha
 at each stage, and entries and exits approved in a year.
 
 Every section counts in one grouped query over the region's code range, grouped by child region
-(the prefix of the village code; indexes: migration 0013), and the region's figure is the sum of
+(the prefix of the village code; indexes: migrations 0013 and 0022 — the persons are the sum of
+the households' kept `member_count`), and the region's figure is the sum of
 its children's, so a parent always equals the sum of its children. A section is declared once in
 `SECTIONS`; adding one (e.g. overdue follow-ups) is a `Section` with its query, nothing else.
 """
