@@ -590,10 +590,13 @@ class Workspace:
         for (entity_type, _), state in self.entities.items():
             if entity_type != "member" or not state.dirty:
                 continue
+            # Before and after as stored: the row's columns, and what this flush writes of them.
             if not state.is_new and not state.columns["deleted"]:
                 before = state.columns["household_id"]
                 delta[before] = delta.get(before, 0) - 1
-            if not state.is_deleted and state.household_id is not None:
+            written = state.is_new or "deleted" in state.value_changed
+            deleted = state.is_deleted if written else state.columns["deleted"]
+            if not deleted and state.household_id is not None:
                 delta[state.household_id] = delta.get(state.household_id, 0) + 1
         return [(n, household_id) for household_id, n in sorted(delta.items()) if n]
 
