@@ -48,6 +48,7 @@ from server.auth.passwords import PasswordHasher
 from server.changes.models import Change
 from server.db import Database
 from server.households.models import Household, Member
+from server.monitoring import case_intake, followups
 from server.monitoring.models import (
     CaseDirection,
     CaseOutcome,
@@ -414,8 +415,8 @@ PUSH_BATCH = 500
 
 @dataclass
 class PushCost:
-    with_indexes: list[float]
-    without_indexes: list[float]
+    on: list[float]  # batches with what is measured (the indexes, the bookkeeping)
+    off: list[float]  # and without it
 
     @staticmethod
     def rate(seconds: list[float]) -> float:
@@ -442,13 +443,41 @@ def measure_push_cost(reg: Register, rounds: int, batches: int) -> PushCost:
                         response = tablet.push(next(bodies))
                         elapsed = time.perf_counter() - started
                         assert {r["status"] for r in response["results"]} == {"accepted"}
-                        (cost.with_indexes if with_indexes else cost.without_indexes).append(
-                            elapsed
-                        )
+                        (cost.on if with_indexes else cost.off).append(elapsed)
                     if not with_indexes:
                         _run_ddl(db, [CreateIndex(index) for index in REPORT_INDEXES])
     finally:
         db.dispose()
+    return cost
+
+
+def measure_bookkeeping_cost(reg: Register, batches: int) -> PushCost:
+    """Batches of 500 visits anywhere in the county pushed over HTTP by one tablet, alternately
+    with the case bookkeeping of a push (`case_intake.take_accepted`: referrals, verification
+    visits; `followups.record_visits`) and without it, on the same served app and register
+    """
+    households = known_households(reg.settings, (1 + 2 * batches) * PUSH_BATCH, seed=9)
+    real = (case_intake.take_accepted, followups.record_visits)
+
+    def skipped(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    cost = PushCost([], [])
+    with served_app(reg.settings) as served:
+        tablet = HttpTablet.login(served.url, COUNTY_COLLECTOR, PASSWORD)
+        bodies = visit_batches(tablet, households, PUSH_BATCH)
+        tablet.push(bodies[0])  # warm-up
+        for index, body in enumerate(bodies[1:]):
+            on = index % 2 == 1
+            case_intake.take_accepted, followups.record_visits = real if on else (skipped,) * 2
+            try:
+                started = time.perf_counter()
+                response = tablet.push(body)
+                elapsed = time.perf_counter() - started
+            finally:
+                case_intake.take_accepted, followups.record_visits = real
+            assert {r["status"] for r in response["results"]} == {"accepted"}
+            (cost.on if on else cost.off).append(elapsed)
     return cost
 
 
@@ -469,6 +498,13 @@ def main() -> None:
         default=0,
         help="also measure what the report indexes cost a push: rounds of batches with and "
         "without them (default: 0, not measured)",
+    )
+    parser.add_argument(
+        "--bookkeeping-batches",
+        type=int,
+        default=0,
+        help="also measure what the case bookkeeping costs a push: this many batches with it "
+        "and as many without, alternated (default: 0, not measured)",
     )
     args = parser.parse_args()
     kinds = database_kinds(args.db)
@@ -494,14 +530,23 @@ def main() -> None:
                 )
             for name, target in TARGETS_MS.items():
                 print(f"    target: {name} summary < {target:.0f} ms")
+            if args.bookkeeping_batches:
+                cost = measure_bookkeeping_cost(reg, args.bookkeeping_batches)
+                on, off = cost.rate(cost.on), cost.rate(cost.off)
+                print(
+                    f"    push, {PUSH_BATCH}-visit batches anywhere in the county: {on:,.0f}/s "
+                    f"with the case bookkeeping, {off:,.0f}/s without ({on / off - 1:+.1%}); "
+                    f"batches with {' '.join(f'{x:.2f}' for x in cost.on)} s, "
+                    f"without {' '.join(f'{x:.2f}' for x in cost.off)} s"
+                )
             if args.push_rounds:
                 cost = measure_push_cost(reg, args.push_rounds, batches=2)
-                on, off = cost.rate(cost.with_indexes), cost.rate(cost.without_indexes)
+                on, off = cost.rate(cost.on), cost.rate(cost.off)
                 print(
                     f"    push, {PUSH_BATCH}-visit batches anywhere in the county: {on:,.0f}/s "
                     f"with the report indexes, {off:,.0f}/s without ({on / off - 1:+.1%}); "
-                    f"batches with {' '.join(f'{x:.2f}' for x in cost.with_indexes)} s, "
-                    f"without {' '.join(f'{x:.2f}' for x in cost.without_indexes)} s"
+                    f"batches with {' '.join(f'{x:.2f}' for x in cost.on)} s, "
+                    f"without {' '.join(f'{x:.2f}' for x in cost.off)} s"
                 )
 
 
