@@ -454,8 +454,7 @@ def measure_push_cost(reg: Register, rounds: int, batches: int) -> PushCost:
 def measure_bookkeeping_cost(reg: Register, batches: int) -> PushCost:
     """Batches of 500 visits anywhere in the county pushed over HTTP by one tablet, alternately
     with the case bookkeeping of a push (`case_intake.take_accepted`: referrals, verification
-    visits; `followups.record_visits`) and without it, on the same served app and register
-    """
+    visits; `followups.record_visits`) and without it, on the same served app and register."""
     households = known_households(reg.settings, (1 + 2 * batches) * PUSH_BATCH, seed=9)
     real = (case_intake.take_accepted, followups.record_visits)
 
