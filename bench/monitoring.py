@@ -48,6 +48,7 @@ from server.auth.passwords import PasswordHasher
 from server.changes.models import Change
 from server.db import Database
 from server.households.models import Household, Member
+from server.monitoring import case_intake, followups
 from server.monitoring.models import (
     CaseDirection,
     CaseOutcome,
@@ -58,12 +59,13 @@ from server.monitoring.models import (
     ReferralChannel,
     StepDecision,
 )
+from server.monitoring.summary import SECTIONS, year_window
 from server.users.models import Role
 from server.users.service import create_user
 
 # This benchmark's own saved registers and working database (see the module docstring).
 register.SQLITE_DIR = Path("/tmp/fieldsync-bench/monitoring")
-register.WORK_DATABASE = "fieldsync_bench_monitoring"
+NAME = "fieldsync_bench_monitoring"
 
 SEED = 20261205
 SUPERVISOR = "bench_province_supervisor"
@@ -379,6 +381,26 @@ def measure(reg: Register, runs: int) -> list[Timing]:
         return timings
 
 
+def section_times(url: str, region: str, runs: int) -> list[Timing]:
+    """Each section's query alone, in process, for `region` (where a summary's time goes)."""
+    db = Database(url)
+    window = year_window(region, 2026)
+    timings = []
+    try:
+        for section in SECTIONS:
+            samples = []
+            for i in range(runs + 1):
+                with db.unit_of_work(write=False) as session:
+                    started = time.perf_counter()
+                    list(section.count(session, window))
+                    if i:  # the first one warms up
+                        samples.append((time.perf_counter() - started) * 1000)
+            timings.append(Timing(f"section {section.name}", samples))
+    finally:
+        db.dispose()
+    return timings
+
+
 # The indexes migration 0013 adds for the reports: what they cost a push is measured by pushing
 # with them and without them, in alternation, on the same register.
 REPORT_INDEXES: tuple[Index, ...] = tuple(
@@ -393,8 +415,8 @@ PUSH_BATCH = 500
 
 @dataclass
 class PushCost:
-    with_indexes: list[float]
-    without_indexes: list[float]
+    on: list[float]  # batches with what is measured (the indexes, the bookkeeping)
+    off: list[float]  # and without it
 
     @staticmethod
     def rate(seconds: list[float]) -> float:
@@ -421,13 +443,40 @@ def measure_push_cost(reg: Register, rounds: int, batches: int) -> PushCost:
                         response = tablet.push(next(bodies))
                         elapsed = time.perf_counter() - started
                         assert {r["status"] for r in response["results"]} == {"accepted"}
-                        (cost.with_indexes if with_indexes else cost.without_indexes).append(
-                            elapsed
-                        )
+                        (cost.on if with_indexes else cost.off).append(elapsed)
                     if not with_indexes:
                         _run_ddl(db, [CreateIndex(index) for index in REPORT_INDEXES])
     finally:
         db.dispose()
+    return cost
+
+
+def measure_bookkeeping_cost(reg: Register, batches: int) -> PushCost:
+    """Batches of 500 visits anywhere in the county pushed over HTTP by one tablet, alternately
+    with the case bookkeeping of a push (`case_intake.take_accepted`: referrals, verification
+    visits; `followups.record_visits`) and without it, on the same served app and register."""
+    households = known_households(reg.settings, (1 + 2 * batches) * PUSH_BATCH, seed=9)
+    real = (case_intake.take_accepted, followups.record_visits)
+
+    def skipped(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    cost = PushCost([], [])
+    with served_app(reg.settings) as served:
+        tablet = HttpTablet.login(served.url, COUNTY_COLLECTOR, PASSWORD)
+        bodies = visit_batches(tablet, households, PUSH_BATCH)
+        tablet.push(bodies[0])  # warm-up
+        for index, body in enumerate(bodies[1:]):
+            on = index % 2 == 1
+            case_intake.take_accepted, followups.record_visits = real if on else (skipped,) * 2
+            try:
+                started = time.perf_counter()
+                response = tablet.push(body)
+                elapsed = time.perf_counter() - started
+            finally:
+                case_intake.take_accepted, followups.record_visits = real
+            assert {r["status"] for r in response["results"]} == {"accepted"}
+            (cost.on if on else cost.off).append(elapsed)
     return cost
 
 
@@ -449,13 +498,20 @@ def main() -> None:
         help="also measure what the report indexes cost a push: rounds of batches with and "
         "without them (default: 0, not measured)",
     )
+    parser.add_argument(
+        "--bookkeeping-batches",
+        type=int,
+        default=0,
+        help="also measure what the case bookkeeping costs a push: this many batches with it "
+        "and as many without, alternated (default: 0, not measured)",
+    )
     args = parser.parse_args()
     kinds = database_kinds(args.db)
     print_machine(kinds)
     size = SIZES[args.size]
     print(f"register: {size.households:,} households, {size.villages} villages")
     for kind in kinds:
-        with prepared_register(kind, args.size, reuse=args.reuse) as reg:
+        with prepared_register(kind, args.size, reuse=args.reuse, name=NAME) as reg:
             fixed = ensure_indexes(reg.url)
             if fixed:
                 print(f"{kind:<10} indexes brought up to the models: {', '.join(fixed)}")
@@ -466,21 +522,30 @@ def main() -> None:
                 f"{load.by_status}; {load.referrals:,} referrals, {load.cases:,} cases, "
                 f"{load.steps:,} steps (added in {load.seconds:.1f} s)"
             )
-            for timing in measure(reg, args.runs):
+            for timing in [*measure(reg, args.runs), *section_times(reg.url, COUNTY, 5)]:
                 print(
                     f"    {timing.name:<40} median {timing.median:7.1f} ms, "
                     f"worst {timing.worst:7.1f} ms over {len(timing.samples_ms)} runs"
                 )
             for name, target in TARGETS_MS.items():
                 print(f"    target: {name} summary < {target:.0f} ms")
+            if args.bookkeeping_batches:
+                cost = measure_bookkeeping_cost(reg, args.bookkeeping_batches)
+                on, off = cost.rate(cost.on), cost.rate(cost.off)
+                print(
+                    f"    push, {PUSH_BATCH}-visit batches anywhere in the county: {on:,.0f}/s "
+                    f"with the case bookkeeping, {off:,.0f}/s without ({on / off - 1:+.1%}); "
+                    f"batches with {' '.join(f'{x:.2f}' for x in cost.on)} s, "
+                    f"without {' '.join(f'{x:.2f}' for x in cost.off)} s"
+                )
             if args.push_rounds:
                 cost = measure_push_cost(reg, args.push_rounds, batches=2)
-                on, off = cost.rate(cost.with_indexes), cost.rate(cost.without_indexes)
+                on, off = cost.rate(cost.on), cost.rate(cost.off)
                 print(
                     f"    push, {PUSH_BATCH}-visit batches anywhere in the county: {on:,.0f}/s "
                     f"with the report indexes, {off:,.0f}/s without ({on / off - 1:+.1%}); "
-                    f"batches with {' '.join(f'{x:.2f}' for x in cost.with_indexes)} s, "
-                    f"without {' '.join(f'{x:.2f}' for x in cost.without_indexes)} s"
+                    f"batches with {' '.join(f'{x:.2f}' for x in cost.on)} s, "
+                    f"without {' '.join(f'{x:.2f}' for x in cost.off)} s"
                 )
 
 

@@ -99,6 +99,7 @@ BENCH_NAMES = (
     "fieldsync_bench_exports",
     "fieldsync_bench_warnings",
     "fieldsync_bench_console_api",
+    "fieldsync_bench_monitoring",
 )
 
 HOUSEHOLD_TABLE = cast(Table, Household.__table__)
@@ -523,6 +524,7 @@ class RowBuilder:
                     monitoring_status=MonitoringStatus.NOT_MONITORED,
                     risk_causes=[],
                     review_flags=[],
+                    member_count=0,
                 )
             self.templates[entity] = self._encoded(entity, defaults)
         self.households: list[tuple[Any, ...]] = []
@@ -533,7 +535,8 @@ class RowBuilder:
 
     def add(self, new: NewHousehold) -> None:
         village = str(new.fields["village_code"])
-        self.households.append(self._row("household", new.id, new.fields, village))
+        counted = self._encoded("household", {"member_count": len(new.members)})
+        self.households.append(self._row("household", new.id, new.fields, village, counted))
         for member_id, fields in new.members:
             values = {**fields, "household_id": str(new.id)}
             self.members.append(self._row("member", member_id, values, village))
@@ -581,14 +584,22 @@ class RowBuilder:
         return stamps
 
     def _row(
-        self, entity: str, entity_id: uuid.UUID, values: dict[str, Any], village: str
+        self,
+        entity: str,
+        entity_id: uuid.UUID,
+        values: dict[str, Any],
+        village: str,
+        bookkeeping: dict[str, Any] | None = None,
     ) -> tuple[Any, ...]:
+        """The encoded row of one new entity (`bookkeeping`: encoded columns that are not
+        fields, e.g. a household's member count), and its change-log staging row."""
         names = tuple(values)
         if names not in self._stamps_of and any(n not in ENTITIES[entity].fields for n in names):
             raise ValueError("the benchmark register only sets canonical fields")
         row = dict(self.templates[entity])
         encoded_id = row["id"] = self.encode_id(entity_id)
         row.update(self._stamps(entity, names))
+        row.update(bookkeeping or {})
         logged: list[str] = []
         for name, value in values.items():
             columns, text = self._field(entity, name, value)

@@ -197,7 +197,30 @@ def update_rows(
     mark = _placeholder(codec)
     assignments = ", ".join(f"{column} = {mark}" for column in columns)
     statement = f"UPDATE {codec.table.name} SET {assignments} WHERE {key} = {mark}"
-    if _is_postgres(codec):
+    _execute_many(connection, codec, statement, rows)
+
+
+def add_to_rows(
+    connection: Connection,
+    codec: TableCodec,
+    column: str,
+    key: str,
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """Add an amount to `column` of the rows whose `key` matches (`column = column + n`, read and
+    written under the row's lock by the database, so concurrent additions all count), one
+    executemany like `update_rows`: each row holds the driver values of the amount and the key."""
+    if not rows:
+        return
+    mark = _placeholder(codec)
+    statement = f"UPDATE {codec.table.name} SET {column} = {column} + {mark} WHERE {key} = {mark}"
+    _execute_many(connection, codec, statement, rows)
+
+
+def _execute_many(
+    connection: Connection, codec: TableCodec, statement: str, rows: list[tuple[Any, ...]]
+) -> None:
+    if _is_postgres(codec):  # psycopg's executemany: pipelined, and inside `pipelined` not waited
         with _driver(connection).cursor() as cursor:
             cursor.executemany(statement, rows)
         return

@@ -42,7 +42,7 @@ def load_households(
     changes: list[dict[str, Any]] = []
     for new in households:
         village = str(new.fields["village_code"])
-        household = Household(id=new.id, village_code=village)
+        household = Household(id=new.id, village_code=village, member_count=len(new.members))
         _fill(household, "household", new.id, new.fields, codec, clock, village, user_id, changes)
         # An imported household is checked as a merged one is: kept as given, flagged if broken.
         household.review_flags = household_flags(

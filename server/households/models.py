@@ -70,16 +70,17 @@ class Versioned:
 class Household(Versioned, Base):
     __tablename__ = "households"
     __table_args__ = (
-        # The monitoring summary counts households under monitoring by village, status and type
-        # (and joins their members by id) from this index alone; statuses change only at case
-        # steps, so visits (which never touch these columns) stay HOT updates on PostgreSQL.
+        # The monitoring summary counts households under monitoring and their persons by
+        # village, status and type from this index alone (migration 0022); statuses change only
+        # at case steps and the member count only when a household gains or loses a member, so
+        # visits (which touch neither) stay HOT updates on PostgreSQL.
         Index(
             "ix_households_monitoring",
             "monitoring_status",
             "village_code",
             "monitoring_type",
             "deleted",
-            "id",
+            "member_count",
         ),
     )
 
@@ -117,6 +118,10 @@ class Household(Versioned, Base):
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("households.id"))
     # Invariant problems a merge produced (e.g. two heads), kept for review, never auto-fixed.
     review_flags: Mapped[list[Any]] = mapped_column(default=list)
+    # How many live (not deleted) members the household has: kept by every writer of members
+    # (the sync write path as a relative `+n` in the unit of work that adds, deletes or moves
+    # them; loading), so the summary sums it instead of counting members. Not a register field.
+    member_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Member(Versioned, Base):

@@ -40,7 +40,7 @@ from server.regions.codes import is_valid_code
 from server.regions.models import Region
 from server.sensitive import SensitiveCodec
 from server.submissions.payload import masked_value
-from server.sync.apply import apply_server_writes, lock_households
+from server.sync.apply import apply_server_writes, household_lock, lock_households
 from server.users.models import User
 from sync_protocol.clock import HybridClock
 
@@ -172,12 +172,8 @@ def waiting_for(stage: CaseStage) -> str | None:
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _load_case(session: Session, case_id: uuid.UUID, *, lock: bool) -> MonitoringCase:
-    statement = select(MonitoringCase).where(MonitoringCase.id == case_id)
-    if lock:
-        # Read again under the lock: what another reviewer committed meanwhile counts.
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    case = session.scalars(statement).one_or_none()
+def _load_case(session: Session, case_id: uuid.UUID) -> MonitoringCase:
+    case = session.get(MonitoringCase, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
     return case
@@ -212,21 +208,26 @@ def _summary(case: MonitoringCase, names: Mapping[int, str]) -> CaseView:
 
 
 def case_view(session: Session, case: MonitoringCase) -> CaseView:
-    """The case with its steps and referrals, oldest first (free texts masked)."""
-    steps = list(
-        session.scalars(select(CaseStep).where(CaseStep.case_id == case.id).order_by(CaseStep.seq))
-    )
-    referrals = list(
-        session.scalars(
-            select(Referral).where(Referral.case_id == case.id).order_by(Referral.referred_at)
-        )
-    )
-    names = _usernames(
-        session,
-        {case.opened_by_id}
-        | {s.taken_by_id for s in steps}
-        | {r.referred_by_id for r in referrals},
-    )
+    """The case with its steps and referrals, oldest first (free texts masked): two queries, each
+    with the usernames of who took or made them (a third only for an opener who did neither)."""
+    taken = session.execute(
+        select(CaseStep, User.username)
+        .outerjoin(User, User.id == CaseStep.taken_by_id)
+        .where(CaseStep.case_id == case.id)
+        .order_by(CaseStep.seq)
+    ).all()
+    made = session.execute(
+        select(Referral, User.username)
+        .outerjoin(User, User.id == Referral.referred_by_id)
+        .where(Referral.case_id == case.id)
+        .order_by(Referral.referred_at)
+    ).all()
+    steps = [s for s, _ in taken]
+    referrals = [r for r, _ in made]
+    names = {s.taken_by_id: name for s, name in taken if name is not None}
+    names.update((r.referred_by_id, name) for r, name in made if name is not None)
+    if case.opened_by_id not in names:
+        names.update(_usernames(session, {case.opened_by_id}))
     summary = _summary(case, names)
     return replace(
         summary,
@@ -264,7 +265,7 @@ def case_view(session: Session, case: MonitoringCase) -> CaseView:
 
 def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> CaseView:
     """404 for an unknown case, 403 outside the caller's regions."""
-    case = _load_case(session, case_id, lock=False)
+    case = _load_case(session, case_id)
     actor.ensure_covers(case.village_code, "this case")
     return case_view(session, case)
 
@@ -467,11 +468,10 @@ def take_step(
     """Decide `request.stage` of a case. 404 unknown case; 403 outside the caller's regions or
     a role/level that may not take the stage (`chain.may_take`); 409 (with the case) when the
     case is not waiting at that stage; 422 for a decision or details that do not fit."""
-    # The household's lock first, then the case row: the order a push verifying the case takes
-    # too (it holds its households' locks), so a step and a push never wait for each other.
-    household_id = _load_case(session, case_id, lock=False).household_id
-    lock_households(session, {household_id})
-    case = _load_case(session, case_id, lock=True)
+    approving_village = (
+        request.stage is CaseStage.VILLAGE_REVIEW and request.decision is StepDecision.APPROVE
+    )
+    case, found = _lock_case(session, case_id, NOTICE_SETTINGS if approving_village else ())
     actor.ensure_covers(case.village_code, "this case")
     refusal = chain.may_take(actor.role.value, actor.region_codes, request.stage, case.village_code)
     if refusal is not None:
@@ -496,7 +496,7 @@ def take_step(
                 }
             ],
         )
-    details = _step_details(session, case, request, now)
+    details = _step_details(session, case, request, now, found)
     transition = chain.next_after(case.stage, request.decision)
     writes: dict[str, Any] = {}
     if transition.outcome is CaseOutcome.REJECTED:
@@ -540,6 +540,35 @@ def take_step(
     )
     session.flush()
     return case_view(session, case)
+
+
+# What the village review checks a notice period against (`_notice_problems`).
+NOTICE_SETTINGS = ("notice_min_days", "notice_days")
+
+
+def _lock_case(
+    session: Session, case_id: uuid.UUID, wanted: Sequence[str]
+) -> tuple[MonitoringCase, dict[str, int]]:
+    """The case, read under its household's lock and then its own row lock, and the settings
+    `wanted` of its village, in one statement. The household's lock comes first: the order a
+    push verifying the case takes too (it holds its households' locks), so a step and a push
+    never wait for each other; what another reviewer committed meanwhile is what is read."""
+    statement = (
+        select(
+            MonitoringCase,
+            household_lock(session, MonitoringCase.household_id),
+            *settings.effective_in_query(MonitoringCase.village_code, wanted),
+        )
+        .where(MonitoringCase.id == case_id)
+        .with_for_update(of=MonitoringCase)
+        .execution_options(populate_existing=True)
+    )
+    row = session.execute(statement).one_or_none()
+    if row is None:
+        raise NotFound(f"no case {case_id}")
+    values = row[2:]
+    found = {name: settings.or_default(name, values[i]) for i, name in enumerate(wanted)}
+    return row[0], found
 
 
 def _state(case: MonitoringCase) -> dict[str, Any]:
@@ -593,7 +622,11 @@ def _append_step(
 
 
 def _step_details(
-    session: Session, case: MonitoringCase, request: StepRequest, now: datetime
+    session: Session,
+    case: MonitoringCase,
+    request: StepRequest,
+    now: datetime,
+    found: Mapping[str, int],
 ) -> dict[str, Any]:
     """The stage's record, after checking every rule; 422 listing every problem at once."""
     problems: list[dict[str, Any]] = []
@@ -619,7 +652,7 @@ def _step_details(
         )
     approving = request.decision is StepDecision.APPROVE
     if request.stage is CaseStage.VILLAGE_REVIEW and approving:
-        problems += _notice_problems(session, case, request, now.date(), details)
+        problems += _notice_problems(found, request, now.date(), details)
     if (
         request.stage is CaseStage.COUNTY_REVIEW
         and approving
@@ -668,14 +701,14 @@ def _step_details(
 
 
 def _notice_problems(
-    session: Session,
-    case: MonitoringCase,
+    found: Mapping[str, int],
     request: StepRequest,
     today: date,
     details: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """村级评议 with 公示: the deliberation date, then a notice period of at least
-    `notice_min_days` (default end: start + `notice_days`), over before it is approved."""
+    `notice_min_days` (default end: start + `notice_days`), over before it is approved; `found`
+    holds the village's `NOTICE_SETTINGS`."""
     problems: list[dict[str, Any]] = []
     deliberation, start, end = request.deliberation_date, request.notice_start, request.notice_end
     if deliberation is None:
@@ -697,9 +730,9 @@ def _notice_problems(
                 "message": "the notice starts on or after the deliberation",
             }
         )
-    minimum = settings.effective(session, case.village_code, "notice_min_days")
+    minimum = found["notice_min_days"]
     if end is None:
-        end = start + timedelta(days=settings.effective(session, case.village_code, "notice_days"))
+        end = start + timedelta(days=found["notice_days"])
     if end <= start:
         problems.append(
             {"path": "notice_end", "code": "before_start", "message": "ends after it starts"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, case, select, text, true
+from sqlalchemy import ColumnElement, String, and_, case, select, text, true, type_coerce
 from sqlalchemy.orm import Session
 
 from forms.register import LabelledEnum, MonitoringStatus, MonitoringType
@@ -145,16 +145,21 @@ def record_visits(session: Session, accepted: Sequence[AcceptedSubmission], now:
 # --- assessing -----------------------------------------------------------------------------------
 
 
-def _monitored(session: Session, condition: ColumnElement[bool]) -> list[Any]:
+def _monitored(
+    session: Session, condition: ColumnElement[bool], columns: Sequence[Any] | None = None
+) -> list[Any]:
+    """The monitored households `condition` keeps, with their last visit: `columns` of them
+    (default: what `assess` reads), then `last_visit_at`."""
+    if columns is None:
+        columns = (
+            Household.id,
+            Household.household_no,
+            Household.village_code,
+            Household.monitoring_type,
+        )
     return list(
         session.execute(
-            select(
-                Household.id,
-                Household.household_no,
-                Household.village_code,
-                Household.monitoring_type,
-                HouseholdFollowup.last_visit_at,
-            )
+            select(*columns, HouseholdFollowup.last_visit_at)
             .outerjoin(HouseholdFollowup, HouseholdFollowup.household_id == Household.id)
             .where(
                 condition,
@@ -306,11 +311,23 @@ def overdue_counts(
 def overdue_where(
     session: Session, condition: ColumnElement[bool], as_of: datetime
 ) -> dict[str, dict[str, int]]:
-    """`overdue_counts` for the households `condition` keeps (the monitoring summary's window)."""
+    """`overdue_counts` for the households `condition` keeps (the monitoring summary's window).
+
+    Counts only, so without a `Followup` per household: the rule of `followup_state` (overdue
+    once last visit + interval < as_of, or never visited) as one comparison per household with
+    its (village, type)'s latest visit time that is not overdue yet; the type is read as its
+    stored code."""
+    rows = _monitored(
+        session,
+        condition,
+        (Household.village_code, type_coerce(Household.monitoring_type, String())),
+    )
+    intervals, _ = _intervals(session, {(village, kind) for village, kind, _ in rows})
+    cutoffs = {key: as_of - timedelta(days=days) for key, days in intervals.items()}
     counts: dict[str, dict[str, int]] = {}
-    for followup in assess(session, _monitored(session, condition), as_of):
-        if followup.state == FollowupState.OVERDUE.value:
-            by_type = counts.setdefault(followup.village_code, {})
-            kind = followup.monitoring_type or "unknown"
-            by_type[kind] = by_type.get(kind, 0) + 1
+    for village, kind, last_visit_at in rows:
+        if last_visit_at is None or last_visit_at < cutoffs[(village, kind)]:
+            by_type = counts.setdefault(village, {})
+            name = kind or "unknown"
+            by_type[name] = by_type.get(name, 0) + 1
     return counts

@@ -12,17 +12,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from server.audit import service as audit
 from server.auth.actor import Actor
 from server.errors import ValidationFailed
 from server.monitoring.models import MonitoringSetting
-from server.regions.codes import is_valid_code, parent_code_of
+from server.regions.codes import PREFIX_LENGTH, RegionLevel, is_valid_code, parent_code_of
 from server.users.models import Role
 
 EVERYWHERE = "*"
+CODE_LENGTH = PREFIX_LENGTH[RegionLevel.VILLAGE]
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,36 @@ def ancestry(region_code: str) -> list[str]:
 def effective(session: Session, region_code: str, name: str) -> int:
     """The value of setting `name` that applies in `region_code`."""
     return effective_grid(session, [region_code], [name])[name][region_code]
+
+
+def effective_in_query(village_code: Any, names: Iterable[str]) -> list[Any]:
+    """`effective` as columns of another query, for the village named by `village_code` (a
+    column of it): one scalar subquery per setting, labelled with its name, giving the value set
+    nearest to the village or NULL (`or_default` turns that into the declared default). Lets the
+    statement that reads a village's row (e.g. a case it locks) read its settings without a round
+    trip of their own."""
+    # The village and every region above it, then "*": all are 12-digit codes but "*", and of
+    # one village's chain the nearer region has the greater code ("*" sorts before digits).
+    levels = sorted({n for n in PREFIX_LENGTH.values() if n < CODE_LENGTH}, reverse=True)
+    links = [
+        village_code,
+        *(func.substr(village_code, 1, n).concat("0" * (CODE_LENGTH - n)) for n in levels),
+        literal(EVERYWHERE),
+    ]
+    return [
+        select(MonitoringSetting.value)
+        .where(MonitoringSetting.name == name, MonitoringSetting.region_code.in_(links))
+        .order_by(MonitoringSetting.region_code.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label(name)
+        for name in names
+    ]
+
+
+def or_default(name: str, value: Any) -> int:
+    """A value `effective_in_query` read for setting `name`, or its default where none is set."""
+    return SETTINGS[name].default if value is None else int(value)
 
 
 def effective_grid(

@@ -3,7 +3,8 @@ households and persons are under monitoring by type and status, referrals by cha
 at each stage, and entries and exits approved in a year.
 
 Every section counts in one grouped query over the region's code range, grouped by child region
-(the prefix of the village code; indexes: migration 0013), and the region's figure is the sum of
+(the prefix of the village code; indexes: migrations 0013 and 0022 — the persons are the sum of
+the households' kept `member_count`), and the region's figure is the sum of
 its children's, so a parent always equals the sum of its children. A section is declared once in
 `SECTIONS`; adding one (e.g. overdue follow-ups) is a `Section` with its query, nothing else.
 """
@@ -19,7 +20,6 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     String,
-    and_,
     false,
     func,
     literal_column,
@@ -32,7 +32,7 @@ from forms.register import LabelledEnum, MonitoringStatus, MonitoringType
 from server.auth.actor import Actor
 from server.db import utcnow
 from server.errors import NotFound
-from server.households.models import Household, Member
+from server.households.models import Household
 from server.monitoring.models import (
     CaseDirection,
     CaseOutcome,
@@ -169,28 +169,28 @@ def _rows(session: Session, statement: Any) -> list[Any]:
 
 
 def count_monitored(session: Session, window: Window) -> Iterable[CountRow]:
-    """Households under monitoring (any status but not_monitored) and their live members."""
-    scope = and_(
-        Household.monitoring_status.in_(MONITORING_STATUSES),
-        window.within(Household.village_code),
-        Household.deleted == false(),
+    """Households under monitoring (any status but not_monitored) and their live members, both
+    from `ix_households_monitoring` alone: the persons are the households' kept `member_count`s
+    (migration 0022), not a count of member rows."""
+    groups = (
+        window.bucket(Household.village_code),
+        _text(Household.monitoring_type),
+        _text(Household.monitoring_status),
     )
-    bucket = window.bucket(Household.village_code)
-    groups = (bucket, _text(Household.monitoring_type), _text(Household.monitoring_status))
-    found: dict[tuple[str, str, str], list[int]] = {}
-    for code, kind, status, n in _rows(
-        session, select(*groups, func.count()).where(scope).group_by(*groups)
-    ):
-        found[(code, _code(kind), status)] = [int(n), 0]
-    persons = (
-        select(*groups, func.count())
-        .join(Member, Member.household_id == Household.id)
-        .where(scope, Member.deleted == false())
-        .group_by(*groups)
+    rows = _rows(
+        session,
+        select(*groups, func.count(), func.coalesce(func.sum(Household.member_count), 0))
+        .where(
+            Household.monitoring_status.in_(MONITORING_STATUSES),
+            window.within(Household.village_code),
+            Household.deleted == false(),
+        )
+        .group_by(*groups),
     )
-    for code, kind, status, n in _rows(session, persons):
-        found.setdefault((code, _code(kind), status), [0, 0])[1] = int(n)
-    return [(code, (kind, status), (h, p)) for (code, kind, status), (h, p) in found.items()]
+    return [
+        (code, (_code(kind), status), (int(households), int(persons)))
+        for code, kind, status, households, persons in rows
+    ]
 
 
 def count_referrals(session: Session, window: Window) -> Iterable[CountRow]:

@@ -16,12 +16,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import BigInteger, ColumnElement, Table, Text, func, insert, literal, text, true
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.orm import Session
 
 from forms.register import ENTITIES
 from server.auth.actor import Actor
-from server.bulk import TableCodec, codec_for, insert_rows, pipelined, select_in, update_rows
+from server.bulk import (
+    TableCodec,
+    add_to_rows,
+    codec_for,
+    insert_rows,
+    pipelined,
+    select_in,
+    update_rows,
+)
 from server.changes.models import Change
 from server.conflicts.models import Conflict
 from server.db import utcnow
@@ -63,6 +73,19 @@ def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> Non
             ),
             {"keys": keys},
         )
+
+
+def household_lock(session: Session, household_id: Any) -> ColumnElement[bool]:
+    """A column that takes `lock_households`' lock on the household in column `household_id` as
+    each row is read (PostgreSQL; a constant elsewhere): a statement reading one row of a
+    household (e.g. locking a monitoring case) takes the household's lock first — the select
+    list is computed before `FOR UPDATE` locks the row — without a round trip of its own. The
+    key is `lock_households`' (the uuid's first 8 bytes, signed)."""
+    if not _locks_households(session):
+        return true()
+    first_bytes = func.left(func.replace(sql_cast(household_id, Text), "-", ""), 16)
+    key = sql_cast(sql_cast(literal("x").concat(first_bytes), BIT(64)), BigInteger)
+    return func.pg_advisory_xact_lock(key).is_not(None)
 
 
 def member_households(session: Session, member_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
@@ -547,14 +570,35 @@ class Workspace:
             insert_rows(connection, codec, codec.columns, inserts.get(entity_type, []))
         changes = codec_for(CHANGES, connection.dialect)
         columns = (*self._changes[0], "txid") if self._changes else ()
+        households = self._codec("household")
+        counted = [households.written(("member_count", "id"), c) for c in self._member_counts()]
         with pipelined(connection):
             for (entity_type, names), rows in updates.items():
                 update_rows(connection, self._codec(entity_type), names, "id", rows)
+            add_to_rows(connection, households, "member_count", "id", counted)
             # Prepared while the database works through the updates.
             log = [changes.written(columns, (*c.values(), txid)) for c in self._changes]
         insert_rows(connection, changes, columns, log)
         if self._conflicts:
             connection.execute(insert(CONFLICTS), self._conflicts)
+
+    def _member_counts(self) -> list[tuple[int, uuid.UUID]]:
+        """What this unit of work adds to each household's live-member count (`member_count`):
+        +1 for a new live member or one undeleted or moved in, -1 for one deleted or moved out;
+        by household id (the order every writer locks in), without the zeros."""
+        delta: dict[uuid.UUID, int] = {}
+        for (entity_type, _), state in self.entities.items():
+            if entity_type != "member" or not state.dirty:
+                continue
+            # Before and after as stored: the row's columns, and what this flush writes of them.
+            if not state.is_new and not state.columns["deleted"]:
+                before = state.columns["household_id"]
+                delta[before] = delta.get(before, 0) - 1
+            written = state.is_new or "deleted" in state.value_changed
+            deleted = state.is_deleted if written else state.columns["deleted"]
+            if not deleted and state.household_id is not None:
+                delta[state.household_id] = delta.get(state.household_id, 0) + 1
+        return [(n, household_id) for household_id, n in sorted(delta.items()) if n]
 
     def _versions(self, state: EntityState) -> dict[str, Any]:
         return compacted(state.field_writes, state.writes)
@@ -565,7 +609,8 @@ class Workspace:
         columns: dict[str, Any] = {c.name: None for c in table.columns}
         columns.update(id=state.id, created_at=now, review_flags=[], deleted=False, extra={})
         if state.type == "household":
-            columns.update(monitoring_status="not_monitored", risk_causes=[])
+            # Its members are counted in by `_member_counts`, after the insert.
+            columns.update(monitoring_status="not_monitored", risk_causes=[], member_count=0)
         for name in state.fields:
             columns.update(self._field_columns(state, name, columns["extra"]))
         columns.update(

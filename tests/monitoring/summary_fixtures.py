@@ -42,6 +42,7 @@ def household(
             monitoring_status=status,
             monitoring_type=kind,
             deleted=deleted,
+            member_count=members,
         )
     )
     session.flush()

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, true
 
 from forms.register import MonitoringType
 from server.auth.actor import Actor, system_actor
 from server.db import utcnow
-from server.monitoring import settings
+from server.monitoring import followups, settings
 from server.monitoring.followups import FollowupState, followup_state, overdue_counts
 from server.monitoring.help_models import HouseholdFollowup
 from server.runtime import Runtime
@@ -195,6 +195,40 @@ def test_overdue_counts_by_village_and_type_for_a_region_an_actor_or_everywhere(
         # Ten days on, A2 (visited 25 days ago, every 30 days) is overdue too.
         later = overdue_counts(session, supervisor, utcnow() + timedelta(days=10))
     assert later == {VILLAGE_A1: {"marginal": 1}, VILLAGE_A2: {"unstable_lifted": 1}}
+
+
+def test_overdue_counts_agree_with_each_households_state_at_every_moment(
+    rt: Runtime, monitored: dict[str, uuid.UUID]
+) -> None:
+    """The counts (one comparison per household) and the listing (a state per household) apply
+    one rule: checked with intervals set at several levels, a household whose type is not
+    recorded, and moments on either side of and exactly at a due date."""
+    make_monitored(rt, monitored[VILLAGE_A2], None)  # no type: the shortest interval applies
+    with rt.db.unit_of_work() as session:
+        settings.set_value(session, system_actor(), COUNTY, "followup_days.marginal", 60)
+        settings.set_value(session, system_actor(), TOWNSHIP_A, "followup_days.marginal", 45)
+        settings.set_value(
+            session, system_actor(), TOWNSHIP_A, "followup_days.sudden_difficulty", 10
+        )
+    with rt.db.unit_of_work(write=False) as session:
+        visits = {
+            h: at
+            for h, at in session.execute(
+                select(HouseholdFollowup.household_id, HouseholdFollowup.last_visit_at)
+            )
+        }
+        a1_due = visits[monitored[VILLAGE_A1]] + timedelta(days=45)
+        moments = [utcnow() + timedelta(days=d) for d in (-30, 0, 3, 10, 30)]
+        for as_of in [*moments, a1_due, a1_due + timedelta(microseconds=1)]:
+            expected: dict[str, dict[str, int]] = {}
+            for f in followups.assess(session, followups._monitored(session, true()), as_of):
+                if f.state == FollowupState.OVERDUE.value:
+                    by_type = expected.setdefault(f.village_code, {})
+                    kind = f.monitoring_type or "unknown"
+                    by_type[kind] = by_type.get(kind, 0) + 1
+            assert overdue_counts(session, None, as_of) == expected, as_of
+        assert VILLAGE_A1 not in overdue_counts(session, None, a1_due)
+        assert overdue_counts(session, None, a1_due + timedelta(microseconds=1))[VILLAGE_A1]
 
 
 def test_collectors_get_their_due_follow_ups_on_the_last_page_of_a_pull(
