@@ -312,6 +312,8 @@ def in_process(
         if profiler:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
+            if os.environ.get("OVERHEAD_PROFILE_DUMP"):
+                profiler.dump_stats(os.environ["OVERHEAD_PROFILE_DUMP"])
             print(out.getvalue())
     if os.environ.get("OVERHEAD_SHOW_SQL"):
         for shape, run in runs.items():

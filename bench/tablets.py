@@ -360,13 +360,17 @@ def _tablet_loop(tablet: SimTablet, command: Command, out: list[Timed]) -> None:
             out.append(_timed(noop))
             continue
         body, sent = tablet.visits(command.visits)  # filled offline: not part of the sync
+        pushed: list[float] = []
 
         def sync(body: bytes = body, sent: list[Sent] = sent) -> int:
             accepted = tablet.push(body, sent)
+            pushed.append(time.monotonic())
             tablet.pull()
             return accepted
 
-        out.append(_timed(sync))
+        record = _timed(sync)
+        push_seconds = (pushed[0] if pushed else record.ended) - record.started
+        out.append(dataclasses.replace(record, first_step=push_seconds))
 
 
 def worker_main(connection: Connection, base_url: str, specs: list[TabletSpec]) -> None:
@@ -815,6 +819,12 @@ def report_tablets(
             f"{w.completed:>6} {s.conflicts:>6} {len(s.errors):>6}  "
             f"{s.check.accepted:,} accepted, {s.check.checked_fields:,} fields: "
             f"{'ok' if not s.check.problems else f'{len(s.check.problems)} MISMATCHES'}"
+        )
+    for s in shapes:
+        w = s.window
+        print(
+            f"{s.visits:>6} visits: push p50 {_ms(w.first_p50)} / p95 {_ms(w.first_p95)} ms, "
+            f"pull p50 {_ms(w.rest_p50)} / p95 {_ms(w.rest_p95)} ms"
         )
     for s in shapes:
         w = s.window

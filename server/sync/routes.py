@@ -90,7 +90,6 @@ def pull_page() -> dict[str, Any]:
     return pull.pull_page(
         rt.db,
         current_actor(),
-        rt.codec,
         rt.clock,
         cursor=args.get("cursor"),
         limit=args["limit"],
