@@ -6,6 +6,7 @@ commits. Services receive a session and flush; they never commit.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -14,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, Uuid, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, MetaData, Uuid, create_engine, event, exc
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
@@ -141,6 +142,24 @@ class Database:
             self._writer_queue = WriterQueue(Path(f"{self.url.database}-writers"))
         self.engine = _make_engine(url, self.kind, echo=echo)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # The same pool, each connection in autocommit while checked out (see `single_read`).
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def single_read(self) -> Iterator[Session]:
+        """A session for one read statement that needs no transaction around it (every request's
+        token check). On PostgreSQL it runs in autocommit: a statement sees one snapshot either
+        way, and a transaction of one statement costs a BEGIN and a COMMIT, two round trips, on
+        every request. On SQLite (no round trips) it is a read unit of work."""
+        if self.kind != "postgresql":
+            with self.unit_of_work(write=False) as session:
+                yield session
+            return
+        session = Session(self._autocommit, expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
 
     @contextmanager
     def unit_of_work(self, *, write: bool = True) -> Iterator[Session]:
@@ -183,6 +202,11 @@ class Database:
 # pragmas). Beyond it, up to POOL_OVERFLOW more are opened for a burst and closed after use.
 POOL_SIZE = 10
 POOL_OVERFLOW = 10
+# A pooled PostgreSQL connection is tested (a "ping" round trip) before use only when it has lain
+# unused for this long: one used a moment ago is alive but for a server restart in between, and
+# a request then fails once and the pool starts afresh. Pinging on every checkout cost a round
+# trip per unit of work: two on most requests, which is a sixth of a small one.
+PING_AFTER_IDLE_S = 5.0
 
 
 def _make_engine(url: str, kind: str, *, echo: bool) -> Engine:
@@ -191,14 +215,12 @@ def _make_engine(url: str, kind: str, *, echo: bool) -> Engine:
         "json_deserializer": json_codec.loads,
     }
     if kind != "sqlite":
-        return create_engine(
-            url,
-            echo=echo,
-            pool_pre_ping=True,
-            pool_size=POOL_SIZE,
-            max_overflow=POOL_OVERFLOW,
-            **json_options,
+        engine = create_engine(
+            url, echo=echo, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, **json_options
         )
+        _ping_when_idle(engine)
+        return engine
+
     if make_url(url).database not in (None, "", ":memory:"):
         json_options.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, **json_options)
@@ -222,3 +244,22 @@ def _make_engine(url: str, kind: str, *, echo: bool) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """`pool_pre_ping`, for connections idle for `PING_AFTER_IDLE_S` or more only: a dead one
+    invalidates the pool (as pre-ping does) and the checkout is retried on a new connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_S:
+            return  # new, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.InvalidatePoolError(f"connection found dead before use: {error}") from error
