@@ -22,7 +22,7 @@ from server.auth.passwords import PasswordHasher
 from server.config import Settings
 from server.db import Database, upsert_insert, utcnow
 from server.devices.models import Device
-from server.errors import Forbidden, NotFound, Unauthorized
+from server.errors import AppError, Forbidden, NotFound, Unauthorized
 from server.users.models import RegionGrant, User
 
 
@@ -136,26 +136,34 @@ def _issue(
     ttl: int | None = None,
 ) -> IssuedToken:
     now = utcnow()
+    try:
+        user = session.get(User, user_id)
+        if user is None or not user.is_active:  # disabled while the password was being checked
+            raise LoginRefused("wrong username or password, or the account is disabled")
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash(password)
+        if device_id is not None:
+            _use_device(session, user, device_id, address=address, now=now)
+        issued = issue_token(
+            session, settings, user, device_id=device_id, address=address, now=now, ttl=ttl
+        )
+        audit.record(
+            session,
+            "login",
+            user_id=user.id,
+            object_type="token",
+            object_id=str(issued.actor.token_id),
+            address=address,
+            details={"device_id": str(device_id) if device_id else None},
+        )
+    except AppError as error:
+        if error.keeps_changes:  # a refused device: the password was right all the same
+            throttle.take_back(session, settings, candidate.admission, now=now)
+        raise
+    # Last, just before the commit: the charge's row is locked from here to the end of the
+    # transaction, and an address's row is shared by every tablet behind it (a county's first
+    # morning: hundreds of logins from one office's address, each waiting for the one before).
     throttle.take_back(session, settings, candidate.admission, now=now)
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:  # disabled while the password was being checked
-        raise LoginRefused("wrong username or password, or the account is disabled")
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash(password)
-    if device_id is not None:
-        _use_device(session, user, device_id, address=address, now=now)
-    issued = issue_token(
-        session, settings, user, device_id=device_id, address=address, now=now, ttl=ttl
-    )
-    audit.record(
-        session,
-        "login",
-        user_id=user.id,
-        object_type="token",
-        object_id=str(issued.actor.token_id),
-        address=address,
-        details={"device_id": str(device_id) if device_id else None},
-    )
     return issued
 
 
