@@ -142,15 +142,17 @@ class Database:
             self._writer_queue = WriterQueue(Path(f"{self.url.database}-writers"))
         self.engine = _make_engine(url, self.kind, echo=echo)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        # The same pool, each connection in autocommit while checked out (see `single_read`).
+        # The same pool, each connection in autocommit while checked out (see `autocommit_reads`).
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
-    def single_read(self) -> Iterator[Session]:
-        """A session for one read statement that needs no transaction around it (every request's
-        token check). On PostgreSQL it runs in autocommit: a statement sees one snapshot either
-        way, and a transaction of one statement costs a BEGIN and a COMMIT, two round trips, on
-        every request. On SQLite (no round trips) it is a read unit of work."""
+    def autocommit_reads(self) -> Iterator[Session]:
+        """A session for reads that need no transaction around them: one statement (every
+        request's token check), or reads written for each statement to see the database as it is
+        when that statement starts — what PostgreSQL's READ COMMITTED gives inside a transaction
+        too (a pull page). On PostgreSQL its statements run in autocommit, which spares the BEGIN
+        and the COMMIT, two round trips per request. On SQLite (no round trips, and a transaction
+        there is one snapshot) it is a read unit of work. Nothing written here is atomic."""
         if self.kind != "postgresql":
             with self.unit_of_work(write=False) as session:
                 yield session

@@ -1,5 +1,5 @@
 """Pooled PostgreSQL connections: tested before use only after lying idle (`PING_AFTER_IDLE_S`),
-and the token check's one statement runs outside any transaction (`Database.single_read`)."""
+and the token check's one statement runs outside any transaction (`Database.autocommit_reads`)."""
 
 from __future__ import annotations
 
@@ -60,12 +60,14 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(
     assert _backend_pid(database) != dead
 
 
-def test_single_read_holds_no_transaction_open(database: Database, postgres_database: str) -> None:
+def test_autocommit_reads_holds_no_transaction_open(
+    database: Database, postgres_database: str
+) -> None:
     admin = create_engine(postgres_database, isolation_level="AUTOCOMMIT")
     state = text("SELECT state FROM pg_stat_activity WHERE pid = :pid")
     try:
         with admin.connect() as watcher:
-            with database.single_read() as session:
+            with database.autocommit_reads() as session:
                 pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
                 assert watcher.execute(state, {"pid": pid}).scalar_one() == "idle"
             with database.unit_of_work(write=False) as session:

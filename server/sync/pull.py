@@ -100,7 +100,9 @@ def pull_page(
     elif current is None or current.scope != digest:
         # A new scope snapshot is written in its own small transaction, before the read.
         _save_scope(db, digest, actor)
-    with db.unit_of_work(write=False) as session:
+    # Autocommit on PostgreSQL: every statement of a page sees its own snapshot either way (the
+    # horizon and the paging are written for that), and a page is a read.
+    with db.autocommit_reads() as session:
         removed: list[dict[str, str]] = []
         if current is None:
             current = Cursor(
