@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import multiprocessing
+import os
 import random
 import threading
 import time
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -50,6 +52,7 @@ from register import (
     village_codes,
 )
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from tablet import (
     HttpTablet,
     KnownHousehold,
@@ -319,6 +322,7 @@ class WorkerReport:
     sent: list[Sent] = field(default_factory=list)
     conflicts: int = 0
     errors: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # the worker processes' own CPU time during the command
 
 
 def _timed(action: Callable[[], int], started: float | None = None) -> Timed:
@@ -362,7 +366,7 @@ def _tablet_loop(tablet: SimTablet, command: Command, out: list[Timed]) -> None:
         body, sent = tablet.visits(command.visits)  # filled offline: not part of the sync
         pushed: list[float] = []
 
-        def sync(body: bytes = body, sent: list[Sent] = sent) -> int:
+        def sync(body: bytes = body, sent: list[Sent] = sent, pushed: list[float] = pushed) -> int:
             accepted = tablet.push(body, sent)
             pushed.append(time.monotonic())
             tablet.pull()
@@ -389,6 +393,7 @@ def worker_main(connection: Connection, base_url: str, specs: list[TabletSpec]) 
                 tablet.sent, tablet.conflicts = [], 0
             connection.send(report)
             continue
+        cpu_before = time.process_time()
         outs: list[list[Timed]] = [[] for _ in tablets]
         threads = [
             threading.Thread(target=_guarded, args=(_tablet_loop, t, command, out, report.errors))
@@ -399,6 +404,7 @@ def worker_main(connection: Connection, base_url: str, specs: list[TabletSpec]) 
         for thread in threads:
             thread.join()
         report.records = [r for out in outs for r in out]
+        report.cpu_seconds = time.process_time() - cpu_before
         connection.send(report)
 
 
@@ -443,6 +449,7 @@ class TabletPool:
             total.sent += report.sent
             total.conflicts += report.conflicts
             total.errors += report.errors
+            total.cpu_seconds += report.cpu_seconds
         return total
 
     def close(self) -> None:
@@ -463,6 +470,47 @@ def tablet_pool(base_url: str, specs: Sequence[TabletSpec], processes: int) -> I
         yield pool
     finally:
         pool.close()
+
+
+# --- where the machine's CPU goes -------------------------------------------------------------
+
+
+def _cpu_seconds_where(matches: Callable[[str], bool]) -> float:
+    """CPU seconds used so far by the live processes whose command line `matches` (Linux /proc;
+    0 elsewhere). A process that ended in between is not counted: approximate, and said so."""
+    ticks = 0
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not matches(command):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuMeter:
+    """The CPU the app's gunicorn processes and the run database's PostgreSQL backends use."""
+
+    base_url: str
+    database: str | None
+
+    def read(self) -> tuple[float, float]:
+        bind = f"--bind={self.base_url.removeprefix('http://')}"
+        app = _cpu_seconds_where(lambda c: "gunicorn" in c and bind in c)
+        backends = 0.0
+        if self.database:
+            name = f" {self.database} "
+            backends = _cpu_seconds_where(lambda c: c.startswith("postgres:") and name in c)
+        return app, backends
 
 
 # --- the register: collectors, and the check against what was accepted -------------------------
@@ -701,6 +749,16 @@ def cold_start(pool: TabletPool, tablets: int, entities: int) -> tuple[ColdFigur
     return figures, errors
 
 
+@dataclass(frozen=True)
+class CpuPerSync:
+    """CPU milliseconds per completed sync over a whole phase (warm-up and drain included)."""
+
+    app: float
+    database: float
+    tablets: float
+    syncs: int
+
+
 @dataclass
 class ShapeFigures:
     tablets: int
@@ -709,16 +767,25 @@ class ShapeFigures:
     conflicts: int
     check: Check
     errors: list[str]
+    cpu: CpuPerSync | None = None
 
 
 def timed_phase(
-    pool: TabletPool, action: str, seconds: float, visits: int = 0
-) -> tuple[WindowFigures, WorkerReport]:
+    pool: TabletPool, action: str, seconds: float, visits: int = 0, meter: CpuMeter | None = None
+) -> tuple[WindowFigures, WorkerReport, CpuPerSync | None]:
     begin = time.monotonic() + START_DELAY_S
     start = begin + WARM_UP_S
     end = start + seconds
+    before = meter.read() if meter else (0.0, 0.0)
     report = pool.run(Command(action, begin=begin, end=end, visits=visits))
-    return window_figures(report.records, start, end), report
+    cpu = None
+    done = sum(1 for r in report.records if r.error is None)
+    if meter and done:
+        app, database = (b - a for a, b in zip(before, meter.read(), strict=True))
+        cpu = CpuPerSync(
+            app * 1000 / done, database * 1000 / done, report.cpu_seconds * 1000 / done, done
+        )
+    return window_figures(report.records, start, end), report, cpu
 
 
 def run_tablets(
@@ -736,15 +803,17 @@ def run_tablets(
         entities = VILLAGES_PER_TABLET * size.per_village * (1 + MEMBERS_PER_HOUSEHOLD)
         cold, cold_errors = cold_start(pool, n, entities)
         cold.production_hashing = not options.cheap_passwords
-        noop, noop_report = timed_phase(pool, "noop", options.seconds)
+        noop, noop_report, _ = timed_phase(pool, "noop", options.seconds)
+        database = make_url(register.url).database if register.kind == "postgresql" else None
+        meter = CpuMeter(base_url, database)
         shapes = []
         for k in options.visits:
-            window, report = timed_phase(pool, "sync", options.seconds, k)
+            window, report, cpu = timed_phase(pool, "sync", options.seconds, k, meter)
             collected = pool.run(Command("collect"))
             ledger.add(collected.sent)
             check = check_register(register.url, base_url, ledger)
             errors = [r.error for r in report.records if r.error] + report.errors + check.problems
-            shapes.append(ShapeFigures(n, k, window, collected.conflicts, check, errors))
+            shapes.append(ShapeFigures(n, k, window, collected.conflicts, check, errors, cpu))
     return cold, noop, shapes, cold_errors + [r.error for r in noop_report.records if r.error]
 
 
@@ -826,6 +895,12 @@ def report_tablets(
             f"{s.visits:>6} visits: push p50 {_ms(w.first_p50)} / p95 {_ms(w.first_p95)} ms, "
             f"pull p50 {_ms(w.rest_p50)} / p95 {_ms(w.rest_p95)} ms"
         )
+        if s.cpu:
+            database = f", database {s.cpu.database:.1f} ms" if s.cpu.database else ""
+            print(
+                f"{s.visits:>6} visits: CPU per sync: app {s.cpu.app:.1f} ms{database}, tablets "
+                f"{s.cpu.tablets:.1f} ms (over {s.cpu.syncs} syncs, warm-up and drain included)"
+            )
     for s in shapes:
         w = s.window
         if s.visits == 5:
