@@ -8,14 +8,27 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, Uuid, create_engine, event, exc
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    ColumnElement,
+    DateTime,
+    Engine,
+    MetaData,
+    Uuid,
+    any_,
+    create_engine,
+    event,
+    exc,
+    literal,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
@@ -90,6 +103,17 @@ def upsert_insert(session: Session, model: Any) -> postgresql.Insert | sqlite.In
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+def among(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """`column IN values`, spelled for the database: on PostgreSQL `= ANY(array)` with the values
+    as one parameter — the statement's text is then the same however many values there are, so
+    the server parses and plans it once per connection (an IN list of a thousand parameters is a
+    new statement each time, and costs more to build and plan than the lookup itself);
+    elsewhere an IN list."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(literal(list(values), ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(list(values)))
 
 
 def utcnow() -> datetime:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from server.auth.actor import Actor
 from server.changes.models import Change, ScopeSnapshot
-from server.db import Database, upsert_insert, utcnow
+from server.db import Database, among, upsert_insert, utcnow
 from server.errors import ResyncRequired
 from server.households.models import Household, Member
 from server.monitoring.pull_additions import page_additions
@@ -146,7 +146,9 @@ def _follow_scope_change(
     if gone:
         removed += [
             {"entity": "member", "id": str(mid)}
-            for mid in session.scalars(select(Member.id).where(Member.household_id.in_(gone)))
+            for mid in session.scalars(
+                select(Member.id).where(among(session, Member.household_id, gone))
+            )
         ]
     # The change log goes on from where the old cursor was (an initial pass restarts from there).
     backfill = Cursor(
@@ -199,7 +201,7 @@ def _initial_page(
     if households:
         counted = session.execute(
             select(Member.household_id, func.count())
-            .where(Member.household_id.in_([h.id for h in households[:limit]]))
+            .where(among(session, Member.household_id, [h.id for h in households[:limit]]))
             .group_by(Member.household_id)
         )
         sizes = {household_id: count for household_id, count in counted}
@@ -215,7 +217,7 @@ def _initial_page(
     if fitting:
         for member in session.execute(
             select(*MEMBER_WIRE.columns)
-            .where(Member.household_id.in_([h.id for h in households[:fitting]]))
+            .where(among(session, Member.household_id, [h.id for h in households[:fitting]]))
             .order_by(Member.id)
         ):
             members_by_household.setdefault(member.household_id, []).append(member)
@@ -309,7 +311,9 @@ def _current_states(
     if member_ids:
         members = {
             m.id: m
-            for m in session.execute(select(*MEMBER_WIRE.columns).where(Member.id.in_(member_ids)))
+            for m in session.execute(
+                select(*MEMBER_WIRE.columns).where(among(session, Member.id, member_ids))
+            )
         }
     household_ids |= {m.household_id for m in members.values()}
     households = {}
@@ -318,7 +322,7 @@ def _current_states(
             h.id: h
             for h in session.execute(
                 select(*HOUSEHOLD_WIRE.columns, Household.merged_into_id).where(
-                    Household.id.in_(household_ids)
+                    among(session, Household.id, household_ids)
                 )
             )
         }
