@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.audit import service as audit
@@ -252,32 +252,36 @@ def _region_codes(session: Session, user_id: int) -> tuple[str, ...]:
     return tuple(rows)
 
 
+# Built once: every request runs it, and building the statement cost more than running it.
+_TOKEN_QUERY = (
+    select(
+        Token.id,
+        Token.user_id,
+        Token.device_id,
+        Token.expires_at,
+        Token.revoked_at,
+        User.username,
+        User.role,
+        User.is_active,
+        Device.revoked_at,
+        Device.owner_id,
+        RegionGrant.region_code,
+    )
+    .join(User, User.id == Token.user_id)
+    .outerjoin(Device, Device.id == Token.device_id)
+    .outerjoin(RegionGrant, RegionGrant.user_id == Token.user_id)
+    .where(Token.token_hash == bindparam("digest"))
+    .order_by(RegionGrant.region_code)
+)
+
+
 def actor_for_token(session: Session, token: str, *, address: str | None) -> Actor:
     """The actor a bearer token stands for, or Unauthorized if it is unknown, expired or revoked.
 
     Every request pays for this, so it is one statement reading plain columns: the token, its
     user, its device and the user's region grants (one row per grant)."""
     now = utcnow()
-    rows = session.execute(
-        select(
-            Token.id,
-            Token.user_id,
-            Token.device_id,
-            Token.expires_at,
-            Token.revoked_at,
-            User.username,
-            User.role,
-            User.is_active,
-            Device.revoked_at,
-            Device.owner_id,
-            RegionGrant.region_code,
-        )
-        .join(User, User.id == Token.user_id)
-        .outerjoin(Device, Device.id == Token.device_id)
-        .outerjoin(RegionGrant, RegionGrant.user_id == Token.user_id)
-        .where(Token.token_hash == token_digest(token))
-        .order_by(RegionGrant.region_code)
-    ).all()
+    rows = session.execute(_TOKEN_QUERY, {"digest": token_digest(token)}).all()
     if not rows:
         raise Unauthorized("unknown token")
     first = rows[0]
