@@ -4,12 +4,18 @@ and the token check's one statement runs outside any transaction (`Database.auto
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, exc, text
 
 from server import db as db_module
+from server.app import create_app
 from server.db import Database
+from server.runtime import Runtime
+from server.users.models import Role
+from server.users.service import create_user
+from tests.conftest import PASSWORD, cheap_settings
 
 pytestmark = pytest.mark.postgresql
 
@@ -81,3 +87,30 @@ def test_autocommit_reads_holds_no_transaction_open(
                 assert watcher.execute(state, {"pid": pid}).scalar_one() == "idle in transaction"
     finally:
         admin.dispose()
+
+
+def test_a_request_on_a_connection_the_database_dropped_is_503_then_the_next_one_works(
+    postgres_database: str, tmp_path: Path
+) -> None:
+    """Through the app: the request that meets the dead connection is answered `unavailable`
+    (retry later, nothing applied), never a 500, and the pool has started afresh for the next."""
+    app = create_app(cheap_settings(postgres_database, tmp_path))
+    rt: Runtime = app.extensions["fieldsync"]
+    client = app.test_client()
+    try:
+        with rt.db.unit_of_work() as session:
+            create_user(
+                session, rt.passwords, username="dropped", password=PASSWORD, role=Role.ADMIN
+            )
+        token = client.post(
+            "/api/v1/auth/login", json={"username": "dropped", "password": PASSWORD}
+        ).get_json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+        _terminate(postgres_database, _backend_pid(rt.db))  # the connection just returned
+        dropped = client.get("/api/v1/auth/me", headers=headers)
+        assert dropped.status_code == 503
+        assert dropped.get_json()["error"]["code"] == "unavailable"
+        assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    finally:
+        rt.db.dispose()
