@@ -154,6 +154,17 @@ class SimTablet:
         self.members_of: dict[str, set[str]] = {}
         self.sent: list[Sent] = []
         self.conflicts = 0
+        self.retries = 0
+
+    def _send(self, method: str, url: str, **options: Any) -> requests.Response:
+        """One request, sent again once if the connection broke under it — a keep-alive
+        connection the server closed as it was reused — as the reference client's transport
+        does (every request here is idempotent: pushes by instance id). Counted in `retries`."""
+        try:
+            return self.http.request(method, url, timeout=HTTP_TIMEOUT, **options)
+        except requests.ConnectionError:
+            self.retries += 1
+            return self.http.request(method, url, timeout=HTTP_TIMEOUT, **options)
 
     def _check(self, response: requests.Response) -> dict[str, Any]:
         if response.status_code != 200:
@@ -164,20 +175,20 @@ class SimTablet:
         return body
 
     def login(self) -> None:
-        response = self.http.post(
+        response = self._send(
+            "POST",
             f"{self.base_url}/api/v1/auth/login",
             json={
                 "username": self.spec.username,
                 "password": PASSWORD,
                 "device_id": self.device_id,
             },
-            timeout=HTTP_TIMEOUT,
         )
         token = self._check(response)["token"]
         self.http.headers["Authorization"] = f"Bearer {token}"
 
     def me(self) -> None:
-        self._check(self.http.get(f"{self.base_url}/api/v1/auth/me", timeout=HTTP_TIMEOUT))
+        self._check(self._send("GET", f"{self.base_url}/api/v1/auth/me"))
 
     def pull(self) -> int:
         """Every page from the cursor (none: the initial sync); returns the entities received."""
@@ -187,9 +198,7 @@ class SimTablet:
             if self.cursor:
                 params["cursor"] = self.cursor
             page = self._check(
-                self.http.get(
-                    f"{self.base_url}/api/v1/sync/pull", params=params, timeout=HTTP_TIMEOUT
-                )
+                self._send("GET", f"{self.base_url}/api/v1/sync/pull", params=params)
             )
             for entity in page["entities"]:
                 self._store(entity)
@@ -286,20 +295,23 @@ class SimTablet:
         """Push one body; returns how many of its submissions were accepted (anything else is a
         failure of the benchmark's visits: raised)."""
         self.sent.extend(sent)
-        response = self.http.post(
+        response = self._send(
+            "POST",
             f"{self.base_url}/api/v1/sync/push",
             data=body,
             headers={"Content-Type": "application/json"},
-            timeout=HTTP_TIMEOUT,
         )
         result = self._check(response)
         self.clock.observe(Hlc.parse(result["clock"]))
         by_id = {s.instance_id: s for s in sent}
         accepted, refused = 0, []
         for item in result["results"]:
-            by_id[item["instance_id"]].status = item["status"]
+            # "duplicate": this tablet's own re-send after a broken connection (`_send`), whose
+            # first copy the server had accepted; the answer replays its revisions.
+            status = "accepted" if item["status"] == "duplicate" else item["status"]
+            by_id[item["instance_id"]].status = status
             self.conflicts += len(item.get("conflicts") or ())
-            if item["status"] == "accepted":
+            if status == "accepted":
                 accepted += 1
             else:
                 refused.append(item)
@@ -326,6 +338,7 @@ class WorkerReport:
     conflicts: int = 0
     errors: list[str] = field(default_factory=list)
     cpu_seconds: float = 0.0  # the worker processes' own CPU time during the command
+    retries: int = 0  # requests sent again after a broken connection
 
 
 def _timed(action: Callable[[], int], started: float | None = None) -> Timed:
@@ -394,7 +407,8 @@ def worker_main(connection: Connection, base_url: str, specs: list[TabletSpec]) 
             for tablet in tablets:
                 report.sent.extend(tablet.sent)
                 report.conflicts += tablet.conflicts
-                tablet.sent, tablet.conflicts = [], 0
+                report.retries += tablet.retries
+                tablet.sent, tablet.conflicts, tablet.retries = [], 0, 0
             connection.send(report)
             continue
         cpu_before = time.process_time()
@@ -454,6 +468,7 @@ class TabletPool:
             total.conflicts += report.conflicts
             total.errors += report.errors
             total.cpu_seconds += report.cpu_seconds
+            total.retries += report.retries
         return total
 
     def close(self) -> None:
@@ -724,6 +739,7 @@ class ColdFigures:
     login_p50: float
     login_p95: float
     production_hashing: bool = True
+    retries: int = 0
 
 
 def cold_start(pool: TabletPool, tablets: int, entities: int) -> tuple[ColdFigures, list[str]]:
@@ -773,6 +789,7 @@ class ShapeFigures:
     errors: list[str]
     cpu: CpuPerSync | None = None
     pulls: bool = True  # False: pushes alone, no pull after them
+    retries: int = 0  # requests sent again after a broken connection (not errors)
 
     @property
     def label(self) -> str:
@@ -813,6 +830,7 @@ def run_tablets(
         cold, cold_errors = cold_start(pool, n, entities)
         cold.production_hashing = not options.cheap_passwords
         noop, noop_report, _ = timed_phase(pool, "noop", options.seconds)
+        cold.retries = pool.run(Command("collect")).retries  # of the cold start and the no-op
         database = make_url(register.url).database if register.kind == "postgresql" else None
         meter = CpuMeter(base_url, database)
         shapes = []
@@ -828,7 +846,15 @@ def run_tablets(
             errors = [r.error for r in report.records if r.error] + report.errors + check.problems
             shapes.append(
                 ShapeFigures(
-                    n, k, window, collected.conflicts, check, errors, cpu, action == "sync"
+                    n,
+                    k,
+                    window,
+                    collected.conflicts,
+                    check,
+                    errors,
+                    cpu,
+                    pulls=action == "sync",
+                    retries=collected.retries,
                 )
             )
     return cold, noop, shapes, cold_errors + [r.error for r in noop_report.records if r.error]
@@ -886,7 +912,8 @@ def report_tablets(
         f"cold start      : all {n} logged in and holding their villages after "
         f"{cold.all_done:.1f} s; per tablet p50 {cold.p50:.1f} s, p95 {cold.p95:.1f} s, max "
         f"{cold.slowest:.1f} s (of which login p50 {cold.login_p50:.1f} s, p95 "
-        f"{cold.login_p95:.1f} s); errors {cold.errors}   {verdict}".rstrip()
+        f"{cold.login_p95:.1f} s); errors {cold.errors}, requests retried (cold start and no-op) "
+        f"{cold.retries}   {verdict}".rstrip()
     )
     print(
         f"no-op limit     : {noop.per_second:,.0f} requests/s (GET /api/v1/auth/me, {n} at once; "
@@ -894,7 +921,7 @@ def report_tablets(
     )
     header = (
         f"{'visits':>6} {'syncs/s':>8} {'subs/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-        f"{'max ms':>7} {'syncs':>6} {'confl.':>6} {'errors':>6}  checked"
+        f"{'max ms':>7} {'syncs':>6} {'confl.':>6} {'errors':>6} {'retried':>7}  checked"
     )
     print(header)
     for s in shapes:
@@ -902,7 +929,7 @@ def report_tablets(
         print(
             f"{s.label:>6} {w.per_second:>8.1f} {w.submissions_per_second:>7.1f} "
             f"{_ms(w.p50):>7} {_ms(w.p95):>7} {_ms(w.p99):>7} {_ms(w.slowest):>7} "
-            f"{w.completed:>6} {s.conflicts:>6} {len(s.errors):>6}  "
+            f"{w.completed:>6} {s.conflicts:>6} {len(s.errors):>6} {s.retries:>7}  "
             f"{s.check.accepted:,} accepted, {s.check.checked_fields:,} fields: "
             f"{'ok' if not s.check.problems else f'{len(s.check.problems)} MISMATCHES'}"
         )
