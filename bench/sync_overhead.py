@@ -296,7 +296,9 @@ def in_process(
         cpu_times: list[float] = []
         counted = 0
         size = 0
-        profiler = cProfile.Profile() if profile == shape else None
+        profiler = (
+            cProfile.Profile(time.thread_time) if profile == shape else None
+        )  # CPU time: waits on the database are not what a profile of our code should show
         for _ in range(IN_PROCESS_RUNS):
             with counted_statements(rt) as statements:
                 if profiler:
@@ -312,6 +314,8 @@ def in_process(
         if profiler:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
+            if os.environ.get("OVERHEAD_PROFILE_DUMP"):
+                profiler.dump_stats(os.environ["OVERHEAD_PROFILE_DUMP"])
             print(out.getvalue())
     if os.environ.get("OVERHEAD_SHOW_SQL"):
         for shape, run in runs.items():

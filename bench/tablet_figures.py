@@ -55,6 +55,11 @@ class WindowFigures:
     p95: float
     p99: float
     slowest: float
+    # The same percentiles of each exchange's first step (a sync's push) and of the rest (its pull).
+    first_p50: float = math.nan
+    first_p95: float = math.nan
+    rest_p50: float = math.nan
+    rest_p95: float = math.nan
 
     @property
     def per_second(self) -> float:
@@ -73,6 +78,8 @@ def window_figures(records: Iterable[Timed], start: float, end: float) -> Window
     inside = [r for r in records if start <= r.ended <= end]
     good = [r for r in inside if r.error is None]
     seconds = [r.seconds for r in good]
+    firsts = [r.first_step for r in good]
+    rests = [r.seconds - r.first_step for r in good]
     return WindowFigures(
         window=end - start,
         completed=len(good),
@@ -82,6 +89,10 @@ def window_figures(records: Iterable[Timed], start: float, end: float) -> Window
         p95=percentile(seconds, 95),
         p99=percentile(seconds, 99),
         slowest=max(seconds, default=math.nan),
+        first_p50=percentile(firsts, 50),
+        first_p95=percentile(firsts, 95),
+        rest_p50=percentile(rests, 50),
+        rest_p95=percentile(rests, 95),
     )
 
 

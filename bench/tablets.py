@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import multiprocessing
+import os
 import random
 import threading
 import time
@@ -34,8 +35,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 from register import (
     COUNTY_COLLECTOR,
@@ -50,6 +53,7 @@ from register import (
     village_codes,
 )
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from tablet import (
     HttpTablet,
     KnownHousehold,
@@ -150,28 +154,41 @@ class SimTablet:
         self.members_of: dict[str, set[str]] = {}
         self.sent: list[Sent] = []
         self.conflicts = 0
+        self.retries = 0
+
+    def _send(self, method: str, url: str, **options: Any) -> requests.Response:
+        """One request, sent again once if the connection broke under it — a keep-alive
+        connection the server closed as it was reused — as the reference client's transport
+        does (every request here is idempotent: pushes by instance id). Counted in `retries`."""
+        try:
+            return self.http.request(method, url, timeout=HTTP_TIMEOUT, **options)
+        except requests.ConnectionError:
+            self.retries += 1
+            return self.http.request(method, url, timeout=HTTP_TIMEOUT, **options)
 
     def _check(self, response: requests.Response) -> dict[str, Any]:
         if response.status_code != 200:
             raise ProtocolError(f"{response.request.method} {response.status_code}")
-        body: dict[str, Any] = response.json()
+        # orjson, as a lean tablet would: a first sync is ~3 MB of JSON per tablet, and the
+        # tablets share the server's cores here.
+        body: dict[str, Any] = orjson.loads(response.content)
         return body
 
     def login(self) -> None:
-        response = self.http.post(
+        response = self._send(
+            "POST",
             f"{self.base_url}/api/v1/auth/login",
             json={
                 "username": self.spec.username,
                 "password": PASSWORD,
                 "device_id": self.device_id,
             },
-            timeout=HTTP_TIMEOUT,
         )
         token = self._check(response)["token"]
         self.http.headers["Authorization"] = f"Bearer {token}"
 
     def me(self) -> None:
-        self._check(self.http.get(f"{self.base_url}/api/v1/auth/me", timeout=HTTP_TIMEOUT))
+        self._check(self._send("GET", f"{self.base_url}/api/v1/auth/me"))
 
     def pull(self) -> int:
         """Every page from the cursor (none: the initial sync); returns the entities received."""
@@ -181,9 +198,7 @@ class SimTablet:
             if self.cursor:
                 params["cursor"] = self.cursor
             page = self._check(
-                self.http.get(
-                    f"{self.base_url}/api/v1/sync/pull", params=params, timeout=HTTP_TIMEOUT
-                )
+                self._send("GET", f"{self.base_url}/api/v1/sync/pull", params=params)
             )
             for entity in page["entities"]:
                 self._store(entity)
@@ -274,26 +289,29 @@ class SimTablet:
             "clock": str(self.clock.now()),
             "submissions": submissions,
         }
-        return json.dumps(body, ensure_ascii=False).encode(), sent
+        return orjson.dumps(body), sent
 
     def push(self, body: bytes, sent: list[Sent]) -> int:
         """Push one body; returns how many of its submissions were accepted (anything else is a
         failure of the benchmark's visits: raised)."""
         self.sent.extend(sent)
-        response = self.http.post(
+        response = self._send(
+            "POST",
             f"{self.base_url}/api/v1/sync/push",
             data=body,
             headers={"Content-Type": "application/json"},
-            timeout=HTTP_TIMEOUT,
         )
         result = self._check(response)
         self.clock.observe(Hlc.parse(result["clock"]))
         by_id = {s.instance_id: s for s in sent}
         accepted, refused = 0, []
         for item in result["results"]:
-            by_id[item["instance_id"]].status = item["status"]
+            # "duplicate": this tablet's own re-send after a broken connection (`_send`), whose
+            # first copy the server had accepted; the answer replays its revisions.
+            status = "accepted" if item["status"] == "duplicate" else item["status"]
+            by_id[item["instance_id"]].status = status
             self.conflicts += len(item.get("conflicts") or ())
-            if item["status"] == "accepted":
+            if status == "accepted":
                 accepted += 1
             else:
                 refused.append(item)
@@ -307,7 +325,7 @@ class SimTablet:
 
 @dataclass(frozen=True)
 class Command:
-    action: str  # "cold", "noop", "sync", "collect", "stop"
+    action: str  # "cold", "noop", "sync", "push" (a sync without its pull), "collect", "stop"
     begin: float = 0.0  # monotonic time at which the tablets start
     end: float = 0.0  # no new exchange starts after it
     visits: int = 0
@@ -319,6 +337,8 @@ class WorkerReport:
     sent: list[Sent] = field(default_factory=list)
     conflicts: int = 0
     errors: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # the worker processes' own CPU time during the command
+    retries: int = 0  # requests sent again after a broken connection
 
 
 def _timed(action: Callable[[], int], started: float | None = None) -> Timed:
@@ -360,13 +380,18 @@ def _tablet_loop(tablet: SimTablet, command: Command, out: list[Timed]) -> None:
             out.append(_timed(noop))
             continue
         body, sent = tablet.visits(command.visits)  # filled offline: not part of the sync
+        pushed: list[float] = []
 
-        def sync(body: bytes = body, sent: list[Sent] = sent) -> int:
+        def sync(body: bytes = body, sent: list[Sent] = sent, pushed: list[float] = pushed) -> int:
             accepted = tablet.push(body, sent)
-            tablet.pull()
+            pushed.append(time.monotonic())
+            if command.action == "sync":
+                tablet.pull()
             return accepted
 
-        out.append(_timed(sync))
+        record = _timed(sync)
+        push_seconds = (pushed[0] if pushed else record.ended) - record.started
+        out.append(dataclasses.replace(record, first_step=push_seconds))
 
 
 def worker_main(connection: Connection, base_url: str, specs: list[TabletSpec]) -> None:
@@ -382,9 +407,11 @@ def worker_main(connection: Connection, base_url: str, specs: list[TabletSpec]) 
             for tablet in tablets:
                 report.sent.extend(tablet.sent)
                 report.conflicts += tablet.conflicts
-                tablet.sent, tablet.conflicts = [], 0
+                report.retries += tablet.retries
+                tablet.sent, tablet.conflicts, tablet.retries = [], 0, 0
             connection.send(report)
             continue
+        cpu_before = time.process_time()
         outs: list[list[Timed]] = [[] for _ in tablets]
         threads = [
             threading.Thread(target=_guarded, args=(_tablet_loop, t, command, out, report.errors))
@@ -395,6 +422,7 @@ def worker_main(connection: Connection, base_url: str, specs: list[TabletSpec]) 
         for thread in threads:
             thread.join()
         report.records = [r for out in outs for r in out]
+        report.cpu_seconds = time.process_time() - cpu_before
         connection.send(report)
 
 
@@ -439,6 +467,8 @@ class TabletPool:
             total.sent += report.sent
             total.conflicts += report.conflicts
             total.errors += report.errors
+            total.cpu_seconds += report.cpu_seconds
+            total.retries += report.retries
         return total
 
     def close(self) -> None:
@@ -459,6 +489,47 @@ def tablet_pool(base_url: str, specs: Sequence[TabletSpec], processes: int) -> I
         yield pool
     finally:
         pool.close()
+
+
+# --- where the machine's CPU goes -------------------------------------------------------------
+
+
+def _cpu_seconds_where(matches: Callable[[str], bool]) -> float:
+    """CPU seconds used so far by the live processes whose command line `matches` (Linux /proc;
+    0 elsewhere). A process that ended in between is not counted: approximate, and said so."""
+    ticks = 0
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not matches(command):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuMeter:
+    """The CPU the app's gunicorn processes and the run database's PostgreSQL backends use."""
+
+    base_url: str
+    database: str | None
+
+    def read(self) -> tuple[float, float]:
+        bind = f"--bind={self.base_url.removeprefix('http://')}"
+        app = _cpu_seconds_where(lambda c: "gunicorn" in c and bind in c)
+        backends = 0.0
+        if self.database:
+            name = f" {self.database} "
+            backends = _cpu_seconds_where(lambda c: c.startswith("postgres:") and name in c)
+        return app, backends
 
 
 # --- the register: collectors, and the check against what was accepted -------------------------
@@ -668,6 +739,7 @@ class ColdFigures:
     login_p50: float
     login_p95: float
     production_hashing: bool = True
+    retries: int = 0
 
 
 def cold_start(pool: TabletPool, tablets: int, entities: int) -> tuple[ColdFigures, list[str]]:
@@ -697,6 +769,16 @@ def cold_start(pool: TabletPool, tablets: int, entities: int) -> tuple[ColdFigur
     return figures, errors
 
 
+@dataclass(frozen=True)
+class CpuPerSync:
+    """CPU milliseconds per completed sync over a whole phase (warm-up and drain included)."""
+
+    app: float
+    database: float
+    tablets: float
+    syncs: int
+
+
 @dataclass
 class ShapeFigures:
     tablets: int
@@ -705,16 +787,31 @@ class ShapeFigures:
     conflicts: int
     check: Check
     errors: list[str]
+    cpu: CpuPerSync | None = None
+    pulls: bool = True  # False: pushes alone, no pull after them
+    retries: int = 0  # requests sent again after a broken connection (not errors)
+
+    @property
+    def label(self) -> str:
+        return str(self.visits) if self.pulls else f"{self.visits} (push only)"
 
 
 def timed_phase(
-    pool: TabletPool, action: str, seconds: float, visits: int = 0
-) -> tuple[WindowFigures, WorkerReport]:
+    pool: TabletPool, action: str, seconds: float, visits: int = 0, meter: CpuMeter | None = None
+) -> tuple[WindowFigures, WorkerReport, CpuPerSync | None]:
     begin = time.monotonic() + START_DELAY_S
     start = begin + WARM_UP_S
     end = start + seconds
+    before = meter.read() if meter else (0.0, 0.0)
     report = pool.run(Command(action, begin=begin, end=end, visits=visits))
-    return window_figures(report.records, start, end), report
+    cpu = None
+    done = sum(1 for r in report.records if r.error is None)
+    if meter and done:
+        app, database = (b - a for a, b in zip(before, meter.read(), strict=True))
+        cpu = CpuPerSync(
+            app * 1000 / done, database * 1000 / done, report.cpu_seconds * 1000 / done, done
+        )
+    return window_figures(report.records, start, end), report, cpu
 
 
 def run_tablets(
@@ -732,15 +829,34 @@ def run_tablets(
         entities = VILLAGES_PER_TABLET * size.per_village * (1 + MEMBERS_PER_HOUSEHOLD)
         cold, cold_errors = cold_start(pool, n, entities)
         cold.production_hashing = not options.cheap_passwords
-        noop, noop_report = timed_phase(pool, "noop", options.seconds)
+        noop, noop_report, _ = timed_phase(pool, "noop", options.seconds)
+        cold.retries = pool.run(Command("collect")).retries  # of the cold start and the no-op
+        database = make_url(register.url).database if register.kind == "postgresql" else None
+        meter = CpuMeter(base_url, database)
         shapes = []
-        for k in options.visits:
-            window, report = timed_phase(pool, "sync", options.seconds, k)
+        # Each visit count as whole syncs; 1 visit also as pushes alone, to read the push's own
+        # cost against the no-op request apart from the pull's.
+        phases = [("sync", k) for k in options.visits]
+        phases += [("push", 1)] if 1 in options.visits else []
+        for action, k in phases:
+            window, report, cpu = timed_phase(pool, action, options.seconds, k, meter)
             collected = pool.run(Command("collect"))
             ledger.add(collected.sent)
             check = check_register(register.url, base_url, ledger)
             errors = [r.error for r in report.records if r.error] + report.errors + check.problems
-            shapes.append(ShapeFigures(n, k, window, collected.conflicts, check, errors))
+            shapes.append(
+                ShapeFigures(
+                    n,
+                    k,
+                    window,
+                    collected.conflicts,
+                    check,
+                    errors,
+                    cpu,
+                    pulls=action == "sync",
+                    retries=collected.retries,
+                )
+            )
     return cold, noop, shapes, cold_errors + [r.error for r in noop_report.records if r.error]
 
 
@@ -796,7 +912,8 @@ def report_tablets(
         f"cold start      : all {n} logged in and holding their villages after "
         f"{cold.all_done:.1f} s; per tablet p50 {cold.p50:.1f} s, p95 {cold.p95:.1f} s, max "
         f"{cold.slowest:.1f} s (of which login p50 {cold.login_p50:.1f} s, p95 "
-        f"{cold.login_p95:.1f} s); errors {cold.errors}   {verdict}".rstrip()
+        f"{cold.login_p95:.1f} s); errors {cold.errors}, requests retried (cold start and no-op) "
+        f"{cold.retries}   {verdict}".rstrip()
     )
     print(
         f"no-op limit     : {noop.per_second:,.0f} requests/s (GET /api/v1/auth/me, {n} at once; "
@@ -804,21 +921,34 @@ def report_tablets(
     )
     header = (
         f"{'visits':>6} {'syncs/s':>8} {'subs/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-        f"{'max ms':>7} {'syncs':>6} {'confl.':>6} {'errors':>6}  checked"
+        f"{'max ms':>7} {'syncs':>6} {'confl.':>6} {'errors':>6} {'retried':>7}  checked"
     )
     print(header)
     for s in shapes:
         w = s.window
         print(
-            f"{s.visits:>6} {w.per_second:>8.1f} {w.submissions_per_second:>7.1f} "
+            f"{s.label:>6} {w.per_second:>8.1f} {w.submissions_per_second:>7.1f} "
             f"{_ms(w.p50):>7} {_ms(w.p95):>7} {_ms(w.p99):>7} {_ms(w.slowest):>7} "
-            f"{w.completed:>6} {s.conflicts:>6} {len(s.errors):>6}  "
+            f"{w.completed:>6} {s.conflicts:>6} {len(s.errors):>6} {s.retries:>7}  "
             f"{s.check.accepted:,} accepted, {s.check.checked_fields:,} fields: "
             f"{'ok' if not s.check.problems else f'{len(s.check.problems)} MISMATCHES'}"
         )
     for s in shapes:
         w = s.window
-        if s.visits == 5:
+        if s.pulls:
+            print(
+                f"{s.label:>6} visits: push p50 {_ms(w.first_p50)} / p95 {_ms(w.first_p95)} ms, "
+                f"pull p50 {_ms(w.rest_p50)} / p95 {_ms(w.rest_p95)} ms"
+            )
+        if s.cpu:
+            database = f", database {s.cpu.database:.1f} ms" if s.cpu.database else ""
+            print(
+                f"{s.label:>6} visits: CPU per sync: app {s.cpu.app:.1f} ms{database}, tablets "
+                f"{s.cpu.tablets:.1f} ms (over {s.cpu.syncs} syncs, warm-up and drain included)"
+            )
+    for s in shapes:
+        w = s.window
+        if s.visits == 5 and s.pulls:
             share = w.submissions_per_second / batches.per_second
             ok = share >= TARGET_BATCH_SHARE and w.p95 < TARGET_P95_S
             mark = f"   target >= {TARGET_BATCH_SHARE:.0%}, p95 < 1 s  {_verdict(ok)}"
@@ -826,13 +956,19 @@ def report_tablets(
                 f"5 visits / 500-batch : {share:.0%} of {batches.per_second:,.0f} submissions/s, "
                 f"p95 {_ms(w.p95)} ms{mark if n == 64 else ''}"
             )
-        if s.visits == 1:
+        if s.visits == 1 and s.pulls:
             share = w.per_second / noop.per_second
             ok = share >= TARGET_NOOP_SHARE
             print(
                 f"1 visit / no-op      : {share:.0%} ({w.per_second:.1f} syncs/s against "
                 f"{noop.per_second:.1f} no-op requests/s)   target >= {TARGET_NOOP_SHARE:.0%}  "
                 f"{_verdict(ok)}"
+            )
+        if s.visits == 1 and not s.pulls:
+            share = w.per_second / noop.per_second
+            print(
+                f"1-visit pushes alone / no-op: {share:.0%} ({w.per_second:.1f} pushes/s against "
+                f"{noop.per_second:.1f} no-op requests/s; the same target read as pushes alone)"
             )
     everything = errors + [e for s in shapes for e in s.errors]
     for line in sorted(set(everything))[:10]:

@@ -156,6 +156,12 @@ def select_in(
     return [tuple(row) for row in result.fetchall()]
 
 
+# Fewer rows than this go as one pipelined executemany, not COPY: COPY takes a round trip more
+# (the server must answer the COPY before the rows go), and a small push writes its few rows
+# while it holds its households' locks, so every round trip there is waited for by the next writer.
+COPY_FROM_ROWS = 50
+
+
 def insert_rows(
     connection: Connection,
     codec: TableCodec,
@@ -164,13 +170,13 @@ def insert_rows(
     *,
     skip_existing: bool = False,
 ) -> None:
-    """Insert `rows` (driver values in `columns` order): with COPY on PostgreSQL, one
-    executemany otherwise; with `skip_existing`, rows whose key is already there are left out
-    (`ON CONFLICT DO NOTHING`, an executemany on both)."""
+    """Insert `rows` (driver values in `columns` order): with COPY on PostgreSQL when there are
+    more than `COPY_FROM_ROWS`, one executemany otherwise; with `skip_existing`, rows whose key
+    is already there are left out (`ON CONFLICT DO NOTHING`, an executemany on both)."""
     if not rows:
         return
     names = ", ".join(columns)
-    if _is_postgres(codec) and not skip_existing:
+    if _is_postgres(codec) and not skip_existing and len(rows) > COPY_FROM_ROWS:
         cursor = _driver(connection).cursor()
         with cursor, cursor.copy(f"COPY {codec.table.name} ({names}) FROM STDIN") as copy:
             for row in rows:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from sync_protocol.errors import ErrorCode
@@ -133,6 +134,16 @@ def register_error_handlers(app: Flask) -> None:
             ErrorCode.METHOD_NOT_ALLOWED: "method not allowed on this resource",
         }.get(code, exc.description or code.value)
         return error_response(code, message, headers=headers)
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError) -> Response:
+        if exc.connection_invalidated:  # the database went away (a restart, a failover)
+            log.warning("event=database_unreachable error=%s", type(exc.orig).__name__)
+            return error_response(
+                ErrorCode.UNAVAILABLE,
+                "the database cannot be reached just now; the request had no effect, retry later",
+            )
+        return _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -60,6 +60,19 @@ def test_window_counts_only_what_ended_inside_and_errors_apart():
     assert figures.slowest == pytest.approx(2.0)
 
 
+def test_window_splits_each_exchange_at_its_first_step():
+    records = [
+        Timed(1.0, 2.0, submissions=1, first_step=0.25),
+        Timed(1.0, 4.0, submissions=1, first_step=2.5),
+        Timed(1.0, 1.5, error="ProtocolError: POST 500", first_step=0.5),  # failed: left out
+    ]
+    figures = window_figures(records, start=0.0, end=10.0)
+    assert figures.first_p50 == pytest.approx(0.25)
+    assert figures.first_p95 == pytest.approx(2.5)
+    assert figures.rest_p50 == pytest.approx(0.5)
+    assert figures.rest_p95 == pytest.approx(0.75)
+
+
 def test_latest_write_wins_whatever_the_order():
     updates_a: Updates = [("household", H1, {"annual_income": 100, "water_ok": True})]
     updates_c: Updates = [("household", H1, {"annual_income": 300})]

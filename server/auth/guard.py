@@ -34,7 +34,7 @@ def authenticated(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("missing bearer token")
             rt = runtime()
-            with rt.db.unit_of_work(write=False) as session:
+            with rt.db.autocommit_reads() as session:
                 actor = service.actor_for_token(session, token.strip(), address=request.remote_addr)
             g.actor = actor
             if roles:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.audit import service as audit
@@ -22,7 +22,7 @@ from server.auth.passwords import PasswordHasher
 from server.config import Settings
 from server.db import Database, upsert_insert, utcnow
 from server.devices.models import Device
-from server.errors import Forbidden, NotFound, Unauthorized
+from server.errors import AppError, Forbidden, NotFound, Unauthorized
 from server.users.models import RegionGrant, User
 
 
@@ -136,26 +136,34 @@ def _issue(
     ttl: int | None = None,
 ) -> IssuedToken:
     now = utcnow()
+    try:
+        user = session.get(User, user_id)
+        if user is None or not user.is_active:  # disabled while the password was being checked
+            raise LoginRefused("wrong username or password, or the account is disabled")
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash(password)
+        if device_id is not None:
+            _use_device(session, user, device_id, address=address, now=now)
+        issued = issue_token(
+            session, settings, user, device_id=device_id, address=address, now=now, ttl=ttl
+        )
+        audit.record(
+            session,
+            "login",
+            user_id=user.id,
+            object_type="token",
+            object_id=str(issued.actor.token_id),
+            address=address,
+            details={"device_id": str(device_id) if device_id else None},
+        )
+    except AppError as error:
+        if error.keeps_changes:  # a refused device: the password was right all the same
+            throttle.take_back(session, settings, candidate.admission, now=now)
+        raise
+    # Last, just before the commit: the charge's row is locked from here to the end of the
+    # transaction, and an address's row is shared by every tablet behind it (a county's first
+    # morning: hundreds of logins from one office's address, each waiting for the one before).
     throttle.take_back(session, settings, candidate.admission, now=now)
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:  # disabled while the password was being checked
-        raise LoginRefused("wrong username or password, or the account is disabled")
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash(password)
-    if device_id is not None:
-        _use_device(session, user, device_id, address=address, now=now)
-    issued = issue_token(
-        session, settings, user, device_id=device_id, address=address, now=now, ttl=ttl
-    )
-    audit.record(
-        session,
-        "login",
-        user_id=user.id,
-        object_type="token",
-        object_id=str(issued.actor.token_id),
-        address=address,
-        details={"device_id": str(device_id) if device_id else None},
-    )
     return issued
 
 
@@ -244,32 +252,36 @@ def _region_codes(session: Session, user_id: int) -> tuple[str, ...]:
     return tuple(rows)
 
 
+# Built once: every request runs it, and building the statement cost more than running it.
+_TOKEN_QUERY = (
+    select(
+        Token.id,
+        Token.user_id,
+        Token.device_id,
+        Token.expires_at,
+        Token.revoked_at,
+        User.username,
+        User.role,
+        User.is_active,
+        Device.revoked_at,
+        Device.owner_id,
+        RegionGrant.region_code,
+    )
+    .join(User, User.id == Token.user_id)
+    .outerjoin(Device, Device.id == Token.device_id)
+    .outerjoin(RegionGrant, RegionGrant.user_id == Token.user_id)
+    .where(Token.token_hash == bindparam("digest"))
+    .order_by(RegionGrant.region_code)
+)
+
+
 def actor_for_token(session: Session, token: str, *, address: str | None) -> Actor:
     """The actor a bearer token stands for, or Unauthorized if it is unknown, expired or revoked.
 
     Every request pays for this, so it is one statement reading plain columns: the token, its
     user, its device and the user's region grants (one row per grant)."""
     now = utcnow()
-    rows = session.execute(
-        select(
-            Token.id,
-            Token.user_id,
-            Token.device_id,
-            Token.expires_at,
-            Token.revoked_at,
-            User.username,
-            User.role,
-            User.is_active,
-            Device.revoked_at,
-            Device.owner_id,
-            RegionGrant.region_code,
-        )
-        .join(User, User.id == Token.user_id)
-        .outerjoin(Device, Device.id == Token.device_id)
-        .outerjoin(RegionGrant, RegionGrant.user_id == Token.user_id)
-        .where(Token.token_hash == token_digest(token))
-        .order_by(RegionGrant.region_code)
-    ).all()
+    rows = session.execute(_TOKEN_QUERY, {"digest": token_digest(token)}).all()
     if not rows:
         raise Unauthorized("unknown token")
     first = rows[0]

@@ -23,7 +23,7 @@ from server.audit import service as audit
 from server.auth.actor import Actor
 from server.changes.models import Change
 from server.config import Settings
-from server.db import utcnow
+from server.db import among, utcnow
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.households.models import Household
 from server.monitoring.help_models import (
@@ -107,7 +107,7 @@ def _helper_rows(
     query = (
         select(HouseholdHelper, User.username)
         .outerjoin(User, User.id == HouseholdHelper.user_id)
-        .where(HouseholdHelper.household_id.in_(household_ids))
+        .where(among(session, HouseholdHelper.household_id, household_ids))
         .order_by(HouseholdHelper.assigned_on, HouseholdHelper.created_at, HouseholdHelper.id)
     )
     if current_only:
@@ -119,7 +119,7 @@ def _measure_rows(session: Session, household_ids: list[uuid.UUID]) -> list[Assi
     return list(
         session.scalars(
             select(AssistanceMeasure)
-            .where(AssistanceMeasure.household_id.in_(household_ids))
+            .where(among(session, AssistanceMeasure.household_id, household_ids))
             .order_by(
                 AssistanceMeasure.start_date, AssistanceMeasure.created_at, AssistanceMeasure.id
             )

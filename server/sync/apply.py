@@ -41,7 +41,7 @@ from server.households.invariants import INVARIANT_FIELDS, household_flags
 from server.households.models import Household, Member
 from server.households.versions import StoredWrite, compacted
 from server.sensitive import SensitiveCodec, mask, protected_for_review
-from server.sync.feed import transaction_marker
+from server.sync.feed import remember_transaction_marker, transaction_marker
 from sync_protocol.clock import Hlc, HybridClock
 from sync_protocol.merge import EntityMergeOutcome, FieldState, IncomingWrite, merge_entity
 
@@ -67,12 +67,16 @@ def lock_households(session: Session, household_ids: Iterable[uuid.UUID]) -> Non
     """
     keys = sorted({int.from_bytes(hid.bytes[:8], "big", signed=True) for hid in household_ids})
     if keys and _locks_households(session):
-        session.execute(
+        # The transaction's id comes along: every writer locking households stores it on its
+        # change-log rows next (`transaction_marker`), and asking apart costs a round trip.
+        _, txid = session.execute(
             text(
-                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
+                "SELECT count(pg_advisory_xact_lock(k)), pg_current_xact_id()::text::bigint"
+                " FROM unnest(CAST(:keys AS bigint[])) AS k"
             ),
             {"keys": keys},
-        )
+        ).one()
+        remember_transaction_marker(session, int(txid))
 
 
 def household_lock(session: Session, household_id: Any) -> ColumnElement[bool]:

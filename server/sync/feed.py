@@ -21,9 +21,21 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+_MARKER = "fieldsync_transaction_marker"
+
+
+def remember_transaction_marker(session: Session, txid: int) -> None:
+    """Note the PostgreSQL transaction id of the session's current transaction, read along with
+    another statement, so that `transaction_marker` need not ask for it again."""
+    session.info[_MARKER] = (session.get_transaction(), txid)
+
+
 def transaction_marker(session: Session) -> int:
     """The txid to store on every change written by the current (write) transaction."""
     if _is_postgres(session):
+        transaction, txid = session.info.get(_MARKER, (None, 0))
+        if transaction is not None and transaction is session.get_transaction():
+            return int(txid)
         return int(session.execute(text("SELECT pg_current_xact_id()::text::bigint")).scalar_one())
     # SQLite: writers hold the database lock for the whole transaction, so max+1 is unique and
     # increases in commit order. (An unused counter value is harmless.)

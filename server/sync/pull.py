@@ -18,19 +18,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from forms.register import HOUSEHOLD, MEMBER
 from server.auth.actor import Actor
 from server.changes.models import Change, ScopeSnapshot
-from server.db import Database, upsert_insert, utcnow
+from server.db import Database, among, upsert_insert, utcnow
 from server.errors import ResyncRequired
-from server.households.fields import HouseholdRow, MemberRow, household_fields, member_fields
 from server.households.models import Household, Member
-from server.households.versions import stored_clocks
 from server.monitoring.pull_additions import page_additions
-from server.sensitive import SensitiveCodec
 from server.sync import cursor as cursors
 from server.sync.cursor import Cursor
 from server.sync.feed import visible_horizon
+from server.sync.wire import HOUSEHOLD_WIRE, MEMBER_WIRE
 from server.users.models import Role
 from sync_protocol.clock import HybridClock
 
@@ -86,7 +83,6 @@ def _save_scope(db: Database, digest: str, actor: Actor) -> None:
 def pull_page(
     db: Database,
     actor: Actor,
-    codec: SensitiveCodec,
     clock: HybridClock,
     *,
     cursor: str | None,
@@ -104,7 +100,9 @@ def pull_page(
     elif current is None or current.scope != digest:
         # A new scope snapshot is written in its own small transaction, before the read.
         _save_scope(db, digest, actor)
-    with db.unit_of_work(write=False) as session:
+    # Autocommit on PostgreSQL: every statement of a page sees its own snapshot either way (the
+    # horizon and the paging are written for that), and a page is a read.
+    with db.autocommit_reads() as session:
         removed: list[dict[str, str]] = []
         if current is None:
             current = Cursor(
@@ -114,11 +112,11 @@ def pull_page(
             current, removed = _follow_scope_change(session, actor, current, digest)
         if current.phase == "initial":
             entities, more_removed, next_cursor, more = _initial_page(
-                session, actor, codec, current, limit
+                session, actor, current, limit
             )
         else:
             entities, more_removed, next_cursor, more = _changes_page(
-                session, actor, codec, current, limit
+                session, actor, current, limit
             )
         removed.extend(more_removed)
         additions = page_additions(session, actor, entities, final=not more, now=utcnow())
@@ -148,7 +146,9 @@ def _follow_scope_change(
     if gone:
         removed += [
             {"entity": "member", "id": str(mid)}
-            for mid in session.scalars(select(Member.id).where(Member.household_id.in_(gone)))
+            for mid in session.scalars(
+                select(Member.id).where(among(session, Member.household_id, gone))
+            )
         ]
     # The change log goes on from where the old cursor was (an initial pass restarts from there).
     backfill = Cursor(
@@ -186,26 +186,12 @@ def _initial_filter(session: Session, actor: Actor, cursor: Cursor) -> ColumnEle
     return and_(condition, Household.merged_into_id.is_(None))
 
 
-def _wire_columns(model: type[Household] | type[Member]) -> list[Any]:
-    """The columns a pulled entity is made of (no ciphertexts, hashes or bookkeeping)."""
-    names = ["id", "rev", "deleted", "versions", "extra"]
-    spec = HOUSEHOLD if model is Household else MEMBER
-    for name, field in spec.fields.items():
-        sensitive = field.sensitive and field.kind == "text"
-        names.append(f"{name}_masked" if sensitive else name)
-    return [getattr(model, name) for name in dict.fromkeys(names)]
-
-
-HOUSEHOLD_WIRE_COLUMNS = _wire_columns(Household)
-MEMBER_WIRE_COLUMNS = _wire_columns(Member)  # household_id is a register field
-
-
 def _initial_page(
-    session: Session, actor: Actor, codec: SensitiveCodec, cursor: Cursor, limit: int
+    session: Session, actor: Actor, cursor: Cursor, limit: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]], Cursor, bool]:
     # Core rows of just the wire columns: a first sync reads thousands of entities, and full
     # ORM instances cost several times more to load.
-    query = select(*HOUSEHOLD_WIRE_COLUMNS).where(_initial_filter(session, actor, cursor))
+    query = select(*HOUSEHOLD_WIRE.columns).where(_initial_filter(session, actor, cursor))
     if cursor.after:
         query = query.where(Household.id > uuid.UUID(cursor.after))
     households = session.execute(query.order_by(Household.id).limit(limit + 1)).all()
@@ -215,7 +201,7 @@ def _initial_page(
     if households:
         counted = session.execute(
             select(Member.household_id, func.count())
-            .where(Member.household_id.in_([h.id for h in households[:limit]]))
+            .where(among(session, Member.household_id, [h.id for h in households[:limit]]))
             .group_by(Member.household_id)
         )
         sizes = {household_id: count for household_id, count in counted}
@@ -230,8 +216,8 @@ def _initial_page(
     members_by_household: dict[uuid.UUID, list[Any]] = {}
     if fitting:
         for member in session.execute(
-            select(*MEMBER_WIRE_COLUMNS)
-            .where(Member.household_id.in_([h.id for h in households[:fitting]]))
+            select(*MEMBER_WIRE.columns)
+            .where(among(session, Member.household_id, [h.id for h in households[:fitting]]))
             .order_by(Member.id)
         ):
             members_by_household.setdefault(member.household_id, []).append(member)
@@ -243,8 +229,8 @@ def _initial_page(
         # may be among them (each statement sees its own snapshot).
         if entities and len(entities) + 1 + len(members) > limit:
             break
-        entities.append(_household_entity(household))
-        entities.extend(_member_entity(m, codec) for m in members)
+        entities.append(HOUSEHOLD_WIRE.entity_of(household))
+        entities.extend(MEMBER_WIRE.entity_of(m) for m in members)
         last = household.id
     done = last is None or (len(households) <= limit and last == households[-1].id)
     if done:
@@ -268,7 +254,7 @@ def _initial_page(
 
 
 def _changes_page(
-    session: Session, actor: Actor, codec: SensitiveCodec, cursor: Cursor, limit: int
+    session: Session, actor: Actor, cursor: Cursor, limit: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]], Cursor, bool]:
     hi = cursor.hi if cursor.hi is not None else visible_horizon(session)
     query = select(Change.txid, Change.seq, Change.entity_type, Change.entity_id).where(
@@ -294,7 +280,7 @@ def _changes_page(
             break
         wanted[key] = None
         position = [row.txid, row.seq]
-    entities, removed = _current_states(session, actor, codec, wanted)
+    entities, removed = _current_states(session, actor, wanted)
     if exhausted:
         return (
             entities,
@@ -314,59 +300,47 @@ def _changes_page(
 
 
 def _current_states(
-    session: Session,
-    actor: Actor,
-    codec: SensitiveCodec,
-    wanted: Iterable[tuple[str, uuid.UUID]],
+    session: Session, actor: Actor, wanted: Iterable[tuple[str, uuid.UUID]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Entities in their latest state, in the order asked; those now outside the caller's scope
     or merged into another household are `removed` instead."""
     keys = list(wanted)
     household_ids = {eid for kind, eid in keys if kind == "household"}
     member_ids = {eid for kind, eid in keys if kind == "member"}
-    members = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(member_ids)))}
+    members = {}
+    if member_ids:
+        members = {
+            m.id: m
+            for m in session.execute(
+                select(*MEMBER_WIRE.columns).where(among(session, Member.id, member_ids))
+            )
+        }
     household_ids |= {m.household_id for m in members.values()}
-    households = {
-        h.id: h for h in session.scalars(select(Household).where(Household.id.in_(household_ids)))
-    }
+    households = {}
+    if household_ids:
+        households = {
+            h.id: h
+            for h in session.execute(
+                select(*HOUSEHOLD_WIRE.columns, Household.merged_into_id).where(
+                    among(session, Household.id, household_ids)
+                )
+            )
+        }
     entities: list[dict[str, Any]] = []
     removed: list[dict[str, str]] = []
     for kind, entity_id in keys:
         if kind == "household":
             household = households.get(entity_id)
-            row: Household | Member | None = household
+            row = household
+            shape = HOUSEHOLD_WIRE
         else:
-            member = members.get(entity_id)
-            row = member
-            household = households.get(member.household_id) if member else None
+            row = members.get(entity_id)
+            household = households.get(row.household_id) if row is not None else None
+            shape = MEMBER_WIRE
         if row is None or household is None:
             continue
         if household.merged_into_id is not None or not actor.covers(household.village_code):
             removed.append({"entity": kind, "id": str(entity_id)})
-        elif isinstance(row, Household):
-            entities.append(_household_entity(row))
         else:
-            entities.append(_member_entity(row, codec))
+            entities.append(shape.entity_of(row))
     return entities, removed
-
-
-def _household_entity(row: HouseholdRow) -> dict[str, Any]:
-    return {
-        "entity": "household",
-        "id": str(row.id),
-        "rev": row.rev,
-        "deleted": row.deleted,
-        "fields": household_fields(row),
-        "clocks": stored_clocks(row.versions),
-    }
-
-
-def _member_entity(row: MemberRow, codec: SensitiveCodec) -> dict[str, Any]:
-    return {
-        "entity": "member",
-        "id": str(row.id),
-        "rev": row.rev,
-        "deleted": row.deleted,
-        "fields": member_fields(row, codec=codec),
-        "clocks": stored_clocks(row.versions),
-    }

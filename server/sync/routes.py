@@ -69,11 +69,14 @@ def push_batch() -> dict[str, Any]:
             plan = push.plan_push(session, actor, rt.settings, batch, now=now)
         result = push.accept_push(session, actor, rt.settings, rt.codec, rt.clock, plan, now=now)
         record_references(session, result.attachment_refs)
+        failpoints.reach(failpoints.PUSH_BEFORE_COMMIT, rt.settings)
+    failpoints.reach(failpoints.PUSH_AFTER_COMMIT, rt.settings)
+    # After the commit, which ends the households' locks: which files to upload depends only on
+    # the caller's own uploads and the store, nothing this push wrote.
+    with rt.db.autocommit_reads() as session:
         missing = missing_attachments(
             session, actor, store_for(rt.settings), result.referenced_attachments
         )
-        failpoints.reach(failpoints.PUSH_BEFORE_COMMIT, rt.settings)
-    failpoints.reach(failpoints.PUSH_AFTER_COMMIT, rt.settings)
     return {
         "batch_id": result.batch_id,
         "clock": result.clock,
@@ -90,7 +93,6 @@ def pull_page() -> dict[str, Any]:
     return pull.pull_page(
         rt.db,
         current_actor(),
-        rt.codec,
         rt.clock,
         cursor=args.get("cursor"),
         limit=args["limit"],
