@@ -116,6 +116,17 @@ def among(session: Session, column: Any, values: Collection[Any]) -> ColumnEleme
     return cast(ColumnElement[bool], column.in_(list(values)))
 
 
+# PostgreSQL's SQLSTATEs for a transaction it ended so that another could go on: a deadlock it
+# broke, or a serialisation failure. Nothing of it was applied; run again, it will go through.
+_RETRYABLE_STATES = frozenset({"40P01", "40001"})
+
+
+def is_retryable(error: exc.DBAPIError) -> bool:
+    """Whether the database ended the transaction only to break a deadlock (or a serialisation
+    conflict): the same work, run again from the start, is expected to succeed."""
+    return getattr(error.orig, "sqlstate", None) in _RETRYABLE_STATES
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -15,6 +15,7 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from server.db import is_retryable
 from sync_protocol.errors import ErrorCode
 
 log = logging.getLogger("fieldsync.errors")
@@ -137,8 +138,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Response:
-        if exc.connection_invalidated:  # the database went away (a restart, a failover)
-            log.warning("event=database_unreachable error=%s", type(exc.orig).__name__)
+        if exc.connection_invalidated or is_retryable(exc):
+            # The database went away (a restart, a failover), or ended the transaction to
+            # break a deadlock: nothing was applied, and the same request later will go through.
+            log.warning("event=database_unavailable error=%s", type(exc.orig).__name__)
             return error_response(
                 ErrorCode.UNAVAILABLE,
                 "the database cannot be reached just now; the request had no effect, retry later",

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 from flask import Blueprint, g
 from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from server import failpoints
 from server.attachments.service import missing_attachments, record_references
 from server.attachments.store import store_for
 from server.auth.guard import authenticated, current_actor
-from server.db import utcnow
+from server.db import is_retryable, utcnow
 from server.errors import TooLarge, ValidationFailed
 from server.request_body import json_object, load_with, query_arguments
 from server.runtime import runtime
@@ -22,6 +24,9 @@ from sync_protocol.errors import ItemErrorCode
 from sync_protocol.messages import PullRequestSchema, PushRequestSchema, validation_details
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
+log = logging.getLogger(__name__)
+# Times a push's write transaction is run when the database ends it to break a deadlock.
+PUSH_ATTEMPTS = 5
 
 # Request schemas, built once: building one costs more than loading a small push with it, and
 # loading never changes a schema, so every thread of a process may share them.
@@ -60,16 +65,28 @@ def push_batch() -> dict[str, Any]:
             ) from err
         raise ValidationFailed("push request is well-formed but invalid", details) from err
     now, actor = utcnow(), current_actor()
-    plan = None
+    planned_apart = None
     if not push.plans_in_write_transaction(rt.db.kind, batch):
         with rt.db.unit_of_work(write=False) as session:
-            plan = push.plan_push(session, actor, rt.settings, batch, now=now)
-    with rt.db.unit_of_work() as session:
-        if plan is None:
-            plan = push.plan_push(session, actor, rt.settings, batch, now=now)
-        result = push.accept_push(session, actor, rt.settings, rt.codec, rt.clock, plan, now=now)
-        record_references(session, result.attachment_refs)
-        failpoints.reach(failpoints.PUSH_BEFORE_COMMIT, rt.settings)
+            planned_apart = push.plan_push(session, actor, rt.settings, batch, now=now)
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            with rt.db.unit_of_work() as session:
+                plan = planned_apart or push.plan_push(session, actor, rt.settings, batch, now=now)
+                result = push.accept_push(
+                    session, actor, rt.settings, rt.codec, rt.clock, plan, now=now
+                )
+                record_references(session, result.attachment_refs)
+                failpoints.reach(failpoints.PUSH_BEFORE_COMMIT, rt.settings)
+            break
+        except DBAPIError as error:
+            # Two pushes that found members moved under them can lock each other's households
+            # in opposite orders; PostgreSQL ends one of them, nothing of it applied. Again from
+            # the start, it finds the members where they are now. After the last attempt the
+            # tablet is told to retry (503), never a 500.
+            if attempt == PUSH_ATTEMPTS or not is_retryable(error):
+                raise
+            log.info("event=push_retried attempt=%d error=%s", attempt, type(error.orig).__name__)
     failpoints.reach(failpoints.PUSH_AFTER_COMMIT, rt.settings)
     # After the commit, which ends the households' locks: which files to upload depends only on
     # the caller's own uploads and the store, nothing this push wrote.

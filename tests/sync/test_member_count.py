@@ -187,3 +187,53 @@ def test_concurrent_pushes_into_the_same_households_keep_the_count(
     with rt.db.unit_of_work(write=False) as session:
         rows = session.scalar(select(func.count()).where(Member.household_id.in_(households)))
     assert rows == sum(len(m) for m in own_members.values()) + workers * rounds
+
+
+@pytest.mark.postgresql
+def test_concurrent_pushes_moving_members_between_households_all_go_through(
+    app: Flask, tablet: Tablet, rt: Runtime
+):
+    """Threads listing members of one household under another at once: two pushes can find
+    members moved under them and lock each other's households in opposite orders; the database
+    ends one, which is run again (`PUSH_ATTEMPTS`) — every push is accepted, none is a 500, and
+    the counts stay right."""
+    if rt.db.kind != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing to deadlock")
+    households = [HOUSEHOLD_A, uuid.uuid4(), uuid.uuid4(), uuid.uuid4()]
+    seed = tablet.push(
+        [
+            tablet.submission(
+                roll(h, [(uuid.uuid4(), False) for _ in range(3)]), form_id="member_roll"
+            )
+            for h in households[1:]
+        ]
+    ).get_json()
+    assert {r["status"] for r in seed["results"]} == {"accepted"}
+    with rt.db.unit_of_work(write=False) as session:
+        pool = list(session.scalars(select(Member.id).where(Member.household_id.in_(households))))
+    workers, rounds = 4, 10
+    start = threading.Barrier(workers, timeout=PATIENCE)
+    failures: list[Any] = []
+
+    def work(index: int) -> None:
+        rng = random.Random(100 + index)
+        own = Tablet.login(app.test_client(), "collector")
+        start.wait()
+        for _ in range(rounds):
+            moved = [(m, False) for m in rng.sample(pool, 3)]  # from wherever they are now
+            answers = roll(rng.choice(households), moved)
+            response = own.push([own.submission(answers, form_id="member_roll")])
+            body = response.get_json()
+            if response.status_code != 200 or body["results"][0]["status"] != "accepted":
+                failures.append(body)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(PATIENCE)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    kept, counted = kept_and_counted(rt)
+    assert kept == counted
+    assert sum(counted[h] for h in households) == len(pool)  # moved, none lost or doubled
