@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
     any_,
     cast,
     false,
@@ -339,6 +340,25 @@ class _Current:
     values: Any
 
 
+Scope = Callable[[Any], ColumnElement[bool]]
+
+
+def ids_scope(session: Session, ids: Collection[uuid.UUID]) -> Scope:
+    """Households among `ids`, as a condition on any household id column."""
+    wanted = list(ids)
+    return lambda column: among(session, column, wanted)
+
+
+def range_scope(after: uuid.UUID | None, upto: uuid.UUID) -> Scope:
+    """Households with an id in (`after`, `upto`], as a condition on any household id column."""
+
+    def condition(column: Any) -> ColumnElement[bool]:
+        bounded: ColumnElement[bool] = column <= upto
+        return bounded if after is None else and_(column > after, bounded)
+
+    return condition
+
+
 def evaluate_households(
     session: Session,
     household_ids: Collection[uuid.UUID],
@@ -351,10 +371,9 @@ def evaluate_households(
     """Evaluate every rule (or the rules in `only`) on the given households and reconcile their
     warnings — only the warnings of the rules that ran can stop holding. Households not live in
     the register (deleted, merged, unknown) have nothing that holds."""
-    outcome = Outcome()
     ids = set(household_ids)
     if not ids:
-        return outcome
+        return Outcome()
     snapshots, scopes = load_snapshots(
         session,
         ids,
@@ -363,7 +382,55 @@ def evaluate_households(
         with_history=with_history,
         departments=None if only is None else rules.departments_read(only),
     )
+    results, villages = evaluate_snapshots(session, snapshots, scopes, only)
+    every_rule = frozenset(rules.BY_RULE) if only is None else only
+    outcome = reconcile(
+        session,
+        ids_scope(session, ids),
+        results,
+        villages,
+        every_rule,
+        now=now,
+        trigger=trigger,
+        households=ids,
+    )
+    outcome.households = len(ids)
+    return outcome
+
+
+def evaluate_snapshots(
+    session: Session,
+    snapshots: Sequence[HouseholdSnapshot],
+    scopes: Mapping[uuid.UUID, tuple[int, str]],
+    only: frozenset[str] | None,
+) -> tuple[dict[uuid.UUID, rules.Evaluation], dict[uuid.UUID, str]]:
+    """Each snapshot's evaluation with the configuration of its (year, province), and each
+    household's village. `scopes` is keyed by the households' ids in the order of `snapshots`."""
     configs = configs_for(session, scopes.values())
+    villages: dict[uuid.UUID, str] = {}
+    results: dict[uuid.UUID, rules.Evaluation] = {}
+    for hid, snapshot in zip(scopes, snapshots, strict=True):
+        villages[hid] = snapshot.village_code
+        results[hid] = rules.evaluate(snapshot, configs[scopes[hid]], only)
+    return results, villages
+
+
+def reconcile(
+    session: Session,
+    scope: Scope,
+    results: Mapping[uuid.UUID, rules.Evaluation],
+    villages: Mapping[uuid.UUID, str],
+    every_rule: frozenset[str],
+    *,
+    now: datetime,
+    trigger: Trigger,
+    households: Collection[uuid.UUID] | None = None,
+) -> Outcome:
+    """Turn evaluations into warnings for the households in `scope`: raise new ones, refresh the
+    ones that still hold, mark the ones of `every_rule` that no longer hold. A household in scope
+    without an evaluation has nothing that holds. `households`: those to reconcile (None: those
+    with an evaluation or a current warning — the others have nothing to change)."""
+    outcome = Outcome()
     current: dict[uuid.UUID, list[_Current]] = defaultdict(list)
     for row in session.connection().execute(
         select(
@@ -375,19 +442,10 @@ def evaluate_households(
             RiskWarning.status,
             RiskWarning.lifecycle,
             RiskWarning.evidence["values"],
-        ).where(
-            among(session, RiskWarning.household_id, list(ids)), RiskWarning.is_current.is_(True)
-        )
+        ).where(scope(RiskWarning.household_id), RiskWarning.is_current.is_(True))
     ):
         current[row[1]].append(_Current(row[0], *row[2:]))
-
-    villages: dict[uuid.UUID, str] = {}
-    results: dict[uuid.UUID, rules.Evaluation] = {}
-    # `scopes` is keyed by the households' ids in the order of `snapshots`.
-    for hid, snapshot in zip(scopes, snapshots, strict=True):
-        villages[hid] = snapshot.village_code
-        results[hid] = rules.evaluate(snapshot, configs[scopes[hid]], only)
-    every_rule = frozenset(rules.BY_RULE) if only is None else only
+    ids = set(results) | set(current) if households is None else households
 
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -465,7 +523,6 @@ def evaluate_households(
                 updates.append({"id": w.id, "holds": False, "cleared_at": now, "updated_at": now})
                 events.append(_event(w.id, "no_longer_holds", now, None, source=source))
                 outcome.no_longer_hold += 1
-        outcome.households += 1
 
     # Order matters: a lifecycle stops being current before its successor is inserted.
     for group in _by_keys(updates):

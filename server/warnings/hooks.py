@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from server.warnings import rules
-from server.warnings.evaluation import Trigger, evaluate_households
+from server.warnings import rules, set_based
+from server.warnings.evaluation import Trigger, evaluate_households, ids_scope
 from server.warnings.rules import Source
 
 if TYPE_CHECKING:
@@ -30,12 +30,21 @@ def after_department_import(
     department: str | None = None,
 ) -> None:
     """Re-evaluate the rules for the households whose `department_facts` an import changed or
-    withdrew, naming the import as the evidence source. Set-based over `household_ids`. With
+    withdrew, naming the import as the evidence source. Set-based (`set_based`). With
     `department`, only the rules that read that department's facts run (nothing else the rules
     read changed); their warnings alone can be raised or stop holding."""
     trigger = Trigger(Source.DEPARTMENT, {"import_id": str(import_id)})
     only = None if department is None else rules.reading_department(department)
-    evaluate_households(session, household_ids, now=now, trigger=trigger, only=only)
+    ids = list(household_ids)
+    if ids:
+        set_based.evaluate_scope(
+            session,
+            ids_scope(session, ids),
+            now=now,
+            trigger=trigger,
+            only=only,
+            fallback_ids=lambda: ids,
+        )
 
 
 def after_push(session: Session, accepted: Sequence[AcceptedSubmission], now: datetime) -> None:

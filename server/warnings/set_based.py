@@ -1,0 +1,461 @@
+"""The risk rules evaluated set-based: for each rule, one SQL statement selects the slices of the
+register it can fire on — the household columns, and only the members and department facts the
+rule looks at — and the rule's own Python function (`server/warnings/rules.py`) judges each slice.
+
+A slice statement is a necessary condition, never the rule itself: it may select more than fires
+(bounds of the configuration over every year and province, a school age from birth years), and
+the rule decides with the household's own configuration. A rule reads nothing outside its slice,
+so it finds on the slice exactly what it finds on the whole household: the findings are those of
+`rules.evaluate` on full snapshots (tests run both paths on the same data and compare). The work is
+then in proportion to what can fire and to the warnings already there, not to the register.
+
+A rule without a slice here (a new rule, until its statement is written) is still evaluated: on
+full snapshots of every household in scope. The history rules (income drop, expenditure spike)
+read previous values from the change log: they run on full snapshots of the households with at
+least two writes in it (`revisited`), the only ones that can have a previous value.
+
+Used by department imports, the nightly re-evaluation and configuration changes; a push evaluates
+the few households it wrote on full snapshots (`evaluation.evaluate_households`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    and_,
+    cast,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.orm import Session
+
+from server.changes.models import Change
+from server.departments.facts import Department
+from server.departments.models import DepartmentFact
+from server.households.models import Household, Member
+from server.warnings import config, rules
+from server.warnings.evaluation import (
+    Outcome,
+    Scope,
+    Trigger,
+    evaluate_snapshots,
+    id_text,
+    income_year_column,
+    load_snapshots,
+    reconcile,
+    record_year,
+)
+from server.warnings.models import WarningSetting
+from server.warnings.rules import (
+    SERIOUS_HEALTH,
+    FactSnapshot,
+    Finding,
+    HouseholdSnapshot,
+    MemberSnapshot,
+    RuleConfig,
+)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The widest value of each setting over every year and province (stored settings and the
+    defaults): a slice selected with these holds whatever configuration a household has."""
+
+    highest: Mapping[str, Decimal]
+    lowest: Mapping[str, Decimal]
+    today: date
+
+    def ceiling(self) -> Decimal:
+        """No configuration flags an income at or above this (line × (1 + margin))."""
+        return self.highest["monitoring_line"] * (1 + self.highest["near_line_margin"])
+
+    def birth_dates(self) -> tuple[date, date]:
+        """Birth dates of everyone of some configuration's school age today, and a little more."""
+        oldest = int(self.highest["school_age_max"]) + 1
+        youngest = int(self.lowest["school_age_min"])
+        return date(self.today.year - oldest - 1, 1, 1), date(self.today.year - youngest, 12, 31)
+
+
+def bounds(session: Session, today: date) -> Bounds:
+    highest = {spec.name: spec.default for spec in config.SPECS}
+    lowest = dict(highest)
+    for name, value in session.execute(select(WarningSetting.name, WarningSetting.value)):
+        if name in highest:
+            highest[name] = max(highest[name], value)
+            lowest[name] = min(lowest[name], value)
+    return Bounds(highest, lowest, today)
+
+
+# -- the slices ---------------------------------------------------------------------------------
+
+# The columns of a slice row: the household's, then (if the slice has them) a member's, then a
+# fact's. Ids and codes as the driver gives them (converted once per distinct value).
+_HOUSEHOLD = (
+    type_coerce(Household.id, String),
+    Household.village_code,
+    Household.per_capita_income,
+    Household.rigid_expenditure,
+    Household.housing_ok,
+    Household.water_ok,
+    Household.relocated,
+    Household.receives_minimum_allowance,
+    Household.receives_extreme_poverty_support,
+)
+_MEMBER = (
+    type_coerce(Member.id, String),
+    Member.birth_date,
+    Member.in_school,
+    Member.insured,
+    type_coerce(Member.health, String),
+    type_coerce(Member.disability, String),
+    type_coerce(Member.labor_capacity, String),
+    type_coerce(Member.employment, String),
+)
+_FACT = (
+    DepartmentFact.department,
+    DepartmentFact.fact,
+    type_coerce(DepartmentFact.member_id, String),
+    cast(DepartmentFact.value, Text),
+    type_coerce(DepartmentFact.import_id, String),
+    DepartmentFact.source_row,
+    DepartmentFact.as_of,
+)
+_LIVE_HOUSEHOLD = (Household.deleted.is_(False), Household.merged_into_id.is_(None))
+
+
+def _household_columns(session: Session) -> tuple[Any, ...]:
+    return (*_HOUSEHOLD, income_year_column(session))
+
+
+def _member_of_household() -> ColumnElement[bool]:
+    return and_(Member.household_id == Household.id, Member.deleted.is_(False))
+
+
+def _facts_of(department: Department, *facts: str) -> ColumnElement[bool]:
+    return and_(
+        DepartmentFact.household_id == Household.id,
+        DepartmentFact.department == department.value,
+        DepartmentFact.fact.in_(facts),
+        DepartmentFact.present.is_(True),
+    )
+
+
+@dataclass(frozen=True)
+class Slice:
+    """What one rule can fire on: `statement(columns, bounds)` selects slice rows whose columns
+    are the household's, then a member's if `members`, then a fact's if `facts`."""
+
+    statement: Callable[[tuple[Any, ...], Bounds], Select[Any]]
+    members: bool = False
+    facts: bool = False
+
+
+def _households(where: Callable[[Bounds], ColumnElement[bool]]) -> Slice:
+    """A rule on household columns alone."""
+    return Slice(lambda h, b: select(*h).where(where(b), *_LIVE_HOUSEHOLD))
+
+
+def _members(where: Callable[[Bounds], ColumnElement[bool]]) -> Slice:
+    """A rule on each member alone (with the household's columns)."""
+    return Slice(
+        lambda h, b: (
+            select(*h, *_MEMBER)
+            .join(Member, _member_of_household())
+            .where(where(b), *_LIVE_HOUSEHOLD)
+        ),
+        members=True,
+    )
+
+
+def _department_members(
+    department: Department,
+    facts: tuple[str, ...],
+    where: Callable[[Bounds], ColumnElement[bool]] | None = None,
+) -> Slice:
+    """A comparison rule on members' facts: each fact with the member it names."""
+    return Slice(
+        lambda h, b: (
+            select(*h, *_MEMBER, *_FACT)
+            .join(DepartmentFact, _facts_of(department, *facts))
+            .join(Member, _member_of_household() & (Member.id == DepartmentFact.member_id))
+            .where(*_LIVE_HOUSEHOLD, *(() if where is None else (where(b),)))
+        ),
+        members=True,
+        facts=True,
+    )
+
+
+def _department_households(department: Department, facts: tuple[str, ...]) -> Slice:
+    """A comparison rule on household facts."""
+    return Slice(
+        lambda h, b: (
+            select(*h, *_FACT)
+            .join(DepartmentFact, _facts_of(department, *facts))
+            .where(*_LIVE_HOUSEHOLD)
+        ),
+        facts=True,
+    )
+
+
+def _below_ceiling(b: Bounds) -> ColumnElement[bool]:
+    return Household.per_capita_income < b.ceiling()
+
+
+def _ill_with_costs(h: tuple[Any, ...], b: Bounds) -> Select[Any]:
+    """Seriously ill or disabled members, with their 医保 costs if listed, in households whose
+    rigid expenditure is large or whose member has listed costs (the rule takes the listed costs
+    first, then the expenditure)."""
+    costs = _facts_of(Department.MEDICAL_INSURANCE, "medical_costs") & (
+        DepartmentFact.member_id == Member.id
+    )
+    ill = or_(
+        type_coerce(Member.health, String).in_(sorted(SERIOUS_HEALTH)),
+        type_coerce(Member.disability, String) != "none",
+    )
+    return (
+        select(*h, *_MEMBER, *_FACT)
+        .join(Member, _member_of_household())
+        .outerjoin(DepartmentFact, costs)
+        .where(
+            ill,
+            or_(
+                Household.rigid_expenditure >= b.lowest["large_medical_cost"],
+                DepartmentFact.household_id.is_not(None),
+            ),
+            *_LIVE_HOUSEHOLD,
+        )
+    )
+
+
+def _relocated(h: tuple[Any, ...], b: Bounds) -> Select[Any]:
+    """Relocated households with every live member (the rule looks at all of them)."""
+    return (
+        select(*h, *_MEMBER)
+        .outerjoin(Member, _member_of_household())
+        .where(Household.relocated.is_(True), *_LIVE_HOUSEHOLD)
+    )
+
+
+SLICES: Mapping[str, Slice] = {
+    "income_below_line": _households(_below_ceiling),
+    "income_near_line": _households(_below_ceiling),
+    "unsafe_house": _households(lambda b: Household.housing_ok.is_(False)),
+    "unsafe_water": _households(lambda b: Household.water_ok.is_(False)),
+    "relocated_without_stable_work": Slice(_relocated, members=True),
+    "child_out_of_school": _members(
+        lambda b: Member.in_school.is_(False) & Member.birth_date.between(*b.birth_dates())
+    ),
+    "member_uninsured": _members(lambda b: Member.insured.is_(False)),
+    "illness_with_large_medical_costs": Slice(_ill_with_costs, members=True, facts=True),
+    "department_uninsured": _department_members(
+        Department.MEDICAL_INSURANCE,
+        ("insured",),
+        lambda b: (
+            (cast(DepartmentFact.value, Text) == "false")
+            & or_(Member.insured.is_(None), Member.insured.is_(True))
+        ),
+    ),
+    "department_dropout": _department_members(Department.EDUCATION, ("dropped_out", "enrolled")),
+    "department_dilapidated_house": _department_households(
+        Department.HOUSING, ("dilapidated_house",)
+    ),
+    "department_allowance_mismatch": _department_households(
+        Department.CIVIL_AFFAIRS, ("minimum_allowance", "extreme_poverty_support")
+    ),
+    "department_disability_mismatch": _department_members(
+        Department.DISABLED_FEDERATION, ("disability",)
+    ),
+    "department_employment_mismatch": _department_members(
+        Department.HUMAN_RESOURCES, ("employed",)
+    ),
+}
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+
+
+class _Rows:
+    """Slice rows turned into partial snapshots, each distinct id and JSON text converted once."""
+
+    def __init__(self, today: date, now: datetime) -> None:
+        self.today, self.now = today, now
+        self.ids: dict[Any, uuid.UUID] = {}
+        self.texts: dict[Any, str] = {}
+        self.json: dict[str, Any] = {}
+
+    def id_of(self, value: Any) -> uuid.UUID:
+        found = self.ids.get(value)
+        if found is None:
+            found = self.ids[value] = (
+                value if isinstance(value, uuid.UUID) else uuid.UUID(id_text(value))
+            )
+        return found
+
+    def text(self, value: Any) -> str:
+        found = self.texts.get(value)
+        if found is None:
+            found = self.texts[value] = id_text(value)
+        return found
+
+    def snapshots(
+        self, rows: Iterable[Any], slice_: Slice
+    ) -> tuple[dict[uuid.UUID, HouseholdSnapshot], dict[uuid.UUID, tuple[int, str]]]:
+        households: dict[uuid.UUID, Any] = {}
+        members: dict[uuid.UUID, dict[str, MemberSnapshot]] = defaultdict(dict)
+        facts: dict[uuid.UUID, list[FactSnapshot]] = defaultdict(list)
+        width = len(_HOUSEHOLD) + 1
+        for row in rows:
+            hid = self.id_of(row[0])
+            households.setdefault(hid, row)
+            at = width
+            if slice_.members:
+                if row[at] is not None:
+                    member_id = self.text(row[at])
+                    members[hid][member_id] = MemberSnapshot(member_id, *row[at + 1 : at + 8])
+                at += len(_MEMBER)
+            if slice_.facts and row[at] is not None:
+                value = self.json.get(row[at + 3], _UNSEEN)
+                if value is _UNSEEN:
+                    value = self.json[row[at + 3]] = json.loads(row[at + 3])
+                facts[hid].append(
+                    FactSnapshot(
+                        row[at],
+                        row[at + 1],
+                        None if row[at + 2] is None else self.text(row[at + 2]),
+                        value,
+                        self.text(row[at + 4]),
+                        row[at + 5],
+                        row[at + 6],
+                    )
+                )
+        snapshots: dict[uuid.UUID, HouseholdSnapshot] = {}
+        scopes: dict[uuid.UUID, tuple[int, str]] = {}
+        for hid, row in households.items():
+            snapshots[hid] = HouseholdSnapshot(
+                id=str(hid),
+                village_code=row[1],
+                today=self.today,
+                per_capita_income=row[2],
+                rigid_expenditure=row[3],
+                housing_ok=row[4],
+                water_ok=row[5],
+                relocated=row[6],
+                receives_minimum_allowance=row[7],
+                receives_extreme_poverty_support=row[8],
+                members=tuple(members[hid].values()),
+                # A fact joined once per member row it matched: each fact once.
+                facts=tuple(dict.fromkeys(facts[hid])),
+            )
+            scopes[hid] = (record_year(row[9], self.now), config.province_of(row[1]))
+        return snapshots, scopes
+
+
+_UNSEEN = object()
+HISTORY_RULES = frozenset(rule.code for rule in rules.RULES if rule.needs_history)
+
+
+def revisited(
+    session: Session, scope: Scope | None, span: tuple[str, str] | None
+) -> set[uuid.UUID]:
+    """Households with at least two writes in the change log: the only ones whose fields can
+    have a previous value (the history rules find nothing on the others). One statement."""
+    statement = (
+        select(Change.entity_id)
+        .where(Change.entity_type == "household")
+        .group_by(Change.entity_id)
+        .having(func.count() >= 2)
+    )
+    if scope is not None:
+        statement = statement.where(scope(Change.entity_id))
+    if span is not None:
+        statement = statement.where(Change.village_code.between(*span))
+    return set(session.scalars(statement))
+
+
+def evaluate_scope(
+    session: Session,
+    scope: Scope,
+    *,
+    now: datetime,
+    trigger: Trigger,
+    only: frozenset[str] | None = None,
+    with_history: bool = False,
+    revisited_ids: Collection[uuid.UUID] = (),
+    fallback_ids: Callable[[], Collection[uuid.UUID]] | None = None,
+    limits: Bounds | None = None,
+) -> Outcome:
+    """Evaluate the rules (or those in `only`) on the households in `scope` set-based and
+    reconcile their warnings, inside the caller's unit of work. History rules run with
+    `with_history` on the `revisited_ids` in scope; rules without a slice on the full snapshots
+    of `fallback_ids()` (every household in scope)."""
+    wanted = [rule for rule in rules.RULES if only is None or rule.code in only]
+    if not with_history:
+        wanted = [rule for rule in wanted if not rule.needs_history]
+    every_rule = frozenset(rule.code for rule in wanted)
+    today = now.date()
+    limits = limits or bounds(session, today)
+    rows = _Rows(today, now)
+    findings: dict[uuid.UUID, list[Finding]] = defaultdict(list)
+    villages: dict[uuid.UUID, str] = {}
+    configs: dict[tuple[int, str], RuleConfig] = {}
+    columns = _household_columns(session)
+    connection = session.connection()
+    for rule in wanted:
+        slice_ = SLICES.get(rule.code)
+        if slice_ is None:
+            continue
+        statement = slice_.statement(columns, limits).where(scope(Household.id))
+        snapshots, scopes = rows.snapshots(connection.execute(statement), slice_)
+        configs.update(config.configs_for(session, set(scopes.values()) - set(configs)))
+        for hid, snapshot in snapshots.items():
+            villages[hid] = snapshot.village_code
+            findings[hid].extend(rule.check(snapshot, configs[scopes[hid]]))
+    results = {
+        hid: rules.Evaluation(str(hid), found, every_rule) for hid, found in findings.items()
+    }
+    whole = [r.code for r in wanted if r.needs_history or r.code not in SLICES]
+    history = [code for code in whole if code in HISTORY_RULES]
+    if history:
+        _on_full_snapshots(session, results, villages, revisited_ids, history, now, every_rule)
+    python_only = [code for code in whole if code not in HISTORY_RULES]
+    if python_only and fallback_ids is not None:
+        _on_full_snapshots(session, results, villages, fallback_ids(), python_only, now, every_rule)
+    return reconcile(session, scope, results, villages, every_rule, now=now, trigger=trigger)
+
+
+def _on_full_snapshots(
+    session: Session,
+    results: dict[uuid.UUID, rules.Evaluation],
+    villages: dict[uuid.UUID, str],
+    ids: Collection[uuid.UUID],
+    codes: list[str],
+    now: datetime,
+    every_rule: frozenset[str],
+) -> None:
+    """Add the findings of `codes` on full snapshots of `ids` (with previous values)."""
+    if not ids:
+        return
+    history = bool(HISTORY_RULES & set(codes))
+    snapshots, scopes = load_snapshots(
+        session, ids, today=now.date(), now=now, with_history=history
+    )
+    found, where = evaluate_snapshots(session, snapshots, scopes, frozenset(codes))
+    villages.update(where)
+    for hid, evaluation in found.items():
+        earlier = results.get(hid)
+        merged = [*(earlier.findings if earlier else ()), *evaluation.findings]
+        results[hid] = replace(evaluation, findings=merged, rules_run=every_rule)
