@@ -51,7 +51,7 @@ from server.db import Database, utcnow
 from server.departments.models import DepartmentImport, ImportOrigin, ImportStatus
 from server.departments.sources import create_source
 from server.households.models import Household
-from server.warnings import evaluation, hooks, service
+from server.warnings import evaluation, hooks, service, set_based
 from server.warnings.models import RiskWarning
 
 NAME = "fieldsync_bench_warnings"
@@ -260,7 +260,7 @@ def measure_nightly(register: Register, *, workers: bool = True) -> list[dict[st
     the third run) so the freshly generated register counts as written before the first run."""
     db = Database(register.url)
     runs = []
-    real = evaluation.evaluate_households
+    real = set_based.evaluate_scope
     samples: list[float] = []
 
     def sampled(*args: Any, **kwargs: Any) -> evaluation.Outcome:
@@ -276,13 +276,13 @@ def measure_nightly(register: Register, *, workers: bool = True) -> list[dict[st
             now = base + timedelta(days=days)
             touched = _touch(db, 0.01, now - timedelta(hours=6)) if days else 0
             samples.clear()
-            service.evaluate_households = sampled  # type: ignore[attr-defined]
+            set_based.evaluate_scope = sampled
             try:
                 started = time.perf_counter()
                 outcome = service.reevaluate(db, now=now, full=full, workers=count)
                 seconds = time.perf_counter() - started
             finally:
-                service.evaluate_households = real  # type: ignore[attr-defined]
+                set_based.evaluate_scope = real
             tenth = max(1, len(samples) // 10)
             runs.append(
                 {
