@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from server.warnings import rules, set_based
-from server.warnings.evaluation import Trigger, evaluate_households, ids_scope
+from server.warnings.evaluation import Trigger, evaluate_households
 from server.warnings.rules import Source
 
 if TYPE_CHECKING:
@@ -35,16 +35,7 @@ def after_department_import(
     read changed); their warnings alone can be raised or stop holding."""
     trigger = Trigger(Source.DEPARTMENT, {"import_id": str(import_id)})
     only = None if department is None else rules.reading_department(department)
-    ids = list(household_ids)
-    if ids:
-        set_based.evaluate_scope(
-            session,
-            ids_scope(session, ids),
-            now=now,
-            trigger=trigger,
-            only=only,
-            fallback_ids=lambda: ids,
-        )
+    set_based.evaluate_ids(session, household_ids, now=now, trigger=trigger, only=only)
 
 
 def after_push(session: Session, accepted: Sequence[AcceptedSubmission], now: datetime) -> None:

@@ -37,7 +37,6 @@ from server.warnings.evaluation import (
     Outcome,
     Trigger,
     household_ids_in,
-    ids_scope,
     range_scope,
 )
 from server.warnings.models import (
@@ -704,7 +703,16 @@ def reevaluate(
         for start in range(0, len(candidates), chunk):
             with db.unit_of_work() as session:
                 ids = candidates[start : start + chunk]
-                outcome.add(_evaluate_ids(session, ids, now, trigger, revisited))
+                outcome.add(
+                    set_based.evaluate_ids(
+                        session,
+                        ids,
+                        now=now,
+                        trigger=trigger,
+                        with_history=True,
+                        revisited_ids=revisited,
+                    )
+                )
         with db.unit_of_work() as session:
             total = session.scalar(_in_span(select(func.count()).select_from(Household), span))
             outcome.skipped = max(0, (total or 0) - len(candidates))
@@ -733,27 +741,6 @@ def reevaluate(
         mark.started_at = now
         mark.rules = _rules_fingerprint()
         mark.finished_at = utcnow()
-    return outcome
-
-
-def _evaluate_ids(
-    session: Session,
-    ids: list[uuid.UUID],
-    now: datetime,
-    trigger: Trigger,
-    revisited: Collection[uuid.UUID],
-) -> Outcome:
-    """The households `ids` set-based with the history rules (a night's changed households)."""
-    outcome = set_based.evaluate_scope(
-        session,
-        ids_scope(session, ids),
-        now=now,
-        trigger=trigger,
-        with_history=True,
-        revisited_ids=[i for i in ids if i in revisited],
-        fallback_ids=lambda: ids,
-    )
-    outcome.households = len(ids)
     return outcome
 
 

@@ -54,6 +54,7 @@ from server.warnings.evaluation import (
     Trigger,
     evaluate_snapshots,
     id_text,
+    ids_scope,
     income_year_column,
     load_snapshots,
     reconcile,
@@ -435,6 +436,41 @@ def evaluate_scope(
     if python_only and fallback_ids is not None:
         _on_full_snapshots(session, results, villages, fallback_ids(), python_only, now, every_rule)
     return reconcile(session, scope, results, villages, every_rule, now=now, trigger=trigger)
+
+
+# Households per statement when they are given by id (one list parameter each).
+IDS_CHUNK = 20000
+
+
+def evaluate_ids(
+    session: Session,
+    ids: Collection[uuid.UUID],
+    *,
+    now: datetime,
+    trigger: Trigger,
+    only: frozenset[str] | None = None,
+    with_history: bool = False,
+    revisited_ids: Collection[uuid.UUID] = frozenset(),
+) -> Outcome:
+    """`evaluate_scope` on the households `ids`, `IDS_CHUNK` at a time, in the caller's unit of
+    work; every rule (or those in `only`) has its slice or runs on their full snapshots."""
+    outcome = Outcome()
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), IDS_CHUNK):
+        part = ordered[start : start + IDS_CHUNK]
+        found = evaluate_scope(
+            session,
+            ids_scope(session, part),
+            now=now,
+            trigger=trigger,
+            only=only,
+            with_history=with_history,
+            revisited_ids=[i for i in part if i in revisited_ids],
+            fallback_ids=part.copy,
+        )
+        found.households = len(part)
+        outcome.add(found)
+    return outcome
 
 
 def _on_full_snapshots(
