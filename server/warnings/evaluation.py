@@ -128,19 +128,119 @@ def id_text(value: Any) -> str:
     return str(value)
 
 
-class _Ids:
-    """UUIDs from driver values, each distinct value converted once."""
+class Ids:
+    """UUIDs (and their text) from driver values, each distinct value converted once."""
 
     def __init__(self) -> None:
         self.seen: dict[Any, uuid.UUID] = {}
+        self.texts: dict[Any, str] = {}
 
     def uuid(self, value: Any) -> uuid.UUID:
         found = self.seen.get(value)
         if found is None:
             found = self.seen[value] = (
-                value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value)
+                value if isinstance(value, uuid.UUID) else uuid.UUID(id_text(value))
             )
         return found
+
+    def text(self, value: Any) -> str:
+        found = self.texts.get(value)
+        if found is None:
+            found = self.texts[value] = id_text(value)
+        return found
+
+
+# The columns snapshots are read from, ids and codes as the driver gives them (converted once per
+# distinct value): a member's, a department fact's (present facts only), a household's after its
+# id (`household_columns`).
+MEMBER_COLUMNS: tuple[Any, ...] = (
+    type_coerce(Member.id, String),
+    Member.birth_date,
+    Member.in_school,
+    Member.insured,
+    # The stored codes as text: skips building enum members for millions of rows.
+    type_coerce(Member.health, String),
+    type_coerce(Member.disability, String),
+    type_coerce(Member.labor_capacity, String),
+    type_coerce(Member.employment, String),
+)
+FACT_COLUMNS: tuple[Any, ...] = (
+    DepartmentFact.department,
+    DepartmentFact.fact,
+    type_coerce(DepartmentFact.member_id, String),
+    # The JSON as text, decoded once per distinct text (the values are few).
+    cast(DepartmentFact.value, Text),
+    type_coerce(DepartmentFact.import_id, String),
+    DepartmentFact.source_row,
+    DepartmentFact.as_of,
+)
+
+
+def household_columns(session: Session) -> tuple[Any, ...]:
+    return (
+        Household.village_code,
+        Household.per_capita_income,
+        Household.rigid_expenditure,
+        Household.housing_ok,
+        Household.water_ok,
+        Household.relocated,
+        Household.receives_minimum_allowance,
+        Household.receives_extreme_poverty_support,
+        income_year_column(session),
+    )
+
+
+class SnapshotRows:
+    """Snapshot parts from rows of the columns above, starting at a given column."""
+
+    def __init__(self, today: date, now: datetime) -> None:
+        self.today, self.now = today, now
+        self.ids = Ids()
+        self.decoded: dict[str, Any] = {}
+
+    def member(self, row: Sequence[Any], at: int) -> MemberSnapshot:
+        return MemberSnapshot(self.ids.text(row[at]), *row[at + 1 : at + len(MEMBER_COLUMNS)])
+
+    def fact(self, row: Sequence[Any], at: int) -> FactSnapshot:
+        value = self.decoded.get(row[at + 3], _UNSEEN)
+        if value is _UNSEEN:
+            value = self.decoded[row[at + 3]] = json.loads(row[at + 3])
+        return FactSnapshot(
+            row[at],
+            row[at + 1],
+            None if row[at + 2] is None else self.ids.text(row[at + 2]),
+            value,
+            self.ids.text(row[at + 4]),
+            row[at + 5],
+            row[at + 6],
+        )
+
+    def household(
+        self,
+        hid: uuid.UUID,
+        row: Sequence[Any],
+        at: int,
+        members: Iterable[MemberSnapshot],
+        facts: Iterable[FactSnapshot],
+        history: History | None,
+    ) -> tuple[HouseholdSnapshot, tuple[int, str]]:
+        """The snapshot, and its (year, province): the configuration it is judged with."""
+        snapshot = HouseholdSnapshot(
+            str(hid),
+            row[at],
+            self.today,
+            per_capita_income=row[at + 1],
+            rigid_expenditure=row[at + 2],
+            housing_ok=row[at + 3],
+            water_ok=row[at + 4],
+            relocated=row[at + 5],
+            receives_minimum_allowance=row[at + 6],
+            receives_extreme_poverty_support=row[at + 7],
+            members=tuple(members),
+            facts=tuple(facts),
+            history=history,
+        )
+        return snapshot, (record_year(row[at + 8], self.now), province_of(row[at]))
 
 
 def among(
@@ -176,81 +276,26 @@ def load_snapshots(
     if not ids:
         return [], {}
     connection = session.connection()
-    # Ids as the driver gives them (SQLite: hex text), converted once per distinct value:
-    # building a UUID per row cost more than reading the rows.
-    household_of = _Ids()
+    read = SnapshotRows(today, now)
     members: dict[uuid.UUID, list[MemberSnapshot]] = defaultdict(list)
     for row in connection.execute(
-        select(
-            type_coerce(Member.household_id, String),
-            type_coerce(Member.id, String),
-            Member.birth_date,
-            Member.in_school,
-            Member.insured,
-            # The stored codes as text: skips building enum members for millions of rows.
-            type_coerce(Member.health, String),
-            type_coerce(Member.disability, String),
-            type_coerce(Member.labor_capacity, String),
-            type_coerce(Member.employment, String),
-        ).where(among(session, Member.household_id, ids), Member.deleted.is_(False))
-    ):
-        members[household_of.uuid(row[0])].append(
-            MemberSnapshot(
-                id_text(row[1]),
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                row[7],
-                row[8],
-            )
+        select(type_coerce(Member.household_id, String), *MEMBER_COLUMNS).where(
+            among(session, Member.household_id, ids), Member.deleted.is_(False)
         )
+    ):
+        members[read.ids.uuid(row[0])].append(read.member(row, 1))
     facts: dict[uuid.UUID, list[FactSnapshot]] = defaultdict(list)
-    wanted = select(
-        type_coerce(DepartmentFact.household_id, String),
-        DepartmentFact.department,
-        DepartmentFact.fact,
-        type_coerce(DepartmentFact.member_id, String),
-        # The JSON as text, decoded once per distinct text (the values are few).
-        cast(DepartmentFact.value, Text),
-        type_coerce(DepartmentFact.import_id, String),
-        DepartmentFact.source_row,
-        DepartmentFact.as_of,
-    ).where(among(session, DepartmentFact.household_id, ids), DepartmentFact.present.is_(True))
+    wanted = select(type_coerce(DepartmentFact.household_id, String), *FACT_COLUMNS).where(
+        among(session, DepartmentFact.household_id, ids), DepartmentFact.present.is_(True)
+    )
     if departments is not None:
         if not departments:
             wanted = wanted.where(false())
         wanted = wanted.where(DepartmentFact.department.in_(sorted(departments)))
-    decoded: dict[str, Any] = {}
-    for f in connection.execute(wanted):
-        value = decoded.get(f[4], _UNSEEN)
-        if value is _UNSEEN:
-            value = decoded[f[4]] = json.loads(f[4])
-        facts[household_of.uuid(f[0])].append(
-            FactSnapshot(
-                f[1],
-                f[2],
-                None if f[3] is None else id_text(f[3]),
-                value,
-                id_text(f[5]),
-                f[6],
-                f[7],
-            )
-        )
+    for row in connection.execute(wanted):
+        facts[read.ids.uuid(row[0])].append(read.fact(row, 1))
     rows = connection.execute(
-        select(
-            Household.id,
-            Household.village_code,
-            Household.per_capita_income,
-            Household.rigid_expenditure,
-            Household.housing_ok,
-            Household.water_ok,
-            Household.relocated,
-            Household.receives_minimum_allowance,
-            Household.receives_extreme_poverty_support,
-            income_year_column(session),
-        ).where(
+        select(Household.id, *household_columns(session)).where(
             among(session, Household.id, ids),
             Household.deleted.is_(False),
             Household.merged_into_id.is_(None),
@@ -261,24 +306,11 @@ def load_snapshots(
     scopes: dict[uuid.UUID, tuple[int, str]] = {}
     for row in rows:
         hid = row[0]
-        snapshots.append(
-            HouseholdSnapshot(
-                id=str(hid),
-                village_code=row[1],
-                today=today,
-                per_capita_income=row[2],
-                rigid_expenditure=row[3],
-                housing_ok=row[4],
-                water_ok=row[5],
-                relocated=row[6],
-                receives_minimum_allowance=row[7],
-                receives_extreme_poverty_support=row[8],
-                members=tuple(members.get(hid, ())),
-                facts=tuple(facts.get(hid, ())),
-                history=histories.get(hid, History()) if with_history else None,
-            )
+        history = histories.get(hid, History()) if with_history else None
+        snapshot, scopes[hid] = read.household(
+            hid, row, 1, members.get(hid, ()), facts.get(hid, ()), history
         )
-        scopes[hid] = (record_year(row[9], now), province_of(row[1]))
+        snapshots.append(snapshot)
     return snapshots, scopes
 
 

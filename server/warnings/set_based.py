@@ -20,7 +20,6 @@ the few households it wrote on full snapshots (`evaluation.evaluate_households`)
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -49,16 +48,17 @@ from server.departments.models import DepartmentFact
 from server.households.models import Household, Member
 from server.warnings import config, rules
 from server.warnings.evaluation import (
+    FACT_COLUMNS,
+    MEMBER_COLUMNS,
     Outcome,
     Scope,
+    SnapshotRows,
     Trigger,
     evaluate_snapshots,
-    id_text,
+    household_columns,
     ids_scope,
-    income_year_column,
     load_snapshots,
     reconcile,
-    record_year,
 )
 from server.warnings.models import WarningSetting
 from server.warnings.rules import (
@@ -103,43 +103,13 @@ def bounds(session: Session, today: date) -> Bounds:
 
 # -- the slices ---------------------------------------------------------------------------------
 
-# The columns of a slice row: the household's, then (if the slice has them) a member's, then a
-# fact's. Ids and codes as the driver gives them (converted once per distinct value).
-_HOUSEHOLD = (
-    type_coerce(Household.id, String),
-    Household.village_code,
-    Household.per_capita_income,
-    Household.rigid_expenditure,
-    Household.housing_ok,
-    Household.water_ok,
-    Household.relocated,
-    Household.receives_minimum_allowance,
-    Household.receives_extreme_poverty_support,
-)
-_MEMBER = (
-    type_coerce(Member.id, String),
-    Member.birth_date,
-    Member.in_school,
-    Member.insured,
-    type_coerce(Member.health, String),
-    type_coerce(Member.disability, String),
-    type_coerce(Member.labor_capacity, String),
-    type_coerce(Member.employment, String),
-)
-_FACT = (
-    DepartmentFact.department,
-    DepartmentFact.fact,
-    type_coerce(DepartmentFact.member_id, String),
-    cast(DepartmentFact.value, Text),
-    type_coerce(DepartmentFact.import_id, String),
-    DepartmentFact.source_row,
-    DepartmentFact.as_of,
-)
+# A slice row: the household's id and columns, then (if the slice has them) a member's columns,
+# then a fact's (`evaluation.MEMBER_COLUMNS`, `FACT_COLUMNS`).
 _LIVE_HOUSEHOLD = (Household.deleted.is_(False), Household.merged_into_id.is_(None))
 
 
 def _household_columns(session: Session) -> tuple[Any, ...]:
-    return (*_HOUSEHOLD, income_year_column(session))
+    return (type_coerce(Household.id, String), *household_columns(session))
 
 
 def _member_of_household() -> ColumnElement[bool]:
@@ -174,7 +144,7 @@ def _members(where: Callable[[Bounds], ColumnElement[bool]]) -> Slice:
     """A rule on each member alone (with the household's columns)."""
     return Slice(
         lambda h, b: (
-            select(*h, *_MEMBER)
+            select(*h, *MEMBER_COLUMNS)
             .join(Member, _member_of_household())
             .where(where(b), *_LIVE_HOUSEHOLD)
         ),
@@ -190,7 +160,7 @@ def _department_members(
     """A comparison rule on members' facts: each fact with the member it names."""
     return Slice(
         lambda h, b: (
-            select(*h, *_MEMBER, *_FACT)
+            select(*h, *MEMBER_COLUMNS, *FACT_COLUMNS)
             .join(DepartmentFact, _facts_of(department, *facts))
             .join(Member, _member_of_household() & (Member.id == DepartmentFact.member_id))
             .where(*_LIVE_HOUSEHOLD, *(() if where is None else (where(b),)))
@@ -204,7 +174,7 @@ def _department_households(department: Department, facts: tuple[str, ...]) -> Sl
     """A comparison rule on household facts."""
     return Slice(
         lambda h, b: (
-            select(*h, *_FACT)
+            select(*h, *FACT_COLUMNS)
             .join(DepartmentFact, _facts_of(department, *facts))
             .where(*_LIVE_HOUSEHOLD)
         ),
@@ -228,7 +198,7 @@ def _ill_with_costs(h: tuple[Any, ...], b: Bounds) -> Select[Any]:
         type_coerce(Member.disability, String) != "none",
     )
     return (
-        select(*h, *_MEMBER, *_FACT)
+        select(*h, *MEMBER_COLUMNS, *FACT_COLUMNS)
         .join(Member, _member_of_household())
         .outerjoin(DepartmentFact, costs)
         .where(
@@ -245,7 +215,7 @@ def _ill_with_costs(h: tuple[Any, ...], b: Bounds) -> Select[Any]:
 def _relocated(h: tuple[Any, ...], b: Bounds) -> Select[Any]:
     """Relocated households with every live member (the rule looks at all of them)."""
     return (
-        select(*h, *_MEMBER)
+        select(*h, *MEMBER_COLUMNS)
         .outerjoin(Member, _member_of_household())
         .where(Household.relocated.is_(True), *_LIVE_HOUSEHOLD)
     )
@@ -289,83 +259,32 @@ SLICES: Mapping[str, Slice] = {
 # -- evaluation ---------------------------------------------------------------------------------
 
 
-class _Rows:
-    """Slice rows turned into partial snapshots, each distinct id and JSON text converted once."""
-
-    def __init__(self, today: date, now: datetime) -> None:
-        self.today, self.now = today, now
-        self.ids: dict[Any, uuid.UUID] = {}
-        self.texts: dict[Any, str] = {}
-        self.json: dict[str, Any] = {}
-
-    def id_of(self, value: Any) -> uuid.UUID:
-        found = self.ids.get(value)
-        if found is None:
-            found = self.ids[value] = (
-                value if isinstance(value, uuid.UUID) else uuid.UUID(id_text(value))
-            )
-        return found
-
-    def text(self, value: Any) -> str:
-        found = self.texts.get(value)
-        if found is None:
-            found = self.texts[value] = id_text(value)
-        return found
-
-    def snapshots(
-        self, rows: Iterable[Any], slice_: Slice
-    ) -> tuple[dict[uuid.UUID, HouseholdSnapshot], dict[uuid.UUID, tuple[int, str]]]:
-        households: dict[uuid.UUID, Any] = {}
-        members: dict[uuid.UUID, dict[str, MemberSnapshot]] = defaultdict(dict)
-        facts: dict[uuid.UUID, list[FactSnapshot]] = defaultdict(list)
-        width = len(_HOUSEHOLD) + 1
-        for row in rows:
-            hid = self.id_of(row[0])
-            households.setdefault(hid, row)
-            at = width
-            if slice_.members:
-                if row[at] is not None:
-                    member_id = self.text(row[at])
-                    members[hid][member_id] = MemberSnapshot(member_id, *row[at + 1 : at + 8])
-                at += len(_MEMBER)
-            if slice_.facts and row[at] is not None:
-                value = self.json.get(row[at + 3], _UNSEEN)
-                if value is _UNSEEN:
-                    value = self.json[row[at + 3]] = json.loads(row[at + 3])
-                facts[hid].append(
-                    FactSnapshot(
-                        row[at],
-                        row[at + 1],
-                        None if row[at + 2] is None else self.text(row[at + 2]),
-                        value,
-                        self.text(row[at + 4]),
-                        row[at + 5],
-                        row[at + 6],
-                    )
-                )
-        snapshots: dict[uuid.UUID, HouseholdSnapshot] = {}
-        scopes: dict[uuid.UUID, tuple[int, str]] = {}
-        for hid, row in households.items():
-            snapshots[hid] = HouseholdSnapshot(
-                id=str(hid),
-                village_code=row[1],
-                today=self.today,
-                per_capita_income=row[2],
-                rigid_expenditure=row[3],
-                housing_ok=row[4],
-                water_ok=row[5],
-                relocated=row[6],
-                receives_minimum_allowance=row[7],
-                receives_extreme_poverty_support=row[8],
-                members=tuple(members[hid].values()),
-                # A fact joined once per member row it matched: each fact once.
-                facts=tuple(dict.fromkeys(facts[hid])),
-            )
-            scopes[hid] = (record_year(row[9], self.now), config.province_of(row[1]))
-        return snapshots, scopes
+def _snapshots(
+    read: SnapshotRows, rows: Iterable[Any], slice_: Slice, at_member: int
+) -> tuple[dict[uuid.UUID, HouseholdSnapshot], dict[uuid.UUID, tuple[int, str]]]:
+    """Slice rows as partial snapshots (each member and each fact once) and their scopes; a
+    member's columns start at `at_member` (after the household's)."""
+    households: dict[uuid.UUID, Any] = {}
+    members: dict[uuid.UUID, dict[str, MemberSnapshot]] = defaultdict(dict)
+    facts: dict[uuid.UUID, dict[FactSnapshot, None]] = defaultdict(dict)
+    at_fact = at_member + (len(MEMBER_COLUMNS) if slice_.members else 0)
+    for row in rows:
+        hid = read.ids.uuid(row[0])
+        households.setdefault(hid, row)
+        if slice_.members and row[at_member] is not None:
+            member = read.member(row, at_member)
+            members[hid][member.id] = member
+        if slice_.facts and row[at_fact] is not None:
+            facts[hid][read.fact(row, at_fact)] = None
+    snapshots: dict[uuid.UUID, HouseholdSnapshot] = {}
+    scopes: dict[uuid.UUID, tuple[int, str]] = {}
+    for hid, row in households.items():
+        snapshots[hid], scopes[hid] = read.household(
+            hid, row, 1, members[hid].values(), facts[hid], None
+        )
+    return snapshots, scopes
 
 
-_UNSEEN = object()
 HISTORY_RULES = frozenset(rule.code for rule in rules.RULES if rule.needs_history)
 
 
@@ -409,7 +328,7 @@ def evaluate_scope(
     every_rule = frozenset(rule.code for rule in wanted)
     today = now.date()
     limits = limits or bounds(session, today)
-    rows = _Rows(today, now)
+    read = SnapshotRows(today, now)
     findings: dict[uuid.UUID, list[Finding]] = defaultdict(list)
     villages: dict[uuid.UUID, str] = {}
     configs: dict[tuple[int, str], RuleConfig] = {}
@@ -420,7 +339,7 @@ def evaluate_scope(
         if slice_ is None:
             continue
         statement = slice_.statement(columns, limits).where(scope(Household.id))
-        snapshots, scopes = rows.snapshots(connection.execute(statement), slice_)
+        snapshots, scopes = _snapshots(read, connection.execute(statement), slice_, len(columns))
         configs.update(config.configs_for(session, set(scopes.values()) - set(configs)))
         for hid, snapshot in snapshots.items():
             villages[hid] = snapshot.village_code
