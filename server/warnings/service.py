@@ -50,8 +50,9 @@ from server.warnings.rules import BY_RULE, Source
 from sync_protocol.clock import HybridClock
 
 MAX_REASON = 2000
-CHUNK = 2000  # households a unit of work re-evaluates on full snapshots
-SET_CHUNK = 20000  # households a unit of work re-evaluates set-based
+# Households a unit of work re-evaluates set-based: few statements per chunk (a slice may be read
+# by a scan of its table), bounded memory (what fires and the current warnings of a chunk).
+SET_CHUNK = 50000
 # Evidence keys about health and disability: masked in every answer (the register's own reveal,
 # which is audited, shows them).
 SENSITIVE_EVIDENCE = frozenset(
