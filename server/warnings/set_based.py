@@ -112,13 +112,23 @@ def _household_columns(session: Session) -> tuple[Any, ...]:
     return (type_coerce(Household.id, String), *household_columns(session))
 
 
-def _member_of_household() -> ColumnElement[bool]:
-    return and_(Member.household_id == Household.id, Member.deleted.is_(False))
+# Every join names the scope on its own household id too, so that each table is read by its
+# index on the households in scope (a condition on the households alone lets the planner scan a
+# whole table of facts or members for each chunk).
 
 
-def _facts_of(department: Department, *facts: str) -> ColumnElement[bool]:
+def _member_of_household(scope: Scope) -> ColumnElement[bool]:
+    return and_(
+        Member.household_id == Household.id,
+        Member.deleted.is_(False),
+        scope(Member.household_id),
+    )
+
+
+def _facts_of(scope: Scope, department: Department, *facts: str) -> ColumnElement[bool]:
     return and_(
         DepartmentFact.household_id == Household.id,
+        scope(DepartmentFact.household_id),
         DepartmentFact.department == department.value,
         DepartmentFact.fact.in_(facts),
         DepartmentFact.present.is_(True),
@@ -127,26 +137,27 @@ def _facts_of(department: Department, *facts: str) -> ColumnElement[bool]:
 
 @dataclass(frozen=True)
 class Slice:
-    """What one rule can fire on: `statement(columns, bounds)` selects slice rows whose columns
-    are the household's, then a member's if `members`, then a fact's if `facts`."""
+    """What one rule can fire on: `statement(columns, bounds, scope)` selects the slice rows of
+    the households in scope, whose columns are the household's, then a member's if `members`,
+    then a fact's if `facts`."""
 
-    statement: Callable[[tuple[Any, ...], Bounds], Select[Any]]
+    statement: Callable[[tuple[Any, ...], Bounds, Scope], Select[Any]]
     members: bool = False
     facts: bool = False
 
 
 def _households(where: Callable[[Bounds], ColumnElement[bool]]) -> Slice:
     """A rule on household columns alone."""
-    return Slice(lambda h, b: select(*h).where(where(b), *_LIVE_HOUSEHOLD))
+    return Slice(lambda h, b, s: select(*h).where(where(b), s(Household.id), *_LIVE_HOUSEHOLD))
 
 
 def _members(where: Callable[[Bounds], ColumnElement[bool]]) -> Slice:
     """A rule on each member alone (with the household's columns)."""
     return Slice(
-        lambda h, b: (
+        lambda h, b, s: (
             select(*h, *MEMBER_COLUMNS)
-            .join(Member, _member_of_household())
-            .where(where(b), *_LIVE_HOUSEHOLD)
+            .join(Member, _member_of_household(s))
+            .where(where(b), s(Household.id), *_LIVE_HOUSEHOLD)
         ),
         members=True,
     )
@@ -159,11 +170,11 @@ def _department_members(
 ) -> Slice:
     """A comparison rule on members' facts: each fact with the member it names."""
     return Slice(
-        lambda h, b: (
+        lambda h, b, s: (
             select(*h, *MEMBER_COLUMNS, *FACT_COLUMNS)
-            .join(DepartmentFact, _facts_of(department, *facts))
-            .join(Member, _member_of_household() & (Member.id == DepartmentFact.member_id))
-            .where(*_LIVE_HOUSEHOLD, *(() if where is None else (where(b),)))
+            .join(DepartmentFact, _facts_of(s, department, *facts))
+            .join(Member, _member_of_household(s) & (Member.id == DepartmentFact.member_id))
+            .where(s(Household.id), *_LIVE_HOUSEHOLD, *(() if where is None else (where(b),)))
         ),
         members=True,
         facts=True,
@@ -173,10 +184,10 @@ def _department_members(
 def _department_households(department: Department, facts: tuple[str, ...]) -> Slice:
     """A comparison rule on household facts."""
     return Slice(
-        lambda h, b: (
+        lambda h, b, s: (
             select(*h, *FACT_COLUMNS)
-            .join(DepartmentFact, _facts_of(department, *facts))
-            .where(*_LIVE_HOUSEHOLD)
+            .join(DepartmentFact, _facts_of(s, department, *facts))
+            .where(s(Household.id), *_LIVE_HOUSEHOLD)
         ),
         facts=True,
     )
@@ -186,11 +197,11 @@ def _below_ceiling(b: Bounds) -> ColumnElement[bool]:
     return Household.per_capita_income < b.ceiling()
 
 
-def _ill_with_costs(h: tuple[Any, ...], b: Bounds) -> Select[Any]:
+def _ill_with_costs(h: tuple[Any, ...], b: Bounds, s: Scope) -> Select[Any]:
     """Seriously ill or disabled members, with their 医保 costs if listed, in households whose
     rigid expenditure is large or whose member has listed costs (the rule takes the listed costs
     first, then the expenditure)."""
-    costs = _facts_of(Department.MEDICAL_INSURANCE, "medical_costs") & (
+    costs = _facts_of(s, Department.MEDICAL_INSURANCE, "medical_costs") & (
         DepartmentFact.member_id == Member.id
     )
     ill = or_(
@@ -199,10 +210,11 @@ def _ill_with_costs(h: tuple[Any, ...], b: Bounds) -> Select[Any]:
     )
     return (
         select(*h, *MEMBER_COLUMNS, *FACT_COLUMNS)
-        .join(Member, _member_of_household())
+        .join(Member, _member_of_household(s))
         .outerjoin(DepartmentFact, costs)
         .where(
             ill,
+            s(Household.id),
             or_(
                 Household.rigid_expenditure >= b.lowest["large_medical_cost"],
                 DepartmentFact.household_id.is_not(None),
@@ -212,12 +224,12 @@ def _ill_with_costs(h: tuple[Any, ...], b: Bounds) -> Select[Any]:
     )
 
 
-def _relocated(h: tuple[Any, ...], b: Bounds) -> Select[Any]:
+def _relocated(h: tuple[Any, ...], b: Bounds, s: Scope) -> Select[Any]:
     """Relocated households with every live member (the rule looks at all of them)."""
     return (
         select(*h, *MEMBER_COLUMNS)
-        .outerjoin(Member, _member_of_household())
-        .where(Household.relocated.is_(True), *_LIVE_HOUSEHOLD)
+        .outerjoin(Member, _member_of_household(s))
+        .where(Household.relocated.is_(True), s(Household.id), *_LIVE_HOUSEHOLD)
     )
 
 
@@ -338,7 +350,7 @@ def evaluate_scope(
         slice_ = SLICES.get(rule.code)
         if slice_ is None:
             continue
-        statement = slice_.statement(columns, limits).where(scope(Household.id))
+        statement = slice_.statement(columns, limits, scope)
         snapshots, scopes = _snapshots(read, connection.execute(statement), slice_, len(columns))
         configs.update(config.configs_for(session, set(scopes.values()) - set(configs)))
         for hid, snapshot in snapshots.items():
