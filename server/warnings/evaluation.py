@@ -31,6 +31,7 @@ from sqlalchemy import (
     any_,
     cast,
     false,
+    func,
     insert,
     literal,
     literal_column,
@@ -376,8 +377,13 @@ Scope = Callable[[Any], ColumnElement[bool]]
 
 
 def ids_scope(session: Session, ids: Collection[uuid.UUID]) -> Scope:
-    """Households among `ids`, as a condition on any household id column."""
+    """Households among `ids`, as a condition on any household id column. On PostgreSQL a
+    semi-join with the unnested array: `= ANY(array)` is checked element by element wherever the
+    planner puts it as a filter (a scan of the facts with 20,000 ids took minutes)."""
     wanted = list(ids)
+    if session.get_bind().dialect.name == "postgresql":
+        listed = select(func.unnest(literal(wanted, ARRAY(Uuid()))))
+        return lambda column: column.in_(listed)
     return lambda column: among(session, column, wanted)
 
 
