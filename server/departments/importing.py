@@ -240,14 +240,16 @@ def _apply(
     matched = unmatched = ambiguous = mismatched = 0
     for key, row in people.items():
         found = matches.get(key, [])
-        masked = mask_id_number(row.id_number)
         if not found:
             unmatched += 1
-            report.add("unmatched", {"row": row.row, "id_number": masked})
+            report.add("unmatched", {"row": row.row, "id_number": mask_id_number(row.id_number)})
             continue
         if len(found) > 1:
             ambiguous += 1
-            report.add("ambiguous", {"row": row.row, "id_number": masked, "members": len(found)})
+            report.add(
+                "ambiguous",
+                {"row": row.row, "id_number": mask_id_number(row.id_number), "members": len(found)},
+            )
             continue
         matched += 1
         member = found[0]
@@ -266,7 +268,7 @@ def _apply(
                         "conflicting",
                         {
                             "row": row.row,
-                            "id_number": masked,
+                            "id_number": mask_id_number(row.id_number),
                             "fact": code,
                             "first_row": earlier[2].row,
                         },
@@ -282,7 +284,7 @@ def _apply(
                 "mismatched",
                 {
                     "row": row.row,
-                    "id_number": masked,
+                    "id_number": mask_id_number(row.id_number),
                     "household_id": str(member.household_id),
                     "member_id": str(member.id),
                     "facts": differences,
