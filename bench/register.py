@@ -891,16 +891,26 @@ def _analyze(kind: DbKind, url: str) -> None:
         engine.dispose()
 
 
-def _meta(size: RegisterSize) -> str:
-    return json.dumps(
-        {
-            "generator": GENERATOR_VERSION,
-            "schema": migrate.head_revision(),
-            "households": size.households,
-            "villages": size.villages,
-        },
-        sort_keys=True,
-    )
+def _meta(size: RegisterSize, extra: str | None = None) -> str:
+    found: dict[str, Any] = {
+        "generator": GENERATOR_VERSION,
+        "schema": migrate.head_revision(),
+        "households": size.households,
+        "villages": size.villages,
+    }
+    if extra is not None:
+        found["extra"] = extra
+    return json.dumps(found, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Extra:
+    """Rows a benchmark adds to a freshly generated register before it is saved (e.g. department
+    facts): `label` names them in the saved register's description, so a register saved without
+    them (or with another version of them) is not reused."""
+
+    label: str
+    add: Callable[[DbKind, str], None]  # (kind, url of the new register)
 
 
 class _Postgres:
@@ -961,7 +971,12 @@ class Register:
 
 @contextlib.contextmanager
 def prepared_register(
-    kind: DbKind, size_name: str, *, reuse: bool, name: str = WORK_DATABASE
+    kind: DbKind,
+    size_name: str,
+    *,
+    reuse: bool,
+    name: str = WORK_DATABASE,
+    extra: Extra | None = None,
 ) -> Iterator[Register]:
     """A register of `size_name` on `kind`, in a working database dropped afterwards.
 
@@ -969,10 +984,19 @@ def prepared_register(
     and a newly built one is saved for next time (SQLite: a file under /tmp/fieldsync-bench;
     PostgreSQL: the database `<name>_<size>`). Without it, nothing is left behind. `name` (one of
     `BENCH_NAMES`) names the working database and the saved registers, so that benchmarks never
-    touch each other's databases."""
+    touch each other's databases. `extra`: rows added to a newly generated register (and saved
+    with it)."""
     assert name in BENCH_NAMES, f"{name!r} is not a benchmark's name"
     size = SIZES[size_name]
-    meta = _meta(size)
+    meta = _meta(size, None if extra is None else extra.label)
+
+    def generate(url: str) -> LoadReport:
+        report = _generate_into(kind, url, size)
+        if extra is not None:
+            extra.add(kind, url)
+            _analyze(kind, url)
+        return report
+
     if kind == "sqlite":
         SQLITE_DIR.mkdir(parents=True, exist_ok=True)
         prefix = "" if name == WORK_DATABASE else f"{name}-"
@@ -985,7 +1009,7 @@ def prepared_register(
                 shutil.copyfile(saved, work)
             else:
                 _remove_sqlite(work)
-                report = _generate_into(kind, f"sqlite:///{work}", size)
+                report = generate(f"sqlite:///{work}")
                 if reuse:
                     _remove_sqlite(saved)
                     shutil.copyfile(work, saved)
@@ -1002,13 +1026,13 @@ def prepared_register(
         if reuse:
             if not (server.exists(saved_name) and server.comment(saved_name) == meta):
                 server.create(saved_name)
-                report = _generate_into(kind, server.url(saved_name), size)
+                report = generate(server.url(saved_name))
                 escaped = meta.replace("'", "''")
                 server.execute(f"COMMENT ON DATABASE \"{saved_name}\" IS '{escaped}'")
             server.create(name, template=saved_name)
         else:
             server.create(name)
-            report = _generate_into(kind, server.url(name), size)
+            report = generate(server.url(name))
         url = server.url(name)
         yield Register(kind, size, url, bench_settings(url), report)
     finally:

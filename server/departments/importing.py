@@ -47,6 +47,8 @@ from server.warnings.hooks import after_department_import
 
 # Rows of each kind kept in an import's report; the counts are always exact.
 REPORT_ROWS = 500
+# Facts written by one import after which PostgreSQL's statistics of the table are refreshed.
+_ANALYZE_AFTER = 10000
 _LOOKUP_CHUNK = 10000  # SQLite: hashes per statement (its limit is 32,766 parameters)
 # SQLite: a list of at least 1/_SCAN_RATIO of the members is matched by one pass over them.
 _SCAN_RATIO = 8
@@ -240,14 +242,16 @@ def _apply(
     matched = unmatched = ambiguous = mismatched = 0
     for key, row in people.items():
         found = matches.get(key, [])
-        masked = mask_id_number(row.id_number)
         if not found:
             unmatched += 1
-            report.add("unmatched", {"row": row.row, "id_number": masked})
+            report.add("unmatched", {"row": row.row, "id_number": mask_id_number(row.id_number)})
             continue
         if len(found) > 1:
             ambiguous += 1
-            report.add("ambiguous", {"row": row.row, "id_number": masked, "members": len(found)})
+            report.add(
+                "ambiguous",
+                {"row": row.row, "id_number": mask_id_number(row.id_number), "members": len(found)},
+            )
             continue
         matched += 1
         member = found[0]
@@ -266,7 +270,7 @@ def _apply(
                         "conflicting",
                         {
                             "row": row.row,
-                            "id_number": masked,
+                            "id_number": mask_id_number(row.id_number),
                             "fact": code,
                             "first_row": earlier[2].row,
                         },
@@ -282,7 +286,7 @@ def _apply(
                 "mismatched",
                 {
                     "row": row.row,
-                    "id_number": masked,
+                    "id_number": mask_id_number(row.id_number),
                     "household_id": str(member.household_id),
                     "member_id": str(member.id),
                     "facts": differences,
@@ -629,6 +633,11 @@ def _store_facts(
                 cursor.execute(withdraw, withdraw_parameters)
                 withdrawn = [row[0] for row in cursor.fetchall()]
             cursor.execute(f"DROP TABLE {staging}")
+            if len(changed) + len(withdrawn) >= _ANALYZE_AFTER:
+                # The warnings' statements that follow read the facts just written: planned on
+                # statistics from before them (an empty table, for a first import), they scan the
+                # facts once per household.
+                cursor.execute("ANALYZE department_facts")
         return _Stored(len(changed), len(withdrawn), set(changed) | set(withdrawn))
     connection.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {staging} AS SELECT {columns}, 1 AS listed "

@@ -16,7 +16,7 @@ warnings: click.Group = _Group(
 
 @warnings.command("reevaluate")
 @click.option("--region", default=None, metavar="CODE", help="Only households under this region.")
-@click.option("--chunk", default=2000, show_default=True, type=click.IntRange(1, 50000))
+@click.option("--chunk", default=250_000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option(
     "--full", is_flag=True, help="Every household, not only those changed since the last run."
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -27,9 +27,11 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
     any_,
     cast,
     false,
+    func,
     insert,
     literal,
     literal_column,
@@ -127,19 +129,119 @@ def id_text(value: Any) -> str:
     return str(value)
 
 
-class _Ids:
-    """UUIDs from driver values, each distinct value converted once."""
+class Ids:
+    """UUIDs (and their text) from driver values, each distinct value converted once."""
 
     def __init__(self) -> None:
         self.seen: dict[Any, uuid.UUID] = {}
+        self.texts: dict[Any, str] = {}
 
     def uuid(self, value: Any) -> uuid.UUID:
         found = self.seen.get(value)
         if found is None:
             found = self.seen[value] = (
-                value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value)
+                value if isinstance(value, uuid.UUID) else uuid.UUID(id_text(value))
             )
         return found
+
+    def text(self, value: Any) -> str:
+        found = self.texts.get(value)
+        if found is None:
+            found = self.texts[value] = id_text(value)
+        return found
+
+
+# The columns snapshots are read from, ids and codes as the driver gives them (converted once per
+# distinct value): a member's, a department fact's (present facts only), a household's after its
+# id (`household_columns`).
+MEMBER_COLUMNS: tuple[Any, ...] = (
+    type_coerce(Member.id, String),
+    Member.birth_date,
+    Member.in_school,
+    Member.insured,
+    # The stored codes as text: skips building enum members for millions of rows.
+    type_coerce(Member.health, String),
+    type_coerce(Member.disability, String),
+    type_coerce(Member.labor_capacity, String),
+    type_coerce(Member.employment, String),
+)
+FACT_COLUMNS: tuple[Any, ...] = (
+    DepartmentFact.department,
+    DepartmentFact.fact,
+    type_coerce(DepartmentFact.member_id, String),
+    # The JSON as text, decoded once per distinct text (the values are few).
+    cast(DepartmentFact.value, Text),
+    type_coerce(DepartmentFact.import_id, String),
+    DepartmentFact.source_row,
+    DepartmentFact.as_of,
+)
+
+
+def household_columns(session: Session) -> tuple[Any, ...]:
+    return (
+        Household.village_code,
+        Household.per_capita_income,
+        Household.rigid_expenditure,
+        Household.housing_ok,
+        Household.water_ok,
+        Household.relocated,
+        Household.receives_minimum_allowance,
+        Household.receives_extreme_poverty_support,
+        income_year_column(session),
+    )
+
+
+class SnapshotRows:
+    """Snapshot parts from rows of the columns above, starting at a given column."""
+
+    def __init__(self, today: date, now: datetime) -> None:
+        self.today, self.now = today, now
+        self.ids = Ids()
+        self.decoded: dict[str, Any] = {}
+
+    def member(self, row: Sequence[Any], at: int) -> MemberSnapshot:
+        return MemberSnapshot(self.ids.text(row[at]), *row[at + 1 : at + len(MEMBER_COLUMNS)])
+
+    def fact(self, row: Sequence[Any], at: int) -> FactSnapshot:
+        value = self.decoded.get(row[at + 3], _UNSEEN)
+        if value is _UNSEEN:
+            value = self.decoded[row[at + 3]] = json.loads(row[at + 3])
+        return FactSnapshot(
+            row[at],
+            row[at + 1],
+            None if row[at + 2] is None else self.ids.text(row[at + 2]),
+            value,
+            self.ids.text(row[at + 4]),
+            row[at + 5],
+            row[at + 6],
+        )
+
+    def household(
+        self,
+        hid: uuid.UUID,
+        row: Sequence[Any],
+        at: int,
+        members: Iterable[MemberSnapshot],
+        facts: Iterable[FactSnapshot],
+        history: History | None,
+    ) -> tuple[HouseholdSnapshot, tuple[int, str]]:
+        """The snapshot, and its (year, province): the configuration it is judged with."""
+        snapshot = HouseholdSnapshot(
+            str(hid),
+            row[at],
+            self.today,
+            per_capita_income=row[at + 1],
+            rigid_expenditure=row[at + 2],
+            housing_ok=row[at + 3],
+            water_ok=row[at + 4],
+            relocated=row[at + 5],
+            receives_minimum_allowance=row[at + 6],
+            receives_extreme_poverty_support=row[at + 7],
+            members=tuple(members),
+            facts=tuple(facts),
+            history=history,
+        )
+        return snapshot, (record_year(row[at + 8], self.now), province_of(row[at]))
 
 
 def among(
@@ -175,81 +277,26 @@ def load_snapshots(
     if not ids:
         return [], {}
     connection = session.connection()
-    # Ids as the driver gives them (SQLite: hex text), converted once per distinct value:
-    # building a UUID per row cost more than reading the rows.
-    household_of = _Ids()
+    read = SnapshotRows(today, now)
     members: dict[uuid.UUID, list[MemberSnapshot]] = defaultdict(list)
     for row in connection.execute(
-        select(
-            type_coerce(Member.household_id, String),
-            type_coerce(Member.id, String),
-            Member.birth_date,
-            Member.in_school,
-            Member.insured,
-            # The stored codes as text: skips building enum members for millions of rows.
-            type_coerce(Member.health, String),
-            type_coerce(Member.disability, String),
-            type_coerce(Member.labor_capacity, String),
-            type_coerce(Member.employment, String),
-        ).where(among(session, Member.household_id, ids), Member.deleted.is_(False))
-    ):
-        members[household_of.uuid(row[0])].append(
-            MemberSnapshot(
-                id_text(row[1]),
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                row[7],
-                row[8],
-            )
+        select(type_coerce(Member.household_id, String), *MEMBER_COLUMNS).where(
+            among(session, Member.household_id, ids), Member.deleted.is_(False)
         )
+    ):
+        members[read.ids.uuid(row[0])].append(read.member(row, 1))
     facts: dict[uuid.UUID, list[FactSnapshot]] = defaultdict(list)
-    wanted = select(
-        type_coerce(DepartmentFact.household_id, String),
-        DepartmentFact.department,
-        DepartmentFact.fact,
-        type_coerce(DepartmentFact.member_id, String),
-        # The JSON as text, decoded once per distinct text (the values are few).
-        cast(DepartmentFact.value, Text),
-        type_coerce(DepartmentFact.import_id, String),
-        DepartmentFact.source_row,
-        DepartmentFact.as_of,
-    ).where(among(session, DepartmentFact.household_id, ids), DepartmentFact.present.is_(True))
+    wanted = select(type_coerce(DepartmentFact.household_id, String), *FACT_COLUMNS).where(
+        among(session, DepartmentFact.household_id, ids), DepartmentFact.present.is_(True)
+    )
     if departments is not None:
         if not departments:
             wanted = wanted.where(false())
         wanted = wanted.where(DepartmentFact.department.in_(sorted(departments)))
-    decoded: dict[str, Any] = {}
-    for f in connection.execute(wanted):
-        value = decoded.get(f[4], _UNSEEN)
-        if value is _UNSEEN:
-            value = decoded[f[4]] = json.loads(f[4])
-        facts[household_of.uuid(f[0])].append(
-            FactSnapshot(
-                f[1],
-                f[2],
-                None if f[3] is None else id_text(f[3]),
-                value,
-                id_text(f[5]),
-                f[6],
-                f[7],
-            )
-        )
+    for row in connection.execute(wanted):
+        facts[read.ids.uuid(row[0])].append(read.fact(row, 1))
     rows = connection.execute(
-        select(
-            Household.id,
-            Household.village_code,
-            Household.per_capita_income,
-            Household.rigid_expenditure,
-            Household.housing_ok,
-            Household.water_ok,
-            Household.relocated,
-            Household.receives_minimum_allowance,
-            Household.receives_extreme_poverty_support,
-            income_year_column(session),
-        ).where(
+        select(Household.id, *household_columns(session)).where(
             among(session, Household.id, ids),
             Household.deleted.is_(False),
             Household.merged_into_id.is_(None),
@@ -260,24 +307,11 @@ def load_snapshots(
     scopes: dict[uuid.UUID, tuple[int, str]] = {}
     for row in rows:
         hid = row[0]
-        snapshots.append(
-            HouseholdSnapshot(
-                id=str(hid),
-                village_code=row[1],
-                today=today,
-                per_capita_income=row[2],
-                rigid_expenditure=row[3],
-                housing_ok=row[4],
-                water_ok=row[5],
-                relocated=row[6],
-                receives_minimum_allowance=row[7],
-                receives_extreme_poverty_support=row[8],
-                members=tuple(members.get(hid, ())),
-                facts=tuple(facts.get(hid, ())),
-                history=histories.get(hid, History()) if with_history else None,
-            )
+        history = histories.get(hid, History()) if with_history else None
+        snapshot, scopes[hid] = read.household(
+            hid, row, 1, members.get(hid, ()), facts.get(hid, ()), history
         )
-        scopes[hid] = (record_year(row[9], now), province_of(row[1]))
+        snapshots.append(snapshot)
     return snapshots, scopes
 
 
@@ -339,6 +373,30 @@ class _Current:
     values: Any
 
 
+Scope = Callable[[Any], ColumnElement[bool]]
+
+
+def ids_scope(session: Session, ids: Collection[uuid.UUID]) -> Scope:
+    """Households among `ids`, as a condition on any household id column. On PostgreSQL a
+    semi-join with the unnested array: `= ANY(array)` is checked element by element wherever the
+    planner puts it as a filter (a scan of the facts with 20,000 ids took minutes)."""
+    wanted = list(ids)
+    if session.get_bind().dialect.name == "postgresql":
+        listed = select(func.unnest(literal(wanted, ARRAY(Uuid()))))
+        return lambda column: column.in_(listed)
+    return lambda column: among(session, column, wanted)
+
+
+def range_scope(after: uuid.UUID | None, upto: uuid.UUID) -> Scope:
+    """Households with an id in (`after`, `upto`], as a condition on any household id column."""
+
+    def condition(column: Any) -> ColumnElement[bool]:
+        bounded: ColumnElement[bool] = column <= upto
+        return bounded if after is None else and_(column > after, bounded)
+
+    return condition
+
+
 def evaluate_households(
     session: Session,
     household_ids: Collection[uuid.UUID],
@@ -351,10 +409,9 @@ def evaluate_households(
     """Evaluate every rule (or the rules in `only`) on the given households and reconcile their
     warnings — only the warnings of the rules that ran can stop holding. Households not live in
     the register (deleted, merged, unknown) have nothing that holds."""
-    outcome = Outcome()
     ids = set(household_ids)
     if not ids:
-        return outcome
+        return Outcome()
     snapshots, scopes = load_snapshots(
         session,
         ids,
@@ -363,7 +420,55 @@ def evaluate_households(
         with_history=with_history,
         departments=None if only is None else rules.departments_read(only),
     )
+    results, villages = evaluate_snapshots(session, snapshots, scopes, only)
+    every_rule = frozenset(rules.BY_RULE) if only is None else only
+    outcome = reconcile(
+        session,
+        ids_scope(session, ids),
+        results,
+        villages,
+        every_rule,
+        now=now,
+        trigger=trigger,
+        households=ids,
+    )
+    outcome.households = len(ids)
+    return outcome
+
+
+def evaluate_snapshots(
+    session: Session,
+    snapshots: Sequence[HouseholdSnapshot],
+    scopes: Mapping[uuid.UUID, tuple[int, str]],
+    only: frozenset[str] | None,
+) -> tuple[dict[uuid.UUID, rules.Evaluation], dict[uuid.UUID, str]]:
+    """Each snapshot's evaluation with the configuration of its (year, province), and each
+    household's village. `scopes` is keyed by the households' ids in the order of `snapshots`."""
     configs = configs_for(session, scopes.values())
+    villages: dict[uuid.UUID, str] = {}
+    results: dict[uuid.UUID, rules.Evaluation] = {}
+    for hid, snapshot in zip(scopes, snapshots, strict=True):
+        villages[hid] = snapshot.village_code
+        results[hid] = rules.evaluate(snapshot, configs[scopes[hid]], only)
+    return results, villages
+
+
+def reconcile(
+    session: Session,
+    scope: Scope,
+    results: Mapping[uuid.UUID, rules.Evaluation],
+    villages: Mapping[uuid.UUID, str],
+    every_rule: frozenset[str],
+    *,
+    now: datetime,
+    trigger: Trigger,
+    households: Collection[uuid.UUID] | None = None,
+) -> Outcome:
+    """Turn evaluations into warnings for the households in `scope`: raise new ones, refresh the
+    ones that still hold, mark the ones of `every_rule` that no longer hold. A household in scope
+    without an evaluation has nothing that holds. `households`: those to reconcile (None: those
+    with an evaluation or a current warning — the others have nothing to change)."""
+    outcome = Outcome()
     current: dict[uuid.UUID, list[_Current]] = defaultdict(list)
     for row in session.connection().execute(
         select(
@@ -375,19 +480,10 @@ def evaluate_households(
             RiskWarning.status,
             RiskWarning.lifecycle,
             RiskWarning.evidence["values"],
-        ).where(
-            among(session, RiskWarning.household_id, list(ids)), RiskWarning.is_current.is_(True)
-        )
+        ).where(scope(RiskWarning.household_id), RiskWarning.is_current.is_(True))
     ):
         current[row[1]].append(_Current(row[0], *row[2:]))
-
-    villages: dict[uuid.UUID, str] = {}
-    results: dict[uuid.UUID, rules.Evaluation] = {}
-    # `scopes` is keyed by the households' ids in the order of `snapshots`.
-    for hid, snapshot in zip(scopes, snapshots, strict=True):
-        villages[hid] = snapshot.village_code
-        results[hid] = rules.evaluate(snapshot, configs[scopes[hid]], only)
-    every_rule = frozenset(rules.BY_RULE) if only is None else only
+    ids = set(results) | set(current) if households is None else households
 
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -465,7 +561,6 @@ def evaluate_households(
                 updates.append({"id": w.id, "holds": False, "cleared_at": now, "updated_at": now})
                 events.append(_event(w.id, "no_longer_holds", now, None, source=source))
                 outcome.no_longer_hold += 1
-        outcome.households += 1
 
     # Order matters: a lifecycle stops being current before its successor is inserted.
     for group in _by_keys(updates):

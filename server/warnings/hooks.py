@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from server.warnings import rules
+from server.warnings import rules, set_based
 from server.warnings.evaluation import Trigger, evaluate_households
 from server.warnings.rules import Source
 
@@ -30,12 +30,12 @@ def after_department_import(
     department: str | None = None,
 ) -> None:
     """Re-evaluate the rules for the households whose `department_facts` an import changed or
-    withdrew, naming the import as the evidence source. Set-based over `household_ids`. With
+    withdrew, naming the import as the evidence source. Set-based (`set_based`). With
     `department`, only the rules that read that department's facts run (nothing else the rules
     read changed); their warnings alone can be raised or stop holding."""
     trigger = Trigger(Source.DEPARTMENT, {"import_id": str(import_id)})
     only = None if department is None else rules.reading_department(department)
-    evaluate_households(session, household_ids, now=now, trigger=trigger, only=only)
+    set_based.evaluate_ids(session, household_ids, now=now, trigger=trigger, only=only)
 
 
 def after_push(session: Session, accepted: Sequence[AcceptedSubmission], now: datetime) -> None:

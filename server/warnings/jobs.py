@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from server.runtime import Runtime
-from server.warnings.service import CHUNK, reevaluate
+from server.warnings.service import SET_CHUNK, reevaluate
 
 
 def nightly_reevaluation(runtime: Runtime, now: datetime) -> dict[str, Any]:
@@ -17,7 +17,7 @@ def nightly_reevaluation(runtime: Runtime, now: datetime) -> dict[str, Any]:
     warnings that stopped holding (a configuration change, a department fact withdrawn, a
     household deleted) say so, new ones are raised. Chunks of households, one unit of work each."""
     started = time.monotonic()
-    outcome = reevaluate(runtime.db, now=now, chunk=CHUNK)
+    outcome = reevaluate(runtime.db, now=now, chunk=SET_CHUNK)
     return {
         **outcome.as_dict(),
         "mode": outcome.mode,
