@@ -28,7 +28,6 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
-    any_,
     cast,
     false,
     func,
@@ -39,9 +38,10 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.orm import Session
 
 from server.changes.models import Change
+from server.db import among
 from server.departments.models import DepartmentFact
 from server.households.models import Household, Member
 from server.warnings import rules
@@ -242,17 +242,6 @@ class SnapshotRows:
             history=history,
         )
         return snapshot, (record_year(row[at + 8], self.now), province_of(row[at]))
-
-
-def among(
-    session: Session, column: QueryableAttribute[Any], ids: Sequence[uuid.UUID]
-) -> ColumnElement[bool]:
-    """`column IN ids`, spelled for the database: on PostgreSQL `= ANY(array)` with the ids as
-    one parameter (an IN list of thousands of parameters costs more to build and parse than the
-    lookup itself), elsewhere an IN list."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(literal(list(ids), ARRAY(Uuid())))
-    return column.in_(list(ids))
 
 
 def record_year(written_ms: int | None, now: datetime) -> int:
