@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -88,6 +89,34 @@ def kept_and_counted(rt: Runtime) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID,
     return kept, {household_id: counted.get(household_id, 0) for household_id in kept}
 
 
+def _push_from_threads(
+    app: Flask, workers: int, rounds: int, answers: Callable[[random.Random], dict[str, Any]]
+) -> list[Any]:
+    """`workers` threads, each a tablet of its own logged in as the collector, pushing `rounds`
+    roll calls made by `answers` (from the thread's own seeded random) all at once; returns the
+    answers of every push that was not accepted."""
+    start = threading.Barrier(workers, timeout=PATIENCE)
+    failures: list[Any] = []
+
+    def work(index: int) -> None:
+        rng = random.Random(index)
+        own = Tablet.login(app.test_client(), "collector")
+        start.wait()
+        for _ in range(rounds):
+            response = own.push([own.submission(answers(rng), form_id="member_roll")])
+            body = response.get_json()
+            if response.status_code != 200 or body["results"][0]["status"] != "accepted":
+                failures.append(body)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(PATIENCE)
+    assert not any(thread.is_alive() for thread in threads)
+    return failures
+
+
 @pytest.fixture
 def tablet(client: FlaskClient, rt: Runtime, create_user_: Any, login: Any) -> Tablet:
     load_register(rt)
@@ -159,29 +188,13 @@ def test_concurrent_pushes_into_the_same_households_keep_the_count(
             for h in households
         }
     workers, rounds = 4, 8
-    start = threading.Barrier(workers, timeout=PATIENCE)
-    failures: list[Any] = []
 
-    def work(index: int) -> None:
-        rng = random.Random(index)
-        own = Tablet.login(app.test_client(), "collector")
-        start.wait()
-        for _ in range(rounds):
-            household = rng.choice(households)
-            listed = [(m, rng.random() < 0.5) for m in rng.sample(own_members[household], 2)]
-            answers = roll(household, [*listed, (uuid.uuid4(), False)])
-            response = own.push([own.submission(answers, form_id="member_roll")])
-            body = response.get_json()
-            if response.status_code != 200 or body["results"][0]["status"] != "accepted":
-                failures.append(body)
+    def answers(rng: random.Random) -> dict[str, Any]:
+        household = rng.choice(households)
+        listed = [(m, rng.random() < 0.5) for m in rng.sample(own_members[household], 2)]
+        return roll(household, [*listed, (uuid.uuid4(), False)])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(PATIENCE)
-    assert not any(thread.is_alive() for thread in threads)
-    assert failures == []
+    assert _push_from_threads(app, workers, rounds, answers) == []
     kept, counted = kept_and_counted(rt)
     assert kept == counted
     with rt.db.unit_of_work(write=False) as session:
@@ -211,29 +224,12 @@ def test_concurrent_pushes_moving_members_between_households_all_go_through(
     assert {r["status"] for r in seed["results"]} == {"accepted"}
     with rt.db.unit_of_work(write=False) as session:
         pool = list(session.scalars(select(Member.id).where(Member.household_id.in_(households))))
-    workers, rounds = 4, 10
-    start = threading.Barrier(workers, timeout=PATIENCE)
-    failures: list[Any] = []
 
-    def work(index: int) -> None:
-        rng = random.Random(100 + index)
-        own = Tablet.login(app.test_client(), "collector")
-        start.wait()
-        for _ in range(rounds):
-            moved = [(m, False) for m in rng.sample(pool, 3)]  # from wherever they are now
-            answers = roll(rng.choice(households), moved)
-            response = own.push([own.submission(answers, form_id="member_roll")])
-            body = response.get_json()
-            if response.status_code != 200 or body["results"][0]["status"] != "accepted":
-                failures.append(body)
+    def answers(rng: random.Random) -> dict[str, Any]:
+        moved = [(m, False) for m in rng.sample(pool, 3)]  # from wherever they are now
+        return roll(rng.choice(households), moved)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(PATIENCE)
-    assert not any(thread.is_alive() for thread in threads)
-    assert failures == []
+    assert _push_from_threads(app, 4, 10, answers) == []
     kept, counted = kept_and_counted(rt)
     assert kept == counted
     assert sum(counted[h] for h in households) == len(pool)  # moved, none lost or doubled
