@@ -6,7 +6,9 @@ register (16 villages of 250), on SQLite and PostgreSQL. In the same run, two li
 authenticated no-op request (`GET /api/v1/auth/me`) at the same concurrency, and the throughput of
 pushes of 500. Before the syncs of each N, a cold start: all N tablets log in (Argon2id at the
 production cost) and pull their villages at once. After each run the register is checked against
-every submission it accepted.
+every submission it accepted. Each sync's push and pull are timed apart; 1 visit is also run as
+pushes alone; the CPU a sync costs the app, the run database's backends and the tablets is read
+from /proc.
 
     python bench/tablets.py [--db sqlite|postgresql|both] [--reuse] [--tablets 16,64,256]
                             [--visits 1,5,20] [--seconds 30] [--processes 16]

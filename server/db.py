@@ -110,7 +110,8 @@ def among(session: Session, column: Any, values: Collection[Any]) -> ColumnEleme
     as one parameter — the statement's text is then the same however many values there are, so
     the server parses and plans it once per connection (an IN list of a thousand parameters is a
     new statement each time, and costs more to build and plan than the lookup itself);
-    elsewhere an IN list."""
+    elsewhere an IN list. For a filter of many thousands of ids beside joins, PostgreSQL checks
+    `= ANY` element by element: join the unnested array instead (`warnings.set_based` does)."""
     if session.get_bind().dialect.name == "postgresql":
         return cast(ColumnElement[bool], column == any_(literal(list(values), ARRAY(column.type))))
     return cast(ColumnElement[bool], column.in_(list(values)))

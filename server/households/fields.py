@@ -12,22 +12,21 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Row
-
 from forms.register import HOUSEHOLD, MEMBER, EntitySpec
 from server.households.models import Household, Member
 from server.sensitive import SensitiveCodec
 
-# An ORM row, or a Core row holding the columns the functions below read (pull selects only those).
-HouseholdRow = Household | Row[Any]
-MemberRow = Member | Row[Any]
+
+def money(value: Decimal) -> int | float:
+    """Money as a JSON number: whole amounts as integers."""
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def to_json_value(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return money(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
@@ -35,7 +34,7 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
-def _plain_fields(spec: EntitySpec, row: HouseholdRow | MemberRow) -> dict[str, Any]:
+def _plain_fields(spec: EntitySpec, row: Household | Member) -> dict[str, Any]:
     return {
         name: to_json_value(getattr(row, name))
         for name, field in spec.fields.items()
@@ -43,14 +42,14 @@ def _plain_fields(spec: EntitySpec, row: HouseholdRow | MemberRow) -> dict[str, 
     }
 
 
-def household_fields(row: HouseholdRow) -> dict[str, Any]:
+def household_fields(row: Household) -> dict[str, Any]:
     fields = _plain_fields(HOUSEHOLD, row)
     fields.update(row.extra)
     return fields
 
 
 def member_fields(
-    row: MemberRow, *, codec: SensitiveCodec | None = None, reveal: bool = False
+    row: Member, *, codec: SensitiveCodec | None = None, reveal: bool = False
 ) -> dict[str, Any]:
     """The member's fields; identity number and phone masked unless `reveal` (needs `codec`)."""
     fields = _plain_fields(MEMBER, row)

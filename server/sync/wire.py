@@ -21,6 +21,7 @@ from sqlalchemy import Date, DateTime, Enum, Numeric, String, TypeDecorator, Uui
 from sqlalchemy.sql.elements import ColumnElement
 
 from forms.register import HOUSEHOLD, MEMBER, EntitySpec
+from server.households.fields import money
 from server.households.models import Household, Member
 from server.households.versions import stored_clocks
 
@@ -28,9 +29,7 @@ Convert = Callable[[Any], Any]
 
 
 def _money(value: Decimal | None) -> int | float | None:
-    if value is None:
-        return None
-    return int(value) if value == value.to_integral_value() else float(value)
+    return None if value is None else money(value)
 
 
 def _iso(value: date | None) -> str | None:
