@@ -188,7 +188,9 @@ BINARY = "binary"
 class Operation:
     """One operation. Statuses that follow from its shape are added by `_operation`: 401/403
     with `roles`, 404 with path parameters, 400/413/415 with a JSON or multipart body, 413/415
-    with a binary one, 304 with `etag`, and 500 always. `errors` lists the rest."""
+    with a binary one, 304 with `etag`, and 500 and 503 always (503: the database could not be
+    reached, or ended the transaction to break a deadlock; nothing applied). `errors` lists the
+    rest."""
 
     method: str
     path: str  # OpenAPI form: /api/v1/forms/{form_id}
@@ -1482,7 +1484,7 @@ def _success(op: Operation, status: int) -> dict[str, Any]:
 
 
 def _error_statuses(op: Operation) -> set[int]:
-    statuses = set(op.errors) | {500}
+    statuses = set(op.errors) | {500, 503}
     if op.roles is not None:
         statuses |= {401, 403}
     if _PATH_PARAMETER.search(op.path):
