@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import multiprocessing
-import os
 import random
 import threading
 import time
@@ -37,11 +36,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import orjson
 import requests
+from push_cpu import cpu_of
 from register import (
     COUNTY_COLLECTOR,
     MEMBERS_PER_HOUSEHOLD,
@@ -496,42 +495,17 @@ def tablet_pool(base_url: str, specs: Sequence[TabletSpec], processes: int) -> I
 # --- where the machine's CPU goes -------------------------------------------------------------
 
 
-def _cpu_seconds_where(matches: Callable[[str], bool]) -> float:
-    """CPU seconds used so far by the live processes whose command line `matches` (Linux /proc;
-    0 elsewhere). A process that ended in between is not counted: approximate, and said so."""
-    ticks = 0
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return 0.0
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if not matches(command):
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True)
 class CpuMeter:
-    """The CPU the app's gunicorn processes and the run database's PostgreSQL backends use."""
+    """The CPU seconds used so far by the app's gunicorn workers and the run database's PostgreSQL
+    backends (`push_cpu.cpu_of`, from /proc; a process that ended in between is not counted)."""
 
     base_url: str
     database: str | None
 
     def read(self) -> tuple[float, float]:
-        bind = f"--bind={self.base_url.removeprefix('http://')}"
-        app = _cpu_seconds_where(lambda c: "gunicorn" in c and bind in c)
-        backends = 0.0
-        if self.database:
-            name = f" {self.database} "
-            backends = _cpu_seconds_where(lambda c: c.startswith("postgres:") and name in c)
-        return app, backends
+        app, backends = cpu_of(int(self.base_url.rsplit(":", 1)[1]), self.database or "")
+        return app, backends if self.database else 0.0
 
 
 # --- the register: collectors, and the check against what was accepted -------------------------
